@@ -1,0 +1,67 @@
+// The GDN-2 recurrence as ops: fp64 oracle, fp32 recurrent and decode step, chunkwise (WY) forward and backward.
+//
+//   S_t = (I - k_t (b_t ⊙ k_t)^T) Diag(exp g_t) S_{t-1} + k_t (w_t ⊙ v_t)^T,   o_t = S_t^T (scale · q_t)
+//
+// Shape contract (B batches, T tokens, H q/k heads, HV value heads with HV % H == 0, K key dim, V value dim;
+// value head hv reads q/k head hv / (HV / H)):
+//   q, k        [B, T, H, K]
+//   v           [B, T, HV, V]
+//   g_log       natural-log decay (<= 0): [B, T, Hg, K] channel-wise (GDN-2, KDA), or [B, T, Hg] one decay per
+//               head (GDN); Hg is H or HV
+//   b           erase gate: [B, T, Hb, K] channel-wise (GDN-2), or [B, T, Hb] scalar β (KDA, GDN), or
+//               undefined meaning b = 0 (SSD-like); Hb is H or HV; b in [0, 2] with allow_neg_eigval
+//   w           write gate: [B, T, HV, V] channel-wise, or [B, T, HV] scalar β, or undefined meaning w = 1
+//   h0          initial state [N, HV, K, V], or undefined meaning zeros
+//   cu_seqlens  packed variable-length batch: [N + 1] int32/int64 offsets (0 = c_0 <= ... <= c_N = T); needs B == 1.
+//               Without it N = B.
+// Outputs: o [B, T, HV, V]; ht [N, HV, K, V] (fp32 state; fp64 for the fp64 paths).
+// Gradients have the shape of the input they belong to; dh0 is defined when h0 is.
+// Any float dtype is accepted for inputs; computation is in the op's stated precision.
+#pragma once
+
+#include <string>
+
+#include "gdn2/tensor.h"
+
+namespace gdn2 {
+
+struct Gdn2Inputs {
+  Tensor q, k, v, g_log, b, w, h0, cu_seqlens;
+};
+
+struct Gdn2Options {
+  double scale = 0.0;          // 0 means 1/sqrt(K)
+  bool qk_l2norm = false;      // normalise q and k per head in the op: x * rsqrt(sum(x^2) + 1e-6)
+  int chunk_size = 64;         // chunk ops: 16, 32 or 64
+  DType compute = DType::f32;  // chunk ops: F32 (default) or F64
+};
+
+struct Gdn2Outputs {
+  Tensor o, ht;
+};
+
+struct Gdn2Grads {
+  Tensor dq, dk, dv, dg, db, dw, dh0;
+};
+
+// fp64 token-by-token oracle, written to be obviously right. Outputs are F64.
+Gdn2Outputs gdn2_recurrent_ref(const Gdn2Inputs& in, const Gdn2Options& opt = {});
+// fp64 backpropagation through time of loss = Σ o⊙d_o + Σ ht⊙dht (dht may be undefined). Outputs are F64.
+Gdn2Grads gdn2_recurrent_ref_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht);
+
+// fp32 token-recurrent forward (the decode kernel applied to every token). Outputs F32.
+Gdn2Outputs gdn2_recurrent(const Gdn2Inputs& in, const Gdn2Options& opt = {});
+// One decode step in place: inputs have T == 1 ([B, 1, ...], no cu_seqlens, h0 ignored); `state` [B, HV, K, V] F32
+// holds S_{t-1} on entry and S_t on return. Returns o [B, 1, HV, V] F32.
+Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Options& opt = {});
+
+// Chunkwise (WY) forward, parallel over (sequence, value head). Outputs in opt.compute precision.
+Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt = {});
+// Chunkwise backward of loss = Σ o⊙d_o + Σ ht⊙dht (dht may be undefined): dq, dk, dv, dg, db, dw, dh0.
+Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht);
+
+// The collapse mode the gate shapes select: "gdn2", "kda", "gdn", "ssd", or "g:<form> b:<form> w:<form>" for
+// another mix (forms: channel, head, none).
+std::string gdn2_gate_mode_name(const Gdn2Inputs& in);
+
+}  // namespace gdn2

@@ -1,0 +1,118 @@
+// Packed register-tiled GEMM (6 rows x 2 vectors per tile) written with GCC/Clang vector extensions.
+#include "cpu/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace gdn2::cpu {
+
+namespace {
+
+template <class Real>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef float type __attribute__((vector_size(32)));
+  static constexpr int lanes = 8;
+};
+template <>
+struct Vec<double> {
+  typedef double type __attribute__((vector_size(32)));
+  static constexpr int lanes = 4;
+};
+
+constexpr int64_t kMR = 6;
+
+template <class Real>
+struct Packs {
+  std::vector<Real> a, b;
+};
+template <class Real>
+Packs<Real>& thread_packs() {
+  thread_local Packs<Real> p;
+  return p;
+}
+
+// op(A)(i, p) and op(B)(p, j) element access.
+template <class Real>
+inline Real at(const Real* X, int64_t ld, bool trans, int64_t r, int64_t c) {
+  return trans ? X[c * ld + r] : X[r * ld + c];
+}
+
+template <class Real>
+void kernel_tile(int64_t K, const Real* ap, const Real* bp, Real alpha, Real beta, Real* C, int64_t ldc, int64_t rows,
+                 int64_t cols) {
+  using V = typename Vec<Real>::type;
+  constexpr int W = Vec<Real>::lanes;
+  V acc[kMR][2] = {};
+  for (int64_t p = 0; p < K; ++p) {
+    V b0, b1;
+    std::memcpy(&b0, bp + p * 2 * W, sizeof(V));
+    std::memcpy(&b1, bp + p * 2 * W + W, sizeof(V));
+    const Real* a = ap + p * kMR;
+#pragma GCC unroll 6
+    for (int r = 0; r < kMR; ++r) {
+      acc[r][0] += a[r] * b0;
+      acc[r][1] += a[r] * b1;
+    }
+  }
+  alignas(32) Real tile[kMR][2 * W];
+  for (int r = 0; r < kMR; ++r) {
+    std::memcpy(&tile[r][0], &acc[r][0], sizeof(V));
+    std::memcpy(&tile[r][W], &acc[r][1], sizeof(V));
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    Real* c = C + r * ldc;
+    if (beta == Real(0)) {
+      for (int64_t j = 0; j < cols; ++j) c[j] = alpha * tile[r][j];
+    } else {
+      for (int64_t j = 0; j < cols; ++j) c[j] = alpha * tile[r][j] + beta * c[j];
+    }
+  }
+}
+
+}  // namespace
+
+template <class Real>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Real alpha, const Real* A, int64_t lda,
+          const Real* B, int64_t ldb, Real beta, Real* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == Real(0) ? Real(0) : beta * C[i * ldc + j];
+    return;
+  }
+  constexpr int64_t NR = 2 * Vec<Real>::lanes;
+  const int64_t mp = (M + kMR - 1) / kMR, np = (N + NR - 1) / NR;
+  Packs<Real>& packs = thread_packs<Real>();
+  packs.a.assign(static_cast<size_t>(mp * kMR * K), Real(0));
+  packs.b.assign(static_cast<size_t>(np * NR * K), Real(0));
+  for (int64_t ip = 0; ip < mp; ++ip) {
+    Real* dst = packs.a.data() + ip * kMR * K;
+    const int64_t rows = std::min(kMR, M - ip * kMR);
+    for (int64_t p = 0; p < K; ++p)
+      for (int64_t r = 0; r < rows; ++r) dst[p * kMR + r] = at(A, lda, trans_a, ip * kMR + r, p);
+  }
+  for (int64_t jp = 0; jp < np; ++jp) {
+    Real* dst = packs.b.data() + jp * NR * K;
+    const int64_t cols = std::min(NR, N - jp * NR);
+    if (!trans_b) {
+      for (int64_t p = 0; p < K; ++p) std::memcpy(dst + p * NR, B + p * ldb + jp * NR, cols * sizeof(Real));
+    } else {
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t p = 0; p < K; ++p) dst[p * NR + c] = B[(jp * NR + c) * ldb + p];
+    }
+  }
+  for (int64_t ip = 0; ip < mp; ++ip)
+    for (int64_t jp = 0; jp < np; ++jp)
+      kernel_tile<Real>(K, packs.a.data() + ip * kMR * K, packs.b.data() + jp * NR * K, alpha, beta,
+                        C + ip * kMR * ldc + jp * NR, ldc, std::min(kMR, M - ip * kMR), std::min(NR, N - jp * NR));
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                           int64_t, double, double*, int64_t);
+
+}  // namespace gdn2::cpu

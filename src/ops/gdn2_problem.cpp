@@ -1,0 +1,121 @@
+// Validation of GDN-2 inputs against the shape contract, shared by every backend.
+#include "ops/gdn2_problem.h"
+
+#include <cmath>
+
+namespace gdn2 {
+
+namespace {
+
+void check_float(const Tensor& t, const char* op, const char* name) {
+  GDN2_CHECK(dtype_is_float(t.dtype()), DTypeError, op, ": ", name, " must be a float tensor, got ", t.describe());
+}
+
+// A gate is [B, T, heads, dim] (channel), [B, T, heads] (one per head) or undefined.
+GateSpec gate_spec(const Tensor& t, const Gdn2Problem& p, int64_t dim, bool value_heads_only, const char* op,
+                   const char* name) {
+  GateSpec s;
+  if (!t.defined()) return s;
+  check_float(t, op, name);
+  GDN2_CHECK(t.dim() == 3 || t.dim() == 4, ShapeError, op, ": ", name, " must be [B, T, heads, ", dim,
+             "] or [B, T, heads], got ", t.describe());
+  GDN2_CHECK(t.size(0) == p.B && t.size(1) == p.T, ShapeError, op, ": ", name, " ", t.describe(),
+             " does not match B=", p.B, " T=", p.T);
+  s.form = t.dim() == 4 ? GateForm::channel : GateForm::head;
+  s.heads = t.size(2);
+  if (value_heads_only) {
+    GDN2_CHECK(s.heads == p.HV, ShapeError, op, ": ", name, " ", t.describe(), " must have HV=", p.HV, " heads");
+  } else {
+    GDN2_CHECK(s.heads == p.H || s.heads == p.HV, ShapeError, op, ": ", name, " ", t.describe(),
+               " must have H=", p.H, " or HV=", p.HV, " heads");
+  }
+  if (s.form == GateForm::channel)
+    GDN2_CHECK(t.size(3) == dim, ShapeError, op, ": ", name, " ", t.describe(), " last dim must be ", dim);
+  return s;
+}
+
+}  // namespace
+
+Gdn2Problem gdn2_problem(const Gdn2Inputs& in, const Gdn2Options& opt, const char* op) {
+  Gdn2Problem p;
+  GDN2_CHECK(in.q.defined() && in.k.defined() && in.v.defined(), ValueError, op, ": q, k and v are required");
+  GDN2_CHECK(in.g_log.defined(), ValueError, op, ": g_log is required (pass zeros for no decay)");
+  for (auto [t, name] : {std::pair{&in.q, "q"}, {&in.k, "k"}, {&in.v, "v"}}) check_float(*t, op, name);
+  GDN2_CHECK(in.q.dim() == 4, ShapeError, op, ": q must be [B, T, H, K], got ", in.q.describe());
+  GDN2_CHECK(in.k.shape() == in.q.shape(), ShapeError, op, ": k ", in.k.describe(), " must match q ", in.q.describe());
+  GDN2_CHECK(in.v.dim() == 4, ShapeError, op, ": v must be [B, T, HV, V], got ", in.v.describe());
+  p.B = in.q.size(0);
+  p.T = in.q.size(1);
+  p.H = in.q.size(2);
+  p.K = in.q.size(3);
+  p.HV = in.v.size(2);
+  p.V = in.v.size(3);
+  GDN2_CHECK(in.v.size(0) == p.B && in.v.size(1) == p.T, ShapeError, op, ": v ", in.v.describe(),
+             " does not match q ", in.q.describe());
+  GDN2_CHECK(p.H > 0 && p.K > 0 && p.V > 0 && p.HV > 0, ShapeError, op, ": empty head or feature dimension (q ",
+             in.q.describe(), ", v ", in.v.describe(), ")");
+  GDN2_CHECK(p.HV % p.H == 0, ShapeError, op, ": HV=", p.HV, " value heads must be a multiple of H=", p.H, " q/k heads");
+  GDN2_CHECK(p.K <= 1024 && p.V <= 1024, UnsupportedError, op, ": head dims K=", p.K, " V=", p.V,
+             " above 1024 are not supported");
+
+  p.g = gate_spec(in.g_log, p, p.K, false, op, "g_log");
+  p.b = gate_spec(in.b, p, p.K, false, op, "b");
+  p.w = gate_spec(in.w, p, p.V, true, op, "w");
+
+  if (in.cu_seqlens.defined()) {
+    const Tensor& cu = in.cu_seqlens;
+    GDN2_CHECK(cu.dtype() == DType::i32 || cu.dtype() == DType::i64, DTypeError, op,
+               ": cu_seqlens must be I32 or I64, got ", cu.describe());
+    GDN2_CHECK(cu.dim() == 1 && cu.numel() >= 2, ShapeError, op, ": cu_seqlens must be [N + 1] with N >= 1, got ",
+               cu.describe());
+    GDN2_CHECK(p.B == 1, ShapeError, op, ": packed sequences (cu_seqlens) need B == 1, got B=", p.B);
+    const std::vector<double> c = cu.to_f64_vector();
+    GDN2_CHECK(c.front() == 0, ValueError, op, ": cu_seqlens must start at 0, starts at ", c.front());
+    GDN2_CHECK(c.back() == static_cast<double>(p.T), ValueError, op, ": cu_seqlens must end at T=", p.T, ", ends at ",
+               c.back());
+    for (size_t i = 1; i < c.size(); ++i) {
+      GDN2_CHECK(c[i] >= c[i - 1], ValueError, op, ": cu_seqlens must be non-decreasing (", c[i - 1], " then ", c[i],
+                 " at ", i, ")");
+      p.seq_start.push_back(static_cast<int64_t>(c[i - 1]));
+      p.seq_len.push_back(static_cast<int64_t>(c[i] - c[i - 1]));
+    }
+  } else {
+    for (int64_t b = 0; b < p.B; ++b) {
+      p.seq_start.push_back(b * p.T);
+      p.seq_len.push_back(p.T);
+    }
+  }
+  p.N = static_cast<int64_t>(p.seq_start.size());
+
+  if (in.h0.defined()) {
+    check_float(in.h0, op, "h0");
+    GDN2_CHECK(in.h0.shape() == (Shape{p.N, p.HV, p.K, p.V}), ShapeError, op, ": h0 must be [N, HV, K, V] = ",
+               shape_str({p.N, p.HV, p.K, p.V}), ", got ", in.h0.describe());
+    p.has_h0 = true;
+  }
+
+  GDN2_CHECK(std::isfinite(opt.scale) && opt.scale >= 0, ValueError, op, ": scale must be finite and >= 0 (0 = 1/sqrt(K)), got ",
+             opt.scale);
+  p.scale = opt.scale > 0 ? opt.scale : 1.0 / std::sqrt(static_cast<double>(p.K));
+  p.qk_l2norm = opt.qk_l2norm;
+  GDN2_CHECK(opt.chunk_size == 16 || opt.chunk_size == 32 || opt.chunk_size == 64, ValueError, op,
+             ": chunk_size must be 16, 32 or 64, got ", opt.chunk_size);
+  p.chunk_size = opt.chunk_size;
+  GDN2_CHECK(opt.compute == DType::f32 || opt.compute == DType::f64, DTypeError, op,
+             ": compute precision must be F32 or F64, got ", dtype_name(opt.compute));
+  return p;
+}
+
+void gdn2_check_cotangents(const Gdn2Problem& p, const Tensor& d_o, const Tensor& dht, const char* op) {
+  GDN2_CHECK(d_o.defined(), ValueError, op, ": d_o is required");
+  check_float(d_o, op, "d_o");
+  GDN2_CHECK(d_o.shape() == (Shape{p.B, p.T, p.HV, p.V}), ShapeError, op, ": d_o must be [B, T, HV, V] = ",
+             shape_str({p.B, p.T, p.HV, p.V}), ", got ", d_o.describe());
+  if (dht.defined()) {
+    check_float(dht, op, "dht");
+    GDN2_CHECK(dht.shape() == (Shape{p.N, p.HV, p.K, p.V}), ShapeError, op, ": dht must be [N, HV, K, V] = ",
+               shape_str({p.N, p.HV, p.K, p.V}), ", got ", dht.describe());
+  }
+}
+
+}  // namespace gdn2
