@@ -19,6 +19,7 @@ class ValueError : public Error { using Error::Error; };        // a bad argumen
 class FormatError : public Error { using Error::Error; };       // a malformed or hostile file
 class IoError : public Error { using Error::Error; };           // the operating system refused a read or write
 class UnsupportedError : public Error { using Error::Error; };  // valid request this build or backend cannot serve
+class DeviceError : public Error { using Error::Error; };       // an accelerator or its driver failed
 
 namespace detail {
 template <class... Args>

@@ -10,11 +10,17 @@ namespace gdn2::cpu {
 
 namespace {
 
+// Dot product with 16 independent partial sums, so that it vectorises without -ffast-math.
 template <class Real>
 inline Real dot(const Real* a, const Real* b, int64_t n) {
+  constexpr int64_t W = 16;
+  Real acc[W] = {};
+  int64_t i = 0;
+  for (; i + W <= n; i += W)
+    for (int64_t l = 0; l < W; ++l) acc[l] += a[i + l] * b[i + l];
   Real s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  for (; i < n; ++i) s += a[i] * b[i];
+  for (int64_t l = 0; l < W; ++l) s += acc[l];
   return s;
 }
 

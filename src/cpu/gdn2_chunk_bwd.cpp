@@ -46,7 +46,7 @@ Gdn2Grads chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_
         kernel.backward(states.data() + c * KV, dO.data(), dS.data(), gq.data(), gk.data(), gv.data(), gg.data(),
                         gb.data(), gw.data());
         x.l2norm_bwd(p, gq.data(), gk.data());
-        sinks.store(hv, tok0, L, K, V, gq.data(), gk.data(), gv.data(), gg.data(), gb.data(), gw.data());
+        sinks.store(hv, tok0, L, gq.data(), gk.data(), gv.data(), gg.data(), gb.data(), gw.data());
       }
       store_rows(dh0, p.N * p.HV, KV, 0, 1, n * p.HV + hv, dS.data());
     }

@@ -156,7 +156,7 @@ Gdn2Grads gdn2_recurrent_ref_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, con
         }
       }
       x.l2norm_bwd(p, gq.data(), gk.data());
-      sinks.store(hv, t0, L, K, V, gq.data(), gk.data(), gv.data(), gg.data(), gb.data(), gw.data());
+      sinks.store(hv, t0, L, gq.data(), gk.data(), gv.data(), gg.data(), gb.data(), gw.data());
       store_rows(dh0, p.N * p.HV, K * V, 0, 1, n * p.HV + hv, dS.data());
     }
   }

@@ -54,29 +54,37 @@ void store_rows(Tensor& y, int64_t heads, int64_t dim, int64_t tok0, int64_t cou
 
 // Gradient of one GDN-2 input, written per value head without races and reduced afterwards (deterministically)
 // to the input's own shape: summed over the value heads of a group and, for per-head gates, over the channels.
+// Inputs with one row per value head and channel are written in place, with no reduction pass.
 template <class Real>
 class GradSink {
  public:
   GradSink(const Gdn2Problem& p, GateSpec spec, int64_t dim, const Shape& input_shape)
       : p_(p), spec_(spec), dim_(dim), input_shape_(input_shape) {
-    if (spec_.form != GateForm::absent)
-      full_.assign(static_cast<size_t>(p.HV * p.tokens() * dim), Real(0));
+    if (!active()) return;
+    direct_ = spec_.form == GateForm::channel && spec_.heads == p.HV;
+    // Every (token, value head) row is written exactly once, so no zero fill is needed.
+    buffer_ = direct_ ? Tensor::empty(input_shape_, dtype_of<Real>())
+                      : Tensor::empty({p.tokens(), p.HV, dim}, dtype_of<Real>());
   }
   bool active() const { return spec_.form != GateForm::absent; }
-  // Contiguous [count, dim] rows of value head hv starting at flat token tok0.
-  Real* rows(int64_t hv, int64_t tok0) { return full_.data() + (hv * p_.tokens() + tok0) * dim_; }
+  // Stores count rows of dim values for value head hv, tokens [tok0, tok0 + count).
+  void store(int64_t hv, int64_t tok0, int64_t count, const Real* rows) {
+    if (active()) store_rows(buffer_, p_.HV, dim_, tok0, count, hv, rows);
+  }
 
   Tensor finish() const {
     if (!active()) return Tensor();
+    if (direct_) return buffer_;
     Tensor out = Tensor::zeros(input_shape_, dtype_of<Real>());
     Real* o = out.data<Real>();
+    const Real* full = buffer_.data<Real>();
     const int64_t heads = spec_.heads, per = p_.HV / heads;
     const bool channel = spec_.form == GateForm::channel;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < p_.tokens(); ++t) {
       for (int64_t h = 0; h < heads; ++h) {
         for (int64_t j = 0; j < per; ++j) {
-          const Real* src = full_.data() + ((h * per + j) * p_.tokens() + t) * dim_;
+          const Real* src = full + (t * p_.HV + h * per + j) * dim_;
           if (channel) {
             Real* dst = o + (t * heads + h) * dim_;
             for (int64_t d = 0; d < dim_; ++d) dst[d] += src[d];
@@ -96,7 +104,8 @@ class GradSink {
   GateSpec spec_;
   int64_t dim_;
   Shape input_shape_;
-  std::vector<Real> full_;
+  bool direct_ = false;
+  Tensor buffer_;
 };
 
 // The GateSpec of q, k (always channel, H heads) and v (channel, HV heads), for GradSink.
@@ -160,14 +169,14 @@ struct Gdn2GradSinks {
         db(p, p.b, p.K, in.b.defined() ? in.b.shape() : Shape{}),
         dw(p, p.w, p.V, in.w.defined() ? in.w.shape() : Shape{}) {}
   // Stores one token range's gradients of value head hv (rows as produced by the kernels).
-  void store(int64_t hv, int64_t tok0, int64_t n, int64_t K, int64_t V, const Real* gq, const Real* gk, const Real* gv,
-             const Real* gg, const Real* gb, const Real* gw) {
-    std::copy(gq, gq + n * K, dq.rows(hv, tok0));
-    std::copy(gk, gk + n * K, dk.rows(hv, tok0));
-    std::copy(gv, gv + n * V, dv.rows(hv, tok0));
-    std::copy(gg, gg + n * K, dg.rows(hv, tok0));
-    if (db.active()) std::copy(gb, gb + n * K, db.rows(hv, tok0));
-    if (dw.active()) std::copy(gw, gw + n * V, dw.rows(hv, tok0));
+  void store(int64_t hv, int64_t tok0, int64_t n, const Real* gq, const Real* gk, const Real* gv, const Real* gg,
+             const Real* gb, const Real* gw) {
+    dq.store(hv, tok0, n, gq);
+    dk.store(hv, tok0, n, gk);
+    dv.store(hv, tok0, n, gv);
+    dg.store(hv, tok0, n, gg);
+    db.store(hv, tok0, n, gb);
+    dw.store(hv, tok0, n, gw);
   }
   Gdn2Grads finish() const {
     Gdn2Grads r;

@@ -1,70 +1,70 @@
 // Chunk and recurrent GDN-2 (fp32 and fp64) against the fp64 token-by-token oracle on swept shapes and gate modes.
 #include <gtest/gtest.h>
 
-#include "gdn2_test_util.h"
+#include "gdn2/ops/gdn2_random.h"
 
-namespace gdn2::test {
+namespace gdn2 {
 namespace {
 
 constexpr double kBudgetF32 = 1e-5;   // SPEC §6: fp32 CPU paths
 constexpr double kBudgetF64 = 1e-11;  // the same algebra in fp64
 
-std::vector<Gdn2Case> swept_cases() {
-  std::vector<Gdn2Case> cases;
+std::vector<Gdn2RandomSpec> swept_cases() {
+  std::vector<Gdn2RandomSpec> cases;
   for (int64_t T : {1, 63, 64, 65, 203}) {
-    Gdn2Case c;
+    Gdn2RandomSpec c;
     c.T = T;
     c.seed = 100 + T;
     cases.push_back(c);
   }
-  Gdn2Case gva;  // GVA: 4 value heads on 2 q/k heads, V != K
+  Gdn2RandomSpec gva;  // GVA: 4 value heads on 2 q/k heads, V != K
   gva.T = 150, gva.H = 2, gva.HV = 4, gva.K = 16, gva.V = 24, gva.B = 2;
   cases.push_back(gva);
-  Gdn2Case gva_gates = gva;  // gates per value head
+  Gdn2RandomSpec gva_gates = gva;  // gates per value head
   gva_gates.g_heads = 4, gva_gates.b_heads = 4, gva_gates.seed = 7;
   cases.push_back(gva_gates);
-  Gdn2Case varlen;  // ragged packed batch with an empty and a one-token sequence
+  Gdn2RandomSpec varlen;  // ragged packed batch with an empty and a one-token sequence
   varlen.seqlens = {70, 0, 1, 129, 33};
   varlen.H = 1, varlen.HV = 3, varlen.seed = 3;
   cases.push_back(varlen);
-  Gdn2Case kda;  // KDA: scalar β for b and w
+  Gdn2RandomSpec kda;  // KDA: scalar β for b and w
   kda.T = 130, kda.b_form = "head", kda.w_form = "head", kda.seed = 4;
   cases.push_back(kda);
-  Gdn2Case gdn = kda;  // GDN: also scalar decay
+  Gdn2RandomSpec gdn = kda;  // GDN: also scalar decay
   gdn.g_form = "head", gdn.seed = 5;
   cases.push_back(gdn);
-  Gdn2Case gdn_gva = gdn;  // Qwen3.5-like: scalar gates per value head
+  Gdn2RandomSpec gdn_gva = gdn;  // Qwen3.5-like: scalar gates per value head
   gdn_gva.HV = 4, gdn_gva.g_heads = 4, gdn_gva.b_heads = 4, gdn_gva.seed = 6;
   cases.push_back(gdn_gva);
-  Gdn2Case ssd;  // b = 0, w = 1
+  Gdn2RandomSpec ssd;  // b = 0, w = 1
   ssd.T = 100, ssd.b_form = "none", ssd.w_form = "none", ssd.seed = 8;
   cases.push_back(ssd);
   for (GateRange r : {GateRange::near_zero, GateRange::very_negative}) {
-    Gdn2Case e;
+    Gdn2RandomSpec e;
     e.T = 150, e.g_range = r, e.seed = 9 + static_cast<int>(r);
     cases.push_back(e);
   }
   for (double b : {0.0, 1.0, 2.0}) {
-    Gdn2Case e;
+    Gdn2RandomSpec e;
     e.T = 140, e.b_fixed = b, e.b_max = b > 1 ? 2.0 : 1.0, e.seed = 20;
     cases.push_back(e);
   }
-  Gdn2Case negeig;
+  Gdn2RandomSpec negeig;
   negeig.T = 97, negeig.b_max = 2.0, negeig.seed = 21;
   cases.push_back(negeig);
-  Gdn2Case no_norm;  // unit keys given, no in-op normalisation, no h0
+  Gdn2RandomSpec no_norm;  // unit keys given, no in-op normalisation, no h0
   no_norm.T = 77, no_norm.l2norm = false, no_norm.h0 = false, no_norm.seed = 22;
   cases.push_back(no_norm);
-  Gdn2Case bf16 = gva;  // bf16 inputs, fp32 compute
+  Gdn2RandomSpec bf16 = gva;  // bf16 inputs, fp32 compute
   bf16.dtype = DType::bf16, bf16.seed = 23;
   cases.push_back(bf16);
-  Gdn2Case head128;
+  Gdn2RandomSpec head128;
   head128.T = 70, head128.H = 1, head128.HV = 1, head128.K = 128, head128.V = 128, head128.seed = 24;
   cases.push_back(head128);
   return cases;
 }
 
-class Gdn2Swept : public ::testing::TestWithParam<Gdn2Case> {};
+class Gdn2Swept : public ::testing::TestWithParam<Gdn2RandomSpec> {};
 
 void expect_close(const Tensor& x, const Tensor& ref, double budget, const std::string& what) {
   const double e = rel_rms_error(x, ref);
@@ -72,9 +72,9 @@ void expect_close(const Tensor& x, const Tensor& ref, double budget, const std::
 }
 
 TEST_P(Gdn2Swept, ForwardMatchesOracle) {
-  Gdn2Case c = GetParam();
-  const Gdn2Inputs in = make_inputs(c);
-  Gdn2Options opt = make_options(c);
+  const Gdn2RandomSpec& c = GetParam();
+  const Gdn2Inputs in = gdn2_random_inputs(c);
+  Gdn2Options opt = gdn2_random_options(c);
   const Gdn2Outputs ref = gdn2_recurrent_ref(in, opt);
   const Gdn2Outputs rec = gdn2_recurrent(in, opt);
   expect_close(rec.o, ref.o, kBudgetF32, "recurrent o");
@@ -93,10 +93,10 @@ TEST_P(Gdn2Swept, ForwardMatchesOracle) {
 }
 
 TEST_P(Gdn2Swept, BackwardMatchesOracle) {
-  Gdn2Case c = GetParam();
-  const Gdn2Inputs in = make_inputs(c);
-  Gdn2Options opt = make_options(c);
-  const auto [d_o, dht] = make_cotangents(c, c.seed + 1000);
+  const Gdn2RandomSpec& c = GetParam();
+  const Gdn2Inputs in = gdn2_random_inputs(c);
+  Gdn2Options opt = gdn2_random_options(c);
+  const auto [d_o, dht] = gdn2_random_cotangents(c, c.seed + 1000);
   const Gdn2Grads ref = gdn2_recurrent_ref_bwd(in, opt, d_o, dht);
   for (DType compute : {DType::f32, DType::f64}) {
     opt.compute = compute;
@@ -125,7 +125,7 @@ TEST_P(Gdn2Swept, BackwardMatchesOracle) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, Gdn2Swept, ::testing::ValuesIn(swept_cases()),
-                         [](const ::testing::TestParamInfo<Gdn2Case>& info) {
+                         [](const ::testing::TestParamInfo<Gdn2RandomSpec>& info) {
                            std::string s = info.param.name() + "_" + std::to_string(info.index);
                            for (char& ch : s)
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
@@ -133,4 +133,4 @@ INSTANTIATE_TEST_SUITE_P(Cases, Gdn2Swept, ::testing::ValuesIn(swept_cases()),
                          });
 
 }  // namespace
-}  // namespace gdn2::test
+}  // namespace gdn2

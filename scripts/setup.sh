@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the build needs (Debian packages) and builds gdn2: the CUDA preset where nvcc and a GPU exist,
+# else the CPU preset. Prints the build folder's name on its last line. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(cmake g++ make git nlohmann-json3-dev libcli11-dev libgtest-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
+    { $sudo_cmd apt-get update -q >/dev/null && $sudo_cmd apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+
+preset="${GDN2_PRESET:-}"
+if [ -z "$preset" ]; then
+  preset=cpu
+  if command -v nvcc >/dev/null 2>&1 && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    preset=cuda
+  fi
+fi
+jobs="$(nproc 2>/dev/null || echo 2)"
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j "$jobs" 2>&1 | grep -E "error|warning: unused|Error" >&2 || true
+test -x "build/$preset/gdn2" || { echo "setup: build failed (see: cmake --build --preset $preset)" >&2; exit 1; }
+echo "build/$preset"

@@ -1,0 +1,17 @@
+// Subcommand registration for the gdn2 CLI: each cmd_*.cpp adds its commands to the app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace gdn2::cli {
+
+// What a command reports back to main: its exit status (0 ok, 1 a check failed; errors are exceptions).
+struct Context {
+  int exit_code = 0;
+};
+
+void add_info_command(CLI::App& app, Context& ctx);
+void add_ops_check_command(CLI::App& ops, Context& ctx);
+void add_ops_bench_command(CLI::App& ops, Context& ctx);
+
+}  // namespace gdn2::cli
