@@ -105,7 +105,7 @@ int run_bench(const BenchArgs& a, const std::string& command) {
   row("recurrent fp32", t_rec, err_rec, (std::to_string(threads) + " threads").c_str());
   if (a.backward) {
     row("recurrent_ref_bwd fp64 (oracle)", t_ref_bwd, -1, "1 thread");
-    row("chunk_bwd fp32", t_bwd, err_bwd, (std::to_string(threads) + " threads; worst gradient"));
+    row("chunk_bwd fp32", t_bwd, err_bwd, (std::to_string(threads) + " threads; worst gradient").c_str());
   }
   const bool ok = err_chunk <= a.budget && err_rec <= a.budget && (!a.backward || err_bwd <= a.budget);
   if (!ok) {

@@ -25,8 +25,10 @@ int run_check(const CheckArgs& a) {
   const DType compute = a.compute == "f64" ? DType::f64 : DType::f32;
   set_cpu_threads(a.threads);
   const std::vector<Gdn2GoldenCase> cases = gdn2_golden_read(a.file);
-  std::printf("gdn2 ops check %s: %zu cases, op %s (%s, chunk %d), backend %s, budget %.1e (relative RMS)\n",
-              a.file.c_str(), cases.size(), a.op.c_str(), a.compute.c_str(), a.chunk_size, a.backend.c_str(), a.budget);
+  const std::string op_desc = op == Gdn2CheckOp::chunk ? "chunk (" + a.compute + ", chunk " + std::to_string(a.chunk_size) + ")"
+                              : op == Gdn2CheckOp::ref ? std::string("ref (f64)") : std::string("recurrent (f32)");
+  std::printf("gdn2 ops check %s: %zu cases, op %s, backend %s, budget %.1e (relative RMS)\n", a.file.c_str(),
+              cases.size(), op_desc.c_str(), a.backend.c_str(), a.budget);
   int failed = 0;
   for (const Gdn2GoldenCase& c : cases) {
     const Gdn2CheckResult r = gdn2_golden_check(c, op, backend, compute, a.chunk_size, a.budget);

@@ -64,6 +64,13 @@ std::vector<Gdn2RandomSpec> swept_cases() {
   return cases;
 }
 
+}  // namespace
+
+// Readable test parameters in gtest output.
+void PrintTo(const Gdn2RandomSpec& s, std::ostream* os) { *os << s.name(); }
+
+namespace {
+
 class Gdn2Swept : public ::testing::TestWithParam<Gdn2RandomSpec> {};
 
 void expect_close(const Tensor& x, const Tensor& ref, double budget, const std::string& what) {

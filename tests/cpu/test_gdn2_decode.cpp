@@ -26,8 +26,11 @@ TEST(Gdn2Decode, GoldenDecodeCase) {
     Tensor state = c.in.h0.to(DType::f32);
     const Tensor o = gdn2_recurrent_step(c.in, state, c.opt);
     for (const auto& [field, expected] : c.expected) {
-      if (field == "o") EXPECT_LE(rel_rms_error(o, expected), 1e-5);
-      if (field == "ht") EXPECT_LE(rel_rms_error(state, expected), 1e-5);
+      if (field == "o") {
+        EXPECT_LE(rel_rms_error(o, expected), 1e-5);
+      } else if (field == "ht") {
+        EXPECT_LE(rel_rms_error(state, expected), 1e-5);
+      }
     }
     return;
   }

@@ -70,7 +70,9 @@ void check_case(Gdn2RandomSpec spec) {
                                                            {&g.dh0, &ref.dh0}};
   for (const auto& [a, b] : pairs) {
     ASSERT_EQ(a->defined(), b->defined());
-    if (a->defined()) EXPECT_LE(rel_rms_error(*a, *b), 1e-11);
+    if (a->defined()) {
+      EXPECT_LE(rel_rms_error(*a, *b), 1e-11);
+    }
   }
 }
 
