@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/l2norm_rows.h"
 #include "cpu/parallel.h"
 #include "cpu/scalar_math.h"
 
@@ -15,40 +16,24 @@ template <class T>
 L2NormResult l2_forward_impl(const Tensor& x_t, double eps) {
   const int64_t rows = x_t.size(0), D = x_t.size(1);
   const bool par = worth_parallel(rows * D);
-  L2NormResult r{Tensor::empty({rows, D}, x_t.dtype()), Tensor::empty({rows}, x_t.dtype())};
-  const T* x = x_t.data<T>();
+  L2NormResult r{x_t.clone(), Tensor::empty({rows}, x_t.dtype())};
   T* y = r.y.data<T>();
   T* rstd = r.rstd.data<T>();
 #pragma omp parallel for schedule(static) if (par)
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* xr = x + i * D;
-    T ss = T(0);
-    for (int64_t d = 0; d < D; ++d) ss += xr[d] * xr[d];
-    const T rs = T(1) / std::sqrt(ss + T(eps));
-    rstd[i] = rs;
-    for (int64_t d = 0; d < D; ++d) y[i * D + d] = xr[d] * rs;
-  }
+  for (int64_t i = 0; i < rows; ++i) rstd[i] = l2norm_row(y + i * D, D, eps);
   return r;
 }
 
-// dx = rstd · (dy − y · Σ dy⊙y).
 template <class T>
 Tensor l2_backward_impl(const Tensor& dy_t, const Tensor& y_t, const Tensor& rstd_t) {
   const int64_t rows = y_t.size(0), D = y_t.size(1);
   const bool par = worth_parallel(rows * D);
-  Tensor dx_t = Tensor::empty({rows, D}, y_t.dtype());
-  const T* dy = dy_t.data<T>();
+  Tensor dx_t = dy_t.clone();
   const T* y = y_t.data<T>();
   const T* rstd = rstd_t.data<T>();
   T* dx = dx_t.data<T>();
 #pragma omp parallel for schedule(static) if (par)
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* yr = y + i * D;
-    const T* dyr = dy + i * D;
-    T dot = T(0);
-    for (int64_t d = 0; d < D; ++d) dot += dyr[d] * yr[d];
-    for (int64_t d = 0; d < D; ++d) dx[i * D + d] = rstd[i] * (dyr[d] - yr[d] * dot);
-  }
+  for (int64_t i = 0; i < rows; ++i) l2norm_row_bwd(y + i * D, rstd[i], dx + i * D, D);
   return dx_t;
 }
 

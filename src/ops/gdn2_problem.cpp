@@ -3,13 +3,13 @@
 
 #include <cmath>
 
+#include "ops/op_args.h"
+
 namespace gdn2 {
 
 namespace {
 
-void check_float(const Tensor& t, const char* op, const char* name) {
-  GDN2_CHECK(dtype_is_float(t.dtype()), DTypeError, op, ": ", name, " must be a float tensor, got ", t.describe());
-}
+using op_args::check_float;
 
 // A gate is [B, T, heads, dim] (channel), [B, T, heads] (one per head) or undefined.
 GateSpec gate_spec(const Tensor& t, const Gdn2Problem& p, int64_t dim, bool value_heads_only, const char* op,
@@ -62,28 +62,10 @@ Gdn2Problem gdn2_problem(const Gdn2Inputs& in, const Gdn2Options& opt, const cha
   p.b = gate_spec(in.b, p, p.K, false, op, "b");
   p.w = gate_spec(in.w, p, p.V, true, op, "w");
 
-  if (in.cu_seqlens.defined()) {
-    const Tensor& cu = in.cu_seqlens;
-    GDN2_CHECK(cu.dtype() == DType::i32 || cu.dtype() == DType::i64, DTypeError, op,
-               ": cu_seqlens must be I32 or I64, got ", cu.describe());
-    GDN2_CHECK(cu.dim() == 1 && cu.numel() >= 2, ShapeError, op, ": cu_seqlens must be [N + 1] with N >= 1, got ",
-               cu.describe());
-    GDN2_CHECK(p.B == 1, ShapeError, op, ": packed sequences (cu_seqlens) need B == 1, got B=", p.B);
-    const std::vector<double> c = cu.to_f64_vector();
-    GDN2_CHECK(c.front() == 0, ValueError, op, ": cu_seqlens must start at 0, starts at ", c.front());
-    GDN2_CHECK(c.back() == static_cast<double>(p.T), ValueError, op, ": cu_seqlens must end at T=", p.T, ", ends at ",
-               c.back());
-    for (size_t i = 1; i < c.size(); ++i) {
-      GDN2_CHECK(c[i] >= c[i - 1], ValueError, op, ": cu_seqlens must be non-decreasing (", c[i - 1], " then ", c[i],
-                 " at ", i, ")");
-      p.seq_start.push_back(static_cast<int64_t>(c[i - 1]));
-      p.seq_len.push_back(static_cast<int64_t>(c[i] - c[i - 1]));
-    }
-  } else {
-    for (int64_t b = 0; b < p.B; ++b) {
-      p.seq_start.push_back(b * p.T);
-      p.seq_len.push_back(p.T);
-    }
+  const std::vector<int64_t> offsets = op_args::seq_offsets(in.cu_seqlens, p.B, p.T, op);
+  for (size_t i = 1; i < offsets.size(); ++i) {
+    p.seq_start.push_back(offsets[i - 1]);
+    p.seq_len.push_back(offsets[i] - offsets[i - 1]);
   }
   p.N = static_cast<int64_t>(p.seq_start.size());
 

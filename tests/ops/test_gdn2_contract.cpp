@@ -69,7 +69,7 @@ TEST(Gdn2Contract, DtypesAndOptions) {
 TEST(Gdn2Contract, CuSeqlens) {
   Gdn2Inputs in = good();
   in.cu_seqlens = Tensor::from_vector<int32_t>({3}, {0, 4, 9});
-  expect_error<ValueError>(in, {}, "must end at T=10");
+  expect_error<ValueError>(in, {}, "must end at the token count 10");
   in.cu_seqlens = Tensor::from_vector<int32_t>({3}, {1, 4, 10});
   expect_error<ValueError>(in, {}, "must start at 0");
   in.cu_seqlens = Tensor::from_vector<int64_t>({4}, {0, 6, 4, 10});
