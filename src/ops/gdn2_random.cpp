@@ -54,6 +54,7 @@ std::string Gdn2RandomSpec::name() const {
   if (b_max != 1.0) s += "_negeig";
   if (!h0) s += "_noh0";
   if (!l2norm) s += "_unitqk";
+  if (scale != 0) s += "_scale" + std::to_string(static_cast<int>(scale * 1000)) + "e-3";
   if (dtype != DType::f32) s += std::string("_") + std::string(dtype_name(dtype));
   return s;
 }
@@ -100,6 +101,7 @@ Gdn2Inputs gdn2_random_inputs(const Gdn2RandomSpec& spec) {
 Gdn2Options gdn2_random_options(const Gdn2RandomSpec& spec) {
   Gdn2Options opt;
   opt.qk_l2norm = spec.l2norm;
+  opt.scale = spec.scale;
   return opt;
 }
 

@@ -58,6 +58,9 @@ std::vector<Gdn2RandomSpec> swept_cases() {
   Gdn2RandomSpec bf16 = gva;  // bf16 inputs, fp32 compute
   bf16.dtype = DType::bf16, bf16.seed = 23;
   cases.push_back(bf16);
+  Gdn2RandomSpec scaled = gva;  // custom scale
+  scaled.scale = 0.37, scaled.seed = 25;
+  cases.push_back(scaled);
   Gdn2RandomSpec head128;
   head128.T = 70, head128.H = 1, head128.HV = 1, head128.K = 128, head128.V = 128, head128.seed = 24;
   cases.push_back(head128);

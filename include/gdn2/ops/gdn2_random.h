@@ -23,6 +23,7 @@ struct Gdn2RandomSpec {
   double b_max = 1.0;   // 2 with allow_neg_eigval
   double b_fixed = -1;  // >= 0: every b equals this value
   DType dtype = DType::f32;
+  double scale = 0;     // 0: 1/sqrt(K)
   uint64_t seed = 1;
 
   int64_t sequences() const { return seqlens.empty() ? B : static_cast<int64_t>(seqlens.size()); }
