@@ -1,0 +1,67 @@
+// The hybrid GDN-2 language model: embeddings, pre-norm blocks (mixer + SwiGLU), final norm, LM head; training
+// forward/backward and cached inference (chunked prefill, constant-memory recurrent decode, KV cache).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gdn2/model/config.h"
+#include "gdn2/tensor.h"
+
+namespace gdn2 {
+
+class ParamStore;
+struct LayerCache;
+class Block;
+
+// Per-sequence-batch inference state: one cache per layer and the tokens seen so far.
+struct InferenceState {
+  std::vector<LayerCache> layers;
+  int64_t length = 0;
+  int64_t batch = 0;
+  InferenceState();
+  ~InferenceState();
+  InferenceState(InferenceState&&) noexcept;
+  InferenceState& operator=(InferenceState&&) noexcept;
+  // Bytes held (constant for linear layers, growing for attention KV caches).
+  int64_t bytes() const;
+};
+
+class LanguageModel {
+ public:
+  explicit LanguageModel(const ModelConfig& config, DType dtype = DType::f32);  // parameters zeroed
+  ~LanguageModel();
+  LanguageModel(const LanguageModel&) = delete;
+  LanguageModel& operator=(const LanguageModel&) = delete;
+
+  void init_random(uint64_t seed);
+  const ModelConfig& config() const { return config_; }
+  ParamStore& params() { return *params_; }
+  const ParamStore& params() const { return *params_; }
+  DType dtype() const { return dtype_; }
+
+  // Training. ids, targets I32 [B, T] (targets -1 are ignored). Returns the mean cross-entropy. With `train`,
+  // keeps activations and the loss gradient (scaled by grad_scale, e.g. 1 / accumulation steps) for backward().
+  double forward_loss(const Tensor& ids, const Tensor& targets, bool train, double grad_scale = 1.0);
+  // Accumulates parameter gradients of the last training forward (call params().zero_grad() per step).
+  void backward();
+
+  // Inference. ids I32 [B, T]. With a state, continues from it and updates it (prefill: T > 1, chunked; decode:
+  // T = 1, recurrent); without, runs from scratch. Returns logits [B, T, V], or [B, 1, V] with last_only.
+  Tensor forward_logits(const Tensor& ids, InferenceState* state = nullptr, bool last_only = false);
+  InferenceState new_state(int64_t batch) const;
+
+ private:
+  Tensor embed(const Tensor& ids) const;
+  const Tensor& head_weight() const;
+
+  ModelConfig config_;
+  DType dtype_;
+  std::unique_ptr<ParamStore> params_;
+  std::vector<std::unique_ptr<Block>> blocks_;
+  // saved by the training forward
+  Tensor saved_ids_, saved_final_in_, saved_final_rstd_, saved_final_out_, saved_dh_;
+};
+
+}  // namespace gdn2

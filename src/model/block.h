@@ -1,0 +1,29 @@
+// One pre-norm residual block: x += mixer(RMSNorm(x)); x += SwiGLU(RMSNorm(x)).
+#pragma once
+
+#include <memory>
+
+#include "model/mixer.h"
+
+namespace gdn2 {
+
+class Block {
+ public:
+  Block(const ModelConfig& c, int64_t layer, ParamStore& params);
+  Tensor forward(const Tensor& x, LayerCache* cache, bool save);
+  Tensor backward(const Tensor& dy);
+  void release();
+
+ private:
+  Param& p(const char* name) { return params_.at(prefix_ + name); }
+
+  std::string prefix_;
+  ParamStore& params_;
+  double eps_;
+  std::unique_ptr<Mixer> mixer_;
+  struct Saved {
+    Tensor x, n1, r1, h, n2, r2, gate, up, act;
+  } saved_;
+};
+
+}  // namespace gdn2

@@ -1,0 +1,130 @@
+// Qwen3.5 gated attention layer on the attention and RoPE ops.
+#include "model/gated_attention.h"
+
+#include "gdn2/ops/dense.h"
+#include "gdn2/ops/norm.h"
+#include "gdn2/ops/rope.h"
+
+namespace gdn2 {
+
+namespace {
+
+// [B, T1, ...] ++ [B, T2, ...] along dim 1.
+Tensor concat_time(const Tensor& a, const Tensor& b) {
+  if (!a.defined()) return b;
+  const int64_t B = a.size(0), T1 = a.size(1), T2 = b.size(1), row = a.numel() / std::max<int64_t>(B * T1, 1);
+  Shape s = a.shape();
+  s[1] = T1 + T2;
+  Tensor out = Tensor::empty(s, a.dtype());
+  const size_t e = dtype_size(a.dtype());
+  auto* dst = static_cast<std::byte*>(out.raw_mut());
+  for (int64_t i = 0; i < B; ++i) {
+    std::memcpy(dst + i * (T1 + T2) * row * e, static_cast<const std::byte*>(a.raw()) + i * T1 * row * e, T1 * row * e);
+    std::memcpy(dst + (i * (T1 + T2) + T1) * row * e, static_cast<const std::byte*>(b.raw()) + i * T2 * row * e,
+                T2 * row * e);
+  }
+  return out;
+}
+
+// The last n steps of [B, T, ...] along dim 1.
+Tensor keep_last(const Tensor& a, int64_t n) {
+  const int64_t B = a.size(0), T = a.size(1);
+  if (n >= T) return a;
+  const int64_t row = a.numel() / std::max<int64_t>(B * T, 1);
+  Shape s = a.shape();
+  s[1] = n;
+  Tensor out = Tensor::empty(s, a.dtype());
+  const size_t e = dtype_size(a.dtype());
+  for (int64_t i = 0; i < B; ++i)
+    std::memcpy(static_cast<std::byte*>(out.raw_mut()) + i * n * row * e,
+                static_cast<const std::byte*>(a.raw()) + (i * T + T - n) * row * e, n * row * e);
+  return out;
+}
+
+}  // namespace
+
+GatedAttention::GatedAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params)
+    : prefix_(std::move(prefix)),
+      params_(params),
+      D_(c.hidden_size),
+      Hq_(c.num_attention_heads),
+      Hkv_(c.num_key_value_heads),
+      hd_(c.head_dim),
+      rotary_dim_(c.rotary_dim()),
+      theta_(c.rope_theta),
+      eps_(c.rms_norm_eps) {
+  attn_.window = kind == LayerKind::sliding_attention ? c.sliding_window : 0;
+}
+
+Tensor GatedAttention::rope(const Tensor& x, int64_t start) const {
+  if (rotary_dim_ == 0) return x;
+  return rope_forward(x, start, RopeOptions{theta_, rotary_dim_});
+}
+
+Tensor GatedAttention::rope_back(const Tensor& dy) const {
+  if (rotary_dim_ == 0) return dy;
+  return rope_backward(dy, 0, RopeOptions{theta_, rotary_dim_});
+}
+
+Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
+  GDN2_CHECK(x.dim() == 3 && x.size(2) == D_, ShapeError, prefix_, ": input must be [B, T, ", D_, "], got ",
+             x.describe());
+  GDN2_CHECK(!save || cache == nullptr, ValueError, prefix_, ": training forward takes no cache");
+  const int64_t B = x.size(0), T = x.size(1);
+  // q_proj gives, per head, the query and the output gate side by side.
+  std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").value).reshape({B, T, Hq_, 2 * hd_}),
+                                      {hd_, hd_});
+  const Tensor k_raw = linear_forward(x, p("k_proj.weight").value).reshape({B, T, Hkv_, hd_});
+  const Tensor v = linear_forward(x, p("v_proj.weight").value).reshape({B, T, Hkv_, hd_});
+  RmsNormOptions nopt;
+  nopt.eps = eps_;
+  nopt.zero_centred = true;
+  RmsNormResult qn = rms_norm_forward(qg[0], p("q_norm.weight").value, Tensor(), nopt);
+  RmsNormResult kn = rms_norm_forward(k_raw, p("k_norm.weight").value, Tensor(), nopt);
+  const int64_t start = cache ? cache->length : 0;
+  const Tensor q = rope(qn.y, start), k = rope(kn.y, start);
+  Tensor keys = k, values = v;
+  if (cache != nullptr) {
+    cache->k = concat_time(cache->k, k);
+    cache->v = concat_time(cache->v, v);
+    keys = cache->k;
+    values = cache->v;
+  }
+  AttentionResult a = attention_forward(q, keys, values, attn_);
+  if (cache != nullptr && attn_.window > 0) {  // later queries see at most window - 1 earlier keys
+    cache->k = keep_last(cache->k, attn_.window - 1);
+    cache->v = keep_last(cache->v, attn_.window - 1);
+  }
+  const Tensor gate_sig = sigmoid_forward(qg[1]);
+  const Tensor gated = mul_forward(a.o, gate_sig).reshape({B, T, Hq_ * hd_});
+  Tensor y = linear_forward(gated, p("o_proj.weight").value);
+  if (save) saved_ = Saved{x, qg[0], k_raw, qn.rstd, kn.rstd, q, k, v, a.o, a.lse, gate_sig, gated};
+  return y;
+}
+
+Tensor GatedAttention::backward(const Tensor& dy) {
+  const Saved& s = saved_;
+  GDN2_CHECK(s.x.defined(), ValueError, prefix_, ": backward without a saved forward");
+  const int64_t B = s.x.size(0), T = s.x.size(1);
+  const Tensor d_gated =
+      linear_backward(dy, s.gated, p("o_proj.weight").value, &p("o_proj.weight").grad, nullptr).reshape({B, T, Hq_, hd_});
+  const Tensor d_o = mul_forward(d_gated, s.gate_sig);
+  const Tensor d_gate = sigmoid_backward(mul_forward(d_gated, s.o), s.gate_sig);
+  AttentionGrads ag = attention_backward(d_o, s.q, s.k, s.v, s.o, s.lse, attn_);
+  RmsNormOptions nopt;
+  nopt.eps = eps_;
+  nopt.zero_centred = true;
+  RmsNormGrads qg = rms_norm_backward(rope_back(ag.dq), s.q_raw, s.q_rstd, p("q_norm.weight").value, Tensor(), nopt);
+  RmsNormGrads kg = rms_norm_backward(rope_back(ag.dk), s.k_raw, s.k_rstd, p("k_norm.weight").value, Tensor(), nopt);
+  add_inplace(p("q_norm.weight").grad, qg.dweight);
+  add_inplace(p("k_norm.weight").grad, kg.dweight);
+  const Tensor d_qproj = concat_last({qg.dx, d_gate}).reshape({B, T, Hq_ * 2 * hd_});
+  Tensor dx = linear_backward(d_qproj, s.x, p("q_proj.weight").value, &p("q_proj.weight").grad, nullptr);
+  add_inplace(dx, linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight").value,
+                                  &p("k_proj.weight").grad, nullptr));
+  add_inplace(dx, linear_backward(ag.dv.reshape({B, T, Hkv_ * hd_}), s.x, p("v_proj.weight").value,
+                                  &p("v_proj.weight").grad, nullptr));
+  return dx;
+}
+
+}  // namespace gdn2

@@ -1,0 +1,35 @@
+// Gated softmax attention as Qwen3.5 (q/k RMSNorm, partial RoPE, GQA, sigmoid output gate), full or sliding window,
+// forward (training, prefill, decode with a KV cache) and backward.
+#pragma once
+
+#include <string>
+
+#include "gdn2/ops/attention.h"
+#include "model/mixer.h"
+
+namespace gdn2 {
+
+class GatedAttention final : public Mixer {
+ public:
+  GatedAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params);
+  Tensor forward(const Tensor& x, LayerCache* cache, bool save) override;
+  Tensor backward(const Tensor& dy) override;
+  void release() override { saved_ = Saved{}; }
+
+ private:
+  struct Saved {
+    Tensor x, q_raw, k_raw, q_rstd, k_rstd, q, k, v, o, lse, gate_sig, gated;
+  };
+  Param& p(const char* name) { return params_.at(prefix_ + name); }
+  Tensor rope(const Tensor& x, int64_t start) const;
+  Tensor rope_back(const Tensor& dy) const;
+
+  std::string prefix_;
+  ParamStore& params_;
+  int64_t D_, Hq_, Hkv_, hd_, rotary_dim_;
+  double theta_, eps_;
+  AttentionOptions attn_;
+  Saved saved_;
+};
+
+}  // namespace gdn2

@@ -1,0 +1,223 @@
+// GDN-2 / KDA / SSD-like / Qwen3.5 Gated DeltaNet layers: projections, short convs, gates, the GDN-2 recurrence,
+// gated output norm; forward with optional inference cache, and the matching backward.
+#include "model/linear_attention.h"
+
+#include "gdn2/ops/decay_gate.h"
+#include "gdn2/ops/dense.h"
+#include "gdn2/ops/norm.h"
+#include "gdn2/ops/short_conv.h"
+
+namespace gdn2 {
+
+namespace {
+
+Tensor doubled(const Tensor& x) {
+  Tensor y = x.clone();
+  scale_inplace(y, 2.0);
+  return y;
+}
+
+}  // namespace
+
+LinearAttention::LinearAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params)
+    : kind_(kind),
+      prefix_(std::move(prefix)),
+      params_(params),
+      D_(c.hidden_size),
+      H_(c.linear_num_key_heads),
+      K_(c.linear_key_head_dim),
+      HV_(c.linear_num_value_heads),
+      V_(c.linear_value_head_dim),
+      Hg_(kind == LayerKind::kda || kind == LayerKind::gdn ? c.linear_num_value_heads : c.linear_num_key_heads),
+      neg_eig_(c.allow_neg_eigval),
+      norm_eps_(c.linear_norm_eps) {}
+
+Tensor LinearAttention::proj(const char* name, const Tensor& x, const char* bias) {
+  return linear_forward(x, p(name).value, bias ? p(bias).value : Tensor());
+}
+
+Tensor LinearAttention::proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias) {
+  return linear_backward(dy, x, p(name).value, &p(name).grad, bias ? &p(bias).grad : nullptr);
+}
+
+Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save) {
+  const Tensor& w = p(name).value;
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  Tensor y;
+  if (cache != nullptr && T == 1) {
+    Tensor& state = cache->conv[i];
+    if (!state.defined()) state = Tensor::zeros({B, C, w.size(-1) - 1}, x.dtype());
+    y = short_conv_step(x.reshape({B, C}), state, w, Tensor(), ConvActivation::silu).reshape({B, 1, C});
+  } else {
+    ShortConvResult r = short_conv_forward(x, w, Tensor(), ConvActivation::silu, Tensor(),
+                                           cache ? cache->conv[i] : Tensor(), cache != nullptr);
+    if (cache != nullptr) cache->conv[i] = r.final_cache;
+    y = r.y;
+  }
+  if (save) {
+    saved_.pre_conv[i] = x;
+    saved_.post_conv[i] = y;
+  }
+  return y;
+}
+
+Tensor LinearAttention::conv_back(int i, const char* name, const Tensor& dy) {
+  ShortConvGrads g = short_conv_backward(dy, saved_.pre_conv[i], p(name).value, Tensor(), ConvActivation::silu);
+  add_inplace(p(name).grad, g.dweight);
+  return g.dx;
+}
+
+Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
+  GDN2_CHECK(x.dim() == 3 && x.size(2) == D_, ShapeError, prefix_, ": input must be [B, T, ", D_, "], got ",
+             x.describe());
+  const int64_t B = x.size(0), T = x.size(1);
+  if (save) saved_ = Saved{};
+  Gdn2Inputs in;
+  // q, k, v through projections, short causal convs and SiLU.
+  if (kind_ == LayerKind::gdn) {
+    const Tensor qkv = conv(0, "conv1d.weight", proj("in_proj_qkv.weight", x), cache, save);
+    std::vector<Tensor> parts = split_last(qkv, {H_ * K_, H_ * K_, HV_ * V_});
+    in.q = parts[0].reshape({B, T, H_, K_});
+    in.k = parts[1].reshape({B, T, H_, K_});
+    in.v = parts[2].reshape({B, T, HV_, V_});
+  } else {
+    in.q = conv(0, "q_conv1d.weight", proj("q_proj.weight", x), cache, save).reshape({B, T, H_, K_});
+    in.k = conv(1, "k_conv1d.weight", proj("k_proj.weight", x), cache, save).reshape({B, T, H_, K_});
+    in.v = conv(2, "v_conv1d.weight", proj("v_proj.weight", x), cache, save).reshape({B, T, HV_, V_});
+  }
+  // Gates: decay g (log space), erase b, write w.
+  Tensor f_low, f, b_sig, w_sig;
+  if (kind_ == LayerKind::gdn) {
+    f = proj("in_proj_a.weight", x);  // [B, T, HV]
+    in.g_log = decay_gate_forward(f, p("A_log").value, p("dt_bias").value, 1);
+    b_sig = sigmoid_forward(proj("in_proj_b.weight", x));
+    in.b = neg_eig_ ? doubled(b_sig) : b_sig;
+    in.w = in.b;
+  } else {
+    f_low = proj("f_proj.0.weight", x);
+    f = proj("f_proj.1.weight", f_low).reshape({B, T, Hg_, K_});
+    in.g_log = decay_gate_forward(f, p("A_log").value, p("dt_bias").value, K_);
+    if (kind_ == LayerKind::gdn2) {
+      b_sig = sigmoid_forward(proj("b_proj.weight", x));
+      in.b = (neg_eig_ ? doubled(b_sig) : b_sig).reshape({B, T, H_, K_});
+    } else if (kind_ == LayerKind::kda) {
+      b_sig = sigmoid_forward(proj("b_proj.weight", x));  // β [B, T, HV]
+      in.b = neg_eig_ ? doubled(b_sig) : b_sig;
+      in.w = in.b;
+    }
+    if (kind_ != LayerKind::kda) {
+      w_sig = sigmoid_forward(proj("w_proj.weight", x));
+      in.w = w_sig.reshape({B, T, HV_, V_});
+    }
+  }
+  // The recurrence: chunked for sequences, the in-place step for single-token decode.
+  Gdn2Options opt;
+  opt.qk_l2norm = true;
+  opt.compute = x.dtype();
+  Tensor o;
+  if (cache != nullptr && T == 1 && x.dtype() == DType::f32) {
+    if (!cache->state.defined()) cache->state = Tensor::zeros({B, HV_, K_, V_}, DType::f32);
+    o = gdn2_recurrent_step(in, cache->state, opt);
+  } else {
+    if (cache != nullptr) in.h0 = cache->state;
+    Gdn2Outputs r = gdn2_chunk_fwd(in, opt);
+    o = r.o;
+    if (cache != nullptr) cache->state = r.ht;
+    in.h0 = Tensor();
+  }
+  // Gated output norm and projection.
+  Tensor gate_low, gate;
+  RmsNormOptions nopt;
+  nopt.eps = norm_eps_;
+  const char* norm_name = kind_ == LayerKind::gdn ? "norm.weight" : "o_norm.weight";
+  if (kind_ == LayerKind::gdn) {
+    gate = proj("in_proj_z.weight", x).reshape({B, T, HV_, V_});
+    nopt.gate_activation = NormGateActivation::silu;
+  } else {
+    gate_low = proj("g_proj.0.weight", x);
+    gate = proj("g_proj.1.weight", gate_low, "g_proj.1.bias").reshape({B, T, HV_, V_});
+    nopt.gate_activation = NormGateActivation::sigmoid;
+  }
+  RmsNormResult nr = rms_norm_forward(o, p(norm_name).value, gate, nopt);
+  const Tensor normed = nr.y.reshape({B, T, HV_ * V_});
+  Tensor y = proj(kind_ == LayerKind::gdn ? "out_proj.weight" : "o_proj.weight", normed);
+  if (save) {
+    saved_.x = x;
+    saved_.f_low = f_low;
+    saved_.f = f;
+    saved_.b_sig = b_sig;
+    saved_.w_sig = w_sig;
+    saved_.rec = in;
+    saved_.o = o;
+    saved_.o_rstd = nr.rstd;
+    saved_.gate_low = gate_low;
+    saved_.gate = gate;
+    saved_.normed = normed;
+  }
+  return y;
+}
+
+Tensor LinearAttention::backward(const Tensor& dy) {
+  const Saved& s = saved_;
+  GDN2_CHECK(s.x.defined(), ValueError, prefix_, ": backward without a saved forward");
+  const Tensor& x = s.x;
+  const int64_t B = x.size(0), T = x.size(1);
+  const bool gdn = kind_ == LayerKind::gdn;
+  // Output projection and gated norm.
+  const Tensor d_normed = proj_back(gdn ? "out_proj.weight" : "o_proj.weight", dy, s.normed);
+  RmsNormOptions nopt;
+  nopt.eps = norm_eps_;
+  nopt.gate_activation = gdn ? NormGateActivation::silu : NormGateActivation::sigmoid;
+  const char* norm_name = gdn ? "norm.weight" : "o_norm.weight";
+  RmsNormGrads ng = rms_norm_backward(d_normed.reshape({B, T, HV_, V_}), s.o, s.o_rstd, p(norm_name).value, s.gate, nopt);
+  add_inplace(p(norm_name).grad, ng.dweight);
+  const Tensor d_gate = ng.dgate.reshape({B, T, HV_ * V_});
+  Tensor dx;
+  if (gdn) {
+    dx = proj_back("in_proj_z.weight", d_gate, x);
+  } else {
+    dx = proj_back("g_proj.0.weight", proj_back("g_proj.1.weight", d_gate, s.gate_low, "g_proj.1.bias"), x);
+  }
+  // The recurrence.
+  Gdn2Options opt;
+  opt.qk_l2norm = true;
+  opt.compute = x.dtype();
+  Gdn2Grads g = gdn2_chunk_bwd(s.rec, opt, ng.dx, Tensor());
+  // Gates.
+  auto sigmoid_back = [&](Tensor d, const Tensor& sig) {
+    if (neg_eig_) scale_inplace(d, 2.0);
+    return sigmoid_backward(d.reshape(sig.shape()), sig);
+  };
+  DecayGateGrads gg;
+  if (gdn) {
+    add_inplace(g.db, g.dw);  // b and w are the same β
+    add_inplace(dx, proj_back("in_proj_b.weight", sigmoid_back(g.db, s.b_sig), x));
+    gg = decay_gate_backward(g.dg, s.f, p("A_log").value, p("dt_bias").value, 1);
+    add_inplace(dx, proj_back("in_proj_a.weight", gg.df, x));
+  } else {
+    if (kind_ == LayerKind::kda) add_inplace(g.db, g.dw);
+    if (kind_ != LayerKind::ssd) add_inplace(dx, proj_back("b_proj.weight", sigmoid_back(g.db, s.b_sig), x));
+    if (kind_ != LayerKind::kda) {
+      const Tensor dw = sigmoid_backward(g.dw.reshape(s.w_sig.shape()), s.w_sig);
+      add_inplace(dx, proj_back("w_proj.weight", dw, x));
+    }
+    gg = decay_gate_backward(g.dg, s.f, p("A_log").value, p("dt_bias").value, K_);
+    const Tensor df = gg.df.reshape({B, T, Hg_ * K_});
+    add_inplace(dx, proj_back("f_proj.0.weight", proj_back("f_proj.1.weight", df, s.f_low), x));
+  }
+  add_inplace(p("A_log").grad, gg.dA_log);
+  add_inplace(p("dt_bias").grad, gg.ddt_bias);
+  // Short convs and input projections.
+  if (gdn) {
+    const Tensor dqkv = concat_last({g.dq.reshape({B, T, H_ * K_}), g.dk.reshape({B, T, H_ * K_}),
+                                     g.dv.reshape({B, T, HV_ * V_})});
+    add_inplace(dx, proj_back("in_proj_qkv.weight", conv_back(0, "conv1d.weight", dqkv), x));
+  } else {
+    add_inplace(dx, proj_back("q_proj.weight", conv_back(0, "q_conv1d.weight", g.dq.reshape({B, T, H_ * K_})), x));
+    add_inplace(dx, proj_back("k_proj.weight", conv_back(1, "k_conv1d.weight", g.dk.reshape({B, T, H_ * K_})), x));
+    add_inplace(dx, proj_back("v_proj.weight", conv_back(2, "v_conv1d.weight", g.dv.reshape({B, T, HV_ * V_})), x));
+  }
+  return dx;
+}
+
+}  // namespace gdn2

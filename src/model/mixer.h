@@ -1,0 +1,34 @@
+// The token-mixer interface shared by linear-attention and softmax-attention layers, and their inference caches.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "gdn2/model/config.h"
+#include "model/params.h"
+
+namespace gdn2 {
+
+// Per-layer inference state of one batch of sequences. Linear layers keep constant memory (state + conv caches);
+// attention layers keep a KV cache that grows with the sequence.
+struct LayerCache {
+  Tensor conv[3];  // [B, C, W - 1] conv caches (q, k, v; or the fused qkv in conv[0])
+  Tensor state;    // [B, HV, K, V] F32 recurrent state
+  Tensor k, v;     // [B, capacity, Hkv, hd] KV cache
+  int64_t length = 0;  // tokens seen so far
+};
+
+class Mixer {
+ public:
+  virtual ~Mixer() = default;
+  // x [B, T, D] -> y [B, T, D]. With a cache: continues from it and updates it (prefill and decode); without:
+  // starts from an empty state. With `save`, keeps what backward() needs (training).
+  virtual Tensor forward(const Tensor& x, LayerCache* cache, bool save) = 0;
+  // Gradient of the last saved forward: accumulates parameter gradients, returns dx.
+  virtual Tensor backward(const Tensor& dy) = 0;
+  virtual void release() = 0;  // drops saved activations
+};
+
+std::unique_ptr<Mixer> make_mixer(const ModelConfig& c, int64_t layer, ParamStore& params);
+
+}  // namespace gdn2

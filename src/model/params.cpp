@@ -1,0 +1,63 @@
+// Parameter allocation, initialisation (fla / HF rules) and lookup.
+#include "model/params.h"
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+namespace gdn2 {
+
+ParamStore::ParamStore(const ModelConfig& c, DType dtype) : dtype_(dtype) {
+  GDN2_CHECK(dtype == DType::f32 || dtype == DType::f64, DTypeError, "model parameters must be F32 or F64");
+  for (ParamSpec& s : model_param_specs(c)) {
+    index_[s.name] = params_.size();
+    params_.push_back({s, Tensor::zeros(s.shape, dtype), Tensor()});
+  }
+}
+
+void ParamStore::init(uint64_t seed, double initializer_range, int64_t num_layers) {
+  for (Param& p : params_) {
+    std::mt19937_64 rng(seed ^ (std::hash<std::string>{}(p.spec.name) * 0x9E3779B97F4A7C15ull));
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    const int64_t n = p.value.numel();
+    std::vector<double> v(static_cast<size_t>(n));
+    const double residual_std = initializer_range / std::sqrt(2.0 * static_cast<double>(num_layers));
+    const double conv_bound = 1.0 / std::sqrt(static_cast<double>(p.spec.shape.back()));
+    for (double& x : v) {
+      switch (p.spec.init) {
+        case ParamInit::normal: x = initializer_range * normal(rng); break;
+        case ParamInit::normal_residual: x = residual_std * normal(rng); break;
+        case ParamInit::zeros: x = 0; break;
+        case ParamInit::ones: x = 1; break;
+        case ParamInit::conv: x = conv_bound * (2 * uniform(rng) - 1); break;
+        case ParamInit::a_log: x = std::log(1.0 + 15.0 * uniform(rng)); break;
+        case ParamInit::dt_bias: {
+          const double dt = std::max(1e-4, std::exp(std::log(1e-3) + uniform(rng) * (std::log(1e-1) - std::log(1e-3))));
+          x = dt + std::log(-std::expm1(-dt));  // inverse softplus
+          break;
+        }
+      }
+    }
+    p.value = Tensor::from_vector(p.spec.shape, v).to(dtype_);
+  }
+}
+
+Param& ParamStore::at(const std::string& name) {
+  const auto it = index_.find(name);
+  GDN2_CHECK(it != index_.end(), ValueError, "the model has no parameter '", name, "'");
+  return params_[it->second];
+}
+
+const Param& ParamStore::at(const std::string& name) const { return const_cast<ParamStore*>(this)->at(name); }
+
+void ParamStore::zero_grad() {
+  for (Param& p : params_) {
+    if (p.grad.defined())
+      std::memset(p.grad.raw_mut(), 0, p.grad.nbytes());
+    else
+      p.grad = Tensor::zeros(p.spec.shape, dtype_);
+  }
+}
+
+}  // namespace gdn2

@@ -1,0 +1,280 @@
+// Dense ops: shape contracts and dispatch to the CPU kernels; elementwise ops are small enough to live here.
+#include "gdn2/ops/dense.h"
+
+#include "cpu/dense.h"
+#include "cpu/elementwise.h"
+
+namespace gdn2 {
+
+namespace {
+
+void check_compute(const Tensor& t, const char* op, const char* name) {
+  GDN2_CHECK(t.defined(), ValueError, op, ": ", name, " is required");
+  GDN2_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64, DTypeError, op, ": ", name,
+             " must be F32 or F64, got ", t.describe());
+}
+void check_same(const Tensor& a, const Tensor& b, const char* op, const char* an, const char* bn) {
+  check_compute(b, op, bn);
+  GDN2_CHECK(a.dtype() == b.dtype(), DTypeError, op, ": ", an, " ", a.describe(), " and ", bn, " ", b.describe(),
+             " must share a dtype");
+}
+void check_grad(const Tensor* g, const Tensor& like, const char* op, const char* name) {
+  if (g == nullptr) return;
+  GDN2_CHECK(g->defined() && g->dtype() == like.dtype() && g->shape() == like.shape(), ShapeError, op, ": gradient ",
+             name, " must be ", like.describe(), ", got ", g->describe());
+}
+Shape with_last(const Shape& s, int64_t last) {
+  Shape r = s;
+  r.back() = last;
+  return r;
+}
+
+template <class F>
+auto by_dtype(DType dt, F&& f) {
+  return dt == DType::f64 ? f(double{}) : f(float{});
+}
+
+}  // namespace
+
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_compute(x, "linear", "x");
+  check_same(x, weight, "linear", "x", "weight");
+  GDN2_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), ShapeError, "linear: x ",
+             x.describe(), " does not match weight ", weight.describe(), " ([out, in])");
+  const int64_t in = weight.size(1), out = weight.size(0), rows = x.numel() / std::max<int64_t>(in, 1);
+  if (bias.defined()) {
+    check_same(x, bias, "linear", "x", "bias");
+    GDN2_CHECK(bias.shape() == Shape{out}, ShapeError, "linear: bias must be [", out, "], got ", bias.describe());
+  }
+  Tensor y = Tensor::empty(with_last(x.shape(), out), x.dtype());
+  by_dtype(x.dtype(), [&](auto r) {
+    using R = decltype(r);
+    cpu::linear_forward<R>(x.data<R>(), weight.data<R>(), bias.defined() ? bias.data<R>() : nullptr, y.data<R>(), rows,
+                           in, out);
+    return 0;
+  });
+  return y;
+}
+
+Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias) {
+  check_compute(x, "linear_backward", "x");
+  check_same(x, dy, "linear_backward", "x", "dy");
+  check_same(x, weight, "linear_backward", "x", "weight");
+  const int64_t in = weight.size(1), out = weight.size(0), rows = x.numel() / std::max<int64_t>(in, 1);
+  GDN2_CHECK(dy.shape() == with_last(x.shape(), out), ShapeError, "linear_backward: dy ", dy.describe(),
+             " does not match x ", x.describe(), " and weight ", weight.describe());
+  check_grad(dweight, weight, "linear_backward", "dweight");
+  if (dbias) GDN2_CHECK(dbias->defined() && dbias->shape() == Shape{out} && dbias->dtype() == x.dtype(), ShapeError,
+                        "linear_backward: dbias must be [", out, "]");
+  Tensor dx = Tensor::empty(x.shape(), x.dtype());
+  by_dtype(x.dtype(), [&](auto r) {
+    using R = decltype(r);
+    cpu::linear_backward<R>(dy.data<R>(), x.data<R>(), weight.data<R>(), dx.data<R>(),
+                            dweight ? dweight->data<R>() : nullptr, dbias ? dbias->data<R>() : nullptr, rows, in, out);
+    return 0;
+  });
+  return dx;
+}
+
+Tensor embedding_forward(const Tensor& ids, const Tensor& table) {
+  GDN2_CHECK(ids.dtype() == DType::i32 || ids.dtype() == DType::i64, DTypeError, "embedding: ids must be I32 or I64, got ",
+             ids.describe());
+  check_compute(table, "embedding", "table");
+  GDN2_CHECK(table.dim() == 2, ShapeError, "embedding: table must be [V, D], got ", table.describe());
+  const int64_t V = table.size(0), D = table.size(1), n = ids.numel();
+  Shape s = ids.shape();
+  s.push_back(D);
+  Tensor y = Tensor::empty(s, table.dtype());
+  const std::vector<double> id = ids.to_f64_vector();
+  for (int64_t i = 0; i < n; ++i)
+    GDN2_CHECK(id[i] >= 0 && id[i] < V, ValueError, "embedding: token id ", id[i], " at ", i, " outside [0, ", V, ")");
+  const size_t row = static_cast<size_t>(D) * dtype_size(table.dtype());
+  const auto* src = static_cast<const std::byte*>(table.raw());
+  auto* dst = static_cast<std::byte*>(y.raw_mut());
+  for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * row, src + static_cast<int64_t>(id[i]) * row, row);
+  return y;
+}
+
+void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
+  check_compute(dtable, "embedding_backward", "dtable");
+  check_same(dtable, dy, "embedding_backward", "dtable", "dy");
+  const int64_t V = dtable.size(0), D = dtable.size(1), n = ids.numel();
+  GDN2_CHECK(dy.numel() == n * D, ShapeError, "embedding_backward: dy ", dy.describe(), " vs ids ", ids.describe());
+  const std::vector<double> id = ids.to_f64_vector();
+  by_dtype(dy.dtype(), [&](auto r) {
+    using R = decltype(r);
+    const R* g = dy.data<R>();
+    R* t = dtable.data<R>();
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t v = static_cast<int64_t>(id[i]);
+      GDN2_CHECK(v >= 0 && v < V, ValueError, "embedding_backward: token id ", v, " outside [0, ", V, ")");
+      for (int64_t d = 0; d < D; ++d) t[v * D + d] += g[i * D + d];
+    }
+    return 0;
+  });
+}
+
+#define GDN2_UNARY(NAME, EXPR)                                     \
+  Tensor NAME(const Tensor& x) {                                   \
+    check_compute(x, #NAME, "x");                                  \
+    Tensor y = Tensor::empty(x.shape(), x.dtype());                \
+    by_dtype(x.dtype(), [&](auto r) {                              \
+      using R = decltype(r);                                       \
+      const R* a = x.data<R>();                                    \
+      R* o = y.data<R>();                                          \
+      cpu::for_each_index(x.numel(), [&](int64_t i) { o[i] = EXPR; }); \
+      return 0;                                                    \
+    });                                                            \
+    return y;                                                      \
+  }
+#define GDN2_BINARY(NAME, EXPR)                                                                     \
+  Tensor NAME(const Tensor& x, const Tensor& z) {                                                   \
+    check_compute(x, #NAME, "first argument");                                                      \
+    check_same(x, z, #NAME, "first argument", "second argument");                                   \
+    GDN2_CHECK(x.shape() == z.shape(), ShapeError, #NAME ": shapes ", x.describe(), " and ", z.describe()); \
+    Tensor y = Tensor::empty(x.shape(), x.dtype());                                                 \
+    by_dtype(x.dtype(), [&](auto r) {                                                               \
+      using R = decltype(r);                                                                        \
+      const R* a = x.data<R>();                                                                     \
+      const R* b = z.data<R>();                                                                     \
+      R* o = y.data<R>();                                                                           \
+      cpu::for_each_index(x.numel(), [&](int64_t i) { o[i] = EXPR; });                              \
+      return 0;                                                                                     \
+    });                                                                                             \
+    return y;                                                                                       \
+  }
+
+GDN2_UNARY(sigmoid_forward, cpu::sigmoid(a[i]))
+GDN2_UNARY(silu_forward, cpu::silu(a[i]))
+GDN2_BINARY(sigmoid_backward, a[i] * b[i] * (R(1) - b[i]))  // (dy, y)
+GDN2_BINARY(silu_backward, a[i] * cpu::silu_grad(b[i]))     // (dy, x)
+GDN2_BINARY(swiglu_forward, cpu::silu(a[i]) * b[i])         // (gate, up)
+GDN2_BINARY(mul_forward, a[i] * b[i])
+
+#undef GDN2_UNARY
+#undef GDN2_BINARY
+
+void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
+  check_compute(dh, "swiglu_backward", "dh");
+  GDN2_CHECK(dh.shape() == gate.shape() && gate.shape() == up.shape() && dh.dtype() == gate.dtype() &&
+                 gate.dtype() == up.dtype(),
+             ShapeError, "swiglu_backward: dh ", dh.describe(), ", gate ", gate.describe(), ", up ", up.describe());
+  dgate = Tensor::empty(gate.shape(), gate.dtype());
+  dup = Tensor::empty(up.shape(), up.dtype());
+  by_dtype(dh.dtype(), [&](auto r) {
+    using R = decltype(r);
+    const R* d = dh.data<R>();
+    const R* g = gate.data<R>();
+    const R* u = up.data<R>();
+    R* dg = dgate.data<R>();
+    R* du = dup.data<R>();
+    cpu::for_each_index(dh.numel(), [&](int64_t i) {
+      dg[i] = d[i] * u[i] * cpu::silu_grad(g[i]);
+      du[i] = d[i] * cpu::silu(g[i]);
+    });
+    return 0;
+  });
+}
+
+std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& sizes) {
+  GDN2_CHECK(x.defined() && x.dim() >= 1, ShapeError, "split_last: x must have a last dimension, got ", x.describe());
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    GDN2_CHECK(s >= 0, ValueError, "split_last: negative size ", s);
+    total += s;
+  }
+  const int64_t D = x.size(-1), rows = D == 0 ? 0 : x.numel() / D;
+  GDN2_CHECK(total == D, ShapeError, "split_last: sizes sum to ", total, " but x is ", x.describe());
+  const size_t e = dtype_size(x.dtype());
+  const auto* src = static_cast<const std::byte*>(x.raw());
+  std::vector<Tensor> parts;
+  int64_t off = 0;
+  for (int64_t s : sizes) {
+    Shape sh = x.shape();
+    sh.back() = s;
+    Tensor p = Tensor::empty(sh, x.dtype());
+    auto* dst = static_cast<std::byte*>(p.raw_mut());
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * s * e, src + (r * D + off) * e, static_cast<size_t>(s) * e);
+    parts.push_back(p);
+    off += s;
+  }
+  return parts;
+}
+
+Tensor concat_last(const std::vector<Tensor>& parts) {
+  GDN2_CHECK(!parts.empty() && parts[0].defined() && parts[0].dim() >= 1, ShapeError, "concat_last: no parts");
+  const Tensor& first = parts[0];
+  int64_t D = 0;
+  for (const Tensor& p : parts) {
+    GDN2_CHECK(p.dtype() == first.dtype() && p.dim() == first.dim(), ShapeError, "concat_last: ", p.describe(),
+               " does not match ", first.describe());
+    for (int64_t i = 0; i + 1 < p.dim(); ++i)
+      GDN2_CHECK(p.size(i) == first.size(i), ShapeError, "concat_last: ", p.describe(), " vs ", first.describe());
+    D += p.size(-1);
+  }
+  Shape sh = first.shape();
+  sh.back() = D;
+  Tensor out = Tensor::empty(sh, first.dtype());
+  const int64_t rows = first.size(-1) == 0 ? (D == 0 ? 0 : out.numel() / D) : first.numel() / first.size(-1);
+  const size_t e = dtype_size(first.dtype());
+  auto* dst = static_cast<std::byte*>(out.raw_mut());
+  int64_t off = 0;
+  for (const Tensor& p : parts) {
+    const int64_t s = p.size(-1);
+    const auto* src = static_cast<const std::byte*>(p.raw());
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + (r * D + off) * e, src + r * s * e, static_cast<size_t>(s) * e);
+    off += s;
+  }
+  return out;
+}
+
+void add_inplace(Tensor& x, const Tensor& y) {
+  check_compute(x, "add_inplace", "x");
+  check_same(x, y, "add_inplace", "x", "y");
+  GDN2_CHECK(x.numel() == y.numel(), ShapeError, "add_inplace: ", x.describe(), " += ", y.describe());
+  by_dtype(x.dtype(), [&](auto r) {
+    using R = decltype(r);
+    R* a = x.data<R>();
+    const R* b = y.data<R>();
+    cpu::for_each_index(x.numel(), [&](int64_t i) { a[i] += b[i]; });
+    return 0;
+  });
+}
+
+void scale_inplace(Tensor& x, double s) {
+  check_compute(x, "scale_inplace", "x");
+  by_dtype(x.dtype(), [&](auto r) {
+    using R = decltype(r);
+    R* a = x.data<R>();
+    cpu::for_each_index(x.numel(), [&](int64_t i) { a[i] = static_cast<R>(a[i] * s); });
+    return 0;
+  });
+}
+
+LmLoss lm_head_cross_entropy(const Tensor& h, const Tensor& W, const Tensor& targets, bool want_grad, Tensor* dW,
+                             double grad_scale) {
+  check_compute(h, "lm_head_cross_entropy", "h");
+  check_same(h, W, "lm_head_cross_entropy", "h", "W");
+  GDN2_CHECK(h.dim() == 2 && W.dim() == 2 && h.size(1) == W.size(1), ShapeError, "lm_head_cross_entropy: h ",
+             h.describe(), " must be [N, D] and W ", W.describe(), " [V, D]");
+  GDN2_CHECK(targets.dtype() == DType::i32 && targets.numel() == h.size(0), ShapeError,
+             "lm_head_cross_entropy: targets must be I32 [N], got ", targets.describe());
+  const int64_t V = W.size(0);
+  const int32_t* t = targets.data<int32_t>();
+  for (int64_t i = 0; i < targets.numel(); ++i)
+    GDN2_CHECK(t[i] >= -1 && t[i] < V, ValueError, "lm_head_cross_entropy: target ", t[i], " at ", i,
+               " outside [-1, ", V, ")");
+  check_grad(dW, W, "lm_head_cross_entropy", "dW");
+  LmLoss r;
+  Tensor dh;
+  by_dtype(h.dtype(), [&](auto rr) {
+    using R = decltype(rr);
+    r = cpu::lm_head_cross_entropy<R>(h.data<R>(), W.data<R>(), t, h.size(0), h.size(1), V, want_grad,
+                                      dW ? dW->data<R>() : nullptr, grad_scale, dh);
+    return 0;
+  });
+  r.dh = dh;
+  return r;
+}
+
+}  // namespace gdn2
