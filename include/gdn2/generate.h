@@ -1,0 +1,38 @@
+// Text generation on the CPU: chunked prefill, then constant-memory recurrent decode (KV cache for attention
+// layers); greedy, temperature, top-k and top-p sampling with a seed; tokens streamed through a callback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "gdn2/model/lm.h"
+
+namespace gdn2 {
+
+struct SamplingOptions {
+  int64_t max_new_tokens = 64;
+  double temperature = 1.0;  // 0: greedy (argmax)
+  int64_t top_k = 0;         // 0: off
+  double top_p = 1.0;        // 1: off
+  uint64_t seed = 0;
+  std::vector<int32_t> stop_ids;  // generation ends after producing one of these
+  int64_t prefill_chunk = 0;      // > 0: feed the prompt in pieces of this many tokens (chunked prefill)
+};
+
+// Picks the next token from logits [V] (F32 or F64). ValueError on bad options or non-finite logits.
+int32_t sample_token(const float* logits, int64_t vocab, const SamplingOptions& o, std::mt19937_64& rng);
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // the new tokens only
+  double prefill_s = 0, decode_s = 0;
+  int64_t state_bytes = 0;      // inference state at the end
+};
+
+// Generates a continuation of `prompt` (non-empty). on_token(id) is called as each token is produced; returning
+// false stops generation.
+GenerateResult generate(LanguageModel& model, const std::vector<int32_t>& prompt, const SamplingOptions& o,
+                        const std::function<bool(int32_t)>& on_token = {});
+
+}  // namespace gdn2
