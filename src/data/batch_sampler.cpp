@@ -64,7 +64,7 @@ EvalBatches::EvalBatches(TokenShard shard, int64_t batch, int64_t seq_len, int64
   check_batch_shape(batch, seq_len);
   GDN2_CHECK(max_batches >= 0, ValueError, "max_batches ", max_batches, " is negative");
   windows_ = shard_.size() > 1 ? (shard_.size() - 1) / seq_len : 0;
-  if (max_batches > 0) windows_ = std::min(windows_, max_batches * batch);
+  if (max_batches > 0 && max_batches < (windows_ + batch - 1) / batch) windows_ = max_batches * batch;  // no overflow
 }
 
 bool EvalBatches::next(TokenBatch& out) {

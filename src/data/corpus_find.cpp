@@ -22,12 +22,12 @@ bool is_dir(const std::string& p) {
   return fs::is_directory(p, ec);
 }
 
-// /usr/share/doc/python3.<minor>/html/_sources with the highest minor, or "".
-std::string newest_python_docs() {
+// <root>/usr/share/doc/python3.<minor>/html/_sources with the highest minor, or "".
+std::string newest_python_docs(const std::string& root) {
   std::string best;
   long best_minor = -1;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(kDocRoot, ec)) {
+  for (const auto& e : fs::directory_iterator(root + kDocRoot, ec)) {
     const std::string name = e.path().filename().string();
     if (name.rfind("python3.", 0) != 0 || name.size() == 8) continue;
     const std::string minor = name.substr(8);
@@ -41,6 +41,15 @@ std::string newest_python_docs() {
     }
   }
   return best;
+}
+
+// Where scripts/get_corpus.sh unpacks the package when dpkg skips /usr/share/doc: $XDG_CACHE_HOME or ~/.cache.
+std::string corpus_cache_root() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg != nullptr && xdg[0] != '\0') return std::string(xdg) + "/gdn2/corpus";
+  if (home != nullptr && home[0] != '\0') return std::string(home) + "/.cache/gdn2/corpus";
+  return "";
 }
 
 std::string lower(std::string s) {
@@ -70,7 +79,8 @@ std::optional<std::string> corpus_find(const std::string& dir) {
     const char* env = std::getenv(std::string(kCorpusEnvVar).c_str());
     if (env != nullptr) chosen = env;
   }
-  if (chosen.empty()) chosen = newest_python_docs();
+  if (chosen.empty()) chosen = newest_python_docs("");
+  if (chosen.empty()) chosen = newest_python_docs(corpus_cache_root());
   if (chosen.empty() || !is_dir(chosen)) return std::nullopt;
   return chosen;
 }

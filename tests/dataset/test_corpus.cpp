@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 
 #include "core/temp_dir.h"
 #include "gdn2/data/corpus.h"
@@ -216,6 +217,30 @@ TEST(InstalledCorpus, IsFoundAndReadsAsCleanProse) {
   EXPECT_GT(docs, 300);
   EXPECT_GT(bytes, 5u << 20);  // several MiB of text
   EXPECT_TRUE(tutorial);
+}
+
+}  // namespace
+
+namespace {
+
+// Random bytes and random reST-ish soup through every cleaner: no crash, and the output keeps its promises.
+TEST(CleanerFuzz, AnyInputGivesNormalizedText) {
+  std::mt19937 rng(7);
+  const std::string alphabet = "ab :`*_.\\-=<>|[]#()\n\n\n   \r\t\xC3\xA9\xFF";
+  const std::vector<std::string> pieces = {".. ", "::", ":func:`", "``", "`", "**", "*", "\n   ", "\n\n", ">>> ",
+                                           ".. note::", ".. code-block::", "=====", "* ", "1. ", "\\"};
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string in;
+    const int n = static_cast<int>(rng() % 200);
+    for (int i = 0; i < n; ++i)
+      in += trial % 2 ? pieces[rng() % pieces.size()] : std::string(1, alphabet[rng() % alphabet.size()]);
+    for (const char* name : {"x.rst.txt", "x.txt"}) {
+      const std::string out = gdn2::clean_document(in, name);
+      ASSERT_EQ(out.find("\n\n\n"), std::string::npos) << in;
+      ASSERT_TRUE(out.empty() || (out.front() != '\n' && out.back() != '\n')) << in;
+      ASSERT_EQ(gdn2::normalize_text(out), out) << in;  // already normal
+    }
+  }
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ class Dataset : public ::testing::Test {
  protected:
   void SetUp() override {
     docs_ = synthetic_documents(300);
-    stats_ = gdn2::data_prepare(docs_, gdn2::byte_encode, dir_.path(), byte_options(10, 1000));
+    stats_ = gdn2::data_prepare(docs_, gdn2::byte_encode, dir_.path(), byte_options(10, 4000));
   }
   std::vector<int32_t> all_train_tokens(const gdn2::TokenDataset& d) const {
     std::vector<int32_t> all;
@@ -47,7 +47,7 @@ TEST_F(Dataset, OpensEveryShard) {
   EXPECT_EQ(d.val_shard().documents(), 30);
   EXPECT_EQ(d.vocab_size(), gdn2::kByteVocabSize);
   EXPECT_EQ(d.eos_id(), gdn2::kByteEosId);
-  for (const auto& s : d.train_shards()) EXPECT_LE(s.size(), 1000);
+  for (const auto& s : d.train_shards()) EXPECT_LE(s.size(), 4000);
 }
 
 TEST_F(Dataset, HeldOutSplitIsEveryTenthDocumentAndDisjointFromTrain) {
@@ -113,8 +113,8 @@ TEST_F(Dataset, SampleRejectsBadShapes) {
   const gdn2::TokenDataset d = gdn2::TokenDataset::open(dir_.path());
   EXPECT_THROW(d.sample(0, 0, 0, 8), gdn2::ValueError);
   EXPECT_THROW(d.sample(0, 0, 2, 0), gdn2::ValueError);
-  EXPECT_THROW(d.sample(0, 0, 2, 1000), gdn2::ValueError);  // no shard holds 1001 tokens
-  EXPECT_NO_THROW(d.sample(0, 0, 2, 500));
+  EXPECT_THROW(d.sample(0, 0, 2, 4000), gdn2::ValueError);  // no shard holds 4001 tokens
+  EXPECT_NO_THROW(d.sample(0, 0, 2, 2000));
 }
 
 TEST_F(Dataset, EvalBatchesWalkTheHeldOutSplitInOrder) {
@@ -144,6 +144,9 @@ TEST_F(Dataset, EvalBatchesWalkTheHeldOutSplitInOrder) {
   EXPECT_TRUE(it.next(b));
   gdn2::EvalBatches limited = d.val_batches(B, T, 2);
   EXPECT_EQ(limited.num_batches(), 2);
+  EXPECT_EQ(d.val_batches(B, T, INT64_MAX).num_windows(), windows);  // a huge limit is no limit
+  EXPECT_THROW(d.val_batches(0, T), gdn2::ValueError);
+  EXPECT_THROW(d.val_batches(B, T, -1), gdn2::ValueError);
 }
 
 TEST(DatasetOpen, MissingDirectoryIsAnIoError) {

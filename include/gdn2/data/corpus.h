@@ -15,7 +15,9 @@ inline constexpr std::string_view kCorpusPackage = "python3-doc";
 inline constexpr std::string_view kCorpusEnvVar = "GDN2_CORPUS_DIR";
 
 // The corpus directory: `dir` when not empty, else $GDN2_CORPUS_DIR when set and not empty, else the `_sources`
-// folder of the newest installed Python documentation. nullopt when the chosen place is not a directory; never throws.
+// folder of the newest installed Python documentation (in /usr/share/doc, else where scripts/get_corpus.sh unpacks
+// it when dpkg skips docs: $XDG_CACHE_HOME/gdn2/corpus/usr/share/doc or ~/.cache/...). nullopt when the chosen
+// place is not a directory; never throws.
 std::optional<std::string> corpus_find(const std::string& dir = "");
 // The same, but a missing corpus throws IoError naming the place looked at and how to install it.
 std::string corpus_dir(const std::string& dir = "");
