@@ -1,4 +1,4 @@
-// reST inline markup to plain text (roles, literals, references, emphasis), one line at a time.
+// reST inline markup to plain text (roles, literals, references, emphasis) over one paragraph, which may span lines.
 #pragma once
 
 #include <string>
