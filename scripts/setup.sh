@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the build needs (Debian packages) and builds gdn2: the CUDA preset where nvcc and a GPU exist,
-# else the CPU preset. Prints the build folder's name on its last line. Safe to run again.
+# Installs what the build needs (Debian packages) and the training corpus (scripts/get_corpus.sh), and builds gdn2:
+# the CUDA preset where nvcc and a GPU exist, else the CPU preset. Prints the build folder's name on its last line.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
     { $sudo_cmd apt-get update -q >/dev/null && $sudo_cmd apt-get install -y -q "${missing[@]}" >/dev/null; }
 fi
+
+corpus="$(scripts/get_corpus.sh | tail -n 1)"  # the training corpus (docs/data.md)
+echo "setup: corpus in $corpus" >&2
 
 preset="${GDN2_PRESET:-}"
 if [ -z "$preset" ]; then

@@ -16,5 +16,6 @@ void add_ops_bench_command(CLI::App& ops, Context& ctx);
 void add_model_commands(CLI::App& app, Context& ctx);      // layer check, model check, model info
 void add_generate_command(CLI::App& app, Context& ctx);
 void add_train_command(CLI::App& app, Context& ctx);
+void add_data_commands(CLI::App& app, Context& ctx);
 
 }  // namespace gdn2::cli

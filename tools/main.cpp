@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   gdn2::cli::add_model_commands(app, ctx);
   gdn2::cli::add_generate_command(app, ctx);
   gdn2::cli::add_train_command(app, ctx);
+  gdn2::cli::add_data_commands(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
