@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   gdn2::cli::add_generate_command(app, ctx);
   gdn2::cli::add_train_command(app, ctx);
   gdn2::cli::add_data_commands(app, ctx);
+  gdn2::cli::add_ops_attn_bench_command(*ops, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

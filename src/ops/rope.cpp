@@ -1,0 +1,78 @@
+// Public RoPE ops: check the shape contract of include/gdn2/ops/rope.h, resolve the positions, then dispatch.
+#include "gdn2/ops/rope.h"
+
+#include <cmath>
+#include <vector>
+
+#include "cpu/rope.h"
+#include "ops/op_args.h"
+
+namespace gdn2 {
+
+namespace {
+
+// x [B, T, H, D] float; options valid for D. Returns the rotary dim (0 resolved to D).
+int64_t check_rope_args(const Tensor& x, const RopeOptions& opt, const char* op, const char* name) {
+  GDN2_CHECK(x.defined(), ValueError, op, ": ", name, " is required");
+  op_args::check_float(x, op, name);
+  GDN2_CHECK(x.dim() == 4, ShapeError, op, ": ", name, " must be [B, T, H, D], got ", x.describe());
+  const int64_t D = x.size(3);
+  GDN2_CHECK(std::isfinite(opt.theta) && opt.theta > 0, ValueError, op, ": theta must be finite and > 0, got ",
+             opt.theta);
+  const int64_t rd = opt.rotary_dim == 0 ? D : opt.rotary_dim;
+  GDN2_CHECK(rd >= 2 && rd <= D && rd % 2 == 0, ValueError, op, ": rotary_dim must be even with 2 <= rotary_dim <= D",
+             " (0 means D), got rotary_dim ", opt.rotary_dim, " for ", name, " ", x.describe());
+  return rd;
+}
+
+std::vector<int64_t> start_positions(const Tensor& x, int64_t start) {
+  const int64_t B = x.size(0), T = x.size(1);
+  std::vector<int64_t> pos(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(b * T + t)] = start + t;
+  return pos;
+}
+
+std::vector<int64_t> tensor_positions(const Tensor& x, const Tensor& positions, const char* op) {
+  GDN2_CHECK(positions.defined(), ValueError, op, ": positions is required (or pass a start offset)");
+  GDN2_CHECK(positions.dtype() == DType::i32 || positions.dtype() == DType::i64, DTypeError, op,
+             ": positions must be I32 or I64, got ", positions.describe());
+  const Shape want{x.size(0), x.size(1)};
+  GDN2_CHECK(positions.shape() == want, ShapeError, op, ": positions must be [B, T] = ", shape_str(want), " for ",
+             x.describe(), ", got ", positions.describe());
+  std::vector<int64_t> pos(static_cast<size_t>(positions.numel()));
+  for (int64_t i = 0; i < positions.numel(); ++i)
+    pos[static_cast<size_t>(i)] =
+        positions.dtype() == DType::i32 ? positions.data<int32_t>()[i] : positions.data<int64_t>()[i];
+  return pos;
+}
+
+Tensor rotate(const Tensor& x, const std::vector<int64_t>& pos, const RopeOptions& opt, int64_t rd, bool inverse) {
+  return cpu::rope_rotate(op_args::to_dtype(x, op_args::compute_dtype(x)), pos, opt.theta, rd, inverse);
+}
+
+}  // namespace
+
+Tensor rope_forward(const Tensor& x, int64_t start, const RopeOptions& options) {
+  const int64_t rd = check_rope_args(x, options, "rope_forward", "x");
+  return rotate(x, start_positions(x, start), options, rd, false);
+}
+
+Tensor rope_forward(const Tensor& x, const Tensor& positions, const RopeOptions& options) {
+  const char* op = "rope_forward";
+  const int64_t rd = check_rope_args(x, options, op, "x");
+  return rotate(x, tensor_positions(x, positions, op), options, rd, false);
+}
+
+Tensor rope_backward(const Tensor& dy, int64_t start, const RopeOptions& options) {
+  const int64_t rd = check_rope_args(dy, options, "rope_backward", "dy");
+  return rotate(dy, start_positions(dy, start), options, rd, true);
+}
+
+Tensor rope_backward(const Tensor& dy, const Tensor& positions, const RopeOptions& options) {
+  const char* op = "rope_backward";
+  const int64_t rd = check_rope_args(dy, options, op, "dy");
+  return rotate(dy, tensor_positions(dy, positions, op), options, rd, true);
+}
+
+}  // namespace gdn2
