@@ -13,5 +13,6 @@ struct Context {
 void add_info_command(CLI::App& app, Context& ctx);
 void add_ops_check_command(CLI::App& ops, Context& ctx);
 void add_ops_bench_command(CLI::App& ops, Context& ctx);
+void add_tokenizer_command(CLI::App& app, Context& ctx);
 
 }  // namespace gdn2::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   ops->require_subcommand(1);
   gdn2::cli::add_ops_check_command(*ops, ctx);
   gdn2::cli::add_ops_bench_command(*ops, ctx);
+  gdn2::cli::add_tokenizer_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

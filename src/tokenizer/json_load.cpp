@@ -189,8 +189,8 @@ void load_model(const Ctx& c, const json& m, BpeModel& model) {
     return it->second;
   };
   model.merges.reserve(merges->size());
-  std::vector<Merge> ranked;
-  ranked.reserve(merges->size());
+  std::vector<Merge> listed;
+  listed.reserve(merges->size());
   std::string a, b;
   for (size_t k = 0; k < merges->size(); ++k) {
     const json& e = (*merges)[k];
@@ -210,23 +210,13 @@ void load_model(const Ctx& c, const json& m, BpeModel& model) {
     const std::string whole = a + " " + b;
     const int32_t ia = lookup(a, k, whole), ib = lookup(b, k, whole), ic = lookup(a + b, k, whole);
     model.merges.insert(ia, ib, MergeValue{static_cast<int32_t>(k), ic});
+    listed.push_back({ia, ib, static_cast<int32_t>(k)});
   }
   // The effective merges (a later duplicate wins), in rank order.
-  for (size_t k = 0; k < merges->size(); ++k) {
-    const json& e = (*merges)[k];
-    std::string l, r;
-    if (e.is_string()) {
-      const std::string& s = e.get_ref<const std::string&>();
-      const size_t sp = s.find(' ');
-      l = s.substr(0, sp);
-      r = s.substr(sp + 1);
-    } else {
-      l = e[0].get<std::string>();
-      r = e[1].get<std::string>();
-    }
-    const int32_t il = model.vocab.at(l), ir = model.vocab.at(r);
-    if (model.merges.find(il, ir)->rank == static_cast<int32_t>(k)) ranked.push_back({il, ir, static_cast<int32_t>(k)});
-  }
+  std::vector<Merge> ranked;
+  ranked.reserve(listed.size());
+  for (const Merge& m : listed)
+    if (model.merges.find(m.left, m.right)->rank == m.rank) ranked.push_back(m);
   model.merge_list = std::move(ranked);
 }
 
@@ -286,16 +276,27 @@ void TokenizerImpl::finish() {
   const Ctx c{label};
   model.byte_level = pre_tokenizer.byte_level;
 
-  // Added tokens: consistent with the vocab, no id or content given twice.
+  // Added tokens: each must carry the id HF tokenizers gives it when it loads the file (AddedVocabulary::add_tokens):
+  // the vocab's id if the content is a vocab token, the id of an earlier entry with the same content, else the next
+  // id after the added ones (or the vocab's entry count, if no added id reaches it).
   std::vector<AddedToken> kept;
+  const auto vocab_count = static_cast<int64_t>(model.vocab.size());
+  int64_t max_added = -1;
   for (const AddedToken& a : added) {
-    if (auto it = model.vocab.find(a.content); it != model.vocab.end() && it->second != a.id)
+    int64_t expect;
+    if (auto it = model.vocab.find(a.content); it != model.vocab.end()) {
+      expect = it->second;
+    } else if (auto it2 = added_by_content.find(a.content); it2 != added_by_content.end()) {
+      expect = it2->second;
+    } else {
+      expect = (max_added >= 0 && (max_added >= vocab_count || vocab_count == 0)) ? max_added + 1 : vocab_count;
+    }
+    if (a.id != expect)
       c.fail("added token " + nlohmann::json(a.content).dump() + " has id " + std::to_string(a.id) +
-             " but the vocab gives it id " + std::to_string(it->second));
-    if (auto it = added_by_content.find(a.content); it != added_by_content.end()) {
-      if (it->second != a.id)
-        c.fail("added token " + nlohmann::json(a.content).dump() + " is listed with ids " +
-               std::to_string(it->second) + " and " + std::to_string(a.id));
+             " but HF tokenizers would give it id " + std::to_string(expect) +
+             " (the vocab's id for a vocab token, else the next id after the vocab and the earlier added tokens)");
+    max_added = std::max<int64_t>(max_added, a.id);
+    if (added_by_content.count(a.content)) {
       for (AddedToken& k : kept)
         if (k.content == a.content) k = a;  // a later entry with the same content updates the flags
       continue;
