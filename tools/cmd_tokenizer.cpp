@@ -1,6 +1,7 @@
 // `gdn2 tokenizer train|encode|decode`: train a byte-level BPE tokenizer, encode text to ids, decode ids to text.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -51,6 +52,11 @@ struct TrainArgs {
 };
 
 int run_train(const TrainArgs& a) {
+  // Create the output folder first, so that a bad --out fails before the training, not after.
+  const std::filesystem::path dir = std::filesystem::path(a.out).parent_path();
+  std::error_code ec;
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  if (ec) GDN2_THROW(IoError, "cannot create the folder of --out ", a.out, ": ", ec.message());
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::string> texts;
   size_t bytes = 0;
@@ -63,8 +69,8 @@ int run_train(const TrainArgs& a) {
   const Tokenizer tok = tokenizer_train_bpe(texts, a.vocab_size, a.specials);
   const double t_train = seconds_since(t0) - t_read;
   tok.save(a.out);
-  std::printf("trained on %zu bytes (%zu file(s)): vocab %d (asked %d), %.2f s; wrote %s\n", bytes, a.inputs.size(),
-              tok.vocab_size(), a.vocab_size, t_train, a.out.c_str());
+  std::printf("trained on %zu bytes (%zu file(s), %zu chunks): vocab %d (asked %d) in %.2f s (read %.2f s); wrote %s\n",
+              bytes, a.inputs.size(), texts.size(), tok.vocab_size(), a.vocab_size, t_train, t_read, a.out.c_str());
   return 0;
 }
 

@@ -17,6 +17,12 @@ struct TokenizerImpl;
 // A loaded tokenizer. Immutable after construction: every const method is safe to call from many threads at once.
 // Copies are cheap (they share the tables).
 //
+// Encoding follows HF tokenizers step by step: added tokens are cut out of the raw text (those with
+// normalized=false), the rest is normalized and cut again (normalized=true), pre-tokenized, and each piece is
+// BPE-merged (cached per piece). Regexes are Oniguruma patterns run by PCRE2 with Unicode properties; NFC is
+// utf8proc's. Character classes follow the Unicode tables of those libraries (Debian 12: PCRE2 10.42, utf8proc 2.8),
+// which can differ from HF's for characters assigned in the newest Unicode versions.
+//
 // What a tokenizer.json may contain (anything else raises FormatError naming the file and the field):
 //  - model: type "BPE" (or no type with vocab + merges) with `vocab` {token: id} and `merges` as "a b" strings or
 //    [a, b] pairs; dropout null, byte_fallback false, continuing_subword_prefix / end_of_word_suffix null or "",
@@ -27,8 +33,9 @@ struct TokenizerImpl;
 //    ByteLevel, if present, comes last.
 //  - decoder: null (tokens joined by spaces, as HF does) or ByteLevel.
 //  - post_processor: ignored (encode never adds template tokens: it is HF's encode(text, add_special_tokens=False)).
-//  - added_tokens: [{id, content, special, normalized, lstrip, rstrip, single_word}]; an added token that is also a
-//    vocab token must carry the vocab's id.
+//  - added_tokens: [{id, content, special, normalized, lstrip, rstrip, single_word}], each with the id HF gives it on
+//    load: the vocab's id if the content is a vocab token, else the next id after the vocab and the earlier added
+//    tokens (a file that says otherwise is refused: HF would silently renumber it).
 class Tokenizer {
  public:
   // Loads a Hugging Face tokenizer.json. Throws IoError if the file cannot be read, FormatError (naming the file
