@@ -44,4 +44,9 @@ inline nlohmann::json small_tokenizer() {
               {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", mlist}}}};
 }
 
+// Qwen2/Qwen3's pre_tokenizer as their tokenizer.json files write it.
+inline std::string qwen_pre_tokenizer_json() {
+  return R"({"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}]})";
+}
+
 }  // namespace gdn2_test

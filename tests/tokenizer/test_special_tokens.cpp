@@ -18,7 +18,6 @@ const gdn2::Tokenizer& small() {
 TEST(TokenizerAddedTokens, EmptyStringGivesNoIds) {
   EXPECT_TRUE(small().encode("").empty());
   EXPECT_TRUE(gdn2_test::gpt2_tokenizer().encode("").empty());
-  EXPECT_TRUE(gdn2_test::qwen3_tokenizer().encode("").empty());
   EXPECT_EQ(small().decode({}), "");
   EXPECT_TRUE(small().encode_batch({}).empty());
   EXPECT_EQ(small().encode_batch({"", "hello world"}), (std::vector<Ids>{{}, {257, 259, 111, 267}}));
@@ -83,27 +82,47 @@ TEST(TokenizerAddedTokens, LookupsAndEos) {
   EXPECT_EQ(t.id_to_token(258), "\xc4\xa0the");
   EXPECT_EQ(t.id_to_token(274), std::nullopt);
   EXPECT_EQ(t.eos_id(), 268);
+  const gdn2::Tokenizer& g = gdn2_test::gpt2_tokenizer();
+  EXPECT_EQ(g.vocab_size(), 50257);
+  EXPECT_EQ(g.eos_id(), 50256);
+}
 
+// The Qwen3 checks share one test (one load of the 5 MB file per test process).
+TEST(TokenizerAddedTokens, Qwen3SpecialsChatAndLookups) {
   const gdn2::Tokenizer& q = gdn2_test::qwen3_tokenizer();
+  EXPECT_TRUE(q.encode("").empty());
   EXPECT_EQ(q.vocab_size(), 151669);
   EXPECT_EQ(q.eos_id(), 151643);
   EXPECT_EQ(q.token_to_id("<|im_end|>"), 151645);
   EXPECT_EQ(q.token_to_id("</think>"), 151668);
   EXPECT_TRUE(q.is_special(151645));
   EXPECT_FALSE(q.is_special(151668));  // <think> / </think> are added, not special, in Qwen3
-  const gdn2::Tokenizer& g = gdn2_test::gpt2_tokenizer();
-  EXPECT_EQ(g.vocab_size(), 50257);
-  EXPECT_EQ(g.eos_id(), 50256);
-}
 
-TEST(TokenizerAddedTokens, ChatTextWithSpecialTokens) {
-  const gdn2::Tokenizer& q = gdn2_test::qwen3_tokenizer();
   const std::string chat = "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nHello";
   const Ids ids = q.encode(chat);
   // HF tokenizers: [151644, 872, 198, 13048, 0, 151645, 198, 151644, 77091, 198, 151667, 271, 151668, 271, 9707]
   EXPECT_EQ(ids, (Ids{151644, 872, 198, 13048, 0, 151645, 198, 151644, 77091, 198, 151667, 271, 151668, 271, 9707}));
   EXPECT_EQ(q.decode(ids), chat);
   EXPECT_EQ(q.decode(ids, true), "user\nHi!\nassistant\n<think>\n\n</think>\n\nHello");
+
+  // A character split over byte tokens comes back whole from token_bytes.
+  std::string all;
+  for (int32_t id : q.encode("\xf0\x9f\x99\x82")) all += q.token_bytes(id);  // 🙂
+  EXPECT_EQ(all, "\xf0\x9f\x99\x82");
+  EXPECT_THROW(q.token_bytes(-1), gdn2::ValueError);
+  EXPECT_THROW(q.token_bytes(q.vocab_size()), gdn2::ValueError);
+  EXPECT_EQ(q.token_bytes(*q.token_to_id("<|im_end|>")), "<|im_end|>");
+}
+
+TEST(TokenizerModel, IgnoreMergesTakesWholeVocabWords) {
+  nlohmann::json j = gdn2_test::small_tokenizer();
+  j["model"]["ignore_merges"] = true;
+  const gdn2::Tokenizer t = gdn2::Tokenizer::from_json(j.dump());
+  // HF tokenizers 0.23 on the same file.
+  EXPECT_EQ(t.encode("hello world"), (Ids{262, 267}));
+  EXPECT_EQ(t.encode(" hello"), (Ids{32, 257, 259, 111}));
+  EXPECT_EQ(t.encode("hellos"), (Ids{257, 259, 111, 115}));
+  EXPECT_EQ(small().encode("hello"), (Ids{257, 259, 111}));  // without the flag the merges decide
 }
 
 TEST(TokenizerAddedTokens, BadInputIsAValueError) {

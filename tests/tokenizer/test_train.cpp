@@ -4,6 +4,7 @@
 
 #include "../core/temp_dir.h"
 #include "gdn2/error.h"
+#include "small_tokenizer.h"
 #include "tokenizer_test_util.h"
 
 namespace {
@@ -65,13 +66,17 @@ TEST(TokenizerTrain, SaveLoadRoundTrip) {
   probes.push_back("unseen words: zebra quantum 量子 🦓 \t\n\r\n  end");
   probes.push_back("");
   for (const std::string& p : probes) EXPECT_EQ(u.encode(p), t.encode(p)) << p;
-  // A real tokenizer (NFC, Split regex, added tokens) survives save + load too.
-  const gdn2::Tokenizer& real = gdn2_test::qwen3_tokenizer();
+  // A tokenizer with Qwen's components (NFC, Split regex + ByteLevel, added tokens with every flag) survives
+  // save + load too.
+  nlohmann::json j = gdn2_test::small_tokenizer();
+  j["pre_tokenizer"] = nlohmann::json::parse(gdn2_test::qwen_pre_tokenizer_json());
+  const gdn2::Tokenizer real = gdn2::Tokenizer::from_json(j.dump());
   const std::string p2 = dir.file("real.json");
   real.save(p2);
   const gdn2::Tokenizer r = gdn2::Tokenizer::from_file(p2);
   EXPECT_EQ(r.vocab_size(), real.vocab_size());
-  probes.push_back("<|im_start|>user\n<think>x</think><|im_end|>");
+  EXPECT_EQ(r.to_json(), real.to_json());
+  probes.push_back("<|endoftext|>x <mask> [SW] E\xcc\x81" "cole<|im_end|>");
   for (const std::string& p : probes) EXPECT_EQ(r.encode(p), real.encode(p)) << p;
 }
 
