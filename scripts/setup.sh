@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make git nlohmann-json3-dev libcli11-dev libgtest-dev libpng-dev)
+packages=(cmake g++ make git nlohmann-json3-dev libcli11-dev libgtest-dev libpng-dev libpcre2-dev libutf8proc-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -18,5 +18,6 @@ void add_generate_command(CLI::App& app, Context& ctx);
 void add_train_command(CLI::App& app, Context& ctx);
 void add_data_commands(CLI::App& app, Context& ctx);
 void add_ops_attn_bench_command(CLI::App& ops, Context& ctx);
+void add_tokenizer_command(CLI::App& app, Context& ctx);
 
 }  // namespace gdn2::cli
