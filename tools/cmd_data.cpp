@@ -1,4 +1,4 @@
-// `gdn2 data`: the corpus and token-dataset commands (a `data prepare` with the tokenizer joins them here).
+// `gdn2 data`: the corpus and token-dataset commands and `data prepare`, which tokenizes with a tokenizer.json.
 #include "tools/cmd_data.h"
 
 namespace gdn2::cli {
@@ -8,6 +8,7 @@ void add_data_commands(CLI::App& app, Context& ctx) {
   data->require_subcommand(1);
   add_data_info_command(*data, ctx);
   add_data_corpus_command(*data, ctx);
+  add_data_prepare_command(*data, ctx);
 }
 
 }  // namespace gdn2::cli

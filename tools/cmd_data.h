@@ -7,5 +7,6 @@ namespace gdn2::cli {
 
 void add_data_info_command(CLI::App& data, Context& ctx);
 void add_data_corpus_command(CLI::App& data, Context& ctx);
+void add_data_prepare_command(CLI::App& data, Context& ctx);
 
 }  // namespace gdn2::cli

@@ -37,7 +37,7 @@ int run_train(TrainArgs& a) {
   LanguageModel model(cfg);
   model.init_random(a.init_seed);
   std::fprintf(stderr, "model: %s\ndata: %s: %ld train tokens, %ld held-out tokens\n%s\n", cfg.describe().c_str(),
-               a.data.c_str(), static_cast<long>(data.train_tokens()), static_cast<long>(data.val_shard().num_tokens()),
+               a.data.c_str(), static_cast<long>(data.train_tokens()), static_cast<long>(data.val_shard().size()),
                backend_describe(Backend::cpu).c_str());
   const TrainResult r = train_model(model, data, a.opt);
   std::printf("trained %ld steps (%ld tokens) in %.1f s: %.0f tokens/s; final train loss %.4f, held-out loss %.4f\n",

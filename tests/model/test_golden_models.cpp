@@ -75,7 +75,7 @@ TEST(GoldenModel, Qwen3NextGroupedLayout) {
       out.emplace_back(n, f.get(n));
       continue;
     }
-    if (n.find("in_proj_qkv.weight") == std::string::npos && n.find("in_proj_b.weight") == std::string::npos) continue;
+    if (n.find("in_proj_qkv.weight") == std::string::npos) continue;  // one regrouping per layer
     const std::string p = n.substr(0, at) + "linear_attn.";
     const Tensor qkv = f.get(p + "in_proj_qkv.weight"), z = f.get(p + "in_proj_z.weight");
     const Tensor bw = f.get(p + "in_proj_b.weight"), aw = f.get(p + "in_proj_a.weight");
