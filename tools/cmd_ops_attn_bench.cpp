@@ -1,5 +1,5 @@
-// `gdn2 ops attn-bench`: CPU timings of the softmax-attention ops (fp32 forward and backward), gated on agreement
-// with the same problem computed in fp64.
+// `gdn2 ops attn-bench`: CPU timings of the softmax-attention ops (fp32 forward, backward and a decode step),
+// gated on agreement with the same problems computed in fp64.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -76,6 +76,13 @@ int run_attn_bench(const AttnBenchArgs& a) {
   const Timing t_fwd = time_reps(a.reps, [&] { r = attention_forward(q32, k32, v32, opt); });
   AttentionGrads g = attention_backward(d_o32, q32, k32, v32, r.o, r.lse, opt);
   const Timing t_bwd = time_reps(a.reps, [&] { g = attention_backward(d_o32, q32, k32, v32, r.o, r.lse, opt); });
+  // Decode: one new query per sequence against a KV cache holding all T tokens.
+  const Tensor q1 = uniform({a.B, 1, a.H, a.D}, 5);
+  const AttentionResult ref1 = attention_forward(q1, k, v, opt);
+  const Tensor q1_32 = q1.to(DType::f32);
+  AttentionResult r1 = attention_forward(q1_32, k32, v32, opt);
+  const Timing t_dec = time_reps(a.reps, [&] { r1 = attention_forward(q1_32, k32, v32, opt); });
+  const double err_dec = std::max(rel_rms_error(r1.o, ref1.o), rel_rms_error(r1.lse, ref1.lse));
   const double err_fwd = std::max(rel_rms_error(r.o, ref.o), rel_rms_error(r.lse, ref.lse));
   const double err_bwd =
       std::max({rel_rms_error(g.dq, gref.dq), rel_rms_error(g.dk, gref.dk), rel_rms_error(g.dv, gref.dv)});
@@ -92,7 +99,11 @@ int run_attn_bench(const AttnBenchArgs& a) {
   };
   row("forward fp32", t_fwd, err_fwd, 2);
   row("backward fp32", t_bwd, err_bwd, 5);
-  const bool ok = err_fwd <= a.budget && err_bwd <= a.budget;
+  std::printf("  %-14s median %8.3f ms (best %8.3f, cpu %8.3f)  one query per sequence against %ld cached tokens  "
+              "err vs fp64 %.1e %s\n",
+              "decode fp32", t_dec.median * 1e3, t_dec.best * 1e3, t_dec.cpu * 1e3, a.T, err_dec,
+              err_dec <= a.budget ? "ok" : "FAIL");
+  const bool ok = err_fwd <= a.budget && err_bwd <= a.budget && err_dec <= a.budget;
   if (!ok) std::printf("\nFAILED: outside the %.1e budget of the fp64 run\n", a.budget);
   return ok ? 0 : 1;
 }

@@ -68,16 +68,25 @@ __attribute__((noinline)) void kernel_tile(int64_t K, const Real* ap, const Real
   }
 }
 
-// Rows [r0, r0 + rows) of op(A) (rows <= kMR) as one panel: dst[p·kMR + r], rows past `rows` zero.
+// All of op(A) = Aᵀ, A stored [K, M], as panels of kMR rows: panel ip holds dst[ip·kMR·K + p·kMR + r], rows past
+// M zero. Row by row of A, so each is read once, front to back.
 template <class Real>
-void pack_a_panel(const Real* A, int64_t lda, bool trans, int64_t r0, int64_t rows, int64_t K, Real* dst) {
-  if (trans) {  // A stored [K, M]: the panel's rows are contiguous at each p
-    for (int64_t p = 0; p < K; ++p) {
-      const Real* src = A + p * lda + r0;
-      for (int64_t r = 0; r < kMR; ++r) dst[p * kMR + r] = r < rows ? src[r] : Real(0);
+void pack_at_rows(const Real* A, int64_t lda, int64_t M, int64_t K, Real* dst) {
+  const int64_t full = M / kMR, mp = (M + kMR - 1) / kMR;
+  for (int64_t p = 0; p < K; ++p) {
+    const Real* src = A + p * lda;
+    for (int64_t ip = 0; ip < full; ++ip) std::memcpy(dst + (ip * K + p) * kMR, src + ip * kMR, kMR * sizeof(Real));
+    if (full < mp) {
+      Real* d = dst + (full * K + p) * kMR;
+      for (int64_t r = 0; r < kMR; ++r) d[r] = full * kMR + r < M ? src[full * kMR + r] : Real(0);
     }
-    return;
   }
+}
+
+// Rows [r0, r0 + rows) of A [M, K] (not transposed; rows <= kMR) as one panel: dst[p·kMR + r], rows past `rows`
+// zero.
+template <class Real>
+void pack_a_panel(const Real* A, int64_t lda, int64_t r0, int64_t rows, int64_t K, Real* dst) {
   if (rows == kMR) {  // the common full panel: six row streams, no per-element tests
     const Real* a = A + r0 * lda;
     for (int64_t p = 0; p < K; ++p) {
@@ -90,17 +99,27 @@ void pack_a_panel(const Real* A, int64_t lda, bool trans, int64_t r0, int64_t ro
     for (int64_t r = 0; r < kMR; ++r) dst[p * kMR + r] = r < rows ? A[(r0 + r) * lda + p] : Real(0);
 }
 
-// Columns [c0, c0 + cols) of op(B) (cols <= NR) as one panel: dst[p·NR + c], columns past `cols` zero.
+// All of B [K, N] (not transposed) as panels of NR columns: panel jp holds dst[jp·NR·K + p·NR + c], columns past N
+// zero. Row by row, so each row of B is read once, front to back (panel by panel would stride through all of B
+// once per panel: slow when B is a long cache of keys or values).
 template <class Real, int64_t NR>
-void pack_b_panel(const Real* B, int64_t ldb, bool trans, int64_t c0, int64_t cols, int64_t K, Real* dst) {
-  if (!trans) {  // B stored [K, N]: the panel's columns are contiguous at each p
-    for (int64_t p = 0; p < K; ++p) {
-      std::memcpy(dst + p * NR, B + p * ldb + c0, static_cast<size_t>(cols) * sizeof(Real));
-      for (int64_t c = cols; c < NR; ++c) dst[p * NR + c] = Real(0);
+void pack_b_rows(const Real* B, int64_t ldb, int64_t N, int64_t K, Real* dst) {
+  const int64_t full = N / NR, np = (N + NR - 1) / NR;
+  for (int64_t p = 0; p < K; ++p) {
+    const Real* src = B + p * ldb;
+    for (int64_t jp = 0; jp < full; ++jp)  // a fixed-size copy the compiler inlines
+      std::memcpy(dst + (jp * K + p) * NR, src + jp * NR, NR * sizeof(Real));
+    if (full < np) {
+      Real* d = dst + (full * K + p) * NR;
+      for (int64_t c = 0; c < NR; ++c) d[c] = full * NR + c < N ? src[full * NR + c] : Real(0);
     }
-    return;
   }
-  // B stored [N, K]: transpose, NR row streams read in step so each p writes one contiguous panel row.
+}
+
+// Columns [c0, c0 + cols) of op(B) = Bᵀ (cols <= NR) as one panel: dst[p·NR + c], columns past `cols` zero.
+template <class Real, int64_t NR>
+void pack_bt_panel(const Real* B, int64_t ldb, int64_t c0, int64_t cols, int64_t K, Real* dst) {
+  // B stored [N, K] (op(B) = Bᵀ): transpose, NR row streams read in step so each p writes one panel row.
   const Real* b = B + c0 * ldb;
   if (cols == NR) {
     for (int64_t p = 0; p < K; ++p) {
@@ -130,10 +149,18 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, Real alph
   // Every element of the packs is written below (padding included), so they are only grown, never cleared.
   if (packs.a.size() < static_cast<size_t>(mp * kMR * K)) packs.a.resize(static_cast<size_t>(mp * kMR * K));
   if (packs.b.size() < static_cast<size_t>(np * NR * K)) packs.b.resize(static_cast<size_t>(np * NR * K));
-  for (int64_t ip = 0; ip < mp; ++ip)
-    pack_a_panel(A, lda, trans_a, ip * kMR, std::min(kMR, M - ip * kMR), K, packs.a.data() + ip * kMR * K);
-  for (int64_t jp = 0; jp < np; ++jp)
-    pack_b_panel<Real, NR>(B, ldb, trans_b, jp * NR, std::min(NR, N - jp * NR), K, packs.b.data() + jp * NR * K);
+  if (trans_a) {
+    pack_at_rows(A, lda, M, K, packs.a.data());
+  } else {
+    for (int64_t ip = 0; ip < mp; ++ip)
+      pack_a_panel(A, lda, ip * kMR, std::min(kMR, M - ip * kMR), K, packs.a.data() + ip * kMR * K);
+  }
+  if (!trans_b) {
+    pack_b_rows<Real, NR>(B, ldb, N, K, packs.b.data());
+  } else {
+    for (int64_t jp = 0; jp < np; ++jp)
+      pack_bt_panel<Real, NR>(B, ldb, jp * NR, std::min(NR, N - jp * NR), K, packs.b.data() + jp * NR * K);
+  }
   for (int64_t ip = 0; ip < mp; ++ip)
     for (int64_t jp = 0; jp < np; ++jp)
       kernel_tile<Real>(K, packs.a.data() + ip * kMR * K, packs.b.data() + jp * NR * K, alpha, beta,
