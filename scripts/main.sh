@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# The main job: set up and build, then check the GDN-2 ops against the golden file and benchmark them on the CPU.
-# Extra arguments go to `gdn2 ops bench` (e.g. -T 1024).
+# The main job: set up and build, check the GDN-2 ops against the golden file, then train the default small GDN-2
+# hybrid (configs/small_hybrid.json, ~10M parameters) on the installed English corpus for a few minutes, save it and
+# print a generated sample. Steps already done (corpus text, tokenizer, shards) are reused; training resumes from its
+# last checkpoint unless --no-resume is given. Extra arguments go to `gdn2 train` (e.g. --time-budget 600).
+# Environment: GDN2_RUN_DIR (default runs/main), GDN2_TIME_BUDGET seconds (default 240).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="$(scripts/setup.sh | tail -n 1)"
 gdn2="$build/gdn2"
+run="${GDN2_RUN_DIR:-runs/main}"
+budget="${GDN2_TIME_BUDGET:-240}"
+mkdir -p "$run"
+
 "$gdn2" info
-echo
-"$gdn2" ops check tests/data/gdn2_ops.safetensors
-echo
-"$gdn2" ops bench "$@"
+"$gdn2" ops check tests/data/gdn2_ops.safetensors | tail -n 1
+[ -s "$run/corpus.txt" ] || "$gdn2" data corpus --out "$run/corpus.txt"
+[ -s "$run/tokenizer.json" ] ||
+  "$gdn2" tokenizer train --input "$run/corpus.txt" --vocab-size 8192 --special "<|endoftext|>" --out "$run/tokenizer.json"
+[ -s "$run/data/val.bin" ] ||
+  "$gdn2" data prepare --corpus "$run/corpus.txt" --tokenizer "$run/tokenizer.json" --out "$run/data"
+"$gdn2" train --config configs/small_hybrid.json --data "$run/data" --tokenizer "$run/tokenizer.json" \
+  --out "$run/train" --time-budget "$budget" --batch 8 --seq-len 256 --lr 2e-3 --eval-every 25 \
+  --sample-prompt "The Python interpreter" "$@"

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/exp_approx.h"
 #include "cpu/matmul.h"
 #include "cpu/parallel.h"
 
@@ -56,14 +57,17 @@ LmLoss lm_head_cross_entropy(const Real* h, const Real* W, const int32_t* target
       const int32_t t = targets[r0 + i];
       Real mx = -std::numeric_limits<Real>::infinity();
       for (int64_t v = 0; v < V; ++v) mx = std::max(mx, z[v]);
+      const double zt = t >= 0 ? static_cast<double>(z[t]) : 0.0;
+      // z <- exp(z - max) once (vectorised for float), then the loss and, in place, the softmax gradient.
+      exp_shifted(z, V, mx);
       double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(z[v] - mx));
-      const double lse = static_cast<double>(mx) + std::log(sum);
-      row_loss[static_cast<size_t>(i)] = t >= 0 ? lse - static_cast<double>(z[t]) : 0.0;
+      for (int64_t v = 0; v < V; ++v) sum += z[v];
+      row_loss[static_cast<size_t>(i)] = t >= 0 ? static_cast<double>(mx) + std::log(sum) - zt : 0.0;
       if (!want_grad) continue;
-      // dlogits = (softmax - onehot) / count · grad_scale, written over the logits.
+      // dlogits = (softmax - onehot) / count · grad_scale.
       const double s = t >= 0 ? inv_count * grad_scale : 0.0;
-      for (int64_t v = 0; v < V; ++v) z[v] = static_cast<Real>(s * std::exp(static_cast<double>(z[v]) - lse));
+      const Real f = static_cast<Real>(s / sum);
+      for (int64_t v = 0; v < V; ++v) z[v] *= f;
       if (t >= 0) z[t] -= static_cast<Real>(s);
     }
     for (int64_t i = 0; i < nb; ++i) total += row_loss[static_cast<size_t>(i)];
