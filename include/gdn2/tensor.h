@@ -15,6 +15,22 @@ namespace gdn2 {
 
 using Shape = std::vector<int64_t>;
 
+// Where a tensor's memory lives. CUDA memory is only reachable when the library is built with the CUDA backend.
+enum class Device : uint8_t { cpu, cuda };
+const char* device_name(Device d);
+
+namespace detail {
+// Memory functions of a non-CPU device, installed by its backend (src/cuda) so that core needs no CUDA headers.
+struct DeviceMemory {
+  std::shared_ptr<void> (*alloc)(size_t bytes) = nullptr;  // throws on failure
+  // Copies between any two places; at least one side is on the device. Synchronous.
+  void (*copy)(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) = nullptr;
+  void (*zero)(void* p, size_t bytes) = nullptr;
+};
+// The CUDA memory functions; UnsupportedError when this build has no CUDA backend.
+const DeviceMemory& cuda_memory();
+}  // namespace detail
+
 std::string shape_str(const Shape& s);
 // Number of elements; throws ValueError on a negative extent or an overflow of int64.
 int64_t shape_numel(const Shape& s);
@@ -23,9 +39,9 @@ class Tensor {
  public:
   Tensor() = default;  // undefined: an absent optional input
 
-  // Fresh 64-byte-aligned memory; `empty` leaves it uninitialised.
-  static Tensor empty(const Shape& shape, DType dt);
-  static Tensor zeros(const Shape& shape, DType dt);
+  // Fresh memory (64-byte aligned on the CPU); `empty` leaves it uninitialised.
+  static Tensor empty(const Shape& shape, DType dt, Device device = Device::cpu);
+  static Tensor zeros(const Shape& shape, DType dt, Device device = Device::cpu);
   static Tensor full(const Shape& shape, DType dt, double value);
   // A view onto memory that `owner` keeps alive (an mmap, a buffer). A read-only view refuses mutable access.
   static Tensor wrap(const Shape& shape, DType dt, void* data, std::shared_ptr<void> owner, bool read_only);
@@ -46,7 +62,10 @@ class Tensor {
   int64_t numel() const { return numel_; }
   size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   bool read_only() const { return read_only_; }
+  Device device() const { return device_; }
+  bool is_cpu() const { return device_ == Device::cpu; }
 
+  // Raw pointers (host or device memory, see device()); data<T>() is for CPU tensors only.
   const void* raw() const { return data_; }
   void* raw_mut();
   template <class T>
@@ -61,6 +80,8 @@ class Tensor {
   }
 
   Tensor to(DType dt) const;                      // converted copy (a copy even when dt is the same)
+  Tensor to(Device d) const;                      // copy to another device (a copy even when d is the same)
+  Tensor cpu() const { return is_cpu() ? *this : to(Device::cpu); }  // this, or a CPU copy
   Tensor clone() const { return to(dtype_); }
   Tensor reshape(const Shape& shape) const;       // same memory; one extent may be -1
   Tensor slice0(int64_t begin, int64_t end) const;  // rows [begin, end) of dimension 0, same memory
@@ -77,6 +98,7 @@ class Tensor {
   Shape shape_;
   int64_t numel_ = 0;
   DType dtype_ = DType::f32;
+  Device device_ = Device::cpu;
   bool read_only_ = false;
 };
 

@@ -26,8 +26,22 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dt) {
+const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+
+Tensor Tensor::empty(const Shape& shape, DType dt, Device device) {
   const int64_t n = shape_numel(shape);
+  if (device == Device::cuda) {
+    GDN2_CHECK(static_cast<uint64_t>(n) <= (uint64_t{1} << 46) / dtype_size(dt), ValueError, "tensor of shape ",
+               shape_str(shape), " is too large to allocate");
+    Tensor t;
+    t.owner_ = detail::cuda_memory().alloc(std::max<size_t>(static_cast<size_t>(n) * dtype_size(dt), 1));
+    t.data_ = t.owner_.get();
+    t.shape_ = shape;
+    t.numel_ = n;
+    t.dtype_ = dt;
+    t.device_ = Device::cuda;
+    return t;
+  }
   const size_t elem = dtype_size(dt);
   GDN2_CHECK(static_cast<uint64_t>(n) <= (uint64_t{1} << 46) / elem, ValueError, "tensor of shape ", shape_str(shape),
              " is too large to allocate");
@@ -45,9 +59,22 @@ Tensor Tensor::empty(const Shape& shape, DType dt) {
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dt) {
-  Tensor t = empty(shape, dt);
-  std::memset(t.data_, 0, t.nbytes());
+Tensor Tensor::zeros(const Shape& shape, DType dt, Device device) {
+  Tensor t = empty(shape, dt, device);
+  if (device == Device::cuda)
+    detail::cuda_memory().zero(t.data_, t.nbytes());
+  else
+    std::memset(t.data_, 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::to(Device d) const {
+  GDN2_CHECK(defined(), ValueError, "copy of an undefined tensor");
+  Tensor t = empty(shape_, dtype_, d);
+  if (d == Device::cpu && device_ == Device::cpu)
+    std::memcpy(t.data_, data_, nbytes());
+  else if (nbytes() > 0)
+    detail::cuda_memory().copy(t.data_, d == Device::cuda, data_, device_ == Device::cuda, nbytes());
   return t;
 }
 
@@ -87,11 +114,14 @@ void* Tensor::raw_mut() {
 
 void Tensor::check_dtype(DType want) const {
   GDN2_CHECK(defined(), ValueError, "access to an undefined tensor");
+  GDN2_CHECK(device_ == Device::cpu, ValueError, "host access to a ", device_name(device_), " tensor ", describe(),
+             "; copy it with .cpu() first");
   GDN2_CHECK(dtype_ == want, DTypeError, "tensor is ", dtype_name(dtype_), ", accessed as ", dtype_name(want));
 }
 
 Tensor Tensor::to(DType dt) const {
   GDN2_CHECK(defined(), ValueError, "conversion of an undefined tensor");
+  if (!is_cpu()) return cpu().to(dt).to(device_);
   Tensor t = empty(shape_, dt);
   dtype_convert(data_, dtype_, t.data_, dt, static_cast<size_t>(numel_));
   return t;
@@ -132,12 +162,14 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
 
 double Tensor::item(int64_t flat_index) const {
   GDN2_CHECK(defined() && flat_index >= 0 && flat_index < numel_, ShapeError, "item ", flat_index, " of ", describe());
+  if (!is_cpu()) return cpu().item(flat_index);
   double v;
   dtype_convert(static_cast<const std::byte*>(data_) + flat_index * dtype_size(dtype_), dtype_, &v, DType::f64, 1);
   return v;
 }
 
 std::vector<double> Tensor::to_f64_vector() const {
+  if (!is_cpu()) return cpu().to_f64_vector();
   std::vector<double> v(static_cast<size_t>(numel_));
   if (numel_ > 0) dtype_convert(data_, dtype_, v.data(), DType::f64, v.size());
   return v;
@@ -145,7 +177,7 @@ std::vector<double> Tensor::to_f64_vector() const {
 
 std::string Tensor::describe() const {
   if (!defined()) return "undefined";
-  return std::string(dtype_name(dtype_)) + shape_str(shape_);
+  return std::string(dtype_name(dtype_)) + shape_str(shape_) + (is_cpu() ? "" : "@cuda");
 }
 
 bool all_finite(const Tensor& x) {
@@ -170,3 +202,22 @@ double rel_rms_error(const Tensor& x, const Tensor& ref) {
 }
 
 }  // namespace gdn2
+
+namespace gdn2::detail {
+
+#ifdef GDN2_WITH_CUDA
+namespace cuda_hooks {
+DeviceMemory make();  // src/cuda/device_memory.cu
+}
+#endif
+
+const DeviceMemory& cuda_memory() {
+#ifdef GDN2_WITH_CUDA
+  static const DeviceMemory m = cuda_hooks::make();
+  return m;
+#else
+  GDN2_THROW(UnsupportedError, "CUDA tensors need a build with the CUDA backend (cmake --preset cuda)");
+#endif
+}
+
+}  // namespace gdn2::detail

@@ -2,41 +2,78 @@
 #include "gdn2/ops/gdn2.h"
 
 #include "cpu/gdn2.h"
+#ifdef GDN2_WITH_CUDA
+#include "cuda/gdn2.h"
+#endif
 #include "ops/gdn2_problem.h"
 
 namespace gdn2 {
 
 Gdn2Outputs gdn2_recurrent_ref(const Gdn2Inputs& in, const Gdn2Options& opt) {
-  return cpu::gdn2_recurrent_ref(gdn2_problem(in, opt, "gdn2_recurrent_ref"), in);
+  const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_recurrent_ref");
+  GDN2_CHECK(p.device == Device::cpu, UnsupportedError, "gdn2_recurrent_ref is the CPU oracle: pass CPU tensors");
+  return cpu::gdn2_recurrent_ref(p, in);
 }
 
 Gdn2Grads gdn2_recurrent_ref_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_recurrent_ref_bwd");
+  GDN2_CHECK(p.device == Device::cpu, UnsupportedError, "gdn2_recurrent_ref_bwd is the CPU oracle: pass CPU tensors");
   gdn2_check_cotangents(p, d_o, dht, "gdn2_recurrent_ref_bwd");
   return cpu::gdn2_recurrent_ref_bwd(p, in, d_o, dht);
 }
 
+namespace {
+// Ops whose inputs are CUDA tensors run on the CUDA backend.
+bool on_cuda(const Gdn2Problem& p, const char* op, bool supported = true) {
+  if (p.device == Device::cpu) return false;
+  GDN2_CHECK(supported, UnsupportedError, op, " has no CUDA kernel yet (the CUDA backward comes with issue 6); ",
+             "run it on CPU tensors");
+#ifdef GDN2_WITH_CUDA
+  return true;
+#else
+  GDN2_THROW(UnsupportedError, op, ": CUDA tensors need a build with the CUDA backend");
+#endif
+}
+}  // namespace
+
 Gdn2Outputs gdn2_recurrent(const Gdn2Inputs& in, const Gdn2Options& opt) {
-  return cpu::gdn2_recurrent(gdn2_problem(in, opt, "gdn2_recurrent"), in);
+  const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_recurrent");
+#ifdef GDN2_WITH_CUDA
+  if (on_cuda(p, "gdn2_recurrent")) return cuda::gdn2_recurrent(p, in);
+#else
+  on_cuda(p, "gdn2_recurrent");
+#endif
+  return cpu::gdn2_recurrent(p, in);
 }
 
 Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Options& opt) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_recurrent_step");
   GDN2_CHECK(p.T == 1 && !in.cu_seqlens.defined(), ShapeError,
              "gdn2_recurrent_step: one token per sequence ([B, 1, ...], no cu_seqlens), got q ", in.q.describe());
-  GDN2_CHECK(state.dtype() == DType::f32 && state.shape() == (Shape{p.B, p.HV, p.K, p.V}), ShapeError,
-             "gdn2_recurrent_step: state must be F32[B, HV, K, V] = F32", shape_str({p.B, p.HV, p.K, p.V}), ", got ",
-             state.describe());
+  GDN2_CHECK(state.shape() == (Shape{p.B, p.HV, p.K, p.V}) && state.device() == p.device &&
+                 (state.dtype() == DType::f32 || (state.dtype() == DType::bf16 && p.device == Device::cuda)),
+             ShapeError, "gdn2_recurrent_step: state must be F32[B, HV, K, V] = F32", shape_str({p.B, p.HV, p.K, p.V}),
+             " (BF16 allowed on CUDA) on the inputs' device, got ", state.describe());
+#ifdef GDN2_WITH_CUDA
+  if (on_cuda(p, "gdn2_recurrent_step")) return cuda::gdn2_recurrent_step(p, in, state);
+#endif
   return cpu::gdn2_recurrent_step(p, in, state);
 }
 
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt) {
-  return cpu::gdn2_chunk_fwd(gdn2_problem(in, opt, "gdn2_chunk_fwd"), in, opt.compute);
+  const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_chunk_fwd");
+#ifdef GDN2_WITH_CUDA
+  if (on_cuda(p, "gdn2_chunk_fwd", opt.compute == DType::f32)) return cuda::gdn2_chunk_fwd(p, in);
+#else
+  on_cuda(p, "gdn2_chunk_fwd");
+#endif
+  return cpu::gdn2_chunk_fwd(p, in, opt.compute);
 }
 
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_chunk_bwd");
   gdn2_check_cotangents(p, d_o, dht, "gdn2_chunk_bwd");
+  on_cuda(p, "gdn2_chunk_bwd", false);
   return cpu::gdn2_chunk_bwd(p, in, d_o, dht, opt.compute);
 }
 

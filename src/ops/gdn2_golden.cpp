@@ -79,8 +79,8 @@ std::vector<Gdn2GoldenCase> gdn2_golden_read(const std::string& path) {
 Gdn2CheckResult gdn2_golden_check(const Gdn2GoldenCase& c, Gdn2CheckOp op, Backend backend, DType compute,
                                   int chunk_size, double budget) {
   backend_require(backend);
-  GDN2_CHECK(backend == Backend::cpu, UnsupportedError,
-             "the CUDA backend has no GDN-2 kernels yet; run the check with --backend cpu");
+  GDN2_CHECK(backend == Backend::cpu || op != Gdn2CheckOp::ref, UnsupportedError,
+             "the fp64 oracle runs on the CPU only (--op ref with --backend cpu)");
   Gdn2Options opt = c.opt;
   opt.compute = compute;
   opt.chunk_size = chunk_size;
@@ -93,13 +93,19 @@ Gdn2CheckResult gdn2_golden_check(const Gdn2GoldenCase& c, Gdn2CheckOp op, Backe
             (c.in.cu_seqlens.defined() ? " N" + std::to_string(p.N) : "") + (c.in.h0.defined() ? " h0" : "");
   Gdn2Outputs out;
   Gdn2Grads grads;
-  const bool backward = c.d_o.defined() && op != Gdn2CheckOp::recurrent;
+  // The CUDA backend has forward kernels only so far: its check compares o and ht.
+  const bool backward = c.d_o.defined() && op != Gdn2CheckOp::recurrent && backend == Backend::cpu;
+  Gdn2Inputs in = c.in;
+  if (backend == Backend::cuda) {
+    for (Tensor* t : {&in.q, &in.k, &in.v, &in.g_log, &in.b, &in.w, &in.h0})
+      if (t->defined()) *t = t->to(Device::cuda);
+  }
   switch (op) {
     case Gdn2CheckOp::chunk:
-      out = gdn2_chunk_fwd(c.in, opt);
-      if (backward) grads = gdn2_chunk_bwd(c.in, opt, c.d_o, c.dht);
+      out = gdn2_chunk_fwd(in, opt);
+      if (backward) grads = gdn2_chunk_bwd(in, opt, c.d_o, c.dht);
       break;
-    case Gdn2CheckOp::recurrent: out = gdn2_recurrent(c.in, opt); break;
+    case Gdn2CheckOp::recurrent: out = gdn2_recurrent(in, opt); break;
     case Gdn2CheckOp::ref:
       out = gdn2_recurrent_ref(c.in, opt);
       if (backward) grads = gdn2_recurrent_ref_bwd(c.in, opt, c.d_o, c.dht);

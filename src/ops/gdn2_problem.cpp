@@ -44,6 +44,11 @@ Gdn2Problem gdn2_problem(const Gdn2Inputs& in, const Gdn2Options& opt, const cha
   GDN2_CHECK(in.q.dim() == 4, ShapeError, op, ": q must be [B, T, H, K], got ", in.q.describe());
   GDN2_CHECK(in.k.shape() == in.q.shape(), ShapeError, op, ": k ", in.k.describe(), " must match q ", in.q.describe());
   GDN2_CHECK(in.v.dim() == 4, ShapeError, op, ": v must be [B, T, HV, V], got ", in.v.describe());
+  p.device = in.q.device();
+  for (auto [t, name] : {std::pair{&in.k, "k"}, {&in.v, "v"}, {&in.g_log, "g_log"}, {&in.b, "b"}, {&in.w, "w"},
+                         {&in.h0, "h0"}})
+    GDN2_CHECK(!t->defined() || t->device() == p.device, ShapeError, op, ": ", name, " is on ",
+               device_name(t->device()), " but q is on ", device_name(p.device), "; put every input on one device");
   p.B = in.q.size(0);
   p.T = in.q.size(1);
   p.H = in.q.size(2);

@@ -25,6 +25,7 @@ struct Gdn2Problem {
   bool qk_l2norm = false;
   int chunk_size = 64;
   bool has_h0 = false;
+  Device device = Device::cpu;  // where every input lives
 
   int64_t tokens() const { return B * T; }
   int64_t group() const { return HV / H; }

@@ -1,0 +1,14 @@
+// CUDA backend of the GDN-2 ops (include/gdn2/ops/gdn2.h) for CUDA tensors; inputs validated into a Gdn2Problem.
+#pragma once
+
+#include "ops/gdn2_problem.h"
+
+namespace gdn2::cuda {
+
+// Outputs are CUDA tensors: o in v's dtype when v is BF16/F16, else F32; ht F32.
+Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in);
+Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in);
+// In place on `state` (F32 or BF16 [B, HV, K, V]); returns o [B, 1, HV, V].
+Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state);
+
+}  // namespace gdn2::cuda

@@ -1,0 +1,112 @@
+// Host side of the CUDA GDN-2 ops: Tensor arguments -> kernel parameter blocks -> launches.
+#include "cuda/common.cuh"
+#include "cuda/gdn2.h"
+#include "cuda/gdn2/kernels.h"
+
+namespace gdn2::cuda {
+
+namespace {
+
+ElemType elem_type(const Tensor& t, const char* name) {
+  switch (t.dtype()) {
+    case DType::f32: return ElemType::f32;
+    case DType::bf16: return ElemType::bf16;
+    case DType::f16: return ElemType::f16;
+    default: GDN2_THROW(DTypeError, "CUDA GDN-2: ", name, " must be F32, BF16 or F16 on the GPU, got ", t.describe());
+  }
+}
+
+InputView view(const Tensor& t, const GateSpec& spec, int64_t dim, const char* name) {
+  InputView v;
+  if (spec.form == GateForm::absent) {
+    v.form = Gate::absent;
+    return v;
+  }
+  v.ptr = t.raw();
+  v.type = elem_type(t, name);
+  v.heads = static_cast<int32_t>(spec.heads);
+  v.form = spec.form == GateForm::channel ? Gate::channel : Gate::head;
+  const int64_t per_head = spec.form == GateForm::channel ? dim : 1;
+  v.stride_head = per_head;
+  v.stride_token = spec.heads * per_head;
+  return v;
+}
+
+Tensor seq_offsets(const Gdn2Problem& p) {
+  std::vector<int64_t> off(p.seq_start.begin(), p.seq_start.end());
+  off.push_back(p.N > 0 ? p.seq_start.back() + p.seq_len.back() : 0);
+  return Tensor::from_vector<int64_t>({static_cast<int64_t>(off.size())}, off).to(Device::cuda);
+}
+
+struct Launch {
+  Gdn2Params params;
+  Tensor offsets;  // kept alive for the launch
+};
+
+Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in) {
+  Launch l;
+  Gdn2Params& k = l.params;
+  k.N = static_cast<int32_t>(p.N);
+  k.H = static_cast<int32_t>(p.H);
+  k.HV = static_cast<int32_t>(p.HV);
+  k.K = static_cast<int32_t>(p.K);
+  k.V = static_cast<int32_t>(p.V);
+  if (in.cu_seqlens.defined()) {
+    l.offsets = seq_offsets(p);
+    k.seq_offsets = static_cast<const int64_t*>(l.offsets.raw());
+  }
+  k.T = p.T;
+  k.q = view(in.q, {GateForm::channel, p.H}, p.K, "q");
+  k.k = view(in.k, {GateForm::channel, p.H}, p.K, "k");
+  k.v = view(in.v, {GateForm::channel, p.HV}, p.V, "v");
+  k.g = view(in.g_log, p.g, p.K, "g_log");
+  k.b = view(in.b, p.b, p.K, "b");
+  k.w = view(in.w, p.w, p.V, "w");
+  k.scale = static_cast<float>(p.scale);
+  k.l2norm = p.qk_l2norm;
+  return l;
+}
+
+DType out_dtype(const Tensor& v) { return v.dtype() == DType::bf16 || v.dtype() == DType::f16 ? v.dtype() : DType::f32; }
+
+Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const Gdn2Params&)) {
+  Launch l = make_params(p, in);
+  Gdn2Outputs out;
+  out.o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);
+  out.ht = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+  Tensor h0;
+  if (in.h0.defined()) {
+    h0 = in.h0.dtype() == DType::f32 ? in.h0 : in.h0.to(DType::f32);
+    l.params.h0 = h0.raw();
+  }
+  l.params.o = out.o.raw_mut();
+  l.params.o_type = elem_type(out.o, "o");
+  l.params.ht = out.ht.raw_mut();
+  l.params.state_type = ElemType::f32;
+  launch(l.params);
+  GDN2_CUDA_CHECK(cudaStreamSynchronize(l.params.stream));
+  return out;
+}
+
+}  // namespace
+
+Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_chunk_fwd); }
+
+Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_recurrent); }
+
+Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state) {
+  GDN2_CHECK(state.device() == Device::cuda && (state.dtype() == DType::f32 || state.dtype() == DType::bf16),
+             ShapeError, "gdn2_recurrent_step: a CUDA state must be F32 or BF16 on the GPU, got ", state.describe());
+  Launch l = make_params(p, in);
+  Tensor o = Tensor::empty({p.B, 1, p.HV, p.V}, out_dtype(in.v), Device::cuda);
+  l.params.h0 = state.raw();
+  l.params.ht = state.raw_mut();
+  l.params.state_type = elem_type(state, "state");
+  l.params.o = o.raw_mut();
+  l.params.o_type = elem_type(o, "o");
+  launch_recurrent(l.params);
+  GDN2_CUDA_CHECK(cudaStreamSynchronize(l.params.stream));
+  return o;
+}
+
+}  // namespace gdn2::cuda
