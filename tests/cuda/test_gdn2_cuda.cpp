@@ -1,0 +1,161 @@
+// CUDA GDN-2 kernels against the CPU backend: golden cases, swept shapes and modes, decode in place, determinism.
+// Skipped (not failed) where no GPU is present; CI compiles them, the device runs them.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "gdn2/backend.h"
+#include "gdn2/ops/gdn2_golden.h"
+#include "gdn2/ops/gdn2_random.h"
+
+namespace gdn2 {
+namespace {
+
+constexpr double kBudgetF32 = 1e-4;   // SPEC §6: fp32 GPU paths
+constexpr double kBudgetBf16 = 8e-3;  // bf16 outputs: their rounding (2^-9 relative) dominates
+
+#define REQUIRE_GPU() \
+  if (!backend_available(Backend::cuda)) GTEST_SKIP() << "no usable CUDA device: " << backend_describe(Backend::cuda)
+
+Gdn2Inputs to_cuda(const Gdn2Inputs& in) {
+  Gdn2Inputs d = in;
+  for (Tensor* t : {&d.q, &d.k, &d.v, &d.g_log, &d.b, &d.w, &d.h0})
+    if (t->defined()) *t = t->to(Device::cuda);
+  return d;
+}
+
+TEST(Gdn2Cuda, GoldenForward) {
+  REQUIRE_GPU();
+  for (const Gdn2GoldenCase& c : gdn2_golden_read(GDN2_TEST_DATA "/gdn2_ops.safetensors")) {
+    for (Gdn2CheckOp op : {Gdn2CheckOp::chunk, Gdn2CheckOp::recurrent}) {
+      const Gdn2CheckResult r = gdn2_golden_check(c, op, Backend::cuda, DType::f32, 64, kBudgetF32);
+      EXPECT_TRUE(r.pass) << c.name;
+      EXPECT_EQ(r.errors.size(), 2u) << c.name;  // o and ht
+      for (const auto& [field, err] : r.errors) EXPECT_LE(err, kBudgetF32) << c.name << " " << field;
+    }
+  }
+}
+
+std::vector<Gdn2RandomSpec> cuda_cases() {
+  std::vector<Gdn2RandomSpec> cs;
+  for (int64_t T : {1, 31, 32, 33, 100, 257}) {
+    Gdn2RandomSpec s;
+    s.T = T, s.K = 64, s.V = 64, s.seed = 500 + T;
+    cs.push_back(s);
+  }
+  Gdn2RandomSpec big;
+  big.B = 2, big.T = 300, big.H = 2, big.HV = 4, big.K = 128, big.V = 128, big.seed = 7;
+  cs.push_back(big);
+  Gdn2RandomSpec odd;
+  odd.T = 77, odd.H = 1, odd.HV = 3, odd.K = 48, odd.V = 72, odd.seed = 8;  // V not a multiple of 32 or 64
+  cs.push_back(odd);
+  Gdn2RandomSpec varlen;
+  varlen.seqlens = {70, 0, 1, 129, 33}, varlen.H = 1, varlen.HV = 2, varlen.seed = 9;
+  cs.push_back(varlen);
+  for (const char* mode : {"kda", "gdn", "ssd"}) {
+    Gdn2RandomSpec m;
+    m.T = 90, m.HV = 4, m.seed = 10;
+    if (std::string(mode) != "ssd") m.b_form = m.w_form = "head", m.b_heads = 4;
+    if (std::string(mode) == "gdn") m.g_form = "head", m.g_heads = 4;
+    if (std::string(mode) == "ssd") m.b_form = m.w_form = "none";
+    cs.push_back(m);
+  }
+  for (GateRange r : {GateRange::near_zero, GateRange::very_negative}) {
+    Gdn2RandomSpec e;
+    e.T = 100, e.g_range = r, e.seed = 11;
+    cs.push_back(e);
+  }
+  Gdn2RandomSpec neg;
+  neg.T = 97, neg.b_max = 2.0, neg.seed = 12;
+  cs.push_back(neg);
+  Gdn2RandomSpec unit;
+  unit.T = 50, unit.l2norm = false, unit.h0 = false, unit.scale = 0.3, unit.seed = 13;
+  cs.push_back(unit);
+  Gdn2RandomSpec bf16 = big;
+  bf16.dtype = DType::bf16, bf16.seed = 14;
+  cs.push_back(bf16);
+  return cs;
+}
+
+class Gdn2CudaSwept : public ::testing::TestWithParam<Gdn2RandomSpec> {};
+
+TEST_P(Gdn2CudaSwept, ForwardMatchesCpu) {
+  REQUIRE_GPU();
+  const Gdn2RandomSpec& s = GetParam();
+  const Gdn2Inputs in = gdn2_random_inputs(s);
+  Gdn2Options opt = gdn2_random_options(s);
+  opt.compute = DType::f64;
+  const Gdn2Outputs ref = gdn2_chunk_fwd(in, opt);  // fp64 CPU, checked against the oracle elsewhere
+  opt.compute = DType::f32;
+  const double budget = s.dtype == DType::bf16 ? kBudgetBf16 : kBudgetF32;
+  const Gdn2Inputs d = to_cuda(in);
+  const Gdn2Outputs chunk = gdn2_chunk_fwd(d, opt);
+  const Gdn2Outputs rec = gdn2_recurrent(d, opt);
+  EXPECT_EQ(chunk.o.device(), Device::cuda);
+  EXPECT_LE(rel_rms_error(chunk.o, ref.o), budget) << "chunk o";
+  EXPECT_LE(rel_rms_error(chunk.ht, ref.ht), kBudgetF32) << "chunk ht";
+  EXPECT_LE(rel_rms_error(rec.o, ref.o), budget) << "recurrent o";
+  EXPECT_LE(rel_rms_error(rec.ht, ref.ht), kBudgetF32) << "recurrent ht";
+  // Bitwise deterministic.
+  const Tensor again = gdn2_chunk_fwd(d, opt).o.cpu();
+  const Tensor first = chunk.o.cpu();
+  EXPECT_EQ(std::memcmp(again.raw(), first.raw(), first.nbytes()), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, Gdn2CudaSwept, ::testing::ValuesIn(cuda_cases()),
+                         [](const ::testing::TestParamInfo<Gdn2RandomSpec>& info) {
+                           std::string n = info.param.name() + "_" + std::to_string(info.index);
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+// Token t of a [B, T, ...] tensor as [B, 1, ...].
+Tensor token(const Tensor& x, int64_t t) {
+  if (!x.defined()) return x;
+  const int64_t B = x.size(0), T = x.size(1), row = x.numel() / (B * T);
+  const std::vector<double> v = x.to_f64_vector();
+  std::vector<double> out;
+  for (int64_t b = 0; b < B; ++b) out.insert(out.end(), v.begin() + (b * T + t) * row, v.begin() + (b * T + t + 1) * row);
+  Shape s = x.shape();
+  s[1] = 1;
+  return Tensor::from_vector(s, out).to(x.dtype());
+}
+
+TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec s;
+  s.B = 5, s.T = 12, s.H = 2, s.HV = 4, s.K = 128, s.V = 128, s.seed = 21;
+  const Gdn2Inputs in = gdn2_random_inputs(s);
+  const Gdn2Options opt = gdn2_random_options(s);
+  const Gdn2Outputs ref = gdn2_recurrent_ref(in, opt);
+  for (DType state_dtype : {DType::f32, DType::bf16}) {
+    Tensor state = in.h0.to(state_dtype).to(Device::cuda);
+    std::vector<double> o_all(static_cast<size_t>(in.v.numel()));
+    for (int64_t t = 0; t < s.T; ++t) {
+      Gdn2Inputs step{token(in.q, t), token(in.k, t), token(in.v, t), token(in.g_log, t), token(in.b, t),
+                      token(in.w, t), Tensor(), Tensor()};
+      const std::vector<double> o = gdn2_recurrent_step(to_cuda(step), state, opt).to_f64_vector();
+      const int64_t row = s.HV * s.V;
+      for (int64_t b = 0; b < s.B; ++b)
+        std::copy(o.begin() + b * row, o.begin() + (b + 1) * row, o_all.begin() + (b * s.T + t) * row);
+    }
+    const double budget = state_dtype == DType::f32 ? kBudgetF32 : 2e-2;  // bf16 state rounds every step
+    EXPECT_LE(rel_rms_error(Tensor::from_vector(in.v.shape(), o_all), ref.o), budget) << dtype_name(state_dtype);
+    EXPECT_LE(rel_rms_error(state.to(DType::f32), ref.ht), budget) << dtype_name(state_dtype);
+  }
+}
+
+TEST(Gdn2Cuda, MixedDevicesAndBackwardAreRefused) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec s;
+  Gdn2Inputs in = gdn2_random_inputs(s);
+  Gdn2Inputs mixed = to_cuda(in);
+  mixed.v = in.v;
+  EXPECT_THROW(gdn2_chunk_fwd(mixed, {}), ShapeError);
+  const auto [d_o, dht] = gdn2_random_cotangents(s, 1);
+  EXPECT_THROW(gdn2_chunk_bwd(to_cuda(in), {}, d_o.to(Device::cuda), Tensor()), UnsupportedError);
+}
+
+}  // namespace
+}  // namespace gdn2
