@@ -13,6 +13,7 @@ struct Context {
 void add_info_command(CLI::App& app, Context& ctx);
 void add_ops_check_command(CLI::App& ops, Context& ctx);
 void add_ops_bench_command(CLI::App& ops, Context& ctx);
+void add_ops_cuda_bench_command(CLI::App& ops, Context& ctx);
 void add_model_commands(CLI::App& app, Context& ctx);      // layer check, model check, model info
 void add_generate_command(CLI::App& app, Context& ctx);
 void add_train_command(CLI::App& app, Context& ctx);

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   ops->require_subcommand(1);
   gdn2::cli::add_ops_check_command(*ops, ctx);
   gdn2::cli::add_ops_bench_command(*ops, ctx);
+  gdn2::cli::add_ops_cuda_bench_command(*ops, ctx);
   gdn2::cli::add_model_commands(app, ctx);
   gdn2::cli::add_generate_command(app, ctx);
   gdn2::cli::add_train_command(app, ctx);

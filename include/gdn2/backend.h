@@ -1,6 +1,8 @@
 // Compute backends (CPU always, CUDA when built with it): names, availability and a description for logs.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +18,14 @@ bool backend_available(Backend b);  // compiled, and (for CUDA) a working device
 std::string backend_describe(Backend b);
 // Throws UnsupportedError saying how to get the backend when it is not available.
 void backend_require(Backend b);
+
+// Median milliseconds of one call of f on the backend, after `warmup` calls: CPU by wall clock; CUDA by events
+// around graph replays of `per_sample` captured calls (f must only enqueue work on `stream`, given as a
+// cudaStream_t cast to void*), so that launch gaps are left out.
+double backend_time_ms(Backend b, const std::function<void(void* stream)>& f, int warmup = 5, int reps = 20,
+                       int per_sample = 1);
+// Device-to-device copy bandwidth in GB/s (bytes read + written), measured on `bytes` bytes.
+double cuda_copy_gbps(size_t bytes = size_t{1} << 30);
 
 // CPU threads the ops use (OpenMP); set_cpu_threads(0) restores the default.
 int cpu_threads();

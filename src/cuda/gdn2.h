@@ -1,6 +1,8 @@
 // CUDA backend of the GDN-2 ops (include/gdn2/ops/gdn2.h) for CUDA tensors; inputs validated into a Gdn2Problem.
 #pragma once
 
+#include <memory>
+
 #include "ops/gdn2_problem.h"
 
 namespace gdn2::cuda {
@@ -10,5 +12,16 @@ Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in);
 Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in);
 // In place on `state` (F32 or BF16 [B, HV, K, V]); returns o [B, 1, HV, V].
 Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state);
+
+}  // namespace gdn2::cuda
+
+namespace gdn2::cuda {
+
+// A planned CUDA forward (see Gdn2Plan): parameter block and outputs made once, launches without allocation.
+struct CudaPlan;
+std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, Tensor* state,
+                                    Gdn2Outputs& outputs);
+void plan_run(CudaPlan& plan, void* stream);  // null: the plan's own stream
+void plan_sync(CudaPlan& plan);
 
 }  // namespace gdn2::cuda

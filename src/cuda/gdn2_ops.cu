@@ -110,3 +110,58 @@ Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& s
 }
 
 }  // namespace gdn2::cuda
+
+namespace gdn2::cuda {
+
+struct CudaPlan {
+  Launch launch;
+  Tensor h0;  // F32 copy of a non-F32 h0
+  bool chunk = false;
+  cudaStream_t stream = nullptr;
+  ~CudaPlan() {
+    if (stream != nullptr) cudaStreamDestroy(stream);
+  }
+};
+
+std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, Tensor* state,
+                                    Gdn2Outputs& outputs) {
+  auto plan = std::make_shared<CudaPlan>();
+  plan->launch = make_params(p, in);
+  plan->chunk = chunk;
+  Gdn2Params& k = plan->launch.params;
+  outputs.o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);
+  k.o = outputs.o.raw_mut();
+  k.o_type = elem_type(outputs.o, "o");
+  if (state != nullptr) {
+    GDN2_CHECK(!chunk && state->device() == Device::cuda && state->shape() == (Shape{p.N, p.HV, p.K, p.V}) &&
+                   (state->dtype() == DType::f32 || state->dtype() == DType::bf16),
+               ShapeError, "Gdn2Plan: an in-place state needs the recurrent kernel and a CUDA F32/BF16 [N, HV, K, V] "
+               "tensor, got ", state->describe());
+    k.h0 = state->raw();
+    k.ht = state->raw_mut();
+    k.state_type = elem_type(*state, "state");
+  } else {
+    outputs.ht = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+    if (in.h0.defined()) {
+      plan->h0 = in.h0.dtype() == DType::f32 ? in.h0 : in.h0.to(DType::f32);
+      k.h0 = plan->h0.raw();
+    }
+    k.ht = outputs.ht.raw_mut();
+    k.state_type = ElemType::f32;
+  }
+  GDN2_CUDA_CHECK(cudaStreamCreateWithFlags(&plan->stream, cudaStreamNonBlocking));
+  return plan;
+}
+
+void plan_run(CudaPlan& plan, void* stream) {
+  Gdn2Params k = plan.launch.params;
+  k.stream = stream != nullptr ? static_cast<cudaStream_t>(stream) : plan.stream;
+  if (plan.chunk)
+    launch_chunk_fwd(k);
+  else
+    launch_recurrent(k);
+}
+
+void plan_sync(CudaPlan& plan) { GDN2_CUDA_CHECK(cudaStreamSynchronize(plan.stream)); }
+
+}  // namespace gdn2::cuda

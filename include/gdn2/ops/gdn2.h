@@ -19,6 +19,7 @@
 // Any float dtype is accepted for inputs; computation is in the op's stated precision.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "gdn2/tensor.h"
@@ -59,6 +60,27 @@ Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Option
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt = {});
 // Chunkwise backward of loss = Σ o⊙d_o + Σ ht⊙dht (dht may be undefined): dq, dk, dv, dg, db, dw, dh0.
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht);
+
+// A forward call planned once and launched many times with no allocation: outputs (and the kernel parameter block)
+// are made by the constructor; run() launches asynchronously on the plan's own stream (CUDA) or runs (CPU);
+// sync() waits. With `state`, the plan is a recurrent decode step updating that state in place (T == 1 per
+// sequence, h0 ignored). The inputs' memory must stay alive and may be overwritten between runs (same shapes).
+enum class Gdn2Kernel { chunk, recurrent };
+class Gdn2Plan {
+ public:
+  Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel, Tensor* state = nullptr);
+  ~Gdn2Plan();
+  Gdn2Plan(const Gdn2Plan&) = delete;
+  Gdn2Plan& operator=(const Gdn2Plan&) = delete;
+  void run(void* stream = nullptr);  // CUDA: a cudaStream_t to launch on (null: the plan's own); CPU: ignored
+  void sync();
+  const Gdn2Outputs& outputs() const;  // o, and ht unless decoding in place
+  Device device() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // The collapse mode the gate shapes select: "gdn2", "kda", "gdn", "ssd", or "g:<form> b:<form> w:<form>" for
 // another mix (forms: channel, head, none).

@@ -1,0 +1,57 @@
+// CUDA timing: events around graph replays of captured calls (no launch gaps), and the copy-bandwidth ceiling.
+#include <algorithm>
+#include <functional>
+#include <vector>
+
+#include "cuda/common.cuh"
+
+namespace gdn2::cuda {
+
+double time_ms(const std::function<void(void*)>& f, int warmup, int reps, int per_sample) {
+  cudaStream_t s;
+  GDN2_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  for (int i = 0; i < warmup; ++i) f(s);
+  GDN2_CUDA_CHECK(cudaStreamSynchronize(s));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  GDN2_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < per_sample; ++i) f(s);
+  GDN2_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  GDN2_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  GDN2_CUDA_CHECK(cudaGraphLaunch(exec, s));
+  cudaEvent_t a, b;
+  GDN2_CUDA_CHECK(cudaEventCreate(&a));
+  GDN2_CUDA_CHECK(cudaEventCreate(&b));
+  std::vector<float> ms;
+  for (int r = 0; r < reps; ++r) {
+    GDN2_CUDA_CHECK(cudaEventRecord(a, s));
+    GDN2_CUDA_CHECK(cudaGraphLaunch(exec, s));
+    GDN2_CUDA_CHECK(cudaEventRecord(b, s));
+    GDN2_CUDA_CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    GDN2_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t / static_cast<float>(per_sample));
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(s);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+double copy_gbps(size_t bytes) {
+  void *x = nullptr, *y = nullptr;
+  GDN2_CUDA_CHECK(cudaMalloc(&x, bytes));
+  GDN2_CUDA_CHECK(cudaMalloc(&y, bytes));
+  GDN2_CUDA_CHECK(cudaMemset(x, 1, bytes));
+  const double ms = time_ms([&](void* s) {
+    GDN2_CUDA_CHECK(cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(s)));
+  }, 3, 20, 1);
+  cudaFree(x);
+  cudaFree(y);
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
+}
+
+}  // namespace gdn2::cuda
