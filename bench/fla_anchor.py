@@ -4,7 +4,7 @@ Times fla.ops.gdn2.chunk_gdn2 (forward, bf16 inputs, q/k L2-normalised in kernel
 B16xT1024 and a varlen mix (H=16, K=V=128), and fused_recurrent_gdn2 decode steps at B = 1, 8, 64, 256 with an
 fp32 state. Also writes a golden-format file (bf16 normalised inputs, fp32 reference from fla's naive recurrence on
 the same inputs, fla's own error in its metadata) so that gdn2's error can be compared with fla's on the same inputs.
-Usage: PYTHONPATH=.anchors/fla python3 bench/fla_anchor.py OUTDIR
+Usage: PYTHONPATH=.anchors python3 bench/fla_anchor.py OUTDIR
 """
 import json
 import os

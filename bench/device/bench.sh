@@ -6,6 +6,6 @@ cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp}"
 bench/device/build.sh || exit 1
 build/cuda/gdn2 ops cuda-bench --json "$out/gdn2_rows.json" 2>&1 | tee "$out/gdn2_bench.log"
-PYTHONPATH="$PWD/.anchors/fla:${PYTHONPATH:-}" timeout 420 python3 bench/fla_anchor.py "$out" 2>&1 | grep -v Warning | tee "$out/fla.log" | tail -n 12
+PYTHONPATH="$PWD/.anchors:${PYTHONPATH:-}" timeout 420 python3 bench/fla_anchor.py "$out" 2>&1 | grep -v Warning | tee "$out/fla.log" | tail -n 12
 build/cuda/gdn2 ops check "$out/fla_gate.safetensors" --backend cuda --budget 1 2>&1 | tee "$out/gate_check.txt"
 python3 bench/compare.py "$out/gdn2_rows.json" "$out/fla_anchor.json" "$out/gate_check.txt" "$out/cuda_ops.json" "$out/cuda_ops.md"

@@ -1,5 +1,5 @@
 // Token-recurrent GDN-2 on the GPU: decode (one token per sequence, state updated in place) and short multi-token
-// runs (speculative verify). One block per (sequence, value head, 32-column slice of V); 4 warps split the K rows;
+// runs (speculative verify). One block per (sequence, value head, 64-column slice of V: two columns a lane); 4 warps split the K rows;
 // the state slice lives in registers, fp32 or bf16 in memory.
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
@@ -10,18 +10,7 @@ namespace gdn2::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kCols = 32;
-
-// Sums a per-thread value over the 4 warps of a column: returns the total in every thread of the column.
-__device__ __forceinline__ float column_sum(float x, float (*red)[kCols], int warp, int lane) {
-  red[warp][lane] = x;
-  __syncthreads();
-  float s = 0.f;
-#pragma unroll
-  for (int w = 0; w < kWarps; ++w) s += red[w][lane];
-  __syncthreads();
-  return s;
-}
+constexpr int kCols = 64;  // two adjacent columns per lane
 
 // Sum over the whole block (for the L2 norms).
 __device__ __forceinline__ float block_sum(float x, float* scratch) {
@@ -37,23 +26,49 @@ __device__ __forceinline__ float block_sum(float x, float* scratch) {
   return s;
 }
 
+// Two adjacent state elements (columns c, c + 1 of one row): one 8-byte (fp32) or 4-byte (bf16) access when both
+// exist and the pair is aligned, else element by element.
+__device__ __forceinline__ float2 load_pair(const void* p, ElemType t, int64_t i, bool ok0, bool ok1) {
+  if (ok0 && ok1 && (i & 1) == 0) {
+    if (t == ElemType::f32) return *reinterpret_cast<const float2*>(static_cast<const float*>(p) + i);
+    if (t == ElemType::bf16) return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p) + i));
+  }
+  return make_float2(ok0 ? load_elem(p, t, i) : 0.f, ok1 ? load_elem(p, t, i + 1) : 0.f);
+}
+
+__device__ __forceinline__ void store_pair(void* p, ElemType t, int64_t i, float2 x, bool ok0, bool ok1) {
+  if (ok0 && ok1 && (i & 1) == 0) {
+    if (t == ElemType::f32) {
+      *reinterpret_cast<float2*>(static_cast<float*>(p) + i) = x;
+      return;
+    }
+    if (t == ElemType::bf16) {
+      *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p) + i) = __float22bfloat162_rn(x);
+      return;
+    }
+  }
+  if (ok0) store_elem(p, t, i, x.x);
+  if (ok1) store_elem(p, t, i + 1, x.y);
+}
+
 template <int RPT>  // state rows per thread: K <= 4 * RPT
 __global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
   const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, col = col0 + lane;
-  const bool col_ok = col < p.V;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, col = col0 + 2 * lane;  // columns col, col + 1
+  const bool ok0 = col < p.V, ok1 = col + 1 < p.V;
   const int K = p.K, V = p.V, group = p.HV / p.H, hq = hv / group;
   __shared__ float sq[4 * RPT], sk[4 * RPT], seg[4 * RPT], sbk[4 * RPT];
-  __shared__ float red[kWarps][kCols];
+  __shared__ float red[kWarps][2 * 32];
   __shared__ float scratch[kWarps];
 
-  // State slice: rows warp*RPT + i, column `col`.
-  float s[RPT];
+  // State slice: rows warp*RPT + i, columns col and col + 1.
+  float2 s[RPT];
   const int64_t state_base = ((int64_t)n * p.HV + hv) * K * V;
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {
     const int r = warp * RPT + i;
-    s[i] = (p.h0 != nullptr && r < K && col_ok) ? load_elem(p.h0, p.state_type, state_base + (int64_t)r * V + col) : 0.f;
+    s[i] = (p.h0 != nullptr && r < K) ? load_pair(p.h0, p.state_type, state_base + (int64_t)r * V + col, ok0, ok1)
+                                      : make_float2(0.f, 0.f);
   }
   int64_t t0, t1;
   sequence_range(p, n, t0, t1);
@@ -68,6 +83,7 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
       qss += qd * qd;
       kss += kd * kd;
       seg[d] = __expf(load_decay(p, tok, hv, d));
+      sbk[d] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
     }
     float qscale = p.scale, kscale = 1.f;
     if (p.l2norm) {
@@ -75,47 +91,66 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
       kscale = rsqrtf(block_sum(kss, scratch) + 1e-6f);
     }
     __syncthreads();
-    for (int d = threadIdx.x; d < K; d += blockDim.x) {
-      sk[d] *= kscale;
-      sq[d] *= qscale;
-      sbk[d] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f) * sk[d];
+    // Decay and erase read: e = S^T (b ⊙ k), with k's norm folded in.
+    float2 acc = make_float2(0.f, 0.f);
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const int r = warp * RPT + i;
+      if (r < K) {
+        const float e = seg[r], bk = sbk[r] * sk[r] * kscale;
+        s[i].x *= e;
+        s[i].y *= e;
+        acc.x += bk * s[i].x;
+        acc.y += bk * s[i].y;
+      }
+    }
+    red[warp][2 * lane] = acc.x;
+    red[warp][2 * lane + 1] = acc.y;
+    __syncthreads();
+    float2 erase = make_float2(0.f, 0.f);
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      erase.x += red[w][2 * lane];
+      erase.y += red[w][2 * lane + 1];
     }
     __syncthreads();
-    // Decay and erase read: e = S^T (b ⊙ k).
-    float acc = 0.f;
-#pragma unroll
-    for (int i = 0; i < RPT; ++i) {
-      const int r = warp * RPT + i;
-      if (r < K) {
-        s[i] *= seg[r];
-        acc += sbk[r] * s[i];
-      }
-    }
-    const float erase = column_sum(acc, red, warp, lane);
-    float u = 0.f;
-    if (col_ok) {
-      const float vv = load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
-      const float ww = load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
-      u = ww * vv - erase;
-    }
+    const int64_t vrow = tok * p.v.stride_token + hv * p.v.stride_head + col;
+    const float2 vv = load_pair(p.v.ptr, p.v.type, vrow, ok0, ok1);
+    const float w0 = ok0 ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) : 0.f;
+    const float w1 = ok1 ? load_gate(p.w, tok, hv, group, p.HV, col + 1, 1.f) : 0.f;
+    const float2 u = make_float2(w0 * vv.x - erase.x, w1 * vv.y - erase.y);
     // Write and read: S += k u^T; o = S^T (scale q).
-    float oacc = 0.f;
+    float2 oacc = make_float2(0.f, 0.f);
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = warp * RPT + i;
       if (r < K) {
-        s[i] += sk[r] * u;
-        oacc += sq[r] * s[i];
+        const float kr = sk[r] * kscale, qr = sq[r] * qscale;
+        s[i].x += kr * u.x;
+        s[i].y += kr * u.y;
+        oacc.x += qr * s[i].x;
+        oacc.y += qr * s[i].y;
       }
     }
-    const float o = column_sum(oacc, red, warp, lane);
-    if (col_ok && warp == 0) store_elem(p.o, p.o_type, (tok * p.HV + hv) * V + col, o);
+    red[warp][2 * lane] = oacc.x;
+    red[warp][2 * lane + 1] = oacc.y;
+    __syncthreads();
+    if (warp == 0) {
+      float2 o = make_float2(0.f, 0.f);
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        o.x += red[w][2 * lane];
+        o.y += red[w][2 * lane + 1];
+      }
+      store_pair(p.o, p.o_type, (tok * p.HV + hv) * V + col, o, ok0, ok1);
+    }
+    __syncthreads();
   }
-  if (p.ht != nullptr && col_ok) {
+  if (p.ht != nullptr) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = warp * RPT + i;
-      if (r < K) store_elem(p.ht, p.state_type, state_base + (int64_t)r * V + col, s[i]);
+      if (r < K) store_pair(p.ht, p.state_type, state_base + (int64_t)r * V + col, s[i], ok0, ok1);
     }
   }
 }
