@@ -24,13 +24,6 @@ struct CudaBenchArgs {
   bool quick = false;
 };
 
-Gdn2Inputs to_device(const Gdn2Inputs& in) {
-  Gdn2Inputs d = in;
-  for (Tensor* t : {&d.q, &d.k, &d.v, &d.g_log, &d.b, &d.w, &d.h0})
-    if (t->defined()) *t = t->to(Device::cuda);
-  return d;
-}
-
 int64_t input_bytes(const Gdn2Inputs& in) {
   int64_t n = 0;
   for (const Tensor* t : {&in.q, &in.k, &in.v, &in.g_log, &in.b, &in.w})
@@ -59,7 +52,7 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
     spec.h0 = false, spec.dtype = DType::bf16, spec.seed = 42;
     const Gdn2Inputs in = gdn2_random_inputs(spec);
     const Gdn2Options opt = gdn2_random_options(spec);
-    const Gdn2Inputs d = to_device(in);
+    const Gdn2Inputs d = gdn2_inputs_to(in, Device::cuda);
     Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
     const double ms = backend_time_ms(Backend::cuda, [&](void* st) { plan.run(st); }, 3, a.reps, 1);
     plan.run();
@@ -85,7 +78,7 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
       spec.B = B, spec.T = 1, spec.H = H, spec.HV = H, spec.K = K, spec.V = V, spec.dtype = DType::bf16, spec.seed = 7;
       const Gdn2Inputs in = gdn2_random_inputs(spec);
       const Gdn2Options opt = gdn2_random_options(spec);
-      Gdn2Inputs d = to_device(in);
+      Gdn2Inputs d = gdn2_inputs_to(in, Device::cuda);
       d.h0 = Tensor();
       Tensor state = in.h0.to(sd).to(Device::cuda);
       const Tensor state0 = state.to(Device::cpu);

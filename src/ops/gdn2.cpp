@@ -1,6 +1,9 @@
 // Public GDN-2 ops: validate the shape contract once, then dispatch to a backend.
 #include "gdn2/ops/gdn2.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "cpu/gdn2.h"
 #ifdef GDN2_WITH_CUDA
 #include "cuda/gdn2.h"
@@ -75,6 +78,31 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
   gdn2_check_cotangents(p, d_o, dht, "gdn2_chunk_bwd");
   on_cuda(p, "gdn2_chunk_bwd", false);
   return cpu::gdn2_chunk_bwd(p, in, d_o, dht, opt.compute);
+}
+
+Gdn2Inputs gdn2_inputs_to(const Gdn2Inputs& in, Device device) {
+  Gdn2Inputs d = in;
+  for (Tensor* t : {&d.q, &d.k, &d.v, &d.g_log, &d.b, &d.w, &d.h0})
+    if (t->defined() && t->device() != device) *t = t->to(device);
+  return d;
+}
+
+Gdn2Inputs gdn2_inputs_token(const Gdn2Inputs& in, int64_t t) {
+  auto token = [t](const Tensor& x) -> Tensor {
+    if (!x.defined()) return x;
+    GDN2_CHECK(x.dim() >= 2 && t >= 0 && t < x.size(1), ShapeError, "gdn2_inputs_token: token ", t, " of ", x.describe());
+    const Tensor c = x.cpu();
+    const int64_t B = c.size(0), T = c.size(1), row = c.numel() / std::max<int64_t>(B * T, 1);
+    const size_t bytes = static_cast<size_t>(row) * dtype_size(c.dtype());
+    Shape s = c.shape();
+    s[1] = 1;
+    Tensor out = Tensor::empty(s, c.dtype());
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(static_cast<std::byte*>(out.raw_mut()) + b * bytes,
+                  static_cast<const std::byte*>(c.raw()) + (b * T + t) * bytes, bytes);
+    return x.is_cpu() ? out : out.to(x.device());
+  };
+  return Gdn2Inputs{token(in.q), token(in.k), token(in.v), token(in.g_log), token(in.b), token(in.w), Tensor(), Tensor()};
 }
 
 std::string gdn2_gate_mode_name(const Gdn2Inputs& in) {

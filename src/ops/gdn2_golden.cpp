@@ -95,11 +95,7 @@ Gdn2CheckResult gdn2_golden_check(const Gdn2GoldenCase& c, Gdn2CheckOp op, Backe
   Gdn2Grads grads;
   // The CUDA backend has forward kernels only so far: its check compares o and ht.
   const bool backward = c.d_o.defined() && op != Gdn2CheckOp::recurrent && backend == Backend::cpu;
-  Gdn2Inputs in = c.in;
-  if (backend == Backend::cuda) {
-    for (Tensor* t : {&in.q, &in.k, &in.v, &in.g_log, &in.b, &in.w, &in.h0})
-      if (t->defined()) *t = t->to(Device::cuda);
-  }
+  const Gdn2Inputs in = gdn2_inputs_to(c.in, backend == Backend::cuda ? Device::cuda : Device::cpu);
   switch (op) {
     case Gdn2CheckOp::chunk:
       out = gdn2_chunk_fwd(in, opt);

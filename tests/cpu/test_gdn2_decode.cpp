@@ -7,19 +7,6 @@
 namespace gdn2 {
 namespace {
 
-// Token t of a [B, T, ...] tensor as [B, 1, ...].
-Tensor token(const Tensor& x, int64_t t) {
-  if (!x.defined()) return x;
-  const int64_t B = x.size(0), T = x.size(1), row = x.numel() / (B * T);
-  const std::vector<double> v = x.to_f64_vector();
-  std::vector<double> out;
-  for (int64_t b = 0; b < B; ++b)
-    out.insert(out.end(), v.begin() + (b * T + t) * row, v.begin() + (b * T + t + 1) * row);
-  Shape s = x.shape();
-  s[1] = 1;
-  return Tensor::from_vector(s, out);
-}
-
 TEST(Gdn2Decode, GoldenDecodeCase) {
   for (const Gdn2GoldenCase& c : gdn2_golden_read(GDN2_TEST_DATA "/gdn2_ops.safetensors")) {
     if (c.name != "pub_decode1") continue;
@@ -49,9 +36,7 @@ TEST(Gdn2Decode, StepByStepEqualsOracle) {
     Tensor state = in.h0.clone();
     std::vector<double> o_all(static_cast<size_t>(in.v.numel()));
     for (int64_t t = 0; t < spec.T; ++t) {
-      Gdn2Inputs step{token(in.q, t), token(in.k, t), token(in.v, t), token(in.g_log, t),
-                      token(in.b, t),  token(in.w, t), Tensor(),       Tensor()};
-      const std::vector<double> o = gdn2_recurrent_step(step, state, opt).to_f64_vector();
+      const std::vector<double> o = gdn2_recurrent_step(gdn2_inputs_token(in, t), state, opt).to_f64_vector();
       const int64_t row = spec.HV * spec.V;
       for (int64_t b = 0; b < spec.B; ++b)
         std::copy(o.begin() + b * row, o.begin() + (b + 1) * row, o_all.begin() + (b * spec.T + t) * row);

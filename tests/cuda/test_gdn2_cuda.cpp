@@ -17,12 +17,7 @@ constexpr double kBudgetBf16 = 8e-3;  // bf16 outputs: their rounding (2^-9 rela
 #define REQUIRE_GPU() \
   if (!backend_available(Backend::cuda)) GTEST_SKIP() << "no usable CUDA device: " << backend_describe(Backend::cuda)
 
-Gdn2Inputs to_cuda(const Gdn2Inputs& in) {
-  Gdn2Inputs d = in;
-  for (Tensor* t : {&d.q, &d.k, &d.v, &d.g_log, &d.b, &d.w, &d.h0})
-    if (t->defined()) *t = t->to(Device::cuda);
-  return d;
-}
+Gdn2Inputs to_cuda(const Gdn2Inputs& in) { return gdn2_inputs_to(in, Device::cuda); }
 
 TEST(Gdn2Cuda, GoldenForward) {
   REQUIRE_GPU();
@@ -110,18 +105,6 @@ INSTANTIATE_TEST_SUITE_P(Cases, Gdn2CudaSwept, ::testing::ValuesIn(cuda_cases())
                            return n;
                          });
 
-// Token t of a [B, T, ...] tensor as [B, 1, ...].
-Tensor token(const Tensor& x, int64_t t) {
-  if (!x.defined()) return x;
-  const int64_t B = x.size(0), T = x.size(1), row = x.numel() / (B * T);
-  const std::vector<double> v = x.to_f64_vector();
-  std::vector<double> out;
-  for (int64_t b = 0; b < B; ++b) out.insert(out.end(), v.begin() + (b * T + t) * row, v.begin() + (b * T + t + 1) * row);
-  Shape s = x.shape();
-  s[1] = 1;
-  return Tensor::from_vector(s, out).to(x.dtype());
-}
-
 TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
   REQUIRE_GPU();
   Gdn2RandomSpec s;
@@ -133,9 +116,7 @@ TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
     Tensor state = in.h0.to(state_dtype).to(Device::cuda);
     std::vector<double> o_all(static_cast<size_t>(in.v.numel()));
     for (int64_t t = 0; t < s.T; ++t) {
-      Gdn2Inputs step{token(in.q, t), token(in.k, t), token(in.v, t), token(in.g_log, t), token(in.b, t),
-                      token(in.w, t), Tensor(), Tensor()};
-      const std::vector<double> o = gdn2_recurrent_step(to_cuda(step), state, opt).to_f64_vector();
+      const std::vector<double> o = gdn2_recurrent_step(to_cuda(gdn2_inputs_token(in, t)), state, opt).to_f64_vector();
       const int64_t row = s.HV * s.V;
       for (int64_t b = 0; b < s.B; ++b)
         std::copy(o.begin() + b * row, o.begin() + (b + 1) * row, o_all.begin() + (b * s.T + t) * row);

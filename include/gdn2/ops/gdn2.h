@@ -82,6 +82,11 @@ class Gdn2Plan {
   std::unique_ptr<Impl> impl_;
 };
 
+// The same inputs on another device (cu_seqlens stays where it is), and token t of every [B, T, ...] input as
+// [B, 1, ...] (h0 and cu_seqlens dropped: the decode step's inputs).
+Gdn2Inputs gdn2_inputs_to(const Gdn2Inputs& in, Device device);
+Gdn2Inputs gdn2_inputs_token(const Gdn2Inputs& in, int64_t t);
+
 // The collapse mode the gate shapes select: "gdn2", "kda", "gdn", "ssd", or "g:<form> b:<form> w:<form>" for
 // another mix (forms: channel, head, none).
 std::string gdn2_gate_mode_name(const Gdn2Inputs& in);

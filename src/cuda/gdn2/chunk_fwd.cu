@@ -28,6 +28,21 @@ struct Smem {
   float rnorm[2][kChunk];
 };
 
+// acc[a][c] += Σ_{d<K} A[warp + 8a][d] · S[d][lane + 32c]: rows of a [chunk, K] tile times the state slice.
+template <int KMAX>
+__device__ __forceinline__ void rows_times_state(const float (*A)[Smem<KMAX>::KP], const float (*S)[kCols], int K,
+                                                 int warp, int lane, float (&acc)[4][2]) {
+  for (int d = 0; d < K; ++d) {
+    const float s0 = S[d][lane], s1 = S[d][lane + 32];
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const float x = A[warp + 8 * a][d];
+      acc[a][0] += x * s0;
+      acc[a][1] += x * s1;
+    }
+  }
+}
+
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -147,15 +162,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
     // 7. V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
     {
       float acc[4][2] = {};
-      for (int d = 0; d < K; ++d) {
-        const float s0 = sm.S[d][lane], s1 = sm.S[d][lane + 32];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {
-          const float w = sm.bk[warp + 8 * a][d];
-          acc[a][0] += w * s0;
-          acc[a][1] += w * s1;
-        }
-      }
+      rows_times_state<KMAX>(sm.bk, sm.S, K, warp, lane, acc);
 #pragma unroll
       for (int a = 0; a < 4; ++a) {
         const int i = warp + 8 * a;
@@ -169,15 +176,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
     // 8. O = (q⊙Γ) S + P V', written to global memory.
     {
       float acc[4][2] = {};
-      for (int d = 0; d < K; ++d) {
-        const float s0 = sm.S[d][lane], s1 = sm.S[d][lane + 32];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {
-          const float qv = sm.q[warp + 8 * a][d];
-          acc[a][0] += qv * s0;
-          acc[a][1] += qv * s1;
-        }
-      }
+      rows_times_state<KMAX>(sm.q, sm.S, K, warp, lane, acc);
       for (int j = 0; j < L; ++j) {
         const float x0 = sm.x[j][lane], x1 = sm.x[j][lane + 32];
 #pragma unroll
