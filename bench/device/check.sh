@@ -8,7 +8,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 build/cuda/gdn2 info
 build/cuda/gdn2 ops check tests/data/gdn2_ops.safetensors --backend cuda --budget 1e-4
 build/cuda/gdn2 ops check tests/data/gdn2_ops.safetensors --backend cuda --op recurrent --budget 1e-4
-build/cuda/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | grep -E "^\[  (PASSED|FAILED|  OK|SKIPPED)|Failure|error" | tail -n 40
+build/cuda/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | grep -E "^\[  (PASSED|FAILED|  OK|SKIPPED)|^\[ errors|Failure|error" | tail -n 90
 for tool in memcheck racecheck; do
   compute-sanitizer --tool "$tool" --error-exitcode 3 build/cuda/tests/test_cuda \
     --gtest_filter='Gdn2Cuda.GoldenForward:Gdn2Cuda.DecodeStep*:Cases/Gdn2CudaSwept.ForwardMatchesCpu/*varlen*' \

@@ -1,4 +1,8 @@
 // Host side of the CUDA GDN-2 ops: Tensor arguments -> kernel parameter blocks -> launches.
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
 #include "cuda/common.cuh"
 #include "cuda/gdn2.h"
 #include "cuda/gdn2/kernels.h"
@@ -40,10 +44,54 @@ Tensor seq_offsets(const Gdn2Problem& p) {
 
 struct Launch {
   Gdn2Params params;
-  Tensor offsets;  // kept alive for the launch
+  Tensor offsets;                    // kept alive for the launch
+  Tensor chunk_tables, workspace;    // the tensor-core chunk path's
 };
 
-Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in) {
+// The tensor-core chunk path takes bf16/fp16 q, k, v (its products round to bf16 like theirs) and K <= 128.
+bool chunk_uses_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in) {
+  auto low = [](const Tensor& t) { return t.dtype() == DType::bf16 || t.dtype() == DType::f16; };
+  return low(in.q) && low(in.k) && low(in.v) && p.K <= 128;
+}
+
+// Chunk tables and workspace of the tensor-core chunk path (layout: params.h, ChunkWork).
+void chunk_work_make(const Gdn2Problem& p, Launch& l) {
+  constexpr int64_t C = 64;
+  std::vector<int64_t> tok0, len, first;
+  for (int64_t n = 0; n < p.N; ++n) {
+    first.push_back(static_cast<int64_t>(tok0.size()));
+    for (int64_t s = 0; s < p.seq_len[n]; s += C) {
+      tok0.push_back(p.seq_start[n] + s);
+      len.push_back(std::min(C, p.seq_len[n] - s));
+    }
+  }
+  first.push_back(static_cast<int64_t>(tok0.size()));
+  const int64_t chunks = static_cast<int64_t>(tok0.size());
+  std::vector<int64_t> tables = tok0;
+  tables.insert(tables.end(), len.begin(), len.end());
+  tables.insert(tables.end(), first.begin(), first.end());
+  l.chunk_tables = Tensor::from_vector<int64_t>({static_cast<int64_t>(tables.size())}, tables).to(Device::cuda);
+  ChunkWork& cw = l.params.chunk;
+  const auto* t = static_cast<const int64_t*>(l.chunk_tables.raw());
+  cw.chunk_tok0 = t, cw.chunk_len = t + chunks, cw.seq_chunk0 = t + 2 * chunks;
+  GDN2_CHECK(chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk path: ", chunks, " chunks x ",
+             p.HV, " heads is too many");
+  cw.chunks = static_cast<int32_t>(chunks);
+  cw.kmax = p.K <= 64 ? 64 : 128;
+  cw.vpad = static_cast<int32_t>((p.V + 63) / 64 * 64);
+  const int64_t blocks = chunks * p.HV;
+  auto aligned = [](int64_t b) { return (b + 255) / 256 * 256; };
+  const int64_t w_bytes = aligned(blocks * C * cw.kmax * 2), u_bytes = aligned(blocks * C * cw.vpad * 2),
+                p_bytes = aligned(blocks * C * C * 2), gamma_bytes = aligned(blocks * cw.kmax * 4);
+  l.workspace = Tensor::empty({std::max<int64_t>(3 * w_bytes + u_bytes + p_bytes + gamma_bytes, 1)}, DType::u8,
+                              Device::cuda);
+  auto* base = static_cast<std::byte*>(l.workspace.raw_mut());
+  cw.W = base, cw.qg = base + w_bytes, cw.kgT = base + 2 * w_bytes, cw.U = base + 3 * w_bytes;
+  cw.P = base + 3 * w_bytes + u_bytes;
+  cw.gamma = reinterpret_cast<float*>(base + 3 * w_bytes + u_bytes + p_bytes);
+}
+
+Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
   Launch l;
   Gdn2Params& k = l.params;
   k.N = static_cast<int32_t>(p.N);
@@ -64,13 +112,14 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in) {
   k.w = view(in.w, p.w, p.V, "w");
   k.scale = static_cast<float>(p.scale);
   k.l2norm = p.qk_l2norm;
+  if (chunk && chunk_uses_tensor_cores(p, in)) chunk_work_make(p, l);
   return l;
 }
 
 DType out_dtype(const Tensor& v) { return v.dtype() == DType::bf16 || v.dtype() == DType::f16 ? v.dtype() : DType::f32; }
 
 Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const Gdn2Params&)) {
-  Launch l = make_params(p, in);
+  Launch l = make_params(p, in, launch == launch_chunk_fwd);
   Gdn2Outputs out;
   out.o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);
   out.ht = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
@@ -97,7 +146,7 @@ Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in) { return 
 Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state) {
   GDN2_CHECK(state.device() == Device::cuda && (state.dtype() == DType::f32 || state.dtype() == DType::bf16),
              ShapeError, "gdn2_recurrent_step: a CUDA state must be F32 or BF16 on the GPU, got ", state.describe());
-  Launch l = make_params(p, in);
+  Launch l = make_params(p, in, false);
   Tensor o = Tensor::empty({p.B, 1, p.HV, p.V}, out_dtype(in.v), Device::cuda);
   l.params.h0 = state.raw();
   l.params.ht = state.raw_mut();
@@ -126,7 +175,7 @@ struct CudaPlan {
 std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, Tensor* state,
                                     Gdn2Outputs& outputs) {
   auto plan = std::make_shared<CudaPlan>();
-  plan->launch = make_params(p, in);
+  plan->launch = make_params(p, in, chunk);
   plan->chunk = chunk;
   Gdn2Params& k = plan->launch.params;
   outputs.o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);

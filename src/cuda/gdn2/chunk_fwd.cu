@@ -242,6 +242,11 @@ void launch(const Gdn2Params& p) {
 
 void launch_chunk_fwd(const Gdn2Params& p) {
   if (p.N == 0) return;
+  if (p.chunk.W != nullptr) {
+    launch_chunk_intra(p);
+    launch_chunk_state(p);
+    return;
+  }
   if (p.K <= 64)
     launch<64>(p);
   else if (p.K <= 128)

@@ -7,7 +7,11 @@ namespace gdn2::cuda {
 
 // Token-recurrent forward over each sequence's tokens (decode: one token; verify: a few). h0 may alias ht.
 void launch_recurrent(const Gdn2Params& p);
-// Chunkwise forward (chunk 32), one block per (sequence, value head, 64-column slice of V).
+// Chunkwise forward. With p.chunk set (bf16/fp16 inputs, K <= 128): the tensor-core path, launch_chunk_intra then
+// launch_chunk_state. Otherwise the fp32 CUDA-core kernel (chunk 32, one block per sequence, value head and 64
+// columns of V), exact to fp32 for fp32 inputs.
 void launch_chunk_fwd(const Gdn2Params& p);
+void launch_chunk_intra(const Gdn2Params& p);
+void launch_chunk_state(const Gdn2Params& p);
 
 }  // namespace gdn2::cuda

@@ -19,6 +19,21 @@ struct InputView {
   Gate form = Gate::channel;
 };
 
+// The tensor-core chunk path's tables and workspace (all device memory; null W: the CUDA-core path). Chunks of 64
+// tokens never cross a sequence; chunk c covers tokens [chunk_tok0[c], chunk_tok0[c] + chunk_len[c]) and sequence n
+// owns chunks [seq_chunk0[n], seq_chunk0[n+1]). Per (chunk c, value head hv), index c·HV + hv, bf16 unless noted:
+//   W = A(b⊙k⊙Γ) [64, kmax],  qg = s·q⊙Γ [64, kmax],  kgT = (k⊙Γ_last/Γ)^T [kmax, 64],  U = A(w⊙v) [64, vpad],
+//   P = tril(s·(q⊙Γ)(k/Γ)^T) [64, 64],  gamma = Γ_last [kmax] fp32;  A = (I + T)^-1.
+// kmax is K rounded up to 64 or 128 and vpad is V rounded up to 64; rows past a chunk's length are zeros.
+struct ChunkWork {
+  const int64_t* chunk_tok0 = nullptr;
+  const int64_t* chunk_len = nullptr;
+  const int64_t* seq_chunk0 = nullptr;
+  int32_t chunks = 0, kmax = 0, vpad = 0;
+  void *W = nullptr, *qg = nullptr, *kgT = nullptr, *U = nullptr, *P = nullptr;
+  float* gamma = nullptr;
+};
+
 struct Gdn2Params {
   int32_t N = 0, H = 0, HV = 0, K = 0, V = 0;
   const int64_t* seq_offsets = nullptr;  // device, [N + 1] flat token offsets; null: sequence n is [n·T, (n+1)·T)
@@ -36,6 +51,7 @@ struct Gdn2Params {
   ElemType o_type = ElemType::f32;
   float scale = 1.f;
   bool l2norm = false;
+  ChunkWork chunk;
   cudaStream_t stream = nullptr;
 };
 

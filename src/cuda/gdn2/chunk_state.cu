@@ -1,0 +1,228 @@
+// Tensor-core chunk path, part 2 (sequential over chunks): one block per (64 columns of V, value head, sequence)
+// carries its slice of the fp32 state through the sequence's chunks in registers, reading what chunk_intra.cu
+// wrote, the next chunk's tiles arriving by cp.async while the current one is computed:
+//   V' = U - W S,   O = qg S + P V',   S <- Diag(gamma) S + kgT V'.
+// Eight warps: warp w owns rows 16·(w%4) .. +15 of the chunk and 32 columns (half w/4) for V' and O, and for the
+// state 16 columns of V and half the key channels: S^T in mma accumulator layout, so its bf16 copy for the next
+// products is one packed store per register pair.
+#include "cuda/common.cuh"
+#include "cuda/gdn2/kernels.h"
+#include "cuda/gdn2/load.cuh"
+#include "cuda/gdn2/mma.cuh"
+
+namespace gdn2::cuda {
+
+namespace {
+
+constexpr int kC = 64, kCols = 64, kThreads = 256, kLdC = kC + 8;
+
+template <int KMAX>
+struct Stage {
+  static constexpr int LDK = KMAX + 8;
+  bf16 W[kC][LDK];
+  bf16 qg[kC][LDK];
+  bf16 kgT[KMAX][kLdC];
+  bf16 U[kC][kLdC];
+  bf16 P[kC][kLdC];
+  float gamma[KMAX];
+};
+
+template <int KMAX>
+struct StateSmem {
+  Stage<KMAX> st[2];
+  bf16 St[kCols][KMAX + 8];  // S^T in bf16: [column of V][key channel]
+  bf16 VT[kCols][kLdC];      // V'^T: [column of V][token]
+};
+
+template <int KMAX>
+__device__ __forceinline__ void stage_load(Stage<KMAX>& st, const ChunkWork& cw, int64_t blk, int col0, int tid) {
+  constexpr int RK = KMAX / 8;  // 16-byte pieces in a row of KMAX bf16
+  const bf16* W = static_cast<const bf16*>(cw.W) + blk * kC * KMAX;
+  const bf16* qg = static_cast<const bf16*>(cw.qg) + blk * kC * KMAX;
+  const bf16* kgT = static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC;
+  const bf16* U = static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + col0;
+  const bf16* P = static_cast<const bf16*>(cw.P) + blk * kC * kC;
+  for (int idx = tid; idx < kC * RK; idx += kThreads) {
+    const int r = idx / RK, c8 = 8 * (idx % RK);
+    cp_async_16(&st.W[r][c8], W + r * KMAX + c8);
+    cp_async_16(&st.qg[r][c8], qg + r * KMAX + c8);
+  }
+  for (int idx = tid; idx < KMAX * 8; idx += kThreads) {
+    const int r = idx / 8, c8 = 8 * (idx % 8);
+    cp_async_16(&st.kgT[r][c8], kgT + r * kC + c8);
+  }
+  for (int idx = tid; idx < kC * 8; idx += kThreads) {
+    const int r = idx / 8, c8 = 8 * (idx % 8);
+    cp_async_16(&st.U[r][c8], U + static_cast<int64_t>(r) * cw.vpad + c8);
+    cp_async_16(&st.P[r][c8], P + r * kC + c8);
+  }
+  for (int idx = tid; idx < KMAX / 4; idx += kThreads) cp_async_16(&st.gamma[4 * idx], cw.gamma + blk * KMAX + 4 * idx);
+}
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  StateSmem<KMAX>& sm = *reinterpret_cast<StateSmem<KMAX>*>(smem_raw);
+  constexpr int LDK = KMAX + 8, NT = KMAX / 16;  // key-channel n-tiles of this warp's half
+  const ChunkWork& cw = p.chunk;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z;
+  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int warp = (tid >> 5) & 3, half = tid >> 7;  // row block, and half of the columns / key channels
+  const int ch0 = half * (KMAX / 2), vc0 = half * 32;
+  const int K = p.K, V = p.V;
+  const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
+
+  // S^T: this warp's columns 16·warp + g (+8) of the slice, key channels ch0 + 8·nt + 2·t4 (+1).
+  float s[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int col = col0 + 16 * warp + g + (h >> 1) * 8, ch = ch0 + 8 * nt + 2 * t4 + (h & 1);
+      s[nt][h] = (p.h0 != nullptr && ch < K && col < V)
+                     ? load_elem(p.h0, p.state_type, state_base + static_cast<int64_t>(ch) * V + col)
+                     : 0.f;
+    }
+  }
+  auto store_st = [&] {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      *reinterpret_cast<uint32_t*>(&sm.St[16 * warp + g][ch0 + 8 * nt + 2 * t4]) = pack_bf16(s[nt][0], s[nt][1]);
+      *reinterpret_cast<uint32_t*>(&sm.St[16 * warp + g + 8][ch0 + 8 * nt + 2 * t4]) = pack_bf16(s[nt][2], s[nt][3]);
+    }
+  };
+  store_st();
+
+  const int c_begin = static_cast<int>(cw.seq_chunk0[n]), c_end = static_cast<int>(cw.seq_chunk0[n + 1]);
+  const int64_t hv_blocks = p.HV;
+  if (c_begin < c_end) stage_load(sm.st[0], cw, c_begin * hv_blocks + hv, col0, tid);
+  cp_async_commit();
+  for (int c = c_begin; c < c_end; ++c) {
+    const int cur = (c - c_begin) & 1;
+    if (c + 1 < c_end) stage_load(sm.st[cur ^ 1], cw, (c + 1) * hv_blocks + hv, col0, tid);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();  // chunk c's tiles and the state's bf16 copy are in place
+    const Stage<KMAX>& st = sm.st[cur];
+
+    // V' = U - W S for rows 16·warp .. +15 and this half's 32 columns, then V'^T to shared memory.
+    {
+      float va[4][4];
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) va[nt][0] = va[nt][1] = va[nt][2] = va[nt][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < KMAX / 16; ++kk) {
+        uint32_t a[4];
+        load_a(a, &st.W[0][0], LDK, 16 * warp, 16 * kk, lane);
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          uint32_t b[2];
+          load_b(b, &sm.St[0][0], LDK, vc0 + 8 * nt, 16 * kk, lane);
+          mma_bf16_16816(va[nt], a, b);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) {
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+          const int i = 16 * warp + g + (h >> 1) * 8, cc = vc0 + 8 * nt + 2 * t4 + (h & 1);
+          sm.VT[cc][i] = __float2bfloat16_rn(__bfloat162float(st.U[i][cc]) - va[nt][h]);
+        }
+      }
+    }
+    __syncthreads();
+
+    // O = qg S + P V' for rows 16·warp .. +15 (P is lower triangular: column blocks 0..warp).
+    {
+      float oa[4][4];
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) oa[nt][0] = oa[nt][1] = oa[nt][2] = oa[nt][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < KMAX / 16; ++kk) {
+        uint32_t a[4];
+        load_a(a, &st.qg[0][0], LDK, 16 * warp, 16 * kk, lane);
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          uint32_t b[2];
+          load_b(b, &sm.St[0][0], LDK, vc0 + 8 * nt, 16 * kk, lane);
+          mma_bf16_16816(oa[nt], a, b);
+        }
+      }
+      for (int kk = 0; kk <= warp; ++kk) {
+        uint32_t a[4];
+        load_a(a, &st.P[0][0], kLdC, 16 * warp, 16 * kk, lane);
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          uint32_t b[2];
+          load_b(b, &sm.VT[0][0], kLdC, vc0 + 8 * nt, 16 * kk, lane);
+          mma_bf16_16816(oa[nt], a, b);
+        }
+      }
+      const int64_t tok0 = cw.chunk_tok0[c];
+      const int L = static_cast<int>(cw.chunk_len[c]);
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) {
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+          const int i = 16 * warp + g + (h >> 1) * 8, col = col0 + vc0 + 8 * nt + 2 * t4 + (h & 1);
+          if (i < L && col < V) store_elem(p.o, p.o_type, ((tok0 + i) * p.HV + hv) * V + col, oa[nt][h]);
+        }
+      }
+    }
+
+    // S^T <- S^T Diag(gamma) + V'^T kg.
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float g0 = st.gamma[ch0 + 8 * nt + 2 * t4], g1 = st.gamma[ch0 + 8 * nt + 2 * t4 + 1];
+      s[nt][0] *= g0, s[nt][1] *= g1, s[nt][2] *= g0, s[nt][3] *= g1;
+    }
+#pragma unroll
+    for (int kk = 0; kk < kC / 16; ++kk) {
+      uint32_t a[4];
+      load_a(a, &sm.VT[0][0], kLdC, 16 * warp, 16 * kk, lane);
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        uint32_t b[2];
+        load_b(b, &st.kgT[0][0], kLdC, ch0 + 8 * nt, 16 * kk, lane);
+        mma_bf16_16816(s[nt], a, b);
+      }
+    }
+    __syncthreads();  // every warp is done with S's bf16 copy, V'^T and this stage
+    store_st();
+  }
+  cp_async_wait<0>();
+  if (p.ht != nullptr) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const int col = col0 + 16 * warp + g + (h >> 1) * 8, ch = ch0 + 8 * nt + 2 * t4 + (h & 1);
+        if (ch < K && col < V) store_elem(p.ht, p.state_type, state_base + static_cast<int64_t>(ch) * V + col, s[nt][h]);
+      }
+    }
+  }
+}
+
+template <int KMAX>
+void launch(const Gdn2Params& p) {
+  const size_t smem = sizeof(StateSmem<KMAX>);
+  GDN2_CUDA_CHECK(cudaFuncSetAttribute(chunk_state_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem)));
+  const dim3 grid(p.chunk.vpad / kCols, p.HV, p.N);
+  chunk_state_kernel<KMAX><<<grid, kThreads, smem, p.stream>>>(p);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void launch_chunk_state(const Gdn2Params& p) {
+  if (p.N == 0) return;
+  if (p.chunk.kmax == 64)
+    launch<64>(p);
+  else if (p.chunk.kmax == 128)
+    launch<128>(p);
+  else
+    GDN2_THROW(UnsupportedError, "CUDA GDN-2 tensor-core chunk path: kmax=", p.chunk.kmax, " is not 64 or 128");
+}
+
+}  // namespace gdn2::cuda

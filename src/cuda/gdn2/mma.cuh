@@ -1,0 +1,66 @@
+// Warp-level tensor-core tiles for the GDN-2 chunk kernels: mma.sync m16n8k16 (bf16 in, fp32 accumulate), fragment
+// loads from padded bf16 shared-memory tiles, and cp.async copies.
+//
+// Fragment layout (PTX ISA, m16n8k16): lane = 4 g + t. A (16x16, row-major): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..),
+// a2 = (g, 2t+8..), a3 = (g+8, 2t+8..). B (16x8, k x n): b0 = (k 2t..2t+1, n g), b1 = (k 2t+8.., n g).
+// C (16x8): c0, c1 = (g, 2t..2t+1), c2, c3 = (g+8, 2t..2t+1). A pair of bf16 in one register: the lower column in the
+// low half. Tiles stored with a row stride of (multiple of 8) + 8 elements put the 8 rows x 4 words of a fragment
+// load in 32 different banks.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace gdn2::cuda {
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+__device__ __forceinline__ float2 unpack_bf16(uint32_t x) {
+  __nv_bfloat162 v = *reinterpret_cast<__nv_bfloat162*>(&x);
+  return __bfloat1622float2(v);
+}
+
+__device__ __forceinline__ uint32_t ld_pair(const bf16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// A fragment of rows [row0, row0+16) and columns [k0, k0+16) of a row-major tile with row stride ld.
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int ld, int row0, int k0, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+  const bf16* p = tile + (row0 + g) * ld + k0 + 2 * t;
+  a[0] = ld_pair(p);
+  a[1] = ld_pair(p + 8 * ld);
+  a[2] = ld_pair(p + 8);
+  a[3] = ld_pair(p + 8 * ld + 8);
+}
+
+// B fragment (k in [k0, k0+16), n in [n0, n0+8)) of a matrix stored transposed: tile[n][k], row stride ld.
+__device__ __forceinline__ void load_b(uint32_t (&b)[2], const bf16* tile_t, int ld, int n0, int k0, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+  const bf16* p = tile_t + (n0 + g) * ld + k0 + 2 * t;
+  b[0] = ld_pair(p);
+  b[1] = ld_pair(p + 8);
+}
+
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+}  // namespace gdn2::cuda
