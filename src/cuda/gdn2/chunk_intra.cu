@@ -265,18 +265,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
     constexpr int NT = KMAX / 16;  // this warp's n-tiles: columns nh·KMAX/2 + 8·nt
     const int n0 = nh * (KMAX / 2);
     float acc[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-    for (int kk = 0; kk <= rb; ++kk) {  // A is lower triangular: row block rb needs column blocks 0..rb
-      uint32_t a[4];
-      load_a(a, &sm.A[0][0], kLdC, 16 * rb, 16 * kk, lane);
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        uint32_t b[2];
-        load_b(b, XT, kLdC, n0 + 8 * nt, 16 * kk, lane);
-        mma_bf16_16816(acc[nt], a, b);
-      }
-    }
+    zero(acc);
+    mma_rows(acc, &sm.A[0][0], kLdC, 16 * rb, XT, kLdC, n0, rb + 1, lane);  // A lower triangular: blocks 0..rb
     bf16* Ww = static_cast<bf16*>(cw.W) + blk * kC * KMAX;
     const int i = 16 * rb + g;
 #pragma unroll
@@ -300,18 +290,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
     }
     __syncthreads();
     float acc[4][4];  // columns v0 + 32·nh + 8·nt
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-    for (int kk = 0; kk <= rb; ++kk) {
-      uint32_t a[4];
-      load_a(a, &sm.A[0][0], kLdC, 16 * rb, 16 * kk, lane);
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        uint32_t b[2];
-        load_b(b, XT, kLdC, 32 * nh + 8 * nt, 16 * kk, lane);
-        mma_bf16_16816(acc[nt], a, b);
-      }
-    }
+    zero(acc);
+    mma_rows(acc, &sm.A[0][0], kLdC, 16 * rb, XT, kLdC, 32 * nh, rb + 1, lane);
     const int i = 16 * rb + g, u0 = v0 + 32 * nh;
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {

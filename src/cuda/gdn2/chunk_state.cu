@@ -108,19 +108,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
     // V' = U - W S for rows 16·warp .. +15 and this half's 32 columns, then V'^T to shared memory.
     {
       float va[4][4];
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) va[nt][0] = va[nt][1] = va[nt][2] = va[nt][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < KMAX / 16; ++kk) {
-        uint32_t a[4];
-        load_a(a, &st.W[0][0], LDK, 16 * warp, 16 * kk, lane);
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          uint32_t b[2];
-          load_b(b, &sm.St[0][0], LDK, vc0 + 8 * nt, 16 * kk, lane);
-          mma_bf16_16816(va[nt], a, b);
-        }
-      }
+      zero(va);
+      mma_rows(va, &st.W[0][0], LDK, 16 * warp, &sm.St[0][0], LDK, vc0, KMAX / 16, lane);
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
@@ -135,29 +124,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
     // O = qg S + P V' for rows 16·warp .. +15 (P is lower triangular: column blocks 0..warp).
     {
       float oa[4][4];
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) oa[nt][0] = oa[nt][1] = oa[nt][2] = oa[nt][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < KMAX / 16; ++kk) {
-        uint32_t a[4];
-        load_a(a, &st.qg[0][0], LDK, 16 * warp, 16 * kk, lane);
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          uint32_t b[2];
-          load_b(b, &sm.St[0][0], LDK, vc0 + 8 * nt, 16 * kk, lane);
-          mma_bf16_16816(oa[nt], a, b);
-        }
-      }
-      for (int kk = 0; kk <= warp; ++kk) {
-        uint32_t a[4];
-        load_a(a, &st.P[0][0], kLdC, 16 * warp, 16 * kk, lane);
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          uint32_t b[2];
-          load_b(b, &sm.VT[0][0], kLdC, vc0 + 8 * nt, 16 * kk, lane);
-          mma_bf16_16816(oa[nt], a, b);
-        }
-      }
+      zero(oa);
+      mma_rows(oa, &st.qg[0][0], LDK, 16 * warp, &sm.St[0][0], LDK, vc0, KMAX / 16, lane);
+      mma_rows(oa, &st.P[0][0], kLdC, 16 * warp, &sm.VT[0][0], kLdC, vc0, warp + 1, lane);
       const int64_t tok0 = cw.chunk_tok0[c];
       const int L = static_cast<int>(cw.chunk_len[c]);
 #pragma unroll
@@ -176,17 +145,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
       const float g0 = st.gamma[ch0 + 8 * nt + 2 * t4], g1 = st.gamma[ch0 + 8 * nt + 2 * t4 + 1];
       s[nt][0] *= g0, s[nt][1] *= g1, s[nt][2] *= g0, s[nt][3] *= g1;
     }
-#pragma unroll
-    for (int kk = 0; kk < kC / 16; ++kk) {
-      uint32_t a[4];
-      load_a(a, &sm.VT[0][0], kLdC, 16 * warp, 16 * kk, lane);
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        uint32_t b[2];
-        load_b(b, &st.kgT[0][0], kLdC, ch0 + 8 * nt, 16 * kk, lane);
-        mma_bf16_16816(s[nt], a, b);
-      }
-    }
+    mma_rows(s, &sm.VT[0][0], kLdC, 16 * warp, &st.kgT[0][0], kLdC, ch0, kC / 16, lane);
     __syncthreads();  // every warp is done with S's bf16 copy, V'^T and this stage
     store_st();
   }

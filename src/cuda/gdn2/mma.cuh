@@ -53,6 +53,30 @@ __device__ __forceinline__ void load_b(uint32_t (&b)[2], const bf16* tile_t, int
   b[1] = ld_pair(p + 8);
 }
 
+// acc[nt] += A[row0 .. row0+16, 0 .. 16·k_steps) · B[0 .. 16·k_steps, n0 + 8·nt .. +8) for nt < NT: A row-major
+// (stride lda), B stored transposed (bt[n][k], stride ldb). Fully unrolled when k_steps is a compile-time constant.
+template <int NT>
+__device__ __forceinline__ void mma_rows(float (&acc)[NT][4], const bf16* a_tile, int lda, int row0, const bf16* bt,
+                                         int ldb, int n0, int k_steps, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < k_steps; ++kk) {
+    uint32_t a[4];
+    load_a(a, a_tile, lda, row0, 16 * kk, lane);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      uint32_t b[2];
+      load_b(b, bt, ldb, n0 + 8 * nt, 16 * kk, lane);
+      mma_bf16_16816(acc[nt], a, b);
+    }
+  }
+}
+
+template <int NT>
+__device__ __forceinline__ void zero(float (&acc)[NT][4]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+}
+
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
