@@ -1,6 +1,7 @@
 // Host side of the CUDA GDN-2 ops: Tensor arguments -> kernel parameter blocks -> launches.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "cuda/common.cuh"
@@ -112,6 +113,11 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
   k.w = view(in.w, p.w, p.V, "w");
   k.scale = static_cast<float>(p.scale);
   k.l2norm = p.qk_l2norm;
+  k.vec8 = p.K % 8 == 0 && p.V % 8 == 0;
+  for (const InputView* x : {&k.q, &k.k, &k.v, &k.g, &k.b, &k.w})
+    if (x->form == Gate::channel)
+      k.vec8 = k.vec8 && reinterpret_cast<std::uintptr_t>(x->ptr) % 16 == 0 && x->stride_token % 8 == 0 &&
+               x->stride_head % 8 == 0;
   if (chunk && chunk_uses_tensor_cores(p, in)) chunk_work_make(p, l);
   return l;
 }

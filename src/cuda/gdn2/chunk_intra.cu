@@ -2,10 +2,13 @@
 // chunk needs that does not depend on the state, and writes it to the workspace (params.h, ChunkWork):
 //   G = cumsum g;  T_ij = Σ_d (b⊙k)_id k_jd e^{G_id - G_jd} (j < i);  P_ij = Σ_d (s q)_id k_jd e^{G_id - G_jd} (j <= i)
 //   A = (I + T)^-1;  W = A (b⊙k⊙Γ);  U = A (w⊙v);  qg = s q⊙Γ;  kgT = (k⊙Γ_last/Γ)^T;  gamma = Γ_last.
-// Scores run on tensor cores with one anchor per 16-row block: row i of block r0 carries e^{G_i - G_r0} <= 1 and
-// column j carries e^{G_r0 - G_j}, which is <= 1 below the block and at most e^{span} inside it. When the span of
-// a diagonal block exceeds kAnchorSpan (very negative gates), that block is recomputed pair by pair instead.
-// The inverse is blocked: the four 16x16 diagonal inverses by substitution, then block rows in order.
+// G is kept in log2 units so every exponential is one ex2. Scores run on tensor cores with one anchor per 16-token
+// column block, its last row a: the column operand is k_j 2^{G_a - G_j} <= 1, the row operand x_i 2^{G_i - G_a}, which
+// is <= 1 below the diagonal and at most 2^{span} on it. When the span of a diagonal block exceeds kAnchorSpan (very
+// negative gates) that block is recomputed pair by pair from the inputs. The two warps of a row block split the key
+// channels and add their partial scores in a fixed order. The inverse is blocked: the four 16x16 diagonal inverses by
+// substitution, then block rows in order. Loops stay rolled where they are long: the kernel is issue-bound, and
+// straight-line code streams from the instruction cache once per block.
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
@@ -15,45 +18,95 @@ namespace gdn2::cuda {
 
 namespace {
 
-constexpr int kC = 64, kThreads = 256, kWarps = kThreads / 32, kRows = kC / kWarps, kLdC = kC + 8;
-constexpr float kAnchorSpan = 60.f;  // e^60 and e^-60 are far inside fp32 and bf16 range
+constexpr int kC = 64, kThreads = 256, kLdC = kC + 8;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kAnchorSpan = 60.f * kLog2e;  // 2^±86.6 is far inside fp32 and bf16 range
 
 template <int KMAX>
 struct IntraSmem {
-  static constexpr int LDK = KMAX + 8, LDG = KMAX + 4;
-  float G[kC][LDG];     // inclusive cumsum of g over the chunk
-  bf16 q[kC][LDK];      // s·q/|q|; with k, later the space of the transposed right-hand sides
-  bf16 k[kC][LDK];      // k/|k|
-  bf16 bk[kC][LDK];     // b ⊙ k/|k|
-  float T[kC][kC + 1];  // per-warp cumsum totals, then T, then A = (I + T)^-1 in place
-  bf16 A[kC][kLdC];     // A in bf16; during the solve the block-row products R
+  static constexpr int LDK = KMAX + 8, LDG = KMAX + 8;
+  float G[kC][LDG];      // inclusive cumsum of g over the chunk, times log2(e)
+  bf16 q[kC][LDK];       // s·q/|q|; after the scores X = b⊙k⊙Γ
+  bf16 k[kC][LDK];       // k/|k|, then kc = k 2^{G_a - G} (a: the last row of the token's 16-row block)
+  bf16 bk[kC][LDK];      // b ⊙ k/|k|; after X, slices of w⊙v
+  float T[kC][kC + 1];   // cumsum segment totals, then T, then A = (I + T)^-1 in place
+  bf16 A[kC][kLdC];      // partial scores of the second K half during the scores; the solve's products; A in bf16
+  float kf[kC];          // 1/|k| of each row (the exact fallback re-reads k)
+  int anchored[4];       // per diagonal block: its span allows anchored scores
 };
 
 __device__ __forceinline__ float bf(bf16 x) { return __bfloat162float(x); }
 
-// Rows of x (channels lane + 32m) scaled by scale / |row| (or scale alone), stored as bf16 rows of dst.
-template <int KMAX>
-__device__ __forceinline__ void normalise_rows(float (&x)[KMAX / 32][kRows], bool l2norm, float scale, int lane,
-                                               bf16* dst) {
-  constexpr int DPL = KMAX / 32, LDK = KMAX + 8;
+__device__ __forceinline__ float ex2(float x) {  // 2^x, one MUFU op (relative error ~2^-22; tiny results flush to 0)
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+__device__ __forceinline__ void unpack8(float (&x)[8], uint4 u) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    float ss = 0.f;
-#pragma unroll
-    for (int m = 0; m < DPL; ++m) ss += x[m][r] * x[m][r];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    const float f = scale * (l2norm ? rsqrtf(ss + 1e-6f) : 1.f);
-#pragma unroll
-    for (int m = 0; m < DPL; ++m) dst[r * LDK + lane + 32 * m] = __float2bfloat16_rn(x[m][r] * f);
+  for (int e = 0; e < 4; ++e) {
+    const float2 f = unpack_bf16(w[e]);
+    x[2 * e] = f.x, x[2 * e + 1] = f.y;
   }
+}
+
+__device__ __forceinline__ uint4 pack8(const float (&x)[8]) {
+  return make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+}
+
+__device__ __forceinline__ void load_f32x8(float (&x)[8], const float* p) {
+  const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+  x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+
+// Channels d0..d0+7 of one token of an input for value head reading `head`: 0 outside the row or past dim, `absent`
+// for an absent gate, a per-head gate broadcast. vec: 16-byte loads are allowed (params.h, Gdn2Params::vec8).
+__device__ __forceinline__ void load8(float (&x)[8], const InputView& v, int64_t tok, int head, int d0, int dim,
+                                      bool row_ok, bool vec, float absent) {
+  if (v.form == Gate::absent || !row_ok || d0 >= dim) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) x[e] = v.form == Gate::absent && row_ok && d0 + e < dim ? absent : 0.f;
+    return;
+  }
+  const int64_t base = tok * v.stride_token + head * v.stride_head;
+  if (v.form == Gate::head) {
+    const float s = load_elem(v.ptr, v.type, base);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) x[e] = d0 + e < dim ? s : 0.f;
+    return;
+  }
+  if (vec) {  // dim is a multiple of 8 here, so d0 + 8 <= dim
+    switch (v.type) {
+      case ElemType::bf16: unpack8(x, *reinterpret_cast<const uint4*>(static_cast<const bf16*>(v.ptr) + base + d0)); return;
+      case ElemType::f16: {
+        const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const __half*>(v.ptr) + base + d0);
+        const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[e]));
+          x[2 * e] = f.x, x[2 * e + 1] = f.y;
+        }
+        return;
+      }
+      default: load_f32x8(x, static_cast<const float*>(v.ptr) + base + d0); return;
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < 8; ++e) x[e] = d0 + e < dim ? load_elem(v.ptr, v.type, base + d0 + e) : 0.f;
 }
 
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  IntraSmem<KMAX>& sm = *reinterpret_cast<IntraSmem<KMAX>*>(smem_raw);
-  constexpr int DPL = KMAX / 32;
+  using Smem = IntraSmem<KMAX>;
+  Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
+  constexpr int LDK = Smem::LDK, CPR = KMAX / 8, RPP = kThreads / CPR;  // 8-channel pieces per row, rows per pass
   const ChunkWork& cw = p.chunk;
   const int c = blockIdx.x, hv = blockIdx.y;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
@@ -61,153 +114,278 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
   const int64_t tok0 = cw.chunk_tok0[c];
   const int L = static_cast<int>(cw.chunk_len[c]);
   const int64_t blk = static_cast<int64_t>(c) * p.HV + hv;
+  const bool vec = p.vec8;
 
-  // 1. Rows kRows·warp .. +kRows-1, one input at a time with all rows in flight: q and k normalised, b ⊙ k, and
-  //    the warp's running cumsum of g.
-  const int row0 = kRows * warp, rows = L - row0;
-  float x[DPL][kRows], run[DPL];
-#pragma unroll
-  for (int m = 0; m < DPL; ++m) gather(x[m], p.q, tok0 + row0, hq, 0, 1, lane + 32 * m, rows, K, 0.f);
-  normalise_rows<KMAX>(x, p.l2norm, p.scale, lane, &sm.q[row0][0]);
-#pragma unroll
-  for (int m = 0; m < DPL; ++m) gather(x[m], p.k, tok0 + row0, hq, 0, 1, lane + 32 * m, rows, K, 0.f);
-  normalise_rows<KMAX>(x, p.l2norm, 1.f, lane, &sm.k[row0][0]);
+  // 0. The common layout (bf16 q, k, b rows; channel g in bf16 or fp32; 16-byte aligned): every raw row of the chunk
+  //    arrives by cp.async at once, q, k and b in place of their normalised forms, g at the start of G's rows.
+  const bool staged = vec && p.q.type == ElemType::bf16 && p.k.type == ElemType::bf16 &&
+                      (p.b.form == Gate::absent || (p.b.form == Gate::channel && p.b.type == ElemType::bf16)) &&
+                      p.g.form == Gate::channel && (p.g.type == ElemType::bf16 || p.g.type == ElemType::f32);
   const int hb = input_head(p.b, hv, p.HV, group), hg = input_head(p.g, hv, p.HV, group);
-#pragma unroll
-  for (int m = 0; m < DPL; ++m) gather(x[m], p.b, tok0 + row0, hb, 0, 1, lane + 32 * m, rows, K, 0.f);
-#pragma unroll
-  for (int m = 0; m < DPL; ++m) {
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const int d = lane + 32 * m;
-      sm.bk[row0 + r][d] = __float2bfloat16_rn(x[m][r] * bf(sm.k[row0 + r][d]));
+  if (staged) {
+    const int pieces = K / 8, gpieces = p.g.type == ElemType::f32 ? K / 4 : K / 8;
+    const bool has_b = p.b.form != Gate::absent;
+#pragma unroll 1
+    for (int it = tid; it < L * pieces; it += kThreads) {
+      const int i = it / pieces, c8 = 8 * (it % pieces);
+      const int64_t tok = tok0 + i;
+      cp_async_16(&sm.q[i][c8], static_cast<const bf16*>(p.q.ptr) + tok * p.q.stride_token + hq * p.q.stride_head + c8);
+      cp_async_16(&sm.k[i][c8], static_cast<const bf16*>(p.k.ptr) + tok * p.k.stride_token + hq * p.k.stride_head + c8);
+      if (has_b)
+        cp_async_16(&sm.bk[i][c8],
+                    static_cast<const bf16*>(p.b.ptr) + tok * p.b.stride_token + hb * p.b.stride_head + c8);
     }
+    const int esize = p.g.type == ElemType::f32 ? 4 : 2;
+#pragma unroll 1
+    for (int it = tid; it < L * gpieces; it += kThreads) {
+      const int i = it / gpieces, c = it % gpieces;
+      cp_async_16(reinterpret_cast<unsigned char*>(&sm.G[i][0]) + 16 * c,
+                  static_cast<const unsigned char*>(p.g.ptr) +
+                      ((tok0 + i) * p.g.stride_token + hg * p.g.stride_head) * esize + 16 * c);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
   }
-#pragma unroll
-  for (int m = 0; m < DPL; ++m) gather(x[m], p.g, tok0 + row0, hg, 0, 1, lane + 32 * m, rows, K, 0.f);
-#pragma unroll
-  for (int m = 0; m < DPL; ++m) {
-    const int d = lane + 32 * m;
-    float dt = 0.f, a_log = 0.f;
-    if (p.a_log != nullptr) {
-      a_log = p.a_log[hg];
-      if (p.dt_bias != nullptr) dt = p.dt_bias[p.g.form == Gate::channel ? hg * K + (d < K ? d : 0) : hg];
-    }
-    run[m] = 0.f;
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      if (p.a_log != nullptr && r < rows && d < K) x[m][r] = decay_from_f(x[m][r], a_log, dt);
-      run[m] += x[m][r];
-      sm.G[row0 + r][d] = run[m];
-    }
-  }
-  float* Gtot = &sm.T[0][0];  // [kWarps][KMAX]
-#pragma unroll
-  for (int m = 0; m < DPL; ++m) Gtot[warp * KMAX + lane + 32 * m] = run[m];
-  __syncthreads();
-  if (warp > 0) {
-#pragma unroll
-    for (int m = 0; m < DPL; ++m) {
-      const int d = lane + 32 * m;
-      float pre = 0.f;
-      for (int w = 0; w < warp; ++w) pre += Gtot[w * KMAX + d];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) sm.G[row0 + r][d] += pre;
-    }
-  }
-  __syncthreads();
-  // Two warps share each 16-row block below: rb is the block, nh which half of the columns the warp computes.
-  const int rb = warp & 3, nh = warp >> 2;
 
-  // 2. Scores of row block rb against column blocks 0..rb on tensor cores (this warp: the 8 columns nh of each
-  //    block); T to shared memory, P to the workspace.
+  // 1a. G: thread (segment s, channel d) sums its segment of rows, then adds the earlier segments' totals.
   {
-    const int r0 = 16 * rb;
-    const float* Gr = sm.G[r0];
-    float span = 0.f;
+    constexpr int NSEG = kThreads / KMAX, RS = kC / NSEG;
+    const int d = tid % KMAX, s = tid / KMAX, i0 = s * RS;
+    const bool col_ok = d < K && p.g.form != Gate::absent;
+    float x[RS];
+    if (staged) {  // raw g from shared memory: all of a row's raw values are read before any G of it is written
+      const bool f32 = p.g.type == ElemType::f32;
 #pragma unroll
-    for (int m = 0; m < DPL; ++m) span = fmaxf(span, fabsf(Gr[lane + 32 * m] - sm.G[r0 + 15][lane + 32 * m]));
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
-    const bool anchored = span < kAnchorSpan;
-    uint32_t qa[KMAX / 16][4], ka[KMAX / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < KMAX / 16; ++kk) {
-#pragma unroll
-      for (int h = 0; h < 4; ++h) {
-        const int i = r0 + g + (h & 1) * 8, d = 16 * kk + 2 * t4 + (h >> 1) * 8;
-        const float e0 = __expf(sm.G[i][d] - Gr[d]), e1 = __expf(sm.G[i][d + 1] - Gr[d + 1]);
-        qa[kk][h] = pack_bf16(bf(sm.q[i][d]) * e0, bf(sm.q[i][d + 1]) * e1);
-        ka[kk][h] = pack_bf16(bf(sm.bk[i][d]) * e0, bf(sm.bk[i][d + 1]) * e1);
+      for (int r = 0; r < RS; ++r) {
+        const float* row = sm.G[i0 + r];
+        x[r] = col_ok && i0 + r < L ? (f32 ? row[d] : bf(reinterpret_cast<const bf16*>(row)[d])) : 0.f;
       }
+      __syncthreads();
+    } else {
+      const int64_t gbase = hg * p.g.stride_head + (p.g.form == Gate::channel ? d : 0);
+#pragma unroll
+      for (int r = 0; r < RS; ++r)
+        x[r] = col_ok && i0 + r < L ? load_elem(p.g.ptr, p.g.type, (tok0 + i0 + r) * p.g.stride_token + gbase) : 0.f;
     }
-    bf16* Pw = static_cast<bf16*>(cw.P) + blk * kC * kC;
-    for (int bj = 0; bj < 4; ++bj) {
-      {
-        const int j0 = 16 * bj + 8 * nh;
-        float tacc[4] = {0.f, 0.f, 0.f, 0.f}, pacc[4] = {0.f, 0.f, 0.f, 0.f};
-        if (bj <= rb) {
-          const int j = j0 + g;
+    if (p.a_log != nullptr && col_ok) {
+      const float a_log = p.a_log[hg];
+      const float dt = p.dt_bias == nullptr ? 0.f : p.dt_bias[p.g.form == Gate::channel ? hg * K + d : hg];
 #pragma unroll
-          for (int kk = 0; kk < KMAX / 16; ++kk) {
-            const int d = 16 * kk + 2 * t4;
-            uint32_t b[2];
-            b[0] = pack_bf16(bf(sm.k[j][d]) * __expf(Gr[d] - sm.G[j][d]),
-                             bf(sm.k[j][d + 1]) * __expf(Gr[d + 1] - sm.G[j][d + 1]));
-            b[1] = pack_bf16(bf(sm.k[j][d + 8]) * __expf(Gr[d + 8] - sm.G[j][d + 8]),
-                             bf(sm.k[j][d + 9]) * __expf(Gr[d + 9] - sm.G[j][d + 9]));
-            mma_bf16_16816(tacc, ka[kk], b);
-            mma_bf16_16816(pacc, qa[kk], b);
-          }
-          if (bj == rb && !anchored) {  // the diagonal block, pair by pair with exact exponents
+      for (int r = 0; r < RS; ++r)
+        if (i0 + r < L) x[r] = decay_from_f(x[r], a_log, dt);
+    }
+    float run = 0.f;
 #pragma unroll
-            for (int h = 0; h < 4; ++h) {
-              const int i = r0 + g + (h >> 1) * 8, jj = j0 + 2 * t4 + (h & 1);
-              float tv = 0.f, pv = 0.f;
-              if (jj <= i) {
-                for (int d = 0; d < KMAX; ++d) {
-                  const float kd = bf(sm.k[jj][d]) * __expf(sm.G[i][d] - sm.G[jj][d]);
-                  tv += bf(sm.bk[i][d]) * kd;
-                  pv += bf(sm.q[i][d]) * kd;
-                }
-              }
-              tacc[h] = tv, pacc[h] = pv;
-            }
-          }
-        }
-        float pv[4];
+    for (int r = 0; r < RS; ++r) {
+      run += x[r];
+      sm.G[i0 + r][d] = run;
+    }
+    float* seg = &sm.T[0][0];  // [NSEG][KMAX]
+    seg[s * KMAX + d] = run;
+    __syncthreads();
+    float pre = 0.f;
+    for (int t = 0; t < s; ++t) pre += seg[t * KMAX + d];
+#pragma unroll 4
+    for (int i = i0; i < i0 + RS; ++i) sm.G[i][d] = (sm.G[i][d] + pre) * kLog2e;
+  }
+
+  // 1b. q and k normalised (a row's CPR threads reduce the sum of squares), b ⊙ k; 16-byte loads and stores.
+  {
+    const int c8 = 8 * (tid % CPR);
+    // The raw values of channels c8.. of row i: staged in shared memory (where the result goes), or loaded.
+    auto raw8 = [&](float(&v)[8], const bf16* staged_row, const InputView& view, int head, int i, float absent) {
+      if (staged && view.form != Gate::absent) {
+        if (i < L && c8 < K)
+          unpack8(v, *reinterpret_cast<const uint4*>(staged_row + c8));
+        else
 #pragma unroll
-        for (int h = 0; h < 4; ++h) {
-          const int i = r0 + g + (h >> 1) * 8, jj = j0 + 2 * t4 + (h & 1);
-          sm.T[i][jj] = jj < i ? tacc[h] : 0.f;
-          pv[h] = jj <= i ? pacc[h] : 0.f;
-        }
-        *reinterpret_cast<uint32_t*>(Pw + (r0 + g) * kC + j0 + 2 * t4) = pack_bf16(pv[0], pv[1]);
-        *reinterpret_cast<uint32_t*>(Pw + (r0 + g + 8) * kC + j0 + 2 * t4) = pack_bf16(pv[2], pv[3]);
+          for (int e = 0; e < 8; ++e) v[e] = 0.f;
+      } else {
+        load8(v, view, tok0 + i, head, c8, K, i < L, vec, absent);
       }
+    };
+#pragma unroll 1
+    for (int i = tid / CPR; i < kC; i += RPP) {
+      float x[8], kn[8], b[8];
+      auto norm_factor = [&](const float(&v)[8], float scale) {
+        float ss = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss += v[e] * v[e];
+#pragma unroll
+        for (int o = CPR / 2; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        return scale * (p.l2norm ? rsqrtf(ss + 1e-6f) : 1.f);
+      };
+      raw8(x, sm.q[i], p.q, hq, i, 0.f);
+      const float fq = norm_factor(x, p.scale);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) x[e] *= fq;
+      *reinterpret_cast<uint4*>(&sm.q[i][c8]) = pack8(x);
+      raw8(kn, sm.k[i], p.k, hq, i, 0.f);
+      const float fk = norm_factor(kn, 1.f);
+      if (c8 == 0) sm.kf[i] = fk;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) kn[e] *= fk;
+      *reinterpret_cast<uint4*>(&sm.k[i][c8]) = pack8(kn);
+      raw8(b, sm.bk[i], p.b, hb, i, 0.f);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) b[e] *= kn[e];
+      *reinterpret_cast<uint4*>(&sm.bk[i][c8]) = pack8(b);
     }
   }
   __syncthreads();
 
-  // 3. qg = s q ⊙ Γ, kgT = (k ⊙ Γ_last / Γ)^T, gamma = Γ_last (rows past L hold zeros and g = 0).
+  // 2. kgT = (k ⊙ Γ_last/Γ)^T with kc = k 2^{G_a - G} in place of k; gamma; the diagonal blocks' spans; T = 0.
   {
-    bf16* qgw = static_cast<bf16*>(cw.qg) + blk * kC * KMAX;
-    for (int idx = tid; idx < kC * KMAX / 2; idx += kThreads) {
-      const int i = idx / (KMAX / 2), d = 2 * (idx % (KMAX / 2));
-      *reinterpret_cast<uint32_t*>(qgw + i * KMAX + d) =
-          pack_bf16(bf(sm.q[i][d]) * __expf(sm.G[i][d]), bf(sm.q[i][d + 1]) * __expf(sm.G[i][d + 1]));
-    }
+    for (int it = tid; it < kC * (kC + 1); it += kThreads) (&sm.T[0][0])[it] = 0.f;  // blocks above the diagonal
     bf16* kgw = static_cast<bf16*>(cw.kgT) + blk * KMAX * kC;
-    const float* Gl = sm.G[kC - 1];
-    for (int idx = tid; idx < KMAX * kC / 2; idx += kThreads) {
-      const int d = idx / (kC / 2), i = 2 * (idx % (kC / 2));
-      *reinterpret_cast<uint32_t*>(kgw + d * kC + i) = pack_bf16(bf(sm.k[i][d]) * __expf(Gl[d] - sm.G[i][d]),
-                                                                 bf(sm.k[i + 1][d]) * __expf(Gl[d] - sm.G[i + 1][d]));
+#pragma unroll 1
+    for (int it = tid; it < KMAX * (kC / 8); it += kThreads) {
+      const int d = it % KMAX, i8 = 8 * (it / KMAX);
+      const float gl = sm.G[kC - 1][d], ga = sm.G[(i8 | 15)][d];
+      float x[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float kv = bf(sm.k[i8 + e][d]), gi = sm.G[i8 + e][d];
+        x[e] = kv * ex2(gl - gi);
+        sm.k[i8 + e][d] = __float2bfloat16_rn(kv * ex2(ga - gi));
+      }
+      *reinterpret_cast<uint4*>(kgw + d * kC + i8) = pack8(x);
     }
-    for (int d = tid; d < KMAX; d += kThreads) cw.gamma[blk * KMAX + d] = __expf(Gl[d]);
+    if (tid < KMAX) cw.gamma[blk * KMAX + tid] = ex2(sm.G[kC - 1][tid]);
+    if (warp < 4) {
+      float span = 0.f;
+      for (int d = lane; d < KMAX; d += 32) span = fmaxf(span, sm.G[16 * warp][d] - sm.G[16 * warp + 15][d]);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
+      if (lane == 0) sm.anchored[warp] = span < kAnchorSpan;
+    }
   }
+  __syncthreads();
 
-  // 4. A = (I + T)^-1 in place. (a) The four diagonal 16x16 blocks, one column a thread.
+  // 3. Scores of the ten 16x16 blocks (rb, cb <= rb), three or two per warp pair, the pairs' warps kh = 0, 1 taking
+  //    key channels kh·KMAX/2 ..; partial sums meet in shared memory and warp kh = 0 adds them and writes T (shared)
+  //    and P (workspace). The pairs with two blocks also write qg = s q ⊙ Γ.
+  {
+    // Block (rb, cb) of pair p's task t is nibble 3p + t of kBlocks as 4 rb + cb: pairs 0, 1 take {(3,3), (3,2), (0,0)}
+    // and {(3,1), (3,0), (1,0)}, pairs 2, 3 take {(2,2), (2,1)} and {(2,0), (1,1)}.
+    constexpr uint64_t kBlocks = 0x0ull | 0xEull << 4 | 0xFull << 0 | 0x4ull << 20 | 0xCull << 16 | 0xDull << 12 |
+                                 0x9ull << 28 | 0xAull << 24 | 0x5ull << 40 | 0x8ull << 36;
+    const int pair = warp & 3, kh = warp >> 2;
+    float* part = reinterpret_cast<float*>(&sm.A[0][0]) + pair * 2 * 16 * 17;  // [2][16][17]: T and P partials
+    bf16* Pw = static_cast<bf16*>(cw.P) + blk * kC * kC;
+    if (pair >= 2) {
+      bf16* qgw = static_cast<bf16*>(cw.qg) + blk * kC * KMAX;
+#pragma unroll 1
+      for (int it = (pair - 2) * 32 + kh * 64 + lane; it < kC * CPR; it += 128) {
+        const int i = it / CPR, c8 = 8 * (it % CPR);
+        float x[8], gg[8];
+        unpack8(x, *reinterpret_cast<const uint4*>(&sm.q[i][c8]));
+        load_f32x8(gg, &sm.G[i][c8]);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) x[e] *= ex2(gg[e]);
+        *reinterpret_cast<uint4*>(qgw + i * KMAX + c8) = pack8(x);
+      }
+    }
+#pragma unroll 1
+    for (int task = 0; task < (pair < 2 ? 3 : 2); ++task) {
+      const int code = static_cast<int>(kBlocks >> (4 * (3 * pair + task))) & 15;
+      const int rb = code >> 2, cb = code & 3, r0 = 16 * rb;
+      float t[2][4], pp[2][4];
+      zero(t);
+      zero(pp);
+      const bool exact = cb == rb && !sm.anchored[rb];
+      if (!exact) {
+        const float* Ga = sm.G[16 * cb + 15];
+#pragma unroll
+        for (int kq = 0; kq < KMAX / 32; ++kq) {
+          const int d0 = kh * (KMAX / 2) + 16 * kq + 2 * t4;
+          uint32_t qa[4], ka[4];
+#pragma unroll
+          for (int h = 0; h < 4; ++h) {
+            const int i = r0 + g + (h & 1) * 8, d = d0 + (h >> 1) * 8;
+            const float2 gi = *reinterpret_cast<const float2*>(&sm.G[i][d]);
+            const float2 ga = *reinterpret_cast<const float2*>(&Ga[d]);
+            const float e0 = ex2(gi.x - ga.x), e1 = ex2(gi.y - ga.y);
+            const float2 qv = unpack_bf16(ld_pair(&sm.q[i][d])), bv = unpack_bf16(ld_pair(&sm.bk[i][d]));
+            qa[h] = pack_bf16(qv.x * e0, qv.y * e1);
+            ka[h] = pack_bf16(bv.x * e0, bv.y * e1);
+          }
+          uint32_t bb[4];
+          ldsm_b_nk(bb, &sm.k[0][0], LDK, 16 * cb, kh * (KMAX / 2) + 16 * kq, lane);
+          const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
+          mma_bf16_16816(t[0], ka, b0);
+          mma_bf16_16816(t[1], ka, b1);
+          mma_bf16_16816(pp[0], qa, b0);
+          mma_bf16_16816(pp[1], qa, b1);
+        }
+      }
+      if (kh == 1) {
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int h = 0; h < 4; ++h) {
+            const int r = g + (h >> 1) * 8, cc = 8 * nt + 2 * t4 + (h & 1);
+            part[r * 17 + cc] = t[nt][h];
+            part[16 * 17 + r * 17 + cc] = pp[nt][h];
+          }
+      }
+      named_barrier(1 + pair, 64);
+      if (kh == 0) {
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          float pv[4];
+#pragma unroll
+          for (int h = 0; h < 4; ++h) {
+            const int r = g + (h >> 1) * 8, cc = 8 * nt + 2 * t4 + (h & 1), i = r0 + r, j = 16 * cb + cc;
+            float tv = t[nt][h] + part[r * 17 + cc], pv_ = pp[nt][h] + part[16 * 17 + r * 17 + cc];
+            if (exact) {  // pair by pair, exponents exact: k re-read and normalised as in step 1b
+              const int64_t kb = (tok0 + j) * p.k.stride_token + hq * p.k.stride_head;
+              tv = 0.f, pv_ = 0.f;
+              for (int d = 0; d < (j <= i && j < L ? K : 0); ++d) {
+                const float kd = bf(__float2bfloat16_rn(load_elem(p.k.ptr, p.k.type, kb + d) * sm.kf[j])) *
+                                 ex2(sm.G[i][d] - sm.G[j][d]);
+                tv += bf(sm.bk[i][d]) * kd;
+                pv_ += bf(sm.q[i][d]) * kd;
+              }
+            }
+            sm.T[i][j] = j < i ? tv : 0.f;
+            pv[h] = j <= i ? pv_ : 0.f;
+          }
+          const int j0 = 16 * cb + 8 * nt + 2 * t4;
+          *reinterpret_cast<uint32_t*>(Pw + (r0 + g) * kC + j0) = pack_bf16(pv[0], pv[1]);
+          *reinterpret_cast<uint32_t*>(Pw + (r0 + g + 8) * kC + j0) = pack_bf16(pv[2], pv[3]);
+        }
+      }
+      named_barrier(1 + pair, 64);  // the partials are read before the next block's overwrite them
+    }
+  }
+  __syncthreads();
+
+  // v and w slices of 64 columns arrive by cp.async into the space of kc (free now) while the inverse runs: row i
+  // holds v at columns 0..63 and w at 64..127 (KMAX = 128 and bf16 v, w only).
+  const int hw = input_head(p.w, hv, p.HV, group);
+  const bool vw_staged = KMAX == 128 && vec && p.v.type == ElemType::bf16 &&
+                         (p.w.form == Gate::absent || (p.w.form == Gate::channel && p.w.type == ElemType::bf16));
+  bf16* VW = &sm.k[0][0];
+  auto issue_vw = [&](int v0) {
+#pragma unroll 1
+    for (int it = tid; it < L * 8; it += kThreads) {
+      const int i = it / 8, c8 = 8 * (it % 8);
+      if (v0 + c8 >= V) continue;
+      const int64_t tok = tok0 + i;
+      cp_async_16(VW + i * LDK + c8,
+                  static_cast<const bf16*>(p.v.ptr) + tok * p.v.stride_token + hv * p.v.stride_head + v0 + c8);
+      if (p.w.form == Gate::channel)
+        cp_async_16(VW + i * LDK + 64 + c8,
+                    static_cast<const bf16*>(p.w.ptr) + tok * p.w.stride_token + hw * p.w.stride_head + v0 + c8);
+    }
+    cp_async_commit();
+  };
+  if (vw_staged) issue_vw(0);
+
+  // 4. A = (I + T)^-1 in place. (a) The four 16x16 diagonal inverses, one column a thread (warps 0-1), while the
+  //    other warps form X = b⊙k⊙Γ in the space of q.
   {
     float x[16];
     const int bi = tid >> 4, col = tid & 15;
@@ -220,6 +398,17 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
         for (int m = 0; m < r; ++m) acc -= Tb[r * (kC + 1) + m] * x[m];
         x[r] = acc;
       }
+    } else {
+#pragma unroll 1
+      for (int it = tid - 64; it < kC * CPR; it += kThreads - 64) {
+        const int i = it / CPR, c8 = 8 * (it % CPR);
+        float v[8], gg[8];
+        unpack8(v, *reinterpret_cast<const uint4*>(&sm.bk[i][c8]));
+        load_f32x8(gg, &sm.G[i][c8]);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] *= ex2(gg[e]);
+        *reinterpret_cast<uint4*>(&sm.q[i][c8]) = pack8(v);
+      }
     }
     __syncthreads();
     if (tid < 64) {
@@ -228,45 +417,49 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
     }
     __syncthreads();
   }
-  // (b) Block rows in order: A_{bi,bj} = -A_{bi,bi} Σ_{bj<=m<bi} T_{bi,m} A_{m,bj}.
+  // (b) Block rows in order on tf32 tensor cores, warp bj taking block (bi, bj): R = Σ_{bj<=m<bi} T_{bi,m} A_{m,bj},
+  //     then A_{bi,bj} = -A_{bi,bi} R once every R of the row is formed (they read T_{bi,m} where A_{bi,m} goes).
   {
-    float(*R)[16][17] = reinterpret_cast<float(*)[16][17]>(&sm.A[0][0]);
+    float* R = reinterpret_cast<float*>(&sm.A[0][0]) + warp * 16 * 17;  // [16][17] per warp
+    constexpr int LT = kC + 1;
+#pragma unroll 1
     for (int bi = 1; bi < 4; ++bi) {
-      for (int e = tid; e < bi * 256; e += kThreads) {
-        const int bj = e >> 8, r = (e >> 4) & 15, cc = e & 15;
-        float acc = 0.f;
-        for (int m = 16 * bj; m < 16 * bi; ++m) acc += sm.T[16 * bi + r][m] * sm.T[m][16 * bj + cc];
-        R[bj][r][cc] = acc;
+      if (warp < bi) {
+        float r[2][4];
+        zero(r);
+        for (int m = warp; m < bi; ++m) mma_tf32_16x16x16(r, &sm.T[0][0], LT, 16 * bi, 16 * m, &sm.T[0][0], LT, 16 * m, 16 * warp, lane);
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int h = 0; h < 4; ++h) R[(g + (h >> 1) * 8) * 17 + 8 * nt + 2 * t4 + (h & 1)] = r[nt][h];
       }
       __syncthreads();
-      for (int e = tid; e < bi * 256; e += kThreads) {
-        const int bj = e >> 8, r = (e >> 4) & 15, cc = e & 15;
-        float acc = 0.f;
-        for (int m = 0; m <= r; ++m) acc -= sm.T[16 * bi + r][16 * bi + m] * R[bj][m][cc];
-        sm.T[16 * bi + r][16 * bj + cc] = acc;
+      if (warp < bi) {
+        float x[2][4];
+        zero(x);
+        mma_tf32_16x16x16(x, &sm.T[0][0], LT, 16 * bi, 16 * bi, R, 17, 0, 0, lane);
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int h = 0; h < 4; ++h) sm.T[16 * bi + g + (h >> 1) * 8][16 * warp + 8 * nt + 2 * t4 + (h & 1)] = -x[nt][h];
       }
       __syncthreads();
     }
   }
-
-  // 5. A in bf16, (b⊙k⊙Γ)^T into the space of q and k, then W = A (b⊙k⊙Γ) and U = A (w⊙v) on tensor cores.
-  bf16* XT = &sm.q[0][0];  // [KMAX or 64 columns][kLdC]: transposed right-hand side
   for (int idx = tid; idx < kC * kC / 2; idx += kThreads) {
     const int i = idx / (kC / 2), j = 2 * (idx % (kC / 2));
     *reinterpret_cast<uint32_t*>(&sm.A[i][j]) = pack_bf16(sm.T[i][j], sm.T[i][j + 1]);
   }
-  for (int idx = tid; idx < KMAX * kC / 2; idx += kThreads) {
-    const int d = idx / (kC / 2), j = 2 * (idx % (kC / 2));
-    *reinterpret_cast<uint32_t*>(XT + d * kLdC + j) = pack_bf16(bf(sm.bk[j][d]) * __expf(sm.G[j][d]),
-                                                                bf(sm.bk[j + 1][d]) * __expf(sm.G[j + 1][d]));
-  }
   __syncthreads();
+
+  // 5. W = A X and U = A (w⊙v) on tensor cores; warp (rb, nh): rows 16·rb .., half nh of the columns.
+  const int rb = warp & 3, nh = warp >> 2;
   {
-    constexpr int NT = KMAX / 16;  // this warp's n-tiles: columns nh·KMAX/2 + 8·nt
+    constexpr int NT = KMAX / 16;
     const int n0 = nh * (KMAX / 2);
     float acc[NT][4];
     zero(acc);
-    mma_rows(acc, &sm.A[0][0], kLdC, 16 * rb, XT, kLdC, n0, rb + 1, lane);  // A lower triangular: blocks 0..rb
+    mma_rows_kn(acc, &sm.A[0][0], kLdC, 16 * rb, &sm.q[0][0], LDK, n0, rb + 1, lane);  // A lower triangular
     bf16* Ww = static_cast<bf16*>(cw.W) + blk * kC * KMAX;
     const int i = 16 * rb + g;
 #pragma unroll
@@ -276,22 +469,40 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
     }
   }
   bf16* Uw = static_cast<bf16*>(cw.U) + blk * kC * cw.vpad;
-  const int hw = input_head(p.w, hv, p.HV, group);
+  bf16* Y = &sm.bk[0][0];
+#pragma unroll 1
   for (int v0 = 0; v0 < cw.vpad; v0 += 64) {
-    __syncthreads();  // the previous right-hand side is consumed
-    {
-      constexpr int E = kC * 64 / kThreads, step = kThreads / 64;
-      float wv[E], vv[E];  // element idx = tid + kThreads e: token (tid >> 6) + step e, column tid & 63
-      const int j0 = tid >> 6, cc = tid & 63;
-      gather(vv, p.v, tok0, hv, j0, step, v0 + cc, L, V, 0.f);
-      gather(wv, p.w, tok0, hw, j0, step, v0 + cc, L, V, 1.f);
+    __syncthreads();  // X was formed from b⊙k, and the previous slice is consumed
+    if (vw_staged) {
+      cp_async_wait<0>();
+      __syncthreads();
+    }
+#pragma unroll 1
+    for (int it = tid; it < kC * 8; it += kThreads) {
+      const int i = it / 8, c8 = 8 * (it % 8);
+      float vv[8], wv[8];
+      if (vw_staged) {
+        const bool ok = i < L && v0 + c8 < V;
+        if (ok) unpack8(vv, *reinterpret_cast<const uint4*>(VW + i * LDK + c8));
+        if (ok && p.w.form == Gate::channel) unpack8(wv, *reinterpret_cast<const uint4*>(VW + i * LDK + 64 + c8));
 #pragma unroll
-      for (int e = 0; e < E; ++e) XT[cc * kLdC + j0 + step * e] = __float2bfloat16_rn(wv[e] * vv[e]);
+        for (int e = 0; e < 8; ++e) {
+          if (!ok) vv[e] = 0.f;
+          if (!ok || p.w.form != Gate::channel) wv[e] = 1.f;
+        }
+      } else {
+        load8(vv, p.v, tok0 + i, hv, v0 + c8, V, i < L, vec, 0.f);
+        load8(wv, p.w, tok0 + i, hw, v0 + c8, V, i < L, vec, 1.f);
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) vv[e] *= wv[e];
+      *reinterpret_cast<uint4*>(Y + i * LDK + c8) = pack8(vv);
     }
     __syncthreads();
+    if (vw_staged && v0 + 64 < cw.vpad) issue_vw(v0 + 64);  // the next slice lands while this one is multiplied
     float acc[4][4];  // columns v0 + 32·nh + 8·nt
     zero(acc);
-    mma_rows(acc, &sm.A[0][0], kLdC, 16 * rb, XT, kLdC, 32 * nh, rb + 1, lane);
+    mma_rows_kn(acc, &sm.A[0][0], kLdC, 16 * rb, Y, LDK, 32 * nh, rb + 1, lane);
     const int i = 16 * rb + g, u0 = v0 + 32 * nh;
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {

@@ -23,6 +23,36 @@ __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// tf32 m16n8k8 (fp32 in shared memory, rounded to tf32; fp32 accumulate). A: a0 = (g, t), a1 = (g+8, t),
+// a2 = (g, t+4), a3 = (g+8, t+4); B: b0 = (k t, n g), b1 = (k t+4, n g); C as for m16n8k16.
+__device__ __forceinline__ uint32_t tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ void mma_tf32_1688(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+// acc[nt] (16 x 16 in two n-tiles) += M1[r1.., k1..k1+16) · M2[k2..k2+16, n2..n2+16), fp32 row-major tiles.
+__device__ __forceinline__ void mma_tf32_16x16x16(float (&acc)[2][4], const float* m1, int ld1, int r1, int k1,
+                                                  const float* m2, int ld2, int k2, int n2, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int ks = 0; ks < 16; ks += 8) {
+    const float* a = m1 + (r1 + g) * ld1 + k1 + ks + t;
+    const uint32_t af[4] = {tf32(a[0]), tf32(a[8 * ld1]), tf32(a[4]), tf32(a[8 * ld1 + 4])};
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      const float* b = m2 + (k2 + ks + t) * ld2 + n2 + 8 * nt + g;
+      const uint32_t bf[2] = {tf32(b[0]), tf32(b[4 * ld2])};
+      mma_tf32_1688(acc[nt], af, bf);
+    }
+  }
+}
+
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
@@ -67,6 +97,57 @@ __device__ __forceinline__ void mma_rows(float (&acc)[NT][4], const bf16* a_tile
       uint32_t b[2];
       load_b(b, bt, ldb, n0 + 8 * nt, 16 * kk, lane);
       mma_bf16_16816(acc[nt], a, b);
+    }
+  }
+}
+
+// ldmatrix: lane l gives the address of row l % 8 of 8x8 matrix l / 8; each register receives one matrix in mma
+// fragment order (with .trans, the transposed matrix).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+// A fragment (rows row0..+16, columns k0..+16) of a row-major tile, by ldmatrix.
+__device__ __forceinline__ void ldsm_a(uint32_t (&a)[4], const bf16* tile, int ld, int row0, int k0, int lane) {
+  const int m = lane >> 3, r = lane & 7;
+  ldmatrix_x4(a, tile + (row0 + r + 8 * (m & 1)) * ld + k0 + 8 * (m >> 1));
+}
+// B fragments of two n-tiles (n0..+8 in b[0..1], n0+8..+16 in b[2..3]; k0..+16) of a matrix stored as tile[n][k].
+__device__ __forceinline__ void ldsm_b_nk(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0, int lane) {
+  const int m = lane >> 3, r = lane & 7;
+  ldmatrix_x4(b, tile + (n0 + r + 8 * (m >> 1)) * ld + k0 + 8 * (m & 1));
+}
+// The same two n-tiles of a matrix stored as tile[k][n] (row-major k x n).
+__device__ __forceinline__ void ldsm_b_kn(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0, int lane) {
+  const int m = lane >> 3, r = lane & 7;
+  ldmatrix_x4_trans(b, tile + (k0 + r + 8 * (m & 1)) * ld + n0 + 8 * (m >> 1));
+}
+
+// acc[nt] += A[row0..+16, 0..16·k_steps) · B[0..16·k_steps, n0 + 8·nt..+8) for nt < NT (NT even), both from shared
+// memory by ldmatrix: A row-major (stride lda), B row-major k x n (stride ldb). The k loop stays rolled.
+template <int NT>
+__device__ __forceinline__ void mma_rows_kn(float (&acc)[NT][4], const bf16* a_tile, int lda, int row0, const bf16* b,
+                                            int ldb, int n0, int k_steps, int lane) {
+#pragma unroll 1
+  for (int kk = 0; kk < k_steps; ++kk) {
+    uint32_t a[4];
+    ldsm_a(a, a_tile, lda, row0, 16 * kk, lane);
+#pragma unroll
+    for (int nt = 0; nt < NT; nt += 2) {
+      uint32_t bb[4];
+      ldsm_b_kn(bb, b, ldb, n0 + 8 * nt, 16 * kk, lane);
+      const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
+      mma_bf16_16816(acc[nt], a, b0);
+      mma_bf16_16816(acc[nt + 1], a, b1);
     }
   }
 }

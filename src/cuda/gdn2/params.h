@@ -51,6 +51,9 @@ struct Gdn2Params {
   ElemType o_type = ElemType::f32;
   float scale = 1.f;
   bool l2norm = false;
+  // Every channel-form input has a 16-byte aligned base, head and token strides that are multiples of 8 elements, and
+  // K, V multiples of 8: the chunk path may load 8 channels at once.
+  bool vec8 = false;
   ChunkWork chunk;
   cudaStream_t stream = nullptr;
 };
