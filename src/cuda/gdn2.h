@@ -19,8 +19,11 @@ namespace gdn2::cuda {
 
 // A planned CUDA forward (see Gdn2Plan): parameter block and outputs made once, launches without allocation.
 struct CudaPlan;
+// Device workspace bytes of a planned launch (offsets, chunk tables and tiles); 0 when it needs none.
+int64_t workspace_bytes(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk);
+// workspace: null (the plan allocates its own) or a CUDA tensor of at least workspace_bytes, 256-byte aligned.
 std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, Tensor* state,
-                                    Gdn2Outputs& outputs);
+                                    Tensor* workspace, Gdn2Outputs& outputs);
 void plan_run(CudaPlan& plan, void* stream);  // null: the plan's own stream
 void plan_sync(CudaPlan& plan);
 

@@ -37,16 +37,11 @@ InputView view(const Tensor& t, const GateSpec& spec, int64_t dim, const char* n
   return v;
 }
 
-Tensor seq_offsets(const Gdn2Problem& p) {
-  std::vector<int64_t> off(p.seq_start.begin(), p.seq_start.end());
-  off.push_back(p.N > 0 ? p.seq_start.back() + p.seq_len.back() : 0);
-  return Tensor::from_vector<int64_t>({static_cast<int64_t>(off.size())}, off).to(Device::cuda);
-}
-
-struct Launch {
-  Gdn2Params params;
-  Tensor offsets;                    // kept alive for the launch
-  Tensor chunk_tables, workspace;    // the tensor-core chunk path's
+// Device workspace of one launch: the sequence offsets (varlen) and, on the tensor-core chunk path, the chunk tables
+// and the per-(chunk, value head) tiles of ChunkWork (params.h). Byte offsets, each 256-aligned.
+struct WorkLayout {
+  int64_t chunks = 0, kmax = 0, vpad = 0;
+  int64_t offsets = -1, tables = -1, W = 0, qg = 0, kgT = 0, U = 0, P = 0, gamma = 0, total = 0;
 };
 
 // The tensor-core chunk path takes bf16/fp16 q, k, v (its products round to bf16 like theirs) and K <= 128.
@@ -55,44 +50,76 @@ bool chunk_uses_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in) {
   return low(in.q) && low(in.k) && low(in.v) && p.K <= 128;
 }
 
-// Chunk tables and workspace of the tensor-core chunk path (layout: params.h, ChunkWork).
-void chunk_work_make(const Gdn2Problem& p, Launch& l) {
-  constexpr int64_t C = 64;
+constexpr int64_t kChunk = 64;
+
+WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
+  WorkLayout w;
+  auto take = [&w](int64_t bytes) {
+    const int64_t at = w.total;
+    w.total += (bytes + 255) / 256 * 256;
+    return at;
+  };
+  if (in.cu_seqlens.defined()) w.offsets = take((p.N + 1) * 8);
+  if (!chunk || !chunk_uses_tensor_cores(p, in)) return w;
+  for (int64_t n = 0; n < p.N; ++n) w.chunks += (p.seq_len[n] + kChunk - 1) / kChunk;
+  GDN2_CHECK(w.chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk path: ", w.chunks,
+             " chunks x ", p.HV, " heads is too many");
+  w.kmax = p.K <= 64 ? 64 : 128;
+  w.vpad = (p.V + 63) / 64 * 64;
+  const int64_t blocks = w.chunks * p.HV;
+  w.tables = take((2 * w.chunks + p.N + 1) * 8);
+  w.W = take(blocks * kChunk * w.kmax * 2);
+  w.qg = take(blocks * kChunk * w.kmax * 2);
+  w.kgT = take(blocks * kChunk * w.kmax * 2);
+  w.U = take(blocks * kChunk * w.vpad * 2);
+  w.P = take(blocks * kChunk * kChunk * 2);
+  w.gamma = take(blocks * w.kmax * 4);
+  return w;
+}
+
+struct Launch {
+  Gdn2Params params;
+  Tensor workspace;       // owned when the caller gave none
+  Tensor a_log, dt_bias;  // F32 copies of the in-op gate's parameters
+};
+
+// Fills the workspace's host-made parts (offsets, chunk tables; synchronous copies, never in a hot path) and points
+// the parameter block at it.
+void work_bind(const Gdn2Problem& p, const WorkLayout& w, std::byte* base, Gdn2Params& k) {
+  if (w.offsets >= 0) {
+    std::vector<int64_t> off(p.seq_start.begin(), p.seq_start.end());
+    off.push_back(p.N > 0 ? p.seq_start.back() + p.seq_len.back() : 0);
+    GDN2_CUDA_CHECK(cudaMemcpy(base + w.offsets, off.data(), off.size() * 8, cudaMemcpyHostToDevice));
+    k.seq_offsets = reinterpret_cast<const int64_t*>(base + w.offsets);
+  }
+  if (w.tables < 0) return;
   std::vector<int64_t> tok0, len, first;
   for (int64_t n = 0; n < p.N; ++n) {
     first.push_back(static_cast<int64_t>(tok0.size()));
-    for (int64_t s = 0; s < p.seq_len[n]; s += C) {
+    for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) {
       tok0.push_back(p.seq_start[n] + s);
-      len.push_back(std::min(C, p.seq_len[n] - s));
+      len.push_back(std::min(kChunk, p.seq_len[n] - s));
     }
   }
   first.push_back(static_cast<int64_t>(tok0.size()));
-  const int64_t chunks = static_cast<int64_t>(tok0.size());
   std::vector<int64_t> tables = tok0;
   tables.insert(tables.end(), len.begin(), len.end());
   tables.insert(tables.end(), first.begin(), first.end());
-  l.chunk_tables = Tensor::from_vector<int64_t>({static_cast<int64_t>(tables.size())}, tables).to(Device::cuda);
-  ChunkWork& cw = l.params.chunk;
-  const auto* t = static_cast<const int64_t*>(l.chunk_tables.raw());
-  cw.chunk_tok0 = t, cw.chunk_len = t + chunks, cw.seq_chunk0 = t + 2 * chunks;
-  GDN2_CHECK(chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk path: ", chunks, " chunks x ",
-             p.HV, " heads is too many");
-  cw.chunks = static_cast<int32_t>(chunks);
-  cw.kmax = p.K <= 64 ? 64 : 128;
-  cw.vpad = static_cast<int32_t>((p.V + 63) / 64 * 64);
-  const int64_t blocks = chunks * p.HV;
-  auto aligned = [](int64_t b) { return (b + 255) / 256 * 256; };
-  const int64_t w_bytes = aligned(blocks * C * cw.kmax * 2), u_bytes = aligned(blocks * C * cw.vpad * 2),
-                p_bytes = aligned(blocks * C * C * 2), gamma_bytes = aligned(blocks * cw.kmax * 4);
-  l.workspace = Tensor::empty({std::max<int64_t>(3 * w_bytes + u_bytes + p_bytes + gamma_bytes, 1)}, DType::u8,
-                              Device::cuda);
-  auto* base = static_cast<std::byte*>(l.workspace.raw_mut());
-  cw.W = base, cw.qg = base + w_bytes, cw.kgT = base + 2 * w_bytes, cw.U = base + 3 * w_bytes;
-  cw.P = base + 3 * w_bytes + u_bytes;
-  cw.gamma = reinterpret_cast<float*>(base + 3 * w_bytes + u_bytes + p_bytes);
+  GDN2_CUDA_CHECK(cudaMemcpy(base + w.tables, tables.data(), tables.size() * 8, cudaMemcpyHostToDevice));
+  ChunkWork& cw = k.chunk;
+  const auto* t = reinterpret_cast<const int64_t*>(base + w.tables);
+  cw.chunk_tok0 = t, cw.chunk_len = t + w.chunks, cw.seq_chunk0 = t + 2 * w.chunks;
+  cw.chunks = static_cast<int32_t>(w.chunks);
+  cw.kmax = static_cast<int32_t>(w.kmax);
+  cw.vpad = static_cast<int32_t>(w.vpad);
+  cw.W = base + w.W, cw.qg = base + w.qg, cw.kgT = base + w.kgT, cw.U = base + w.U, cw.P = base + w.P;
+  cw.gamma = reinterpret_cast<float*>(base + w.gamma);
 }
 
-Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
+// The parameter block of one launch; its workspace is `workspace` (at least work_layout(...).total bytes of device
+// memory) or, when null, allocated and owned by the Launch.
+Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, void* workspace = nullptr,
+                   int64_t workspace_bytes = 0) {
   Launch l;
   Gdn2Params& k = l.params;
   k.N = static_cast<int32_t>(p.N);
@@ -100,10 +127,6 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
   k.HV = static_cast<int32_t>(p.HV);
   k.K = static_cast<int32_t>(p.K);
   k.V = static_cast<int32_t>(p.V);
-  if (in.cu_seqlens.defined()) {
-    l.offsets = seq_offsets(p);
-    k.seq_offsets = static_cast<const int64_t*>(l.offsets.raw());
-  }
   k.T = p.T;
   k.q = view(in.q, {GateForm::channel, p.H}, p.K, "q");
   k.k = view(in.k, {GateForm::channel, p.H}, p.K, "k");
@@ -113,12 +136,28 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
   k.w = view(in.w, p.w, p.V, "w");
   k.scale = static_cast<float>(p.scale);
   k.l2norm = p.qk_l2norm;
+  if (p.gate_in_op) {  // the kernels form g from f (load.cuh, load_decay)
+    l.a_log = in.A_log.dtype() == DType::f32 ? in.A_log : in.A_log.to(DType::f32);
+    k.a_log = static_cast<const float*>(l.a_log.raw());
+    if (in.dt_bias.defined()) {
+      l.dt_bias = in.dt_bias.dtype() == DType::f32 ? in.dt_bias : in.dt_bias.to(DType::f32);
+      k.dt_bias = static_cast<const float*>(l.dt_bias.raw());
+    }
+  }
   k.vec8 = p.K % 8 == 0 && p.V % 8 == 0;
   for (const InputView* x : {&k.q, &k.k, &k.v, &k.g, &k.b, &k.w})
     if (x->form == Gate::channel)
       k.vec8 = k.vec8 && reinterpret_cast<std::uintptr_t>(x->ptr) % 16 == 0 && x->stride_token % 8 == 0 &&
                x->stride_head % 8 == 0;
-  if (chunk && chunk_uses_tensor_cores(p, in)) chunk_work_make(p, l);
+  const WorkLayout w = work_layout(p, in, chunk);
+  if (workspace == nullptr && w.total > 0) {
+    l.workspace = Tensor::empty({w.total}, DType::u8, Device::cuda);
+    workspace = l.workspace.raw_mut();
+    workspace_bytes = w.total;
+  }
+  GDN2_CHECK(workspace_bytes >= w.total && reinterpret_cast<std::uintptr_t>(workspace) % 256 == 0, ShapeError,
+             "CUDA GDN-2: the workspace must be 256-byte aligned and hold ", w.total, " bytes, got ", workspace_bytes);
+  if (w.total > 0) work_bind(p, w, static_cast<std::byte*>(workspace), k);
   return l;
 }
 
@@ -178,10 +217,20 @@ struct CudaPlan {
   }
 };
 
+int64_t workspace_bytes(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
+  return work_layout(p, in, chunk).total;
+}
+
 std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, Tensor* state,
-                                    Gdn2Outputs& outputs) {
+                                    Tensor* workspace, Gdn2Outputs& outputs) {
   auto plan = std::make_shared<CudaPlan>();
-  plan->launch = make_params(p, in, chunk);
+  if (workspace != nullptr) {
+    GDN2_CHECK(workspace->device() == Device::cuda, ShapeError, "Gdn2Plan: the workspace must be a CUDA tensor, got ",
+               workspace->describe());
+    plan->launch = make_params(p, in, chunk, workspace->raw_mut(), static_cast<int64_t>(workspace->nbytes()));
+  } else {
+    plan->launch = make_params(p, in, chunk);
+  }
   plan->chunk = chunk;
   Gdn2Params& k = plan->launch.params;
   outputs.o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);

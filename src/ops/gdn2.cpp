@@ -8,21 +8,46 @@
 #ifdef GDN2_WITH_CUDA
 #include "cuda/gdn2.h"
 #endif
+#include "gdn2/ops/decay_gate.h"
 #include "ops/gdn2_problem.h"
 
 namespace gdn2 {
 
+namespace {
+int64_t gate_head_dim(const Gdn2Problem& p) { return p.g.form == GateForm::channel ? p.K : 1; }
+
+// The CPU backend takes g itself: with the in-op gate, g = decay_gate(f) is formed here.
+Gdn2Inputs gate_resolved(const Gdn2Problem& p, const Gdn2Inputs& in) {
+  if (!p.gate_in_op) return in;
+  Gdn2Inputs r = in;
+  r.g_log = decay_gate_forward(in.g_log, in.A_log, in.dt_bias, gate_head_dim(p));
+  r.A_log = Tensor();
+  r.dt_bias = Tensor();
+  return r;
+}
+
+// dg of the resolved call becomes the gradient of f, A_log and dt_bias.
+Gdn2Grads gate_grads(const Gdn2Problem& p, const Gdn2Inputs& in, Gdn2Grads g) {
+  if (!p.gate_in_op) return g;
+  DecayGateGrads d = decay_gate_backward(g.dg, in.g_log, in.A_log, in.dt_bias, gate_head_dim(p));
+  g.dg = d.df;
+  g.dA_log = d.dA_log;
+  g.ddt_bias = d.ddt_bias;
+  return g;
+}
+}  // namespace
+
 Gdn2Outputs gdn2_recurrent_ref(const Gdn2Inputs& in, const Gdn2Options& opt) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_recurrent_ref");
   GDN2_CHECK(p.device == Device::cpu, UnsupportedError, "gdn2_recurrent_ref is the CPU oracle: pass CPU tensors");
-  return cpu::gdn2_recurrent_ref(p, in);
+  return cpu::gdn2_recurrent_ref(p, gate_resolved(p, in));
 }
 
 Gdn2Grads gdn2_recurrent_ref_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_recurrent_ref_bwd");
   GDN2_CHECK(p.device == Device::cpu, UnsupportedError, "gdn2_recurrent_ref_bwd is the CPU oracle: pass CPU tensors");
   gdn2_check_cotangents(p, d_o, dht, "gdn2_recurrent_ref_bwd");
-  return cpu::gdn2_recurrent_ref_bwd(p, in, d_o, dht);
+  return gate_grads(p, in, cpu::gdn2_recurrent_ref_bwd(p, gate_resolved(p, in), d_o, dht));
 }
 
 namespace {
@@ -46,7 +71,7 @@ Gdn2Outputs gdn2_recurrent(const Gdn2Inputs& in, const Gdn2Options& opt) {
 #else
   on_cuda(p, "gdn2_recurrent");
 #endif
-  return cpu::gdn2_recurrent(p, in);
+  return cpu::gdn2_recurrent(p, gate_resolved(p, in));
 }
 
 Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Options& opt) {
@@ -60,7 +85,7 @@ Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Option
 #ifdef GDN2_WITH_CUDA
   if (on_cuda(p, "gdn2_recurrent_step")) return cuda::gdn2_recurrent_step(p, in, state);
 #endif
-  return cpu::gdn2_recurrent_step(p, in, state);
+  return cpu::gdn2_recurrent_step(p, gate_resolved(p, in), state);
 }
 
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt) {
@@ -70,19 +95,19 @@ Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt) {
 #else
   on_cuda(p, "gdn2_chunk_fwd");
 #endif
-  return cpu::gdn2_chunk_fwd(p, in, opt.compute);
+  return cpu::gdn2_chunk_fwd(p, gate_resolved(p, in), opt.compute);
 }
 
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_chunk_bwd");
   gdn2_check_cotangents(p, d_o, dht, "gdn2_chunk_bwd");
   on_cuda(p, "gdn2_chunk_bwd", false);
-  return cpu::gdn2_chunk_bwd(p, in, d_o, dht, opt.compute);
+  return gate_grads(p, in, cpu::gdn2_chunk_bwd(p, gate_resolved(p, in), d_o, dht, opt.compute));
 }
 
 Gdn2Inputs gdn2_inputs_to(const Gdn2Inputs& in, Device device) {
   Gdn2Inputs d = in;
-  for (Tensor* t : {&d.q, &d.k, &d.v, &d.g_log, &d.b, &d.w, &d.h0})
+  for (Tensor* t : {&d.q, &d.k, &d.v, &d.g_log, &d.b, &d.w, &d.h0, &d.A_log, &d.dt_bias})
     if (t->defined() && t->device() != device) *t = t->to(device);
   return d;
 }
@@ -102,7 +127,8 @@ Gdn2Inputs gdn2_inputs_token(const Gdn2Inputs& in, int64_t t) {
                   static_cast<const std::byte*>(c.raw()) + (b * T + t) * bytes, bytes);
     return x.is_cpu() ? out : out.to(x.device());
   };
-  return Gdn2Inputs{token(in.q), token(in.k), token(in.v), token(in.g_log), token(in.b), token(in.w), Tensor(), Tensor()};
+  return Gdn2Inputs{token(in.q), token(in.k), token(in.v), token(in.g_log), token(in.b), token(in.w), Tensor(), Tensor(),
+                    in.A_log, in.dt_bias};
 }
 
 std::string gdn2_gate_mode_name(const Gdn2Inputs& in) {

@@ -20,7 +20,18 @@ struct Gdn2Plan::Impl {
 #endif
 };
 
-Gdn2Plan::Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel, Tensor* state)
+int64_t Gdn2Plan::workspace_bytes(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel) {
+  const Gdn2Problem p = gdn2_problem(in, opt, "Gdn2Plan::workspace_bytes");
+  if (p.device == Device::cpu) return 0;
+#ifdef GDN2_WITH_CUDA
+  return cuda::workspace_bytes(p, in, kernel == Gdn2Kernel::chunk);
+#else
+  (void)kernel;
+  GDN2_THROW(UnsupportedError, "Gdn2Plan: CUDA tensors need a build with the CUDA backend");
+#endif
+}
+
+Gdn2Plan::Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel, Tensor* state, Tensor* workspace)
     : impl_(std::make_unique<Impl>()) {
   const Gdn2Problem p = gdn2_problem(in, opt, "Gdn2Plan");
   GDN2_CHECK(state == nullptr || (kernel == Gdn2Kernel::recurrent && p.T == 1), ValueError,
@@ -32,8 +43,9 @@ Gdn2Plan::Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kern
   impl_->device = p.device;
   if (p.device == Device::cuda) {
 #ifdef GDN2_WITH_CUDA
-    impl_->cuda = cuda::plan_make(p, in, kernel == Gdn2Kernel::chunk, state, impl_->out);
+    impl_->cuda = cuda::plan_make(p, in, kernel == Gdn2Kernel::chunk, state, workspace, impl_->out);
 #else
+    (void)workspace;
     GDN2_THROW(UnsupportedError, "Gdn2Plan: CUDA tensors need a build with the CUDA backend");
 #endif
   }

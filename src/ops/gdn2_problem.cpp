@@ -67,6 +67,23 @@ Gdn2Problem gdn2_problem(const Gdn2Inputs& in, const Gdn2Options& opt, const cha
   p.b = gate_spec(in.b, p, p.K, false, op, "b");
   p.w = gate_spec(in.w, p, p.V, true, op, "w");
 
+  if (in.A_log.defined()) {
+    const int64_t per_head = p.g.form == GateForm::channel ? p.K : 1;
+    check_float(in.A_log, op, "A_log");
+    GDN2_CHECK(in.A_log.dim() == 1 && in.A_log.size(0) == p.g.heads && in.A_log.device() == p.device, ShapeError, op,
+               ": A_log must be [", p.g.heads, "] (one per gate head) on the inputs' device, got ", in.A_log.describe());
+    if (in.dt_bias.defined()) {
+      check_float(in.dt_bias, op, "dt_bias");
+      GDN2_CHECK(in.dt_bias.numel() == p.g.heads * per_head && in.dt_bias.device() == p.device &&
+                     (in.dt_bias.dim() == 1 || (in.dt_bias.dim() == 2 && in.dt_bias.size(0) == p.g.heads)),
+                 ShapeError, op, ": dt_bias must be [", p.g.heads * per_head, "] or [", p.g.heads, ", ", per_head,
+                 "] on the inputs' device, got ", in.dt_bias.describe());
+    }
+    p.gate_in_op = true;
+  } else {
+    GDN2_CHECK(!in.dt_bias.defined(), ValueError, op, ": dt_bias needs A_log (the in-op decay gate)");
+  }
+
   const std::vector<int64_t> offsets = op_args::seq_offsets(in.cu_seqlens, p.B, p.T, op);
   for (size_t i = 1; i < offsets.size(); ++i) {
     p.seq_start.push_back(offsets[i - 1]);

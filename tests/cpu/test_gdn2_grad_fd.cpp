@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "gdn2/ops/decay_gate.h"
 #include "gdn2/ops/gdn2_random.h"
 
 namespace gdn2 {
@@ -100,6 +101,68 @@ TEST(Gdn2GradFd, SsdNoH0UnitKeys) {
   s.T = 33, s.H = 1, s.HV = 1, s.K = 6, s.V = 7, s.b_form = "none", s.w_form = "none", s.h0 = false;
   s.l2norm = false, s.seed = 44;
   check_case(s);
+}
+
+// The in-op decay gate: g_log holds f, g = -exp(A_log) softplus(f + dt_bias) is formed inside the op. The forward
+// equals the call on the formed g bitwise; the gradients of f, A_log and dt_bias pass finite differences.
+void check_gate_in_op(Gdn2RandomSpec spec, bool with_dt) {
+  spec.dtype = DType::f64;
+  Gdn2Inputs in = gdn2_random_inputs(spec);
+  if (in.h0.defined()) in.h0 = in.h0.to(DType::f64);
+  const bool channel = in.g_log.dim() == 4;
+  const int64_t Hg = in.g_log.size(2), per_head = channel ? in.g_log.size(3) : 1;
+  std::vector<double> a(static_cast<size_t>(Hg)), dt(static_cast<size_t>(Hg * per_head));
+  for (size_t i = 0; i < a.size(); ++i) a[i] = -0.7 + 0.5 * static_cast<double>(i);
+  for (size_t i = 0; i < dt.size(); ++i) dt[i] = 0.3 * std::sin(static_cast<double>(i));
+  std::vector<double> f = in.g_log.to_f64_vector();
+  for (size_t i = 0; i < f.size(); ++i) f[i] = 2.0 * std::cos(0.37 * static_cast<double>(i));  // pre-activations
+  Gdn2Inputs gated = in;
+  gated.g_log = Tensor::from_vector(in.g_log.shape(), f);
+  gated.A_log = Tensor::from_vector({Hg}, a);
+  if (with_dt) gated.dt_bias = Tensor::from_vector({Hg * per_head}, dt);
+  Gdn2Options opt = gdn2_random_options(spec);
+  opt.compute = DType::f64;
+  opt.chunk_size = 16;
+  Gdn2Inputs formed = gated;
+  formed.g_log = decay_gate_forward(gated.g_log, gated.A_log, gated.dt_bias, per_head);
+  formed.A_log = formed.dt_bias = Tensor();
+  EXPECT_EQ(rel_rms_error(gdn2_chunk_fwd(gated, opt).o, gdn2_chunk_fwd(formed, opt).o), 0.0);
+  EXPECT_EQ(rel_rms_error(gdn2_recurrent_ref(gated, opt).o, gdn2_recurrent_ref(formed, opt).o), 0.0);
+  const auto [d_o, dht] = gdn2_random_cotangents(spec, 98);
+  const Gdn2Grads g = gdn2_chunk_bwd(gated, opt, d_o, dht);
+  check_input(gated, &Gdn2Inputs::g_log, g.dg, opt, d_o, dht, "f");
+  check_input(gated, &Gdn2Inputs::A_log, g.dA_log, opt, d_o, dht, "A_log", static_cast<int>(Hg));
+  if (with_dt) check_input(gated, &Gdn2Inputs::dt_bias, g.ddt_bias, opt, d_o, dht, "dt_bias");
+  else EXPECT_FALSE(g.ddt_bias.defined());
+  const Gdn2Grads ref = gdn2_recurrent_ref_bwd(gated, opt, d_o, dht);
+  EXPECT_LE(rel_rms_error(g.dA_log, ref.dA_log), 1e-11);
+}
+
+TEST(Gdn2GradFd, InOpDecayGateChannel) {
+  Gdn2RandomSpec s;
+  s.T = 37, s.H = 1, s.HV = 2, s.K = 8, s.V = 6, s.seed = 45;
+  check_gate_in_op(s, true);
+}
+
+TEST(Gdn2GradFd, InOpDecayGatePerHeadNoBias) {
+  Gdn2RandomSpec s;
+  s.T = 29, s.H = 1, s.HV = 2, s.K = 8, s.V = 8, s.g_form = "head", s.b_form = "head", s.w_form = "head";
+  s.g_heads = 2, s.b_heads = 2, s.seed = 46;
+  check_gate_in_op(s, false);
+}
+
+TEST(Gdn2Contract, InOpDecayGateShapes) {
+  Gdn2RandomSpec s;
+  Gdn2Inputs in = gdn2_random_inputs(s);
+  in.A_log = Tensor::zeros({s.H + 1}, DType::f32);
+  EXPECT_THROW(gdn2_chunk_fwd(in, {}), ShapeError);
+  in.A_log = Tensor::zeros({s.H}, DType::f32);
+  in.dt_bias = Tensor::zeros({s.H * s.K + 1}, DType::f32);
+  EXPECT_THROW(gdn2_chunk_fwd(in, {}), ShapeError);
+  in.dt_bias = Tensor::zeros({s.H, s.K}, DType::f32);
+  EXPECT_NO_THROW(gdn2_chunk_fwd(in, {}));
+  in.A_log = Tensor();
+  EXPECT_THROW(gdn2_chunk_fwd(in, {}), ValueError);
 }
 
 }  // namespace

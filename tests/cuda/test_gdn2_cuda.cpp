@@ -2,6 +2,7 @@
 // Skipped (not failed) where no GPU is present; CI compiles them, the device runs them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -137,6 +138,59 @@ TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
     EXPECT_LE(rel_rms_error(Tensor::from_vector(in.v.shape(), o_all), ref.o), budget) << dtype_name(state_dtype);
     EXPECT_LE(rel_rms_error(state.to(DType::f32), ref.ht), budget) << dtype_name(state_dtype);
   }
+}
+
+// The in-op decay gate (A_log, dt_bias; g_log holds f) in the kernels: fp32 chunk and recurrent paths and the bf16
+// tensor-core path against the fp64 CPU op on the same inputs.
+TEST(Gdn2Cuda, InOpDecayGate) {
+  REQUIRE_GPU();
+  for (DType dt : {DType::f32, DType::bf16}) {
+    Gdn2RandomSpec s;
+    s.T = 130, s.H = 2, s.HV = 4, s.K = 64, s.V = 64, s.dtype = dt, s.seed = 51;
+    Gdn2Inputs in = gdn2_random_inputs(s);
+    std::vector<double> f = in.g_log.to_f64_vector(), a(2), bias(2 * 64);
+    for (size_t i = 0; i < f.size(); ++i) f[i] = 2.0 * std::cos(0.37 * static_cast<double>(i));
+    a[0] = -1.0, a[1] = 0.2;
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.3 * std::sin(static_cast<double>(i));
+    in.g_log = Tensor::from_vector(in.g_log.shape(), f).to(dt);
+    in.A_log = Tensor::from_vector({2}, a).to(DType::f32);
+    in.dt_bias = Tensor::from_vector({2, 64}, bias).to(DType::f32);
+    Gdn2Options opt = gdn2_random_options(s);
+    opt.compute = DType::f64;
+    const Gdn2Outputs ref = gdn2_chunk_fwd(in, opt);
+    opt.compute = DType::f32;
+    const double budget = dt == DType::bf16 ? kBudgetBf16 : kBudgetF32;
+    const Gdn2Outputs chunk = gdn2_chunk_fwd(to_cuda(in), opt), rec = gdn2_recurrent(to_cuda(in), opt);
+    std::printf("[ errors   ] in-op gate %s: chunk o %.2e ht %.2e, recurrent o %.2e\n", std::string(dtype_name(dt)).c_str(),
+                rel_rms_error(chunk.o, ref.o), rel_rms_error(chunk.ht, ref.ht), rel_rms_error(rec.o, ref.o));
+    EXPECT_LE(rel_rms_error(chunk.o, ref.o), budget);
+    EXPECT_LE(rel_rms_error(chunk.ht, ref.ht), budget);
+    EXPECT_LE(rel_rms_error(rec.o, ref.o), budget);
+  }
+}
+
+// A plan on caller-provided workspace launches without allocating and gives the direct call's output bitwise.
+TEST(Gdn2Cuda, PlanOnCallerWorkspace) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec s;
+  s.seqlens = {70, 0, 1, 129}, s.H = 2, s.HV = 4, s.K = 128, s.V = 128, s.dtype = DType::bf16, s.seed = 41;
+  const Gdn2Inputs d = to_cuda(gdn2_random_inputs(s));
+  const Gdn2Options opt = gdn2_random_options(s);
+  const int64_t bytes = Gdn2Plan::workspace_bytes(d, opt, Gdn2Kernel::chunk);
+  EXPECT_GT(bytes, 4 * 64 * 4 * 128 * 2);  // at least the tiles of the 4 chunks x 4 heads
+  Tensor small = Tensor::empty({bytes - 256}, DType::u8, Device::cuda);
+  EXPECT_THROW(Gdn2Plan(d, opt, Gdn2Kernel::chunk, nullptr, &small), ShapeError);
+  Tensor ws = Tensor::empty({bytes}, DType::u8, Device::cuda);
+  Gdn2Plan plan(d, opt, Gdn2Kernel::chunk, nullptr, &ws);
+  plan.run();
+  plan.run();  // relaunching on the same workspace is idempotent
+  plan.sync();
+  const Tensor a = plan.outputs().o.cpu(), b = gdn2_chunk_fwd(d, opt).o.cpu();
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
+  Gdn2RandomSpec dense = s;
+  dense.seqlens.clear(), dense.B = 2, dense.T = 33;
+  const Gdn2Inputs dd = to_cuda(gdn2_random_inputs(dense));
+  EXPECT_EQ(Gdn2Plan::workspace_bytes(dd, opt, Gdn2Kernel::recurrent), 0);  // no offsets, no tiles
 }
 
 TEST(Gdn2Cuda, MixedDevicesAndBackwardAreRefused) {

@@ -104,3 +104,26 @@ TEST(Gdn2Contract, ModeNames) {
 
 }  // namespace
 }  // namespace gdn2
+
+namespace gdn2 {
+namespace {
+
+// A CPU plan runs the same op as the direct call, needs no workspace, and refuses an in-place state on the chunk kernel.
+TEST(Gdn2Plan, CpuPlanMatchesDirectCall) {
+  Gdn2RandomSpec s;
+  s.seqlens = {5, 0, 70}, s.HV = 4, s.seed = 31;
+  const Gdn2Inputs in = gdn2_random_inputs(s);
+  const Gdn2Options opt = gdn2_random_options(s);
+  EXPECT_EQ(Gdn2Plan::workspace_bytes(in, opt, Gdn2Kernel::chunk), 0);
+  Gdn2Plan plan(in, opt, Gdn2Kernel::chunk);
+  plan.run();
+  plan.sync();
+  const Gdn2Outputs direct = gdn2_chunk_fwd(in, opt);
+  EXPECT_EQ(rel_rms_error(plan.outputs().o, direct.o), 0.0);
+  EXPECT_EQ(rel_rms_error(plan.outputs().ht, direct.ht), 0.0);
+  Tensor state = Tensor::zeros({3, 4, s.K, s.V}, DType::f32);
+  EXPECT_THROW(Gdn2Plan(in, opt, Gdn2Kernel::chunk, &state), ValueError);
+}
+
+}  // namespace
+}  // namespace gdn2

@@ -14,8 +14,12 @@
 //   h0          initial state [N, HV, K, V], or undefined meaning zeros
 //   cu_seqlens  packed variable-length batch: [N + 1] int32/int64 offsets (0 = c_0 <= ... <= c_N = T); needs B == 1.
 //               Without it N = B.
+//   A_log, dt_bias  optional in-op decay gate: when A_log [Hg] is defined, g_log holds the gate's pre-activation f
+//               (same shape) and the op forms g = -exp(A_log[h]) softplus(f + dt_bias) (ops/decay_gate.h) itself, in
+//               the kernel on CUDA; dt_bias is [Hg, K] / [Hg·K] for a channel gate, [Hg] for a per-head one, or undefined
 // Outputs: o [B, T, HV, V]; ht [N, HV, K, V] (fp32 state; fp64 for the fp64 paths).
-// Gradients have the shape of the input they belong to; dh0 is defined when h0 is.
+// Gradients have the shape of the input they belong to; dh0 is defined when h0 is; with the in-op gate dg is the
+// gradient of f and dA_log, ddt_bias are defined.
 // Any float dtype is accepted for inputs; computation is in the op's stated precision.
 #pragma once
 
@@ -28,6 +32,7 @@ namespace gdn2 {
 
 struct Gdn2Inputs {
   Tensor q, k, v, g_log, b, w, h0, cu_seqlens;
+  Tensor A_log, dt_bias;  // optional in-op decay gate (g_log then holds f)
 };
 
 struct Gdn2Options {
@@ -43,6 +48,7 @@ struct Gdn2Outputs {
 
 struct Gdn2Grads {
   Tensor dq, dk, dv, dg, db, dw, dh0;
+  Tensor dA_log, ddt_bias;  // with the in-op decay gate
 };
 
 // fp64 token-by-token oracle, written to be obviously right. Outputs are F64.
@@ -65,10 +71,16 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
 // are made by the constructor; run() launches asynchronously on the plan's own stream (CUDA) or runs (CPU);
 // sync() waits. With `state`, the plan is a recurrent decode step updating that state in place (T == 1 per
 // sequence, h0 ignored). The inputs' memory must stay alive and may be overwritten between runs (same shapes).
+// Device scratch (sequence offsets, chunk tables, the chunk path's per-chunk tiles) lives in `workspace` when given:
+// a contiguous CUDA tensor of at least workspace_bytes(...) bytes, 256-byte aligned, that the caller keeps alive and
+// does not share between plans running at once; otherwise the plan allocates its own once.
 enum class Gdn2Kernel { chunk, recurrent };
 class Gdn2Plan {
  public:
-  Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel, Tensor* state = nullptr);
+  Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel, Tensor* state = nullptr,
+           Tensor* workspace = nullptr);
+  // Bytes of device workspace a plan for these inputs needs (0 on the CPU).
+  static int64_t workspace_bytes(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel);
   ~Gdn2Plan();
   Gdn2Plan(const Gdn2Plan&) = delete;
   Gdn2Plan& operator=(const Gdn2Plan&) = delete;
