@@ -176,12 +176,7 @@ void launch(const Gdn2Params& p) {
 
 void launch_chunk_state(const Gdn2Params& p) {
   if (p.N == 0) return;
-  if (p.chunk.kmax == 64)
-    launch<64>(p);
-  else if (p.chunk.kmax == 128)
-    launch<128>(p);
-  else
-    GDN2_THROW(UnsupportedError, "CUDA GDN-2 tensor-core chunk path: kmax=", p.chunk.kmax, " is not 64 or 128");
+  with_kmax(p, [&](auto kmax) { launch<decltype(kmax)::value>(p); });
 }
 
 }  // namespace gdn2::cuda

@@ -73,42 +73,6 @@ __device__ __forceinline__ void sequence_range(const Gdn2Params& p, int n, int64
 
 namespace gdn2::cuda {
 
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-
-// x[e] = element (row0 + e·row_step, col) of one head of an input, for e < N: rows are tokens from tok0, col indexes
-// the channel (ignored for per-head gates); outside rows < rows_valid and col < cols_valid it is 0, and an absent
-// gate reads `absent`. All N loads are issued before the first is used (one switch on the type, outside the loop).
-template <int N, typename E>
-__device__ __forceinline__ void gather_typed(float (&x)[N], const InputView& v, int64_t base, int row0, int row_step,
-                                             int col, int rows_valid, int cols_valid) {
-  const E* ptr = static_cast<const E*>(v.ptr);
-  const bool channel = v.form == Gate::channel;
-#pragma unroll
-  for (int e = 0; e < N; ++e) {
-    const int r = row0 + e * row_step;
-    const bool ok = r < rows_valid && col < cols_valid;
-    x[e] = ok ? to_float(ptr[base + r * v.stride_token + (channel ? col : 0)]) : 0.f;
-  }
-}
-
-template <int N>
-__device__ __forceinline__ void gather(float (&x)[N], const InputView& v, int64_t tok0, int head, int row0,
-                                       int row_step, int col, int rows_valid, int cols_valid, float absent) {
-  if (v.form == Gate::absent) {
-#pragma unroll
-    for (int e = 0; e < N; ++e) x[e] = (row0 + e * row_step < rows_valid && col < cols_valid) ? absent : 0.f;
-    return;
-  }
-  const int64_t base = tok0 * v.stride_token + head * v.stride_head;
-  switch (v.type) {
-    case ElemType::bf16: gather_typed<N, __nv_bfloat16>(x, v, base, row0, row_step, col, rows_valid, cols_valid); break;
-    case ElemType::f16: gather_typed<N, __half>(x, v, base, row0, row_step, col, rows_valid, cols_valid); break;
-    default: gather_typed<N, float>(x, v, base, row0, row_step, col, rows_valid, cols_valid);
-  }
-}
-
 // The head of input v that value head hv reads (inputs with H heads are shared by a group of value heads).
 __device__ __forceinline__ int input_head(const InputView& v, int hv, int HV, int group) {
   return v.heads == HV ? hv : hv / group;

@@ -104,19 +104,19 @@ __device__ __forceinline__ void mma_rows(float (&acc)[NT][4], const bf16* a_tile
 // Shared-memory asm carries a "memory" clobber so the compiler keeps it on its side of every barrier.
 // ldmatrix: lane l gives the address of row l % 8 of 8x8 matrix l / 8; each register receives one matrix in mma
 // fragment order (with .trans, the transposed matrix).
+template <bool Trans = false>
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s)
-               : "memory");
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s)
-               : "memory");
+  if constexpr (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s)
+                 : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s)
+                 : "memory");
 }
 
 // A fragment (rows row0..+16, columns k0..+16) of a row-major tile, by ldmatrix.
@@ -132,7 +132,7 @@ __device__ __forceinline__ void ldsm_b_nk(uint32_t (&b)[4], const bf16* tile, in
 // The same two n-tiles of a matrix stored as tile[k][n] (row-major k x n).
 __device__ __forceinline__ void ldsm_b_kn(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0, int lane) {
   const int m = lane >> 3, r = lane & 7;
-  ldmatrix_x4_trans(b, tile + (k0 + r + 8 * (m & 1)) * ld + n0 + 8 * (m >> 1));
+  ldmatrix_x4<true>(b, tile + (k0 + r + 8 * (m & 1)) * ld + n0 + 8 * (m >> 1));
 }
 
 // acc[nt] += A[row0..+16, 0..16·k_steps) · B[0..16·k_steps, n0 + 8·nt..+8) for nt < NT (NT even), both from shared
