@@ -14,6 +14,7 @@ Gdn2Outputs chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in) {
   Gdn2Outputs out;
   out.o = Tensor::zeros({p.B, p.T, p.HV, V}, dtype_of<Real>());
   out.ht = Tensor::zeros({p.N, p.HV, K, V}, dtype_of<Real>());
+  if (p.chunk_states) out.h = Tensor::zeros({p.chunks(), p.HV, K, V}, dtype_of<Real>());
 #pragma omp parallel
   {
     ChunkKernel<Real> kernel(C, K, V, static_cast<Real>(p.scale));
@@ -23,8 +24,10 @@ Gdn2Outputs chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in) {
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t n = task / p.HV, hv = task % p.HV;
       load_state(in.h0, p, n, hv, S.data());
+      const int64_t first_chunk = p.chunk_states ? p.chunk0(n) : 0;
       for (int64_t c0 = 0; c0 < p.seq_len[n]; c0 += C) {
         const int64_t L = std::min(C, p.seq_len[n] - c0), tok0 = p.seq_start[n] + c0;
+        if (p.chunk_states) store_rows(out.h, p.HV, K * V, first_chunk + c0 / C, 1, hv, S.data());
         x.load(p, in, tok0, L, hv);
         kernel.prepare(x, L);
         kernel.forward(S.data(), O.data());

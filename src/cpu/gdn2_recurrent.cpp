@@ -64,18 +64,19 @@ Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in) {
 }
 
 Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state) {
-  const int64_t K = p.K, V = p.V, tasks = p.B * p.HV;
-  Tensor o = Tensor::zeros({p.B, 1, p.HV, V}, DType::f32);
+  const int64_t K = p.K, V = p.V, tasks = p.N * p.HV;
+  Tensor o = Tensor::zeros({p.B, p.T, p.HV, V}, DType::f32);
   float* S_all = state.data<float>();
   float* o_all = o.data<float>();
-#pragma omp parallel for schedule(static) if (tasks * K * V > 65536)
+#pragma omp parallel for schedule(static) if (tasks * K * V * p.T > 65536)
   for (int64_t task = 0; task < tasks; ++task) {
-    const int64_t n = task / p.HV, hv = task % p.HV;
+    const int64_t n = task / p.HV, hv = task % p.HV, tok0 = p.seq_start[n];
     TokenRows<float> x;
-    x.load(p, in, n, 1, hv);
+    x.load(p, in, tok0, p.seq_len[n], hv);
     std::vector<float> u(static_cast<size_t>(V));
-    step_head(K, V, static_cast<float>(p.scale), x.q.data(), x.k.data(), x.v.data(), x.g.data(), x.b.data(),
-              x.w.data(), S_all + task * K * V, o_all + task * V, u.data());
+    for (int64_t t = 0; t < p.seq_len[n]; ++t)
+      step_head(K, V, static_cast<float>(p.scale), &x.q[t * K], &x.k[t * K], &x.v[t * V], &x.g[t * K], &x.b[t * K],
+                &x.w[t * V], S_all + task * K * V, o_all + ((tok0 + t) * p.HV + hv) * V, u.data());
   }
   return o;
 }

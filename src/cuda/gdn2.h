@@ -10,7 +10,7 @@ namespace gdn2::cuda {
 // Outputs are CUDA tensors: o in v's dtype when v is BF16/F16, else F32; ht F32.
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in);
 Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in);
-// In place on `state` (F32 or BF16 [B, HV, K, V]); returns o [B, 1, HV, V].
+// In place on `state` (F32 or BF16 [N, HV, K, V]; at most kGdn2StepMaxTokens per sequence); returns o [B, T, HV, V].
 Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state);
 
 }  // namespace gdn2::cuda

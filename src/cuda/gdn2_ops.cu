@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <queue>
 #include <vector>
 
 #include "cuda/common.cuh"
@@ -37,11 +39,13 @@ InputView view(const Tensor& t, const GateSpec& spec, int64_t dim, const char* n
   return v;
 }
 
-// Device workspace of one launch: the sequence offsets (varlen) and, on the tensor-core chunk path, the chunk tables
-// and the per-(chunk, value head) tiles of ChunkWork (params.h). Byte offsets, each 256-aligned.
+// Device workspace of one launch: the sequence offsets (varlen); for the chunk path's per-chunk states the chunk
+// tables; on the tensor-core chunk path also the segment tables, the per-(chunk, value head) tiles of ChunkWork
+// (params.h) and, with context parallelism, the segments' transitions and entry states. Byte offsets, 256-aligned.
 struct WorkLayout {
-  int64_t chunks = 0, kmax = 0, vpad = 0;
-  int64_t offsets = -1, tables = -1, W = 0, qg = 0, kgT = 0, U = 0, P = 0, gamma = 0, total = 0;
+  int64_t chunks = 0, kmax = 0, vpad = 0, segs = 0, seg_chunks = 0;  // seg_chunks: the longest segment
+  int64_t offsets = -1, tables = -1, W = 0, qg = 0, kgT = 0, U = 0, P = 0, gamma = 0, seg_state = -1, seg_h0 = -1;
+  int64_t total = 0;
 };
 
 // The tensor-core chunk path takes bf16/fp16 q, k, v (its products round to bf16 like theirs) and K <= 128.
@@ -52,6 +56,60 @@ bool chunk_uses_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in) {
 
 constexpr int64_t kChunk = 64;
 
+int64_t chunks_of(int64_t len) { return (len + kChunk - 1) / kChunk; }
+
+// Makespan of blocks of the given lengths launched in order onto `slots` multiprocessors, one block each at a time.
+double makespan(const std::vector<double>& blocks, int64_t slots) {
+  std::priority_queue<double, std::vector<double>, std::greater<>> free_at;
+  for (int64_t i = 0; i < slots; ++i) free_at.push(0.0);
+  double end = 0.0;
+  for (double b : blocks) {
+    const double start = free_at.top();
+    free_at.pop();
+    free_at.push(start + b);
+    end = std::max(end, start + b);
+  }
+  return end;
+}
+
+// The longest run of chunks a segment of the state pass takes (params.h, ChunkWork). Context parallelism cuts long
+// sequences only when the (64 columns, value head, sequence) blocks cannot fill the chip. The cost model, in chunk
+// steps: each pass's blocks scheduled in launch order, one per multiprocessor (the state pass's shared memory allows
+// no more); a transition block step costs about 0.7 of a state block step (it writes no output), and the scan about
+// one step per segment boundary. A cut must save at least a tenth.
+int64_t segment_chunks(const Gdn2Problem& p, int64_t vtiles, int64_t ktiles) {
+  std::vector<int64_t> chunks(static_cast<size_t>(p.N));
+  int64_t longest = 0;
+  for (int64_t n = 0; n < p.N; ++n) longest = std::max(longest, chunks[n] = chunks_of(p.seq_len[n]));
+  const int64_t sms = sm_count();
+  if (vtiles * p.HV * p.N >= sms || longest < 8) return std::max<int64_t>(longest, 1);
+  auto cost = [&](int64_t len) {
+    std::vector<double> transition, state;
+    int64_t cuts = 0;
+    for (int64_t n = 0; n < p.N; ++n) {
+      const int64_t segs = std::max<int64_t>(1, (chunks[n] + len - 1) / len);
+      cuts = std::max(cuts, segs - 1);
+      for (int64_t s = 0; s < segs; ++s) {
+        const int64_t steps = std::min(len, chunks[n] - s * len);
+        for (int64_t b = 0; b < p.HV * vtiles; ++b) state.push_back(static_cast<double>(steps));
+        if (s + 1 < segs)
+          for (int64_t b = 0; b < p.HV * (vtiles + ktiles); ++b) transition.push_back(0.7 * static_cast<double>(steps));
+      }
+    }
+    return makespan(transition, sms) + makespan(state, sms) + static_cast<double>(cuts);
+  };
+  int64_t best = longest;
+  const double whole = cost(longest);
+  double best_cost = whole;
+  for (int64_t parts : {2, 3, 4, 6, 8, 12, 16}) {
+    const int64_t len = (longest + parts - 1) / parts;
+    if (len < 4) break;
+    const double c = cost(len);
+    if (c < best_cost && c < 0.9 * whole) best = len, best_cost = c;
+  }
+  return best;
+}
+
 WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
   WorkLayout w;
   auto take = [&w](int64_t bytes) {
@@ -60,14 +118,26 @@ WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
     return at;
   };
   if (in.cu_seqlens.defined()) w.offsets = take((p.N + 1) * 8);
-  if (!chunk || !chunk_uses_tensor_cores(p, in)) return w;
-  for (int64_t n = 0; n < p.N; ++n) w.chunks += (p.seq_len[n] + kChunk - 1) / kChunk;
+  const bool tensor_cores = chunk && chunk_uses_tensor_cores(p, in);
+  if (!tensor_cores && !(chunk && p.chunk_states)) return w;
+  for (int64_t n = 0; n < p.N; ++n) w.chunks += chunks_of(p.seq_len[n]);
   GDN2_CHECK(w.chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk path: ", w.chunks,
              " chunks x ", p.HV, " heads is too many");
+  if (!tensor_cores) {  // the CUDA-core path numbers its per-chunk states by the chunk tables alone
+    w.tables = take((2 * w.chunks + p.N + 1) * 8);
+    return w;
+  }
   w.kmax = p.K <= 64 ? 64 : 128;
   w.vpad = (p.V + 63) / 64 * 64;
+  w.seg_chunks = segment_chunks(p, w.vpad / 64, w.kmax / 64);
+  for (int64_t n = 0; n < p.N; ++n)
+    w.segs += std::max<int64_t>(1, (chunks_of(p.seq_len[n]) + w.seg_chunks - 1) / w.seg_chunks);
   const int64_t blocks = w.chunks * p.HV;
-  w.tables = take((2 * w.chunks + p.N + 1) * 8);
+  w.tables = take((2 * w.chunks + p.N + 1 + 2 * w.segs + 1 + p.N + 1) * 8);
+  if (w.segs > p.N) {
+    w.seg_state = take(w.segs * p.HV * w.kmax * (w.vpad + w.kmax) * 4);
+    w.seg_h0 = take(w.segs * p.HV * w.kmax * w.vpad * 4);
+  }
   w.W = take(blocks * kChunk * w.kmax * 2);
   w.qg = take(blocks * kChunk * w.kmax * 2);
   w.kgT = take(blocks * kChunk * w.kmax * 2);
@@ -93,23 +163,47 @@ void work_bind(const Gdn2Problem& p, const WorkLayout& w, std::byte* base, Gdn2P
     k.seq_offsets = reinterpret_cast<const int64_t*>(base + w.offsets);
   }
   if (w.tables < 0) return;
-  std::vector<int64_t> tok0, len, first;
+  std::vector<int64_t> tok0, len, first, seg_chunk0, seg_seq, seq_seg0;
   for (int64_t n = 0; n < p.N; ++n) {
     first.push_back(static_cast<int64_t>(tok0.size()));
+    seq_seg0.push_back(static_cast<int64_t>(seg_seq.size()));
     for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) {
+      if (w.seg_chunks > 0 && (s / kChunk) % w.seg_chunks == 0) {
+        seg_chunk0.push_back(static_cast<int64_t>(tok0.size()));
+        seg_seq.push_back(n);
+      }
       tok0.push_back(p.seq_start[n] + s);
       len.push_back(std::min(kChunk, p.seq_len[n] - s));
     }
+    if (w.seg_chunks > 0 && p.seq_len[n] == 0) {  // an empty sequence is one empty segment (it still writes ht)
+      seg_chunk0.push_back(static_cast<int64_t>(tok0.size()));
+      seg_seq.push_back(n);
+    }
   }
   first.push_back(static_cast<int64_t>(tok0.size()));
+  seg_chunk0.push_back(static_cast<int64_t>(tok0.size()));
+  seq_seg0.push_back(static_cast<int64_t>(seg_seq.size()));
   std::vector<int64_t> tables = tok0;
   tables.insert(tables.end(), len.begin(), len.end());
   tables.insert(tables.end(), first.begin(), first.end());
+  if (w.seg_chunks > 0) {
+    tables.insert(tables.end(), seg_chunk0.begin(), seg_chunk0.end());
+    tables.insert(tables.end(), seg_seq.begin(), seg_seq.end());
+    tables.insert(tables.end(), seq_seg0.begin(), seq_seg0.end());
+  }
   GDN2_CUDA_CHECK(cudaMemcpy(base + w.tables, tables.data(), tables.size() * 8, cudaMemcpyHostToDevice));
   ChunkWork& cw = k.chunk;
   const auto* t = reinterpret_cast<const int64_t*>(base + w.tables);
   cw.chunk_tok0 = t, cw.chunk_len = t + w.chunks, cw.seq_chunk0 = t + 2 * w.chunks;
   cw.chunks = static_cast<int32_t>(w.chunks);
+  if (w.seg_chunks == 0) return;  // the CUDA-core path
+  const int64_t* segt = cw.seq_chunk0 + p.N + 1;
+  cw.seg_chunk0 = segt, cw.seg_seq = segt + w.segs + 1, cw.seq_seg0 = segt + 2 * w.segs + 1;
+  cw.segs = static_cast<int32_t>(w.segs);
+  if (w.seg_state >= 0) {
+    cw.seg_state = reinterpret_cast<float*>(base + w.seg_state);
+    cw.seg_h0 = reinterpret_cast<float*>(base + w.seg_h0);
+  }
   cw.kmax = static_cast<int32_t>(w.kmax);
   cw.vpad = static_cast<int32_t>(w.vpad);
   cw.W = base + w.W, cw.qg = base + w.qg, cw.kgT = base + w.kgT, cw.U = base + w.U, cw.P = base + w.P;
@@ -163,6 +257,16 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, void*
 
 DType out_dtype(const Tensor& v) { return v.dtype() == DType::bf16 || v.dtype() == DType::f16 ? v.dtype() : DType::f32; }
 
+// The chunk forward's optional per-chunk states (F32 [chunks, HV, K, V], chunks of 64 tokens).
+Tensor chunk_states_output(const Gdn2Problem& p, Gdn2Params& k) {
+  if (!p.chunk_states) return Tensor();
+  GDN2_CHECK(p.chunk_size == 64, UnsupportedError, "CUDA GDN-2 chunk forward: per-chunk states come in chunks of 64 ",
+             "tokens; got chunk_size ", p.chunk_size);
+  Tensor h = Tensor::empty({p.chunks(), p.HV, p.K, p.V}, DType::f32, Device::cuda);
+  k.h_chunks = static_cast<float*>(h.raw_mut());
+  return h;
+}
+
 Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const Gdn2Params&)) {
   Launch l = make_params(p, in, launch == launch_chunk_fwd);
   Gdn2Outputs out;
@@ -177,6 +281,7 @@ Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const
   l.params.o_type = elem_type(out.o, "o");
   l.params.ht = out.ht.raw_mut();
   l.params.state_type = ElemType::f32;
+  if (launch == launch_chunk_fwd) out.h = chunk_states_output(p, l.params);
   launch(l.params);
   GDN2_CUDA_CHECK(cudaStreamSynchronize(l.params.stream));
   return out;
@@ -192,7 +297,7 @@ Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& s
   GDN2_CHECK(state.device() == Device::cuda && (state.dtype() == DType::f32 || state.dtype() == DType::bf16),
              ShapeError, "gdn2_recurrent_step: a CUDA state must be F32 or BF16 on the GPU, got ", state.describe());
   Launch l = make_params(p, in, false);
-  Tensor o = Tensor::empty({p.B, 1, p.HV, p.V}, out_dtype(in.v), Device::cuda);
+  Tensor o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);
   l.params.h0 = state.raw();
   l.params.ht = state.raw_mut();
   l.params.state_type = elem_type(state, "state");
@@ -237,10 +342,6 @@ std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, 
   k.o = outputs.o.raw_mut();
   k.o_type = elem_type(outputs.o, "o");
   if (state != nullptr) {
-    GDN2_CHECK(!chunk && state->device() == Device::cuda && state->shape() == (Shape{p.N, p.HV, p.K, p.V}) &&
-                   (state->dtype() == DType::f32 || state->dtype() == DType::bf16),
-               ShapeError, "Gdn2Plan: an in-place state needs the recurrent kernel and a CUDA F32/BF16 [N, HV, K, V] "
-               "tensor, got ", state->describe());
     k.h0 = state->raw();
     k.ht = state->raw_mut();
     k.state_type = elem_type(*state, "state");
@@ -252,6 +353,7 @@ std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, 
     }
     k.ht = outputs.ht.raw_mut();
     k.state_type = ElemType::f32;
+    if (chunk) outputs.h = chunk_states_output(p, k);
   }
   GDN2_CUDA_CHECK(cudaStreamCreateWithFlags(&plan->stream, cudaStreamNonBlocking));
   return plan;

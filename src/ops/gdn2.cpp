@@ -76,12 +76,7 @@ Gdn2Outputs gdn2_recurrent(const Gdn2Inputs& in, const Gdn2Options& opt) {
 
 Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Options& opt) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_recurrent_step");
-  GDN2_CHECK(p.T == 1 && !in.cu_seqlens.defined(), ShapeError,
-             "gdn2_recurrent_step: one token per sequence ([B, 1, ...], no cu_seqlens), got q ", in.q.describe());
-  GDN2_CHECK(state.shape() == (Shape{p.B, p.HV, p.K, p.V}) && state.device() == p.device &&
-                 (state.dtype() == DType::f32 || (state.dtype() == DType::bf16 && p.device == Device::cuda)),
-             ShapeError, "gdn2_recurrent_step: state must be F32[B, HV, K, V] = F32", shape_str({p.B, p.HV, p.K, p.V}),
-             " (BF16 allowed on CUDA) on the inputs' device, got ", state.describe());
+  gdn2_check_step_state(p, state, "gdn2_recurrent_step");
 #ifdef GDN2_WITH_CUDA
   if (on_cuda(p, "gdn2_recurrent_step")) return cuda::gdn2_recurrent_step(p, in, state);
 #endif
@@ -112,19 +107,20 @@ Gdn2Inputs gdn2_inputs_to(const Gdn2Inputs& in, Device device) {
   return d;
 }
 
-Gdn2Inputs gdn2_inputs_token(const Gdn2Inputs& in, int64_t t) {
-  auto token = [t](const Tensor& x) -> Tensor {
+Gdn2Inputs gdn2_inputs_tokens(const Gdn2Inputs& in, int64_t t0, int64_t count) {
+  auto token = [t0, count](const Tensor& x) -> Tensor {
     if (!x.defined()) return x;
-    GDN2_CHECK(x.dim() >= 2 && t >= 0 && t < x.size(1), ShapeError, "gdn2_inputs_token: token ", t, " of ", x.describe());
+    GDN2_CHECK(x.dim() >= 2 && t0 >= 0 && count >= 0 && t0 + count <= x.size(1), ShapeError, "gdn2_inputs_tokens: ",
+               "tokens [", t0, ", ", t0 + count, ") of ", x.describe());
     const Tensor c = x.cpu();
     const int64_t B = c.size(0), T = c.size(1), row = c.numel() / std::max<int64_t>(B * T, 1);
     const size_t bytes = static_cast<size_t>(row) * dtype_size(c.dtype());
     Shape s = c.shape();
-    s[1] = 1;
+    s[1] = count;
     Tensor out = Tensor::empty(s, c.dtype());
     for (int64_t b = 0; b < B; ++b)
-      std::memcpy(static_cast<std::byte*>(out.raw_mut()) + b * bytes,
-                  static_cast<const std::byte*>(c.raw()) + (b * T + t) * bytes, bytes);
+      std::memcpy(static_cast<std::byte*>(out.raw_mut()) + b * count * bytes,
+                  static_cast<const std::byte*>(c.raw()) + (b * T + t0) * bytes, count * bytes);
     return x.is_cpu() ? out : out.to(x.device());
   };
   return Gdn2Inputs{token(in.q), token(in.k), token(in.v), token(in.g_log), token(in.b), token(in.w), Tensor(), Tensor(),

@@ -34,8 +34,9 @@ int64_t Gdn2Plan::workspace_bytes(const Gdn2Inputs& in, const Gdn2Options& opt, 
 Gdn2Plan::Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kernel, Tensor* state, Tensor* workspace)
     : impl_(std::make_unique<Impl>()) {
   const Gdn2Problem p = gdn2_problem(in, opt, "Gdn2Plan");
-  GDN2_CHECK(state == nullptr || (kernel == Gdn2Kernel::recurrent && p.T == 1), ValueError,
-             "Gdn2Plan: an in-place state is for the recurrent kernel with one token per sequence");
+  GDN2_CHECK(state == nullptr || kernel == Gdn2Kernel::recurrent, ValueError,
+             "Gdn2Plan: an in-place state is for the recurrent kernel");
+  if (state != nullptr) gdn2_check_step_state(p, *state, "Gdn2Plan");
   impl_->in = in;
   impl_->opt = opt;
   impl_->kernel = kernel;

@@ -105,9 +105,19 @@ Gdn2Problem gdn2_problem(const Gdn2Inputs& in, const Gdn2Options& opt, const cha
   GDN2_CHECK(opt.chunk_size == 16 || opt.chunk_size == 32 || opt.chunk_size == 64, ValueError, op,
              ": chunk_size must be 16, 32 or 64, got ", opt.chunk_size);
   p.chunk_size = opt.chunk_size;
+  p.chunk_states = opt.chunk_states;
   GDN2_CHECK(opt.compute == DType::f32 || opt.compute == DType::f64, DTypeError, op,
              ": compute precision must be F32 or F64, got ", dtype_name(opt.compute));
   return p;
+}
+
+void gdn2_check_step_state(const Gdn2Problem& p, const Tensor& state, const char* op) {
+  GDN2_CHECK(p.max_seq_len() <= kGdn2StepMaxTokens, ShapeError, op, ": an in-place step takes at most ",
+             kGdn2StepMaxTokens, " tokens per sequence, got ", p.max_seq_len(), " (use the chunk forward with h0)");
+  GDN2_CHECK(state.shape() == (Shape{p.N, p.HV, p.K, p.V}) && state.device() == p.device &&
+                 (state.dtype() == DType::f32 || (state.dtype() == DType::bf16 && p.device == Device::cuda)),
+             ShapeError, op, ": state must be F32[N, HV, K, V] = F32", shape_str({p.N, p.HV, p.K, p.V}),
+             " (BF16 allowed on CUDA) on the inputs' device, got ", state.describe());
 }
 
 void gdn2_check_cotangents(const Gdn2Problem& p, const Tensor& d_o, const Tensor& dht, const char* op) {

@@ -193,6 +193,86 @@ TEST(Gdn2Cuda, PlanOnCallerWorkspace) {
   EXPECT_EQ(Gdn2Plan::workspace_bytes(dd, opt, Gdn2Kernel::recurrent), 0);  // no offsets, no tiles
 }
 
+// Short runs in place (speculative verify) on fp32 and bf16 states, direct and planned, against the oracle.
+TEST(Gdn2Cuda, MultiTokenStepInPlace) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec s;
+  s.B = 3, s.T = 70, s.H = 2, s.HV = 4, s.K = 128, s.V = 128, s.seed = 23;
+  const Gdn2Inputs in = gdn2_random_inputs(s);
+  const Gdn2Options opt = gdn2_random_options(s);
+  const Gdn2Outputs ref = gdn2_recurrent_ref(in, opt);
+  Gdn2Inputs first64 = gdn2_inputs_tokens(in, 0, 64);
+  first64.h0 = in.h0;
+  const Gdn2Outputs ref64 = gdn2_recurrent_ref(first64, opt);
+  for (DType state_dtype : {DType::f32, DType::bf16}) {
+    Tensor state = in.h0.to(state_dtype).to(Device::cuda);
+    const Tensor o = gdn2_recurrent_step(to_cuda(gdn2_inputs_tokens(in, 0, 64)), state, opt);
+    EXPECT_EQ(o.shape(), (Shape{s.B, 64, s.HV, s.V}));
+    gdn2_recurrent_step(to_cuda(gdn2_inputs_tokens(in, 64, 6)), state, opt);
+    const double budget = state_dtype == DType::f32 ? kBudgetF32 : 2e-2;
+    EXPECT_LE(rel_rms_error(state.to(DType::f32), ref.ht), budget) << dtype_name(state_dtype);
+    Tensor planned = in.h0.to(state_dtype).to(Device::cuda);
+    Gdn2Plan plan(to_cuda(gdn2_inputs_tokens(in, 0, 64)), opt, Gdn2Kernel::recurrent, &planned);
+    plan.run();
+    plan.sync();
+    EXPECT_LE(rel_rms_error(plan.outputs().o, ref64.o), budget) << "plan " << dtype_name(state_dtype);
+    EXPECT_LE(rel_rms_error(planned.to(DType::f32), ref64.ht), budget) << "plan " << dtype_name(state_dtype);
+  }
+  Tensor state = in.h0.to(Device::cuda);
+  EXPECT_THROW(gdn2_recurrent_step(to_cuda(in), state, opt), ShapeError);  // 70 tokens: more than a step takes
+}
+
+// Per-chunk states on both chunk paths (fp32 CUDA cores, bf16 tensor cores) against the fp64 CPU op, packed and
+// dense, including sequences long enough for context parallelism (segments run side by side, then a scan).
+TEST(Gdn2Cuda, ChunkStatesAndContextParallel) {
+  REQUIRE_GPU();
+  std::vector<Gdn2RandomSpec> cases;
+  Gdn2RandomSpec packed;
+  packed.seqlens = {70, 0, 1, 129, 2500}, packed.H = 1, packed.HV = 2, packed.K = 128, packed.V = 128, packed.seed = 71;
+  cases.push_back(packed);
+  Gdn2RandomSpec one_long;  // one sequence, two value heads: few (column, head) blocks, 64 chunks
+  one_long.B = 1, one_long.T = 4096, one_long.H = 1, one_long.HV = 2, one_long.K = 128, one_long.V = 128;
+  one_long.seed = 72;
+  cases.push_back(one_long);
+  Gdn2RandomSpec gva = one_long;  // K = 64 and GVA, V not a multiple of 64
+  gva.T = 1500, gva.HV = 3, gva.K = 64, gva.V = 96, gva.seed = 73;
+  cases.push_back(gva);
+  for (Gdn2RandomSpec s : cases) {
+    for (DType dt : {DType::bf16, DType::f32}) {
+      if (dt == DType::f32 && s.T == 4096) continue;  // the fp32 path has no context parallelism; keep it short
+      s.dtype = dt;
+      const Gdn2Inputs in = gdn2_random_inputs(s);
+      Gdn2Options opt = gdn2_random_options(s);
+      opt.chunk_states = true;
+      opt.compute = DType::f64;
+      const Gdn2Outputs ref = gdn2_chunk_fwd(in, opt);
+      opt.compute = DType::f32;
+      const Gdn2Inputs d = to_cuda(in);
+      const Gdn2Outputs out = gdn2_chunk_fwd(d, opt);
+      const double budget = dt == DType::bf16 ? kBudgetBf16 : kBudgetF32;
+      ASSERT_EQ(out.h.shape(), ref.h.shape());
+      std::printf("[ errors   ] %s %s: o %.2e ht %.2e h %.2e\n", s.name().c_str(), std::string(dtype_name(dt)).c_str(),
+                  rel_rms_error(out.o, ref.o), rel_rms_error(out.ht, ref.ht), rel_rms_error(out.h, ref.h));
+      EXPECT_LE(rel_rms_error(out.o, ref.o), budget) << s.name();
+      EXPECT_LE(rel_rms_error(out.ht, ref.ht), budget) << s.name();
+      EXPECT_LE(rel_rms_error(out.h, ref.h), budget) << s.name();
+      const Tensor again = gdn2_chunk_fwd(d, opt).o.cpu(), first = out.o.cpu();
+      EXPECT_EQ(std::memcmp(again.raw(), first.raw(), first.nbytes()), 0) << "deterministic";
+      Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
+      plan.run();
+      plan.sync();
+      const Tensor ph = plan.outputs().h.cpu(), dh = out.h.cpu();
+      EXPECT_EQ(std::memcmp(ph.raw(), dh.raw(), dh.nbytes()), 0) << "plan";
+    }
+  }
+  Gdn2RandomSpec s;
+  s.dtype = DType::bf16;
+  Gdn2Options opt = gdn2_random_options(s);
+  opt.chunk_states = true;
+  opt.chunk_size = 32;
+  EXPECT_THROW(gdn2_chunk_fwd(to_cuda(gdn2_random_inputs(s)), opt), UnsupportedError);
+}
+
 TEST(Gdn2Cuda, MixedDevicesAndBackwardAreRefused) {
   REQUIRE_GPU();
   Gdn2RandomSpec s;

@@ -17,7 +17,9 @@
 //   A_log, dt_bias  optional in-op decay gate: when A_log [Hg] is defined, g_log holds the gate's pre-activation f
 //               (same shape) and the op forms g = -exp(A_log[h]) softplus(f + dt_bias) (ops/decay_gate.h) itself, in
 //               the kernel on CUDA; dt_bias is [Hg, K] / [Hg·K] for a channel gate, [Hg] for a per-head one, or undefined
-// Outputs: o [B, T, HV, V]; ht [N, HV, K, V] (fp32 state; fp64 for the fp64 paths).
+// Outputs: o [B, T, HV, V]; ht [N, HV, K, V] (fp32 state; fp64 for the fp64 paths); with opt.chunk_states (chunk
+// forward only) h [C, HV, K, V], the state entering each chunk of opt.chunk_size tokens, chunks numbered sequence by
+// sequence (C = Σ_n ceil(len_n / chunk_size); the CUDA backend takes chunk_size 64).
 // Gradients have the shape of the input they belong to; dh0 is defined when h0 is; with the in-op gate dg is the
 // gradient of f and dA_log, ddt_bias are defined.
 // Any float dtype is accepted for inputs; computation is in the op's stated precision.
@@ -40,10 +42,12 @@ struct Gdn2Options {
   bool qk_l2norm = false;      // normalise q and k per head in the op: x * rsqrt(sum(x^2) + 1e-6)
   int chunk_size = 64;         // chunk ops: 16, 32 or 64
   DType compute = DType::f32;  // chunk ops: F32 (default) or F64
+  bool chunk_states = false;   // chunk forward: also return h, the state entering every chunk
 };
 
 struct Gdn2Outputs {
   Tensor o, ht;
+  Tensor h;  // with Gdn2Options::chunk_states
 };
 
 struct Gdn2Grads {
@@ -58,8 +62,11 @@ Gdn2Grads gdn2_recurrent_ref_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, c
 
 // fp32 token-recurrent forward (the decode kernel applied to every token). Outputs F32.
 Gdn2Outputs gdn2_recurrent(const Gdn2Inputs& in, const Gdn2Options& opt = {});
-// One decode step in place: inputs have T == 1 ([B, 1, ...], no cu_seqlens, h0 ignored); `state` [B, HV, K, V] F32
-// holds S_{t-1} on entry and S_t on return. Returns o [B, 1, HV, V] F32.
+// Decode in place: one token per sequence, or a short run of at most kGdn2StepMaxTokens (speculative verify): inputs
+// [B, T, ...] (or packed with cu_seqlens, every sequence at most that long; h0 ignored); `state` [N, HV, K, V] F32
+// (BF16 allowed on CUDA) holds the state before the run on entry and after it on return. Returns o [B, T, HV, V]
+// (F32 on the CPU; v's dtype for BF16/F16 v on CUDA).
+inline constexpr int64_t kGdn2StepMaxTokens = 64;
 Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Options& opt = {});
 
 // Chunkwise (WY) forward, parallel over (sequence, value head). Outputs in opt.compute precision.
@@ -69,8 +76,8 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
 
 // A forward call planned once and launched many times with no allocation: outputs (and the kernel parameter block)
 // are made by the constructor; run() launches asynchronously on the plan's own stream (CUDA) or runs (CPU);
-// sync() waits. With `state`, the plan is a recurrent decode step updating that state in place (T == 1 per
-// sequence, h0 ignored). The inputs' memory must stay alive and may be overwritten between runs (same shapes).
+// sync() waits. With `state`, the plan is a recurrent decode step updating that state in place (at most
+// kGdn2StepMaxTokens per sequence, h0 ignored). The inputs' memory must stay alive and may be overwritten between runs (same shapes).
 // Device scratch (sequence offsets, chunk tables, the chunk path's per-chunk tiles) lives in `workspace` when given:
 // a contiguous CUDA tensor of at least workspace_bytes(...) bytes, 256-byte aligned, that the caller keeps alive and
 // does not share between plans running at once; otherwise the plan allocates its own once.
@@ -94,10 +101,11 @@ class Gdn2Plan {
   std::unique_ptr<Impl> impl_;
 };
 
-// The same inputs on another device (cu_seqlens stays where it is), and token t of every [B, T, ...] input as
-// [B, 1, ...] (h0 and cu_seqlens dropped: the decode step's inputs).
+// The same inputs on another device (cu_seqlens stays where it is), and tokens [t0, t0 + count) of every [B, T, ...]
+// input as [B, count, ...] (h0 and cu_seqlens dropped: the decode step's inputs).
 Gdn2Inputs gdn2_inputs_to(const Gdn2Inputs& in, Device device);
-Gdn2Inputs gdn2_inputs_token(const Gdn2Inputs& in, int64_t t);
+Gdn2Inputs gdn2_inputs_tokens(const Gdn2Inputs& in, int64_t t0, int64_t count);
+inline Gdn2Inputs gdn2_inputs_token(const Gdn2Inputs& in, int64_t t) { return gdn2_inputs_tokens(in, t, 1); }
 
 // The collapse mode the gate shapes select: "gdn2", "kda", "gdn", "ssd", or "g:<form> b:<form> w:<form>" for
 // another mix (forms: channel, head, none).

@@ -61,6 +61,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
   for (int64_t c0 = seq0; c0 < seq1; c0 += kChunk) {
     const int L = static_cast<int>(seq1 - c0 < kChunk ? seq1 - c0 : kChunk);
     __syncthreads();  // the previous chunk is done with every buffer
+    if (p.h_chunks != nullptr && (c0 - seq0) % 64 == 0) {  // the state entering this 64-token chunk
+      float* h = p.h_chunks + ((p.chunk.seq_chunk0[n] + (c0 - seq0) / 64) * p.HV + hv) * K * V;
+      for (int idx = tid; idx < K * kCols; idx += kThreads) {
+        const int d = idx / kCols, c = idx % kCols;
+        if (col0 + c < V) h[static_cast<int64_t>(d) * V + col0 + c] = sm.S[d][c];
+      }
+    }
     // 1. Load the chunk: q, k, g (log decay), b on the K side; w ⊙ v on this block's columns.
     for (int idx = tid; idx < L * K; idx += kThreads) {
       const int t = idx / K, d = idx % K;

@@ -1,5 +1,5 @@
-// Tensor-core chunk path, part 2 (sequential over chunks): one block per (64 columns of V, value head, sequence)
-// carries its slice of the fp32 state through the sequence's chunks in registers, reading what chunk_intra.cu
+// Tensor-core chunk path, part 2 (sequential over chunks): one block per (64 columns of V, value head, segment of a
+// sequence; params.h, ChunkWork) carries its slice of the fp32 state through the sequence's chunks in registers, reading what chunk_intra.cu
 // wrote, the next chunk's tiles arriving by cp.async while the current one is computed:
 //   V' = U - W S,   O = qg S + P V',   S <- Diag(gamma) S + kgT V'.
 // Eight warps: warp w owns rows 16·(w%4) .. +15 of the chunk and 32 columns (half w/4) for V' and O, and for the
@@ -35,7 +35,8 @@ struct StateSmem {
 };
 
 template <int KMAX>
-__device__ __forceinline__ void stage_load(Stage<KMAX>& st, const ChunkWork& cw, int64_t blk, int col0, int tid) {
+__device__ __forceinline__ void stage_load(Stage<KMAX>& st, const ChunkWork& cw, int64_t blk, int col0, bool with_u,
+                                           int tid) {
   constexpr int RK = KMAX / 8;  // 16-byte pieces in a row of KMAX bf16
   const bf16* W = static_cast<const bf16*>(cw.W) + blk * kC * KMAX;
   const bf16* qg = static_cast<const bf16*>(cw.qg) + blk * kC * KMAX;
@@ -53,24 +54,33 @@ __device__ __forceinline__ void stage_load(Stage<KMAX>& st, const ChunkWork& cw,
   }
   for (int idx = tid; idx < kC * 8; idx += kThreads) {
     const int r = idx / 8, c8 = 8 * (idx % 8);
-    cp_async_16(&st.U[r][c8], U + static_cast<int64_t>(r) * cw.vpad + c8);
+    if (with_u) cp_async_16(&st.U[r][c8], U + static_cast<int64_t>(r) * cw.vpad + c8);
     cp_async_16(&st.P[r][c8], P + r * kC + c8);
   }
   for (int idx = tid; idx < KMAX / 4; idx += kThreads) cp_async_16(&st.gamma[4 * idx], cw.gamma + blk * KMAX + 4 * idx);
 }
 
-template <int KMAX>
+// One block per (64 columns, value head, segment). kTransition: the context-parallel first pass over every segment but
+// its sequence's last (params.h, ChunkWork): from a zero state, columns past vpad are the transition's (identity at
+// entry, U = 0), no output; [S0 | M] goes to seg_state. Otherwise the state pass proper: o, per-chunk states, ht.
+template <int KMAX, bool kTransition>
 __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   StateSmem<KMAX>& sm = *reinterpret_cast<StateSmem<KMAX>*>(smem_raw);
   constexpr int LDK = KMAX + 8, NT = KMAX / 16;  // key-channel n-tiles of this warp's half
   const ChunkWork& cw = p.chunk;
-  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, seg = blockIdx.z;
   const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int warp = (tid >> 5) & 3, half = tid >> 7;  // row block, and half of the columns / key channels
   const int ch0 = half * (KMAX / 2), vc0 = half * 32;
   const int K = p.K, V = p.V;
+  const int n = static_cast<int>(cw.seg_seq[seg]);
+  const int c_begin = static_cast<int>(cw.seg_chunk0[seg]), c_end = static_cast<int>(cw.seg_chunk0[seg + 1]);
+  const bool first = c_begin == cw.seq_chunk0[n], last = c_end == cw.seq_chunk0[n + 1];
+  if (kTransition && last) return;
+  const bool trans = kTransition && col0 >= cw.vpad;  // transition columns: U = 0
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
+  const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
 
   // S^T: this warp's columns 16·warp + g (+8) of the slice, key channels ch0 + 8·nt + 2·t4 (+1).
   float s[NT][4];
@@ -78,10 +88,15 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
   for (int nt = 0; nt < NT; ++nt) {
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
-      const int col = col0 + 16 * warp + g + (h >> 1) * 8, ch = ch0 + 8 * nt + 2 * t4 + (h & 1);
-      s[nt][h] = (p.h0 != nullptr && ch < K && col < V)
-                     ? load_elem(p.h0, p.state_type, state_base + static_cast<int64_t>(ch) * V + col)
-                     : 0.f;
+      const int cl = 16 * warp + g + (h >> 1) * 8, col = col0 + cl, ch = ch0 + 8 * nt + 2 * t4 + (h & 1);
+      if (kTransition)
+        s[nt][h] = trans && ch < K && ch == col - cw.vpad ? 1.f : 0.f;
+      else if (!first)
+        s[nt][h] = cw.seg_h0[(seg_blk * KMAX + ch) * cw.vpad + col];
+      else
+        s[nt][h] = (p.h0 != nullptr && ch < K && col < V)
+                       ? load_elem(p.h0, p.state_type, state_base + static_cast<int64_t>(ch) * V + col)
+                       : 0.f;
     }
   }
   auto store_st = [&] {
@@ -91,16 +106,28 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
       *reinterpret_cast<uint32_t*>(&sm.St[16 * warp + g + 8][ch0 + 8 * nt + 2 * t4]) = pack_bf16(s[nt][2], s[nt][3]);
     }
   };
+  // The fp32 state to [rows][ld] at column offset col0 (per-chunk states, ht, the transition pass's result).
+  auto store_state = [&](float* base, int64_t ld, int rows, int cols) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const int col = col0 + 16 * warp + g + (h >> 1) * 8, ch = ch0 + 8 * nt + 2 * t4 + (h & 1);
+        if (ch < rows && col < cols) base[static_cast<int64_t>(ch) * ld + col] = s[nt][h];
+      }
+    }
+  };
   store_st();
 
-  const int c_begin = static_cast<int>(cw.seq_chunk0[n]), c_end = static_cast<int>(cw.seq_chunk0[n + 1]);
   const int64_t hv_blocks = p.HV;
-  if (c_begin < c_end) stage_load(sm.st[0], cw, c_begin * hv_blocks + hv, col0, tid);
+  if (c_begin < c_end) stage_load(sm.st[0], cw, c_begin * hv_blocks + hv, col0, !trans, tid);
   cp_async_commit();
   for (int c = c_begin; c < c_end; ++c) {
     const int cur = (c - c_begin) & 1;
-    if (c + 1 < c_end) stage_load(sm.st[cur ^ 1], cw, (c + 1) * hv_blocks + hv, col0, tid);
+    if (c + 1 < c_end) stage_load(sm.st[cur ^ 1], cw, (c + 1) * hv_blocks + hv, col0, !trans, tid);
     cp_async_commit();
+    if (!kTransition && p.h_chunks != nullptr)
+      store_state(p.h_chunks + (static_cast<int64_t>(c) * p.HV + hv) * K * V, V, K, V);
     cp_async_wait<1>();
     __syncthreads();  // chunk c's tiles and the state's bf16 copy are in place
     const Stage<KMAX>& st = sm.st[cur];
@@ -115,14 +142,15 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
 #pragma unroll
         for (int h = 0; h < 4; ++h) {
           const int i = 16 * warp + g + (h >> 1) * 8, cc = vc0 + 8 * nt + 2 * t4 + (h & 1);
-          sm.VT[cc][i] = __float2bfloat16_rn(__bfloat162float(st.U[i][cc]) - va[nt][h]);
+          const float u = trans ? 0.f : __bfloat162float(st.U[i][cc]);
+          sm.VT[cc][i] = __float2bfloat16_rn(u - va[nt][h]);
         }
       }
     }
     __syncthreads();
 
     // O = qg S + P V' for rows 16·warp .. +15 (P is lower triangular: column blocks 0..warp).
-    {
+    if (!kTransition) {
       float oa[4][4];
       zero(oa);
       mma_rows(oa, &st.qg[0][0], LDK, 16 * warp, &sm.St[0][0], LDK, vc0, KMAX / 16, lane);
@@ -150,7 +178,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
     store_st();
   }
   cp_async_wait<0>();
-  if (p.ht != nullptr) {
+  if (kTransition) {
+    const int ld = cw.vpad + KMAX;
+    store_state(cw.seg_state + seg_blk * KMAX * ld, ld, KMAX, ld);
+  } else if (last && p.ht != nullptr) {
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
 #pragma unroll
@@ -162,14 +193,87 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
   }
 }
 
+// The context-parallel scan, one block per (64 columns, value head, sequence): S_{s+1} = M_s S_s + S0_s over the
+// sequence's segments in order, S_0 = h0; each S_{s+1} goes to seg_h0. fp32 on CUDA cores: thread (row group, column
+// group) keeps a KMAX/16 x 4 tile, M^T and S in shared memory.
+template <int KMAX>
+struct ScanSmem {
+  float Mt[KMAX][KMAX + 4];  // M^T: [column j][row r]
+  float S[KMAX][kCols + 4];
+};
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) segment_scan_kernel(Gdn2Params p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  ScanSmem<KMAX>& sm = *reinterpret_cast<ScanSmem<KMAX>*>(smem_raw);
+  constexpr int RT = KMAX / 16;  // rows per thread
+  const ChunkWork& cw = p.chunk;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z, tid = threadIdx.x;
+  const int s_begin = static_cast<int>(cw.seq_seg0[n]), s_end = static_cast<int>(cw.seq_seg0[n + 1]);
+  if (s_end - s_begin < 2) return;
+  const int K = p.K, V = p.V, vpad = cw.vpad, ld = vpad + KMAX;
+  const int r0 = RT * (tid / 16), c0 = 4 * (tid % 16);
+  const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
+  for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+    const int r = idx / kCols, c = idx % kCols, col = col0 + c;
+    sm.S[r][c] = p.h0 != nullptr && r < K && col < V
+                     ? load_elem(p.h0, p.state_type, state_base + static_cast<int64_t>(r) * V + col)
+                     : 0.f;
+  }
+  for (int s = s_begin; s + 1 < s_end; ++s) {
+    const float* E = cw.seg_state + (static_cast<int64_t>(s) * p.HV + hv) * KMAX * ld;
+    for (int idx = tid; idx < KMAX * KMAX; idx += kThreads) {
+      const int r = idx / KMAX, j = idx % KMAX;
+      sm.Mt[j][r] = E[static_cast<int64_t>(r) * ld + vpad + j];
+    }
+    float acc[RT][4];
+#pragma unroll
+    for (int a = 0; a < RT; ++a) {
+      const float4 z = *reinterpret_cast<const float4*>(E + static_cast<int64_t>(r0 + a) * ld + col0 + c0);
+      acc[a][0] = z.x, acc[a][1] = z.y, acc[a][2] = z.z, acc[a][3] = z.w;
+    }
+    __syncthreads();  // M^T and the previous S are in place
+#pragma unroll 4
+    for (int j = 0; j < KMAX; ++j) {
+      const float4 x = *reinterpret_cast<const float4*>(&sm.S[j][c0]);
+      float m[RT];
+#pragma unroll
+      for (int a = 0; a < RT; a += 4) {
+        const float4 y = *reinterpret_cast<const float4*>(&sm.Mt[j][r0 + a]);
+        m[a] = y.x, m[a + 1] = y.y, m[a + 2] = y.z, m[a + 3] = y.w;
+      }
+#pragma unroll
+      for (int a = 0; a < RT; ++a) {
+        acc[a][0] += m[a] * x.x, acc[a][1] += m[a] * x.y, acc[a][2] += m[a] * x.z, acc[a][3] += m[a] * x.w;
+      }
+    }
+    __syncthreads();  // every thread is done reading M^T and S
+    float* H = cw.seg_h0 + ((static_cast<int64_t>(s + 1) * p.HV + hv) * KMAX) * vpad;
+#pragma unroll
+    for (int a = 0; a < RT; ++a) {
+      const float4 v = make_float4(acc[a][0], acc[a][1], acc[a][2], acc[a][3]);
+      *reinterpret_cast<float4*>(&sm.S[r0 + a][c0]) = v;
+      *reinterpret_cast<float4*>(H + static_cast<int64_t>(r0 + a) * vpad + col0 + c0) = v;
+    }
+  }
+}
+
+template <class Kernel>
+void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, const Gdn2Params& p) {
+  GDN2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  kernel<<<grid, kThreads, smem, p.stream>>>(p);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+}
+
 template <int KMAX>
 void launch(const Gdn2Params& p) {
+  const ChunkWork& cw = p.chunk;
   const size_t smem = sizeof(StateSmem<KMAX>);
-  GDN2_CUDA_CHECK(cudaFuncSetAttribute(chunk_state_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem)));
-  const dim3 grid(p.chunk.vpad / kCols, p.HV, p.N);
-  chunk_state_kernel<KMAX><<<grid, kThreads, smem, p.stream>>>(p);
-  GDN2_CUDA_CHECK(cudaGetLastError());
+  if (cw.seg_state != nullptr) {
+    launch_with_smem(chunk_state_kernel<KMAX, true>, dim3((cw.vpad + KMAX) / kCols, p.HV, cw.segs), smem, p);
+    launch_with_smem(segment_scan_kernel<KMAX>, dim3(cw.vpad / kCols, p.HV, p.N), sizeof(ScanSmem<KMAX>), p);
+  }
+  launch_with_smem(chunk_state_kernel<KMAX, false>, dim3(cw.vpad / kCols, p.HV, cw.segs), smem, p);
 }
 
 }  // namespace

@@ -17,6 +17,9 @@ void launch_chunk_fwd(const Gdn2Params& p);
 void launch_chunk_intra(const Gdn2Params& p);
 void launch_chunk_state(const Gdn2Params& p);
 
+// Streaming multiprocessors of the current device (cached).
+int sm_count();
+
 // Calls f(std::integral_constant<int, KMAX>{}) for the tensor-core chunk path's key width p.chunk.kmax (64 or 128).
 template <class F>
 void with_kmax(const Gdn2Params& p, F&& f) {

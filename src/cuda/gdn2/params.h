@@ -25,13 +25,25 @@ struct InputView {
 //   W = A(b⊙k⊙Γ) [64, kmax],  qg = s·q⊙Γ [64, kmax],  kgT = (k⊙Γ_last/Γ)^T [kmax, 64],  U = A(w⊙v) [64, vpad],
 //   P = tril(s·(q⊙Γ)(k/Γ)^T) [64, 64],  gamma = Γ_last [kmax] fp32;  A = (I + T)^-1.
 // kmax is K rounded up to 64 or 128 and vpad is V rounded up to 64; rows past a chunk's length are zeros.
+// The state pass runs over segments: runs of consecutive chunks of one sequence, segment s covering chunks
+// [seg_chunk0[s], seg_chunk0[s+1]) of sequence seg_seq[s], sequence n owning segments [seq_seg0[n], seq_seg0[n+1]).
+// Without context parallelism a segment is a whole sequence. With it (seg_state set) long sequences are cut into
+// segments that run side by side: each segment but a sequence's last first runs from a zero state with K extra
+// columns that start as the identity and see U = 0, giving its zero-state end state and its transition
+// [S0 | M] (fp32 [segs, HV, kmax, vpad + kmax]); a scan forms every segment's entry state S_{s+1} = M_s S_s + S0_s
+// (seg_h0, fp32 [segs, HV, kmax, vpad]); then every segment runs from its entry state.
 struct ChunkWork {
   const int64_t* chunk_tok0 = nullptr;
   const int64_t* chunk_len = nullptr;
   const int64_t* seq_chunk0 = nullptr;
-  int32_t chunks = 0, kmax = 0, vpad = 0;
+  const int64_t* seg_chunk0 = nullptr;
+  const int64_t* seg_seq = nullptr;
+  const int64_t* seq_seg0 = nullptr;
+  int32_t chunks = 0, kmax = 0, vpad = 0, segs = 0;
   void *W = nullptr, *qg = nullptr, *kgT = nullptr, *U = nullptr, *P = nullptr;
   float* gamma = nullptr;
+  float* seg_state = nullptr;  // null: no context parallelism
+  float* seg_h0 = nullptr;
 };
 
 struct Gdn2Params {
@@ -46,6 +58,8 @@ struct Gdn2Params {
   const void* h0 = nullptr;
   void* ht = nullptr;
   ElemType state_type = ElemType::f32;
+  // Optional fp32 [chunks, HV, K, V]: the state entering every 64-token chunk (chunk.seq_chunk0 numbers them).
+  float* h_chunks = nullptr;
   // Output o [tokens, HV, V] contiguous.
   void* o = nullptr;
   ElemType o_type = ElemType::f32;

@@ -197,6 +197,8 @@ void launch_cols(const Gdn2Params& p) {
     GDN2_THROW(UnsupportedError, "CUDA GDN-2 recurrent kernel: K=", p.K, " above 256");
 }
 
+}  // namespace
+
 int sm_count() {
   static const int n = [] {
     int dev = 0, count = 0;
@@ -206,8 +208,6 @@ int sm_count() {
   }();
   return n;
 }
-
-}  // namespace
 
 void launch_recurrent(const Gdn2Params& p) {
   if (p.N == 0) return;
