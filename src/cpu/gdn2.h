@@ -11,6 +11,6 @@ Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in);
 Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state);
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in, DType compute);
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
-                         DType compute);
+                         const Tensor& h, DType compute);
 
 }  // namespace gdn2::cpu

@@ -1,5 +1,5 @@
-// Chunkwise GDN-2 backward on the CPU: per (sequence, value head), recompute chunk-start states, then walk the chunks
-// in reverse carrying dS. The states are recomputed rather than stored by the forward (one extra forward's work).
+// Chunkwise GDN-2 backward on the CPU: per (sequence, value head), the chunk-start states (recomputed, or the
+// forward's stored h), then the chunks in reverse carrying dS.
 #include <vector>
 
 #include "cpu/gdn2.h"
@@ -10,7 +10,7 @@ namespace gdn2::cpu {
 namespace {
 
 template <class Real>
-Gdn2Grads chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht) {
+Gdn2Grads chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht, const Tensor& h) {
   const int64_t K = p.K, V = p.V, C = p.chunk_size, tasks = p.N * p.HV, KV = K * V;
   Gdn2GradSinks<Real> sinks(p, in);
   Tensor dh0 = Tensor::zeros({p.N, p.HV, K, V}, dtype_of<Real>());
@@ -26,8 +26,14 @@ Gdn2Grads chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_
       const int64_t chunks = (len + C - 1) / C;
       // Chunk-start states: states[c] is the state before chunk c.
       states.resize(static_cast<size_t>((chunks + 1) * KV));
-      load_state(in.h0, p, n, hv, states.data());
-      for (int64_t c = 0; c < chunks; ++c) {
+      if (h.defined()) {
+        const int64_t first = p.chunk0(n);
+        for (int64_t c = 0; c < chunks; ++c)
+          load_rows(h, p.HV, KV, first + c, 1, hv, states.data() + c * KV);
+      } else {
+        load_state(in.h0, p, n, hv, states.data());
+      }
+      for (int64_t c = 0; c < chunks && !h.defined(); ++c) {
         const int64_t L = std::min(C, len - c * C);
         x.load(p, in, p.seq_start[n] + c * C, L, hv);
         kernel.prepare(x, L);
@@ -59,8 +65,8 @@ Gdn2Grads chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_
 }  // namespace
 
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
-                         DType compute) {
-  return compute == DType::f64 ? chunk_bwd<double>(p, in, d_o, dht) : chunk_bwd<float>(p, in, d_o, dht);
+                         const Tensor& h, DType compute) {
+  return compute == DType::f64 ? chunk_bwd<double>(p, in, d_o, dht, h) : chunk_bwd<float>(p, in, d_o, dht, h);
 }
 
 }  // namespace gdn2::cpu

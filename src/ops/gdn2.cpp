@@ -93,11 +93,19 @@ Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt) {
   return cpu::gdn2_chunk_fwd(p, gate_resolved(p, in), opt.compute);
 }
 
-Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht) {
+Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht,
+                         const Tensor& h) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_chunk_bwd");
   gdn2_check_cotangents(p, d_o, dht, "gdn2_chunk_bwd");
+  if (h.defined()) {
+    GDN2_CHECK(h.shape() == (Shape{p.chunks(), p.HV, p.K, p.V}) && h.device() == p.device &&
+                   (h.dtype() == DType::f32 || h.dtype() == DType::f64),
+               ShapeError, "gdn2_chunk_bwd: stored chunk states h must be F32/F64 [chunks, HV, K, V] = ",
+               shape_str({p.chunks(), p.HV, p.K, p.V}), " for chunk_size ", p.chunk_size,
+               " on the inputs' device (the forward's h with chunk_states), got ", h.describe());
+  }
   on_cuda(p, "gdn2_chunk_bwd", false);
-  return gate_grads(p, in, cpu::gdn2_chunk_bwd(p, gate_resolved(p, in), d_o, dht, opt.compute));
+  return gate_grads(p, in, cpu::gdn2_chunk_bwd(p, gate_resolved(p, in), d_o, dht, h, opt.compute));
 }
 
 Gdn2Inputs gdn2_inputs_to(const Gdn2Inputs& in, Device device) {

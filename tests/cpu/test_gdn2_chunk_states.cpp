@@ -2,6 +2,8 @@
 // before that chunk, chunks numbered sequence by sequence.
 #include <gtest/gtest.h>
 
+#include <utility>
+
 #include "gdn2/ops/gdn2_random.h"
 
 namespace gdn2 {
@@ -74,6 +76,29 @@ TEST(Gdn2ChunkStates, PackedSequencesNumberChunksInOrder) {
   EXPECT_LE(rel_rms_error(at(1), state_after(0, 0, 32)), 1e-5);
   EXPECT_LE(rel_rms_error(at(2), state_after(0, 0, 64)), 1e-5);
   EXPECT_LE(rel_rms_error(at(5), state_after(71, 3, 32)), 1e-5);
+}
+
+// The backward on the forward's stored states gives the recomputing backward's gradients bitwise (both paths run
+// the same chunk kernel in the same precision), packed and dense; a stored h of the wrong shape is refused.
+TEST(Gdn2ChunkStates, BackwardOnStoredStatesEqualsRecompute) {
+  Gdn2RandomSpec dense;
+  dense.B = 2, dense.T = 100, dense.H = 1, dense.HV = 2, dense.K = 16, dense.V = 8, dense.seed = 63;
+  Gdn2RandomSpec packed = dense;
+  packed.seqlens = {40, 0, 1, 70}, packed.seed = 64;
+  for (const Gdn2RandomSpec& spec : {dense, packed}) {
+    const Gdn2Inputs in = gdn2_random_inputs(spec);
+    Gdn2Options opt = gdn2_random_options(spec);
+    opt.chunk_size = 32;
+    opt.chunk_states = true;
+    const Tensor h = gdn2_chunk_fwd(in, opt).h;
+    const auto [d_o, dht] = gdn2_random_cotangents(spec, 5);
+    const Gdn2Grads a = gdn2_chunk_bwd(in, opt, d_o, dht), b = gdn2_chunk_bwd(in, opt, d_o, dht, h);
+    for (auto [x, y] : {std::pair{&a.dq, &b.dq}, {&a.dk, &b.dk}, {&a.dv, &b.dv}, {&a.dg, &b.dg}, {&a.db, &b.db},
+                        {&a.dw, &b.dw}, {&a.dh0, &b.dh0}})
+      EXPECT_EQ(x->to_f64_vector(), y->to_f64_vector()) << spec.name();
+    const Tensor wrong = Tensor::zeros({h.size(0) + 1, spec.HV, spec.K, spec.V}, DType::f32);
+    EXPECT_THROW(gdn2_chunk_bwd(in, opt, d_o, dht, wrong), ShapeError);
+  }
 }
 
 }  // namespace

@@ -222,55 +222,63 @@ TEST(Gdn2Cuda, MultiTokenStepInPlace) {
   EXPECT_THROW(gdn2_recurrent_step(to_cuda(in), state, opt), ShapeError);  // 70 tokens: more than a step takes
 }
 
-// Per-chunk states on both chunk paths (fp32 CUDA cores, bf16 tensor cores) against the fp64 CPU op, packed and
-// dense, including sequences long enough for context parallelism (segments run side by side, then a scan).
-TEST(Gdn2Cuda, ChunkStatesAndContextParallel) {
-  REQUIRE_GPU();
-  std::vector<Gdn2RandomSpec> cases;
-  Gdn2RandomSpec packed;
-  packed.seqlens = {70, 0, 1, 129, 2500}, packed.H = 1, packed.HV = 2, packed.K = 128, packed.V = 128, packed.seed = 71;
-  cases.push_back(packed);
-  Gdn2RandomSpec one_long;  // one sequence, two value heads: few (column, head) blocks, 64 chunks
-  one_long.B = 1, one_long.T = 4096, one_long.H = 1, one_long.HV = 2, one_long.K = 128, one_long.V = 128;
-  one_long.seed = 72;
-  cases.push_back(one_long);
-  Gdn2RandomSpec gva = one_long;  // K = 64 and GVA, V not a multiple of 64
-  gva.T = 1500, gva.HV = 3, gva.K = 64, gva.V = 96, gva.seed = 73;
-  cases.push_back(gva);
-  for (Gdn2RandomSpec s : cases) {
-    for (DType dt : {DType::bf16, DType::f32}) {
-      if (dt == DType::f32 && s.T == 4096) continue;  // the fp32 path has no context parallelism; keep it short
-      s.dtype = dt;
-      const Gdn2Inputs in = gdn2_random_inputs(s);
-      Gdn2Options opt = gdn2_random_options(s);
-      opt.chunk_states = true;
-      opt.compute = DType::f64;
-      const Gdn2Outputs ref = gdn2_chunk_fwd(in, opt);
-      opt.compute = DType::f32;
-      const Gdn2Inputs d = to_cuda(in);
-      const Gdn2Outputs out = gdn2_chunk_fwd(d, opt);
-      const double budget = dt == DType::bf16 ? kBudgetBf16 : kBudgetF32;
-      ASSERT_EQ(out.h.shape(), ref.h.shape());
-      std::printf("[ errors   ] %s %s: o %.2e ht %.2e h %.2e\n", s.name().c_str(), std::string(dtype_name(dt)).c_str(),
-                  rel_rms_error(out.o, ref.o), rel_rms_error(out.ht, ref.ht), rel_rms_error(out.h, ref.h));
-      EXPECT_LE(rel_rms_error(out.o, ref.o), budget) << s.name();
-      EXPECT_LE(rel_rms_error(out.ht, ref.ht), budget) << s.name();
-      EXPECT_LE(rel_rms_error(out.h, ref.h), budget) << s.name();
-      const Tensor again = gdn2_chunk_fwd(d, opt).o.cpu(), first = out.o.cpu();
-      EXPECT_EQ(std::memcmp(again.raw(), first.raw(), first.nbytes()), 0) << "deterministic";
-      Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
-      plan.run();
-      plan.sync();
-      const Tensor ph = plan.outputs().h.cpu(), dh = out.h.cpu();
-      EXPECT_EQ(std::memcmp(ph.raw(), dh.raw(), dh.nbytes()), 0) << "plan";
-    }
+// Per-chunk states on both chunk paths (fp32 CUDA cores, bf16 tensor cores) against the fp64 CPU op, with output,
+// final state, determinism and the planned call; sequences long enough take context parallelism (segments side by
+// side, then a scan).
+void check_chunk_states(Gdn2RandomSpec s) {
+  for (DType dt : {DType::bf16, DType::f32}) {
+    s.dtype = dt;
+    const Gdn2Inputs in = gdn2_random_inputs(s);
+    Gdn2Options opt = gdn2_random_options(s);
+    opt.chunk_states = true;
+    opt.compute = DType::f64;
+    const Gdn2Outputs ref = gdn2_chunk_fwd(in, opt);
+    opt.compute = DType::f32;
+    const Gdn2Inputs d = to_cuda(in);
+    const Gdn2Outputs out = gdn2_chunk_fwd(d, opt);
+    const double budget = dt == DType::bf16 ? kBudgetBf16 : kBudgetF32;
+    ASSERT_EQ(out.h.shape(), ref.h.shape());
+    std::printf("[ errors   ] %s %s: o %.2e ht %.2e h %.2e\n", s.name().c_str(), std::string(dtype_name(dt)).c_str(),
+                rel_rms_error(out.o, ref.o), rel_rms_error(out.ht, ref.ht), rel_rms_error(out.h, ref.h));
+    EXPECT_LE(rel_rms_error(out.o, ref.o), budget) << s.name();
+    EXPECT_LE(rel_rms_error(out.ht, ref.ht), budget) << s.name();
+    EXPECT_LE(rel_rms_error(out.h, ref.h), budget) << s.name();
+    const Tensor again = gdn2_chunk_fwd(d, opt).o.cpu(), first = out.o.cpu();
+    EXPECT_EQ(std::memcmp(again.raw(), first.raw(), first.nbytes()), 0) << "deterministic";
+    Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
+    plan.run();
+    plan.sync();
+    const Tensor ph = plan.outputs().h.cpu(), dh = out.h.cpu();
+    EXPECT_EQ(std::memcmp(ph.raw(), dh.raw(), dh.nbytes()), 0) << "plan";
   }
+}
+
+// Packed: an empty and a one-token sequence among longer ones; the 1100-token one is cut into segments. Small
+// enough for compute-sanitizer (bench/device/check.sh).
+TEST(Gdn2Cuda, ChunkStatesPacked) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec packed;
+  packed.seqlens = {70, 0, 1, 129, 1100}, packed.H = 1, packed.HV = 2, packed.K = 128, packed.V = 128, packed.seed = 71;
+  check_chunk_states(packed);
   Gdn2RandomSpec s;
   s.dtype = DType::bf16;
   Gdn2Options opt = gdn2_random_options(s);
   opt.chunk_states = true;
   opt.chunk_size = 32;
   EXPECT_THROW(gdn2_chunk_fwd(to_cuda(gdn2_random_inputs(s)), opt), UnsupportedError);
+}
+
+// Long sequences with few (column block, head) blocks: context parallelism with many segments; K = 64 with GVA and
+// V not a multiple of 64.
+TEST(Gdn2Cuda, ChunkStatesLongSequences) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec one_long;
+  one_long.B = 1, one_long.T = 4096, one_long.H = 1, one_long.HV = 2, one_long.K = 128, one_long.V = 128;
+  one_long.seed = 72;
+  check_chunk_states(one_long);
+  Gdn2RandomSpec gva = one_long;
+  gva.T = 1500, gva.HV = 3, gva.K = 64, gva.V = 96, gva.seed = 73;
+  check_chunk_states(gva);
 }
 
 TEST(Gdn2Cuda, MixedDevicesAndBackwardAreRefused) {

@@ -72,7 +72,12 @@ Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Option
 // Chunkwise (WY) forward, parallel over (sequence, value head). Outputs in opt.compute precision.
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt = {});
 // Chunkwise backward of loss = Σ o⊙d_o + Σ ht⊙dht (dht may be undefined): dq, dk, dv, dg, db, dw, dh0.
-Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht);
+// The backward needs the state entering every chunk. Recompute (h undefined, the default) runs the forward's state
+// pass again and keeps nothing between the calls. Store: pass the forward's h (opt.chunk_states, same chunk_size),
+// which saves that pass at the cost of keeping [chunks, HV, K, V] fp32 alive from forward to backward (4·K·V bytes
+// per chunk and value head: 64 KB at K = V = 128, e.g. 268 MB for B4×T4096×HV16).
+Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht,
+                         const Tensor& h = Tensor());
 
 // A forward call planned once and launched many times with no allocation: outputs (and the kernel parameter block)
 // are made by the constructor; run() launches asynchronously on the plan's own stream (CUDA) or runs (CPU);
