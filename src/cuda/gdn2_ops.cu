@@ -287,9 +287,110 @@ Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const
   return out;
 }
 
+// A device tensor holding `values` (I64).
+Tensor device_i64(const std::vector<int64_t>& values) {
+  Tensor t = Tensor::empty({static_cast<int64_t>(values.size())}, DType::i64, Device::cuda);
+  if (!values.empty())
+    GDN2_CUDA_CHECK(cudaMemcpy(t.raw_mut(), values.data(), values.size() * 8, cudaMemcpyHostToDevice));
+  return t;
+}
+
+Tensor f32_on_cuda(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.to(DType::f32); }
+
 }  // namespace
 
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_chunk_fwd); }
+
+Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht) {
+  GDN2_CHECK(d_o.device() == Device::cuda && (!dht.defined() || dht.device() == Device::cuda), ShapeError,
+             "gdn2_chunk_bwd: d_o and dht must be on the inputs' device (cuda), got ", d_o.describe());
+  constexpr int64_t kBwdChunk = 32;  // chunk_bwd.cu
+  Launch l = make_params(p, in, false);
+  Gdn2BwdParams bp;
+  bp.f = l.params;
+  // Chunk tables (tok0, len, each sequence's first chunk) for chunks of 32 tokens.
+  std::vector<int64_t> tok0, len, first;
+  for (int64_t n = 0; n < p.N; ++n) {
+    first.push_back(static_cast<int64_t>(tok0.size()));
+    for (int64_t s = 0; s < p.seq_len[n]; s += kBwdChunk) {
+      tok0.push_back(p.seq_start[n] + s);
+      len.push_back(std::min(kBwdChunk, p.seq_len[n] - s));
+    }
+  }
+  first.push_back(static_cast<int64_t>(tok0.size()));
+  const int64_t chunks = static_cast<int64_t>(tok0.size());
+  GDN2_CHECK(chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk backward: ", chunks,
+             " chunks x ", p.HV, " heads is too many");
+  std::vector<int64_t> tables = tok0;
+  tables.insert(tables.end(), len.begin(), len.end());
+  tables.insert(tables.end(), first.begin(), first.end());
+  const Tensor tab = device_i64(tables);
+  const auto* t = static_cast<const int64_t*>(tab.raw());
+  bp.chunk_tok0 = t, bp.chunk_len = t + chunks, bp.seq_chunk0 = t + 2 * chunks;
+  bp.chunks = static_cast<int32_t>(chunks);
+
+  // The forward's chunk states (recomputed on the exact CUDA-core kernel, no output).
+  const int64_t KV = p.K * p.V, tokens = p.tokens();
+  Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+  Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+  Tensor h0;
+  if (in.h0.defined()) {
+    h0 = f32_on_cuda(in.h0);
+    bp.f.h0 = h0.raw();
+  }
+  bp.f.state_type = ElemType::f32;
+  bp.f.o = nullptr;
+  bp.f.ht = nullptr;
+  bp.f.h_chunks = static_cast<float*>(h.raw_mut());
+  bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
+  bp.f.chunk.seq_chunk0 = bp.seq_chunk0;
+  launch_chunk_fwd_exact(bp.f);
+  (void)KV;
+
+  bp.d_o = d_o.raw();
+  bp.d_o_type = elem_type(d_o, "d_o");
+  Tensor dht32;
+  if (dht.defined()) {
+    dht32 = f32_on_cuda(dht);
+    bp.dht = static_cast<const float*>(dht32.raw());
+  }
+  bp.h = static_cast<const float*>(h.raw());
+  bp.dh = static_cast<float*>(dh.raw_mut());
+  Tensor dh0;
+  if (p.has_h0) {
+    dh0 = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+    bp.dh0 = static_cast<float*>(dh0.raw_mut());
+  }
+  auto buffer = [&](bool on, int64_t dim) {
+    return on ? Tensor::zeros({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
+  };
+  auto ptr = [](Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; };
+  Tensor gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
+  Tensor gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
+  Tensor gw = buffer(p.w.form != GateForm::absent, p.V);
+  bp.gq = ptr(gq), bp.gk = ptr(gk), bp.gv = ptr(gv), bp.gg = ptr(gg), bp.gb = ptr(gb), bp.gw = ptr(gw);
+  launch_chunk_bwd(bp);
+
+  // Per value head -> the inputs' shapes (summed over value-head groups, and over channels for per-head gates).
+  auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {
+    if (!buf.defined()) return Tensor();
+    Tensor out = Tensor::empty(like.shape(), DType::f32, Device::cuda);
+    launch_reduce_heads(static_cast<const float*>(buf.raw()), tokens, static_cast<int>(p.HV), static_cast<int>(dim),
+                        static_cast<int>(spec.heads), spec.form == GateForm::channel, static_cast<float*>(out.raw_mut()),
+                        bp.f.stream);
+    return out;
+  };
+  Gdn2Grads r;
+  r.dq = reduce(gq, {GateForm::channel, p.H}, p.K, in.q);
+  r.dk = reduce(gk, {GateForm::channel, p.H}, p.K, in.k);
+  r.dv = reduce(gv, {GateForm::channel, p.HV}, p.V, in.v);
+  r.dg = reduce(gg, p.g, p.K, in.g_log);
+  r.db = reduce(gb, p.b, p.K, in.b);
+  r.dw = reduce(gw, p.w, p.V, in.w);
+  r.dh0 = dh0;
+  GDN2_CUDA_CHECK(cudaStreamSynchronize(bp.f.stream));
+  return r;
+}
 
 Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_recurrent); }
 

@@ -26,13 +26,16 @@ Gdn2Inputs gate_resolved(const Gdn2Problem& p, const Gdn2Inputs& in) {
   return r;
 }
 
-// dg of the resolved call becomes the gradient of f, A_log and dt_bias.
+// dg of the resolved call becomes the gradient of f, A_log and dt_bias (on the CPU; CUDA results are moved there
+// and back).
 Gdn2Grads gate_grads(const Gdn2Problem& p, const Gdn2Inputs& in, Gdn2Grads g) {
   if (!p.gate_in_op) return g;
-  DecayGateGrads d = decay_gate_backward(g.dg, in.g_log, in.A_log, in.dt_bias, gate_head_dim(p));
-  g.dg = d.df;
-  g.dA_log = d.dA_log;
-  g.ddt_bias = d.ddt_bias;
+  auto cpu = [](const Tensor& t) { return t.defined() ? t.cpu() : t; };
+  DecayGateGrads d = decay_gate_backward(cpu(g.dg), cpu(in.g_log), cpu(in.A_log), cpu(in.dt_bias), gate_head_dim(p));
+  auto back = [&p](const Tensor& t) { return t.defined() && p.device != Device::cpu ? t.to(p.device) : t; };
+  g.dg = back(d.df);
+  g.dA_log = back(d.dA_log);
+  g.ddt_bias = back(d.ddt_bias);
   return g;
 }
 }  // namespace
@@ -54,8 +57,7 @@ namespace {
 // Ops whose inputs are CUDA tensors run on the CUDA backend.
 bool on_cuda(const Gdn2Problem& p, const char* op, bool supported = true) {
   if (p.device == Device::cpu) return false;
-  GDN2_CHECK(supported, UnsupportedError, op, " has no CUDA kernel yet (the CUDA backward comes with issue 6); ",
-             "run it on CPU tensors");
+  GDN2_CHECK(supported, UnsupportedError, op, " on CUDA computes in F32 only (opt.compute = F64 is for the CPU)");
 #ifdef GDN2_WITH_CUDA
   return true;
 #else
@@ -104,7 +106,15 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
                shape_str({p.chunks(), p.HV, p.K, p.V}), " for chunk_size ", p.chunk_size,
                " on the inputs' device (the forward's h with chunk_states), got ", h.describe());
   }
-  on_cuda(p, "gdn2_chunk_bwd", false);
+#ifdef GDN2_WITH_CUDA
+  if (on_cuda(p, "gdn2_chunk_bwd", opt.compute == DType::f32)) {
+    GDN2_CHECK(!h.defined(), UnsupportedError, "gdn2_chunk_bwd: the CUDA backward recomputes the chunk states (its ",
+               "chunks are 32 tokens); call it without h");
+    return gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht));
+  }
+#else
+  on_cuda(p, "gdn2_chunk_bwd");
+#endif
   return gate_grads(p, in, cpu::gdn2_chunk_bwd(p, gate_resolved(p, in), d_o, dht, h, opt.compute));
 }
 

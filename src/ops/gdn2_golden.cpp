@@ -93,13 +93,14 @@ Gdn2CheckResult gdn2_golden_check(const Gdn2GoldenCase& c, Gdn2CheckOp op, Backe
             (c.in.cu_seqlens.defined() ? " N" + std::to_string(p.N) : "") + (c.in.h0.defined() ? " h0" : "");
   Gdn2Outputs out;
   Gdn2Grads grads;
-  // The CUDA backend has forward kernels only so far: its check compares o and ht.
-  const bool backward = c.d_o.defined() && op != Gdn2CheckOp::recurrent && backend == Backend::cpu;
-  const Gdn2Inputs in = gdn2_inputs_to(c.in, backend == Backend::cuda ? Device::cuda : Device::cpu);
+  const bool backward = c.d_o.defined() && op != Gdn2CheckOp::recurrent;
+  const Device device = backend == Backend::cuda ? Device::cuda : Device::cpu;
+  const Gdn2Inputs in = gdn2_inputs_to(c.in, device);
+  auto on_device = [device](const Tensor& t) { return t.defined() ? t.to(device) : t; };
   switch (op) {
     case Gdn2CheckOp::chunk:
       out = gdn2_chunk_fwd(in, opt);
-      if (backward) grads = gdn2_chunk_bwd(in, opt, c.d_o, c.dht);
+      if (backward) grads = gdn2_chunk_bwd(in, opt, on_device(c.d_o), on_device(c.dht));
       break;
     case Gdn2CheckOp::recurrent: out = gdn2_recurrent(in, opt); break;
     case Gdn2CheckOp::ref:

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <tuple>
 
 #include "gdn2/backend.h"
 #include "gdn2/ops/gdn2_golden.h"
@@ -21,13 +23,15 @@ constexpr double kBudgetBf16 = 8e-3;  // bf16 outputs: their rounding (2^-9 rela
 
 Gdn2Inputs to_cuda(const Gdn2Inputs& in) { return gdn2_inputs_to(in, Device::cuda); }
 
+// fla's forward outputs, and for the chunk op its gradients (where the case has d_o), within the fp32 budget.
 TEST(Gdn2Cuda, GoldenForward) {
   REQUIRE_GPU();
   for (const Gdn2GoldenCase& c : gdn2_golden_read(GDN2_TEST_DATA "/gdn2_ops.safetensors")) {
     for (Gdn2CheckOp op : {Gdn2CheckOp::chunk, Gdn2CheckOp::recurrent}) {
       const Gdn2CheckResult r = gdn2_golden_check(c, op, Backend::cuda, DType::f32, 64, kBudgetF32);
       EXPECT_TRUE(r.pass) << c.name;
-      EXPECT_EQ(r.errors.size(), 2u) << c.name;  // o and ht
+      const size_t fields = op == Gdn2CheckOp::chunk && c.d_o.defined() ? 3u : 2u;  // o, ht (and gradients)
+      EXPECT_GE(r.errors.size(), fields) << c.name;
       for (const auto& [field, err] : r.errors) EXPECT_LE(err, kBudgetF32) << c.name << " " << field;
     }
   }
@@ -110,6 +114,39 @@ TEST_P(Gdn2CudaSwept, ForwardMatchesCpu) {
   EXPECT_EQ(std::memcmp(again.raw(), first.raw(), first.nbytes()), 0);
 }
 
+// The CUDA backward (fp32 on CUDA cores) against the fp64 CPU backward on the same inputs: every gradient, and
+// bitwise deterministic.
+TEST_P(Gdn2CudaSwept, BackwardMatchesCpu) {
+  REQUIRE_GPU();
+  const Gdn2RandomSpec& s = GetParam();
+  const Gdn2Inputs in = gdn2_random_inputs(s);
+  Gdn2Options opt = gdn2_random_options(s);
+  const auto [d_o, dht] = gdn2_random_cotangents(s, 3);
+  opt.compute = DType::f64;
+  const Gdn2Grads ref = gdn2_chunk_bwd(in, opt, d_o, dht);
+  opt.compute = DType::f32;
+  const Gdn2Inputs d = to_cuda(in);
+  const Tensor dd_o = d_o.to(Device::cuda), ddht = dht.defined() ? dht.to(Device::cuda) : Tensor();
+  const Gdn2Grads g = gdn2_chunk_bwd(d, opt, dd_o, ddht);
+  std::string line;
+  for (auto [name, x, y] : {std::tuple{"dq", &g.dq, &ref.dq}, {"dk", &g.dk, &ref.dk}, {"dv", &g.dv, &ref.dv},
+                            {"dg", &g.dg, &ref.dg}, {"db", &g.db, &ref.db}, {"dw", &g.dw, &ref.dw},
+                            {"dh0", &g.dh0, &ref.dh0}}) {
+    ASSERT_EQ(x->defined(), y->defined()) << name;
+    if (!x->defined()) continue;
+    ASSERT_EQ(x->shape(), y->shape()) << name;
+    const double e = rel_rms_error(*x, *y);
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " %s %.2e", name, e);
+    line += buf;
+    EXPECT_LE(e, kBudgetF32) << name;
+  }
+  std::printf("[ errors   ] %s backward:%s\n", s.name().c_str(), line.c_str());
+  const Gdn2Grads again = gdn2_chunk_bwd(d, opt, dd_o, ddht);
+  const Tensor a = again.dk.cpu(), b = g.dk.cpu();
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "deterministic";
+}
+
 INSTANTIATE_TEST_SUITE_P(Cases, Gdn2CudaSwept, ::testing::ValuesIn(cuda_cases()),
                          [](const ::testing::TestParamInfo<Gdn2RandomSpec>& info) {
                            std::string n = info.param.name() + "_" + std::to_string(info.index);
@@ -166,6 +203,18 @@ TEST(Gdn2Cuda, InOpDecayGate) {
     EXPECT_LE(rel_rms_error(chunk.o, ref.o), budget);
     EXPECT_LE(rel_rms_error(chunk.ht, ref.ht), budget);
     EXPECT_LE(rel_rms_error(rec.o, ref.o), budget);
+    // Backward through the gate: the gradients of f, A_log and dt_bias.
+    const auto [d_o, dht] = gdn2_random_cotangents(s, 4);
+    opt.compute = DType::f64;
+    const Gdn2Grads gref = gdn2_chunk_bwd(in, opt, d_o, dht);
+    opt.compute = DType::f32;
+    const Gdn2Grads gc = gdn2_chunk_bwd(to_cuda(in), opt, d_o.to(Device::cuda), dht.to(Device::cuda));
+    std::printf("[ errors   ] in-op gate backward %s: df %.2e dA_log %.2e ddt_bias %.2e\n",
+                std::string(dtype_name(dt)).c_str(), rel_rms_error(gc.dg, gref.dg),
+                rel_rms_error(gc.dA_log, gref.dA_log), rel_rms_error(gc.ddt_bias, gref.ddt_bias));
+    EXPECT_LE(rel_rms_error(gc.dg, gref.dg), kBudgetF32);
+    EXPECT_LE(rel_rms_error(gc.dA_log, gref.dA_log), kBudgetF32);
+    EXPECT_LE(rel_rms_error(gc.ddt_bias, gref.ddt_bias), kBudgetF32);
   }
 }
 
@@ -281,7 +330,7 @@ TEST(Gdn2Cuda, ChunkStatesLongSequences) {
   check_chunk_states(gva);
 }
 
-TEST(Gdn2Cuda, MixedDevicesAndBackwardAreRefused) {
+TEST(Gdn2Cuda, MixedDevicesAndStoredStatesAreRefused) {
   REQUIRE_GPU();
   Gdn2RandomSpec s;
   Gdn2Inputs in = gdn2_random_inputs(s);
@@ -289,7 +338,11 @@ TEST(Gdn2Cuda, MixedDevicesAndBackwardAreRefused) {
   mixed.v = in.v;
   EXPECT_THROW(gdn2_chunk_fwd(mixed, {}), ShapeError);
   const auto [d_o, dht] = gdn2_random_cotangents(s, 1);
-  EXPECT_THROW(gdn2_chunk_bwd(to_cuda(in), {}, d_o.to(Device::cuda), Tensor()), UnsupportedError);
+  EXPECT_THROW(gdn2_chunk_bwd(to_cuda(in), {}, d_o, Tensor()), ShapeError);  // d_o on the CPU
+  Gdn2Options states;
+  states.chunk_states = true;
+  const Tensor h = gdn2_chunk_fwd(to_cuda(in), states).h;
+  EXPECT_THROW(gdn2_chunk_bwd(to_cuda(in), states, d_o.to(Device::cuda), Tensor(), h), UnsupportedError);
 }
 
 }  // namespace

@@ -61,8 +61,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
   for (int64_t c0 = seq0; c0 < seq1; c0 += kChunk) {
     const int L = static_cast<int>(seq1 - c0 < kChunk ? seq1 - c0 : kChunk);
     __syncthreads();  // the previous chunk is done with every buffer
-    if (p.h_chunks != nullptr && (c0 - seq0) % 64 == 0) {  // the state entering this 64-token chunk
-      float* h = p.h_chunks + ((p.chunk.seq_chunk0[n] + (c0 - seq0) / 64) * p.HV + hv) * K * V;
+    if (p.h_chunks != nullptr && (c0 - seq0) % p.h_chunk_tokens == 0) {  // the state entering a stored chunk
+      float* h = p.h_chunks + ((p.chunk.seq_chunk0[n] + (c0 - seq0) / p.h_chunk_tokens) * p.HV + hv) * K * V;
       for (int idx = tid; idx < K * kCols; idx += kThreads) {
         const int d = idx / kCols, c = idx % kCols;
         if (col0 + c < V) h[static_cast<int64_t>(d) * V + col0 + c] = sm.S[d][c];
@@ -198,6 +198,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
         const int i = warp + 8 * a;
         if (i >= L) continue;
         const int64_t row = ((c0 + i) * p.HV + hv) * V;
+        if (p.o == nullptr) continue;  // states only (the backward's recompute)
         if (col0 + lane < V) store_elem(p.o, p.o_type, row + col0 + lane, acc[a][0]);
         if (col0 + lane + 32 < V) store_elem(p.o, p.o_type, row + col0 + lane + 32, acc[a][1]);
       }
@@ -254,6 +255,11 @@ void launch_chunk_fwd(const Gdn2Params& p) {
     launch_chunk_state(p);
     return;
   }
+  launch_chunk_fwd_exact(p);
+}
+
+void launch_chunk_fwd_exact(const Gdn2Params& p) {
+  if (p.N == 0) return;
   if (p.K <= 64)
     launch<64>(p);
   else if (p.K <= 128)

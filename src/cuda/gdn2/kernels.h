@@ -14,8 +14,18 @@ void launch_recurrent(const Gdn2Params& p);
 // launch_chunk_state. Otherwise the fp32 CUDA-core kernel (chunk 32, one block per sequence, value head and 64
 // columns of V), exact to fp32 for fp32 inputs.
 void launch_chunk_fwd(const Gdn2Params& p);
+// The fp32 CUDA-core kernel alone (chunks of 32; per-chunk states every p.h_chunk_tokens; o may be null).
+void launch_chunk_fwd_exact(const Gdn2Params& p);
 void launch_chunk_intra(const Gdn2Params& p);
 void launch_chunk_state(const Gdn2Params& p);
+
+// Chunk backward (fp32 CUDA cores, chunks of 32): the reverse pass over chunks for the state gradients (dh, dh0),
+// then every chunk's input gradients per value head (gq .. gw). bp.h must hold the forward's chunk states.
+void launch_chunk_bwd(const Gdn2BwdParams& bp);
+// out[t, h, d] = Σ over the value heads of group h of buf[t, hv, d] (channel form; heads = H or HV), or also summed
+// over d (head form: out [t, h]). Deterministic.
+void launch_reduce_heads(const float* buf, int64_t tokens, int HV, int dim, int heads, bool channel, float* out,
+                         cudaStream_t stream);
 
 // Streaming multiprocessors of the current device (cached).
 int sm_count();

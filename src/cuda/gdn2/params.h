@@ -58,8 +58,10 @@ struct Gdn2Params {
   const void* h0 = nullptr;
   void* ht = nullptr;
   ElemType state_type = ElemType::f32;
-  // Optional fp32 [chunks, HV, K, V]: the state entering every 64-token chunk (chunk.seq_chunk0 numbers them).
+  // Optional fp32 [chunks, HV, K, V]: the state entering every chunk of h_chunk_tokens tokens (64; the CUDA-core
+  // path also takes 32, for the backward); chunk.seq_chunk0 numbers them.
   float* h_chunks = nullptr;
+  int32_t h_chunk_tokens = 64;
   // Output o [tokens, HV, V] contiguous.
   void* o = nullptr;
   ElemType o_type = ElemType::f32;
@@ -70,6 +72,24 @@ struct Gdn2Params {
   bool vec8 = false;
   ChunkWork chunk;
   cudaStream_t stream = nullptr;
+};
+
+// The chunk backward (chunk_bwd.cu), fp32 on CUDA cores over chunks of 32 tokens: chunk c covers tokens
+// [chunk_tok0[c], chunk_tok0[c] + chunk_len[c]), sequence n owns chunks [seq_chunk0[n], seq_chunk0[n+1]).
+struct Gdn2BwdParams {
+  Gdn2Params f;                          // the forward's inputs; f.h_chunks holds h below for the recompute
+  const void* d_o = nullptr;             // [tokens, HV, V]
+  ElemType d_o_type = ElemType::f32;
+  const float* dht = nullptr;            // [N, HV, K, V] or null
+  const float* h = nullptr;              // [chunks, HV, K, V]: the state entering each chunk
+  float* dh = nullptr;                   // [chunks, HV, K, V]: the gradient wrt the state leaving each chunk
+  float* dh0 = nullptr;                  // [N, HV, K, V] or null
+  float *gq = nullptr, *gk = nullptr, *gg = nullptr, *gb = nullptr;  // [tokens, HV, K], per value head
+  float *gv = nullptr, *gw = nullptr;                                // [tokens, HV, V]
+  const int64_t* chunk_tok0 = nullptr;
+  const int64_t* chunk_len = nullptr;
+  const int64_t* seq_chunk0 = nullptr;
+  int32_t chunks = 0;
 };
 
 }  // namespace gdn2::cuda

@@ -1,0 +1,479 @@
+// Chunkwise GDN-2 backward on CUDA cores, fp32 throughout, over chunks of 32 tokens (the math of
+// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Three steps after the forward's chunk states h are in place:
+//   1. chunk_dstate_kernel, one block per (64 columns of V, value head, sequence), walks the chunks in reverse with the
+//      state gradient slice dS in shared memory: dh[c] = dS (the gradient wrt the state leaving chunk c), then
+//      dV' = Kt dS + P^T dO and dS <- Diag(γ) dS + (s q⊙Γ)^T dO - W^T dV'; dh0 = dS at the start.
+//   2. chunk_grad_kernel, one block per (chunk, value head), all chunks at once: with S = h[c] and dS = dh[c], over
+//      slices of 64 columns it forms V' = U - W S and dV', and accumulates dP, dKt, d(q⊙Γ), dW, dT and dγ; then the
+//      solves' adjoints, the decayed pair scores' backward, the cumsum's and the L2 norm's. Gradients are written
+//      per value head (gq .. gw), every exponent a difference G_i - G_j <= 0 as in the forward.
+//   3. launch_reduce_heads sums them over value-head groups (and channels, for per-head gates) in a fixed order.
+#include <algorithm>
+
+#include "cuda/common.cuh"
+#include "cuda/gdn2/kernels.h"
+#include "cuda/gdn2/load.cuh"
+
+namespace gdn2::cuda {
+
+namespace {
+
+constexpr int kC = 32, kCols = 64, kThreads = 256, kWarps = kThreads / 32;
+
+// What both kernels recompute for a chunk: the normalised q̂, k̂, G = cumsum g, b⊙k̂, T and P (P with the scale).
+template <int KMAX>
+struct Prep {
+  static constexpr int KP = KMAX + 1;
+  float q[kC][KP];   // q̂
+  float k[kC][KP];   // k̂
+  float G[kC][KP];   // inclusive cumsum of g (rows past the chunk repeat G_last)
+  float bk[kC][KP];  // b ⊙ k̂
+  float T[kC][kC + 1], P[kC][kC + 1];
+  float gl[KMAX];    // G_last
+  float rq[kC], rk[kC];  // 1/|q|, 1/|k| (1 without the in-op norm)
+};
+
+template <int KMAX>
+__device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv) {
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int K = p.K, group = p.HV / p.H, hq = hv / group;
+  for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+    const int t = idx / KMAX, d = idx % KMAX;
+    float qv = 0.f, kv = 0.f, gv = 0.f, bv = 0.f;
+    if (t < L && d < K) {
+      const int64_t tok = c0 + t;
+      qv = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
+      kv = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
+      gv = load_decay(p, tok, hv, d);
+      bv = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+    }
+    sm.q[t][d] = qv, sm.k[t][d] = kv, sm.G[t][d] = gv, sm.bk[t][d] = bv;
+  }
+  __syncthreads();
+  for (int t = warp; t < kC; t += kWarps) {
+    float qs = 0.f, ks = 0.f;
+    for (int d = lane; d < KMAX; d += 32) qs += sm.q[t][d] * sm.q[t][d], ks += sm.k[t][d] * sm.k[t][d];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      qs += __shfl_xor_sync(0xffffffffu, qs, o);
+      ks += __shfl_xor_sync(0xffffffffu, ks, o);
+    }
+    if (lane == 0) {
+      sm.rq[t] = p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
+      sm.rk[t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
+    }
+  }
+  __syncthreads();
+  for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+    const int t = idx / KMAX, d = idx % KMAX;
+    sm.q[t][d] *= sm.rq[t];
+    sm.k[t][d] *= sm.rk[t];
+    sm.bk[t][d] *= sm.k[t][d];
+  }
+  for (int d = tid; d < KMAX; d += kThreads) {
+    float run = 0.f;
+    for (int t = 0; t < kC; ++t) {
+      run += sm.G[t][d];
+      sm.G[t][d] = run;
+    }
+    sm.gl[d] = run;
+  }
+  __syncthreads();
+  for (int pair = tid; pair < kC * kC; pair += kThreads) {
+    const int i = pair / kC, j = pair % kC;
+    float tv = 0.f, pv = 0.f;
+    if (i < L && j <= i) {
+      for (int d = 0; d < K; ++d) {
+        const float kd = sm.k[j][d] * __expf(sm.G[i][d] - sm.G[j][d]);
+        tv += sm.bk[i][d] * kd;
+        pv += sm.q[i][d] * kd;
+      }
+    }
+    sm.T[i][j] = j < i ? tv : 0.f;
+    sm.P[i][j] = p.scale * pv;
+  }
+  __syncthreads();
+}
+
+// R <- (I + T)^-1 R on columns [0, cols) of R [kC][ld] (forward substitution, one column a thread).
+template <int LD>
+__device__ void solve_lower(const float (*T)[kC + 1], float (*R)[LD], int L, int cols) {
+  for (int c = threadIdx.x; c < cols; c += kThreads)
+    for (int i = 1; i < L; ++i) {
+      float r = R[i][c];
+      for (int j = 0; j < i; ++j) r -= T[i][j] * R[j][c];
+      R[i][c] = r;
+    }
+}
+
+// R <- (I + T)^-T R (backward substitution with the transpose).
+template <int LD>
+__device__ void solve_lower_t(const float (*T)[kC + 1], float (*R)[LD], int L, int cols) {
+  for (int c = threadIdx.x; c < cols; c += kThreads)
+    for (int i = L - 2; i >= 0; --i) {
+      float r = R[i][c];
+      for (int j = i + 1; j < L; ++j) r -= T[j][i] * R[j][c];
+      R[i][c] = r;
+    }
+}
+
+template <int KMAX>
+struct DstateSmem {
+  Prep<KMAX> c;  // after the scaling step: q holds s q̂⊙Γ, bk holds W, G holds Kt = k̂ e^{G_last - G}
+  float dO[kC][kCols + 1];
+  float dV[kC][kCols + 1];
+  float dS[KMAX][kCols + 1];
+  float gamma[KMAX];
+};
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams bp) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DstateSmem<KMAX>& sm = *reinterpret_cast<DstateSmem<KMAX>*>(smem_raw);
+  const Gdn2Params& p = bp.f;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z, tid = threadIdx.x;
+  const int K = p.K, V = p.V;
+  const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
+  for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+    sm.dS[d][cc] = bp.dht != nullptr && d < K && col < V ? bp.dht[state_base + static_cast<int64_t>(d) * V + col] : 0.f;
+  }
+  const int c_first = static_cast<int>(bp.seq_chunk0[n]), c_last = static_cast<int>(bp.seq_chunk0[n + 1]);
+  for (int c = c_last - 1; c >= c_first; --c) {
+    const int64_t c0 = bp.chunk_tok0[c];
+    const int L = static_cast<int>(bp.chunk_len[c]);
+    __syncthreads();  // the previous chunk is done with every buffer
+    chunk_prep(sm.c, p, c0, L, hv);
+    float* dh = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+      if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
+    }
+    for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+      const int t = idx / KMAX, d = idx % KMAX;
+      const float G = sm.c.G[t][d], gam = __expf(G);
+      sm.c.q[t][d] *= p.scale * gam;
+      sm.c.bk[t][d] *= gam;
+      sm.c.G[t][d] = sm.c.k[t][d] * __expf(sm.c.gl[d] - G);
+    }
+    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
+      const int t = idx / kCols, cc = idx % kCols, col = col0 + cc;
+      sm.dO[t][cc] = t < L && col < V
+                         ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
+                         : 0.f;
+    }
+    for (int d = tid; d < KMAX; d += kThreads) sm.gamma[d] = __expf(sm.c.gl[d]);
+    __syncthreads();
+    solve_lower<Prep<KMAX>::KP>(sm.c.T, sm.c.bk, L, K);  // W = (I + T)^-1 (b⊙k̂⊙Γ)
+    // dV' = Kt dS + P^T dO: thread (row i, columns cl + 8m).
+    {
+      const int i = tid >> 3, cl = tid & 7;
+      float acc[8] = {};
+      for (int d = 0; d < K; ++d) {
+        const float kt = sm.c.G[i][d];
+#pragma unroll
+        for (int m = 0; m < 8; ++m) acc[m] += kt * sm.dS[d][cl + 8 * m];
+      }
+      for (int j = i; j < L; ++j) {
+        const float pji = sm.c.P[j][i];
+#pragma unroll
+        for (int m = 0; m < 8; ++m) acc[m] += pji * sm.dO[j][cl + 8 * m];
+      }
+      __syncthreads();  // W is formed (the solve above) before anyone reads it below
+#pragma unroll
+      for (int m = 0; m < 8; ++m) sm.dV[i][cl + 8 * m] = acc[m];
+    }
+    __syncthreads();
+    // dS <- Diag(γ) dS + (s q̂⊙Γ)^T dO - W^T dV' (each element reads only its own dS).
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols;
+      float acc = sm.gamma[d] * sm.dS[d][cc];
+      for (int t = 0; t < L; ++t) acc += sm.c.q[t][d] * sm.dO[t][cc] - sm.c.bk[t][d] * sm.dV[t][cc];
+      sm.dS[d][cc] = acc;
+    }
+  }
+  __syncthreads();
+  if (bp.dh0 != nullptr) {
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+      if (d < K && col < V) bp.dh0[state_base + static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
+    }
+  }
+}
+
+template <int KMAX>
+struct GradSmem {
+  Prep<KMAX> c;
+  float W[kC][KMAX + 1];      // W = (I + T)^-1 (b⊙k̂⊙Γ); after the slices e-wise scratch (Kt ⊙ dKt)
+  float S[KMAX][kCols + 1];   // the state entering the chunk, a column slice; after the slices d(b⊙k̂⊙Γ)
+  float dS[KMAX][kCols + 1];  // the gradient wrt the state leaving it; after the slices the dg terms
+  float U[kC][kCols + 1];     // w⊙v, then U = (I + T)^-1 (w⊙v)
+  float Vn[kC][kCols + 1];    // V' = U - W S
+  float dO[kC][kCols + 1];
+  float dV[kC][kCols + 1];    // dV', then dX = (I + T)^-T dV'
+  float dP[kC][kC + 1], dT[kC][kC + 1];
+};
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams bp) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  GradSmem<KMAX>& sm = *reinterpret_cast<GradSmem<KMAX>*>(smem_raw);
+  constexpr int MK = KMAX / 8;  // key channels per thread in the [kC, KMAX] tiles: d = dl + 8 m
+  const Gdn2Params& p = bp.f;
+  const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x;
+  const int K = p.K, V = p.V, group = p.HV / p.H;
+  const int64_t c0 = bp.chunk_tok0[c];
+  const int L = static_cast<int>(bp.chunk_len[c]);
+  const int i = tid >> 3, dl = tid & 7;  // this thread's row and channel / column residue
+  const float* Sg = bp.h + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
+  const float* dSg = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
+
+  chunk_prep(sm.c, p, c0, L, hv);
+  for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+    const int t = idx / KMAX, d = idx % KMAX;
+    sm.W[t][d] = sm.c.bk[t][d] * __expf(sm.c.G[t][d]);
+  }
+  __syncthreads();
+  solve_lower<KMAX + 1>(sm.c.T, sm.W, L, K);
+
+  float dKt[MK] = {}, dqg[MK] = {}, dW[MK] = {}, dP[4] = {}, dT[4] = {}, dgl = 0.f;
+  for (int v0 = 0; v0 < V; v0 += kCols) {
+    __syncthreads();  // the previous slice (and the solve for W) is done
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols, col = v0 + cc;
+      const bool ok = d < K && col < V;
+      sm.S[d][cc] = ok ? Sg[static_cast<int64_t>(d) * V + col] : 0.f;
+      sm.dS[d][cc] = ok ? dSg[static_cast<int64_t>(d) * V + col] : 0.f;
+    }
+    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
+      const int t = idx / kCols, cc = idx % kCols, col = v0 + cc;
+      float x = 0.f, o = 0.f;
+      if (t < L && col < V) {
+        const int64_t tok = c0 + t;
+        x = load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
+            load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+        o = load_elem(bp.d_o, bp.d_o_type, (tok * p.HV + hv) * static_cast<int64_t>(V) + col);
+      }
+      sm.U[t][cc] = x;
+      sm.dO[t][cc] = o;
+    }
+    __syncthreads();
+    solve_lower<kCols + 1>(sm.c.T, sm.U, L, kCols);
+    __syncthreads();
+    // V' = U - W S and dV' = Kt dS + P^T dO: thread (row i, columns dl + 8m).
+    {
+      float vn[8], dv[8];
+#pragma unroll
+      for (int m = 0; m < 8; ++m) vn[m] = sm.U[i][dl + 8 * m], dv[m] = 0.f;
+      for (int d = 0; d < K; ++d) {
+        const float w = sm.W[i][d], kt = sm.c.k[i][d] * __expf(sm.c.gl[d] - sm.c.G[i][d]);
+#pragma unroll
+        for (int m = 0; m < 8; ++m) {
+          vn[m] -= w * sm.S[d][dl + 8 * m];
+          dv[m] += kt * sm.dS[d][dl + 8 * m];
+        }
+      }
+      for (int j = i; j < L; ++j) {
+        const float pji = sm.c.P[j][i];
+#pragma unroll
+        for (int m = 0; m < 8; ++m) dv[m] += pji * sm.dO[j][dl + 8 * m];
+      }
+#pragma unroll
+      for (int m = 0; m < 8; ++m) sm.Vn[i][dl + 8 * m] = vn[m], sm.dV[i][dl + 8 * m] = dv[m];
+    }
+    __syncthreads();
+    // Accumulate over the slice's columns: dKt = V' dS^T, d(q⊙Γ) = dO S^T, dW = -dV' S^T, dP = dO V'^T, dγ.
+    for (int cc = 0; cc < kCols; ++cc) {
+      const float vn = sm.Vn[i][cc], o = sm.dO[i][cc], dv = sm.dV[i][cc];
+#pragma unroll
+      for (int m = 0; m < MK; ++m) {
+        const int d = dl + 8 * m;
+        const float s = sm.S[d][cc];
+        dKt[m] += vn * sm.dS[d][cc];
+        dqg[m] += o * s;
+        dW[m] -= dv * s;
+      }
+#pragma unroll
+      for (int m = 0; m < 4; ++m) dP[m] += o * sm.Vn[dl + 8 * m][cc];
+    }
+    if (tid < KMAX)
+      for (int cc = 0; cc < kCols; ++cc) dgl += sm.dS[tid][cc] * sm.S[tid][cc];
+    __syncthreads();
+    solve_lower_t<kCols + 1>(sm.c.T, sm.dV, L, kCols);  // dX = (I + T)^-T dV'
+    __syncthreads();
+    // dT -= dX U^T; dv = dX ⊙ w, dw = dX ⊙ v (per value head).
+    for (int cc = 0; cc < kCols; ++cc) {
+      const float x = sm.dV[i][cc];
+#pragma unroll
+      for (int m = 0; m < 4; ++m) dT[m] -= x * sm.U[dl + 8 * m][cc];
+    }
+    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
+      const int t = idx / kCols, cc = idx % kCols, col = v0 + cc;
+      if (t >= L || col >= V) continue;
+      const int64_t tok = c0 + t, at = (tok * p.HV + hv) * static_cast<int64_t>(V) + col;
+      const float x = sm.dV[t][cc];
+      bp.gv[at] = x * load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
+      if (bp.gw != nullptr)
+        bp.gw[at] = x * load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+    }
+  }
+  __syncthreads();  // every slice is done with S, dS, U, V', dO, dX
+
+  // d(b⊙k̂⊙Γ) = (I + T)^-T dW in the space of S, then dT -= d(b⊙k̂⊙Γ) W^T.
+  float(*dB)[KMAX + 1] = reinterpret_cast<float(*)[KMAX + 1]>(&sm.S[0][0]);
+#pragma unroll
+  for (int m = 0; m < MK; ++m) dB[i][dl + 8 * m] = dW[m];
+  __syncthreads();
+  solve_lower_t<KMAX + 1>(sm.c.T, dB, L, K);
+  __syncthreads();
+  for (int d = 0; d < K; ++d) {
+    const float x = dB[i][d];
+#pragma unroll
+    for (int m = 0; m < 4; ++m) dT[m] -= x * sm.W[dl + 8 * m][d];
+  }
+#pragma unroll
+  for (int m = 0; m < 4; ++m) sm.dP[i][dl + 8 * m] = dP[m], sm.dT[i][dl + 8 * m] = dT[m];
+  __syncthreads();  // dP, dT in place; W is no longer needed
+
+  // Elementwise producers, the pair scores' backward and the L2 norms, thread (row i, channels dl + 8m).
+  float(*DG)[KMAX + 1] = reinterpret_cast<float(*)[KMAX + 1]>(&sm.dS[0][0]);  // dg terms of each (row, channel)
+  float(*KTD)[KMAX + 1] = sm.W;                                              // Kt ⊙ dKt
+  const float s = p.scale;
+  float gq[MK], gk[MK], gb[MK];
+  const bool row_ok = i < L;
+  const int64_t tok = c0 + i;
+#pragma unroll
+  for (int m = 0; m < MK; ++m) {
+    const int d = dl + 8 * m;
+    const float G = sm.c.G[i][d], gam = __expf(G), rev = __expf(sm.c.gl[d] - G);
+    const float qh = sm.c.q[i][d], kh = sm.c.k[i][d], bk = sm.c.bk[i][d], qs = s * qh;
+    const float db_g = dB[i][d];
+    float dk = dKt[m] * rev;
+    float dg = dqg[m] * qs * gam + db_g * bk * gam;
+    float dqs = dqg[m] * gam, dbk = db_g * gam;
+    float dqs_pair = 0.f, dbk_pair = 0.f, dk_pair = 0.f;
+    for (int j = 0; j < i; ++j) {
+      const float km = sm.c.k[j][d] * __expf(G - sm.c.G[j][d]);
+      dqs_pair += sm.dP[i][j] * km;
+      dbk_pair += sm.dT[i][j] * km;
+    }
+    for (int r = i + 1; r < L; ++r) {
+      const float e = __expf(sm.c.G[r][d] - G);
+      dk_pair += (sm.dP[r][i] * s * sm.c.q[r][d] + sm.dT[r][i] * sm.c.bk[r][d]) * e;
+    }
+    dg += qs * dqs_pair + bk * dbk_pair - kh * dk_pair;
+    dqs_pair += sm.dP[i][i] * kh;  // the diagonal P_ii has no decay: dq and dk only
+    dk_pair += sm.dP[i][i] * qs;
+    dqs += dqs_pair;
+    dbk += dbk_pair;
+    const float b = row_ok && d < K ? load_gate(p.b, tok, hv, group, p.HV, d, 0.f) : 0.f;
+    dk += dk_pair + dbk * b;
+    gb[m] = dbk * kh;
+    gq[m] = s * dqs;
+    gk[m] = dk;
+    DG[i][d] = dg;
+    KTD[i][d] = dKt[m] * kh * rev;
+  }
+  if (p.l2norm) {  // dx = rstd (dy - ŷ (ŷ·dy)); the 8 threads of a row are adjacent lanes
+    float dq_dot = 0.f, dk_dot = 0.f;
+#pragma unroll
+    for (int m = 0; m < MK; ++m) dq_dot += sm.c.q[i][dl + 8 * m] * gq[m], dk_dot += sm.c.k[i][dl + 8 * m] * gk[m];
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) {
+      dq_dot += __shfl_xor_sync(0xffffffffu, dq_dot, o);
+      dk_dot += __shfl_xor_sync(0xffffffffu, dk_dot, o);
+    }
+#pragma unroll
+    for (int m = 0; m < MK; ++m) {
+      gq[m] = sm.c.rq[i] * (gq[m] - sm.c.q[i][dl + 8 * m] * dq_dot);
+      gk[m] = sm.c.rk[i] * (gk[m] - sm.c.k[i][dl + 8 * m] * dk_dot);
+    }
+  }
+  if (row_ok) {
+#pragma unroll
+    for (int m = 0; m < MK; ++m) {
+      const int d = dl + 8 * m;
+      if (d >= K) continue;
+      const int64_t at = (tok * p.HV + hv) * static_cast<int64_t>(K) + d;
+      bp.gq[at] = gq[m];
+      bp.gk[at] = gk[m];
+      if (bp.gb != nullptr) bp.gb[at] = gb[m];
+    }
+  }
+  __syncthreads();
+  // g enters through G = cumsum g and G_last: dg_t = dG_last + Σ_{r>=t} dG_r, plus the exclusive prefix
+  // Σ_{r<t} Kt_r ⊙ dKt_r (the Kt = k̂ e^{G_last - G} terms, entered without cancellation).
+  if (tid < K) {
+    const int d = tid;
+    float running = dgl * __expf(sm.c.gl[d]);
+    for (int t = L - 1; t >= 0; --t) {
+      running += DG[t][d];
+      DG[t][d] = running;
+    }
+    float prefix = 0.f;
+    for (int t = 0; t < L && bp.gg != nullptr; ++t) {
+      bp.gg[((c0 + t) * p.HV + hv) * static_cast<int64_t>(K) + d] = DG[t][d] + prefix;
+      prefix += KTD[t][d];
+    }
+  }
+}
+
+__global__ void reduce_heads_kernel(const float* buf, int64_t tokens, int HV, int dim, int heads, bool channel,
+                                    float* out) {
+  const int per = HV / heads, width = channel ? dim : 1;
+  const int64_t total = tokens * heads * width;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = e / (heads * width);
+    const int h = static_cast<int>((e / width) % heads), d = static_cast<int>(e % width);
+    float acc = 0.f;
+    for (int j = 0; j < per; ++j) {
+      const float* row = buf + (t * HV + h * per + j) * static_cast<int64_t>(dim);
+      if (channel) {
+        acc += row[d];
+      } else {
+        for (int x = 0; x < dim; ++x) acc += row[x];
+      }
+    }
+    out[e] = acc;
+  }
+}
+
+template <class Kernel>
+void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, const Gdn2BwdParams& bp) {
+  GDN2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  kernel<<<grid, kThreads, smem, bp.f.stream>>>(bp);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int KMAX>
+void launch(const Gdn2BwdParams& bp) {
+  const Gdn2Params& p = bp.f;
+  launch_with_smem(chunk_dstate_kernel<KMAX>, dim3((p.V + kCols - 1) / kCols, p.HV, p.N), sizeof(DstateSmem<KMAX>),
+                   bp);
+  if (bp.chunks > 0)
+    launch_with_smem(chunk_grad_kernel<KMAX>, dim3(bp.chunks, p.HV), sizeof(GradSmem<KMAX>), bp);
+}
+
+}  // namespace
+
+void launch_chunk_bwd(const Gdn2BwdParams& bp) {
+  if (bp.f.N == 0) return;
+  if (bp.f.K <= 64)
+    launch<64>(bp);
+  else if (bp.f.K <= 128)
+    launch<128>(bp);
+  else
+    GDN2_THROW(UnsupportedError, "CUDA GDN-2 chunk backward: K=", bp.f.K, " above 128");
+}
+
+void launch_reduce_heads(const float* buf, int64_t tokens, int HV, int dim, int heads, bool channel, float* out,
+                         cudaStream_t stream) {
+  const int64_t total = tokens * heads * (channel ? dim : 1);
+  if (total == 0) return;
+  const int blocks = static_cast<int>(std::min<int64_t>((total + 255) / 256, 4096));
+  reduce_heads_kernel<<<blocks, 256, 0, stream>>>(buf, tokens, HV, dim, heads, channel, out);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace gdn2::cuda
