@@ -42,5 +42,10 @@ for r in out:
     lines.append(f"| {r['suite']} | {r['case']} | {r['state_dtype']} | {r['ms']:.4f} | "
                  f"{r.get('anchor_ms', float('nan')):.4f} | {r.get('ratio_vs_anchor', float('nan')):.2f} | "
                  f"{r.get('mtok_s', float('nan')):.1f} | {r['gbps']:.0f} | {pct:.0f}% |")
+train = [r for r in out if r["suite"] == "ops.chunk_fwd_bwd"]
+if train:
+    lines += ["", "Forward + backward memory beyond the inputs: " + "; ".join(
+        f"{r['case']} gdn2 {r['extra_mb']:.0f} MB (scratch), fla "
+        f"{anchor.get((r['suite'], r['case']), {}).get('peak_extra_mb', float('nan')):.0f} MB (peak)" for r in train)]
 open(sys.argv[5], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -75,6 +75,30 @@ for name, B, T, seqlens in shapes:
     del q, k, v, g, b, w
     torch.cuda.empty_cache()
 
+# Forward + backward (training) at the first three shapes, and the peak memory it adds over its inputs.
+for name, B, T, _ in shapes[:3]:
+    q, k, v, g, b, w = [t.requires_grad_() for t in inputs(B, T)]
+    do = torch.randn_like(v)
+
+    def fwd_bwd():
+        o = chunk_gdn2(q, k, v, g, b, w, use_qk_l2norm_in_kernel=True)[0]
+        o.backward(do)
+
+    fwd_bwd()
+    ms = triton.testing.do_bench(fwd_bwd, warmup=10, rep=100, grad_to_none=[q, k, v, g, b, w], return_mode="median")
+    torch.cuda.synchronize()
+    for t in (q, k, v, g, b, w):
+        t.grad = None
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fwd_bwd()
+    torch.cuda.synchronize()
+    peak_mb = (torch.cuda.max_memory_allocated() - base) / 1e6
+    rows.append({"suite": "ops.chunk_fwd_bwd", "impl": "fla.chunk_gdn2", "case": name, "ms": ms, "peak_extra_mb": peak_mb})
+    print(rows[-1], flush=True)
+    del q, k, v, g, b, w, do
+    torch.cuda.empty_cache()
+
 for B in [1, 8, 64, 256]:
     q, k, v, g, b, w = inputs(B, 1)
     qn, kn = F.normalize(q.float(), dim=-1).to(q.dtype), F.normalize(k.float(), dim=-1).to(k.dtype)

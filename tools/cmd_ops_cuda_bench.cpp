@@ -1,10 +1,13 @@
 // `gdn2 ops cuda-bench`: GPU timings of the GDN-2 chunk forward and decode at the shapes, each gated on
 // correctness against the CPU backend, as JSON rows for bench/compare.py (which adds the fla anchor's ratios).
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gdn2/atomic_file.h"
@@ -71,6 +74,58 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
                     {"rel_rms_vs_reference", err}, {"reference", "gdn2 CPU chunk fp32, same inputs"},
                     {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT}, {"command", command}});
   }
+  // Forward + backward (training): the planned forward, then the backward op call, host wall time (the backward
+  // allocates its scratch per call). Gate: every gradient against the CPU fp32 backward on the same inputs.
+  std::vector<Prefill> train_shapes(shapes.begin(), shapes.begin() + std::min<size_t>(shapes.size(), 3));
+  std::printf("\n%-16s %10s %10s %9s %10s\n", "chunk fwd+bwd", "ms", "Mtok/s", "extra MB", "rel err");
+  for (const Prefill& s : train_shapes) {
+    Gdn2RandomSpec spec;
+    spec.B = s.B, spec.T = s.T, spec.H = H, spec.HV = H, spec.K = K, spec.V = V, spec.seqlens = s.seqlens;
+    spec.h0 = false, spec.dtype = DType::bf16, spec.seed = 43;
+    const Gdn2Inputs in = gdn2_random_inputs(spec);
+    const Gdn2Options opt = gdn2_random_options(spec);
+    const auto [d_o_cpu, dht_unused] = gdn2_random_cotangents(spec, 44);
+    const Gdn2Inputs d = gdn2_inputs_to(in, Device::cuda);
+    const Tensor d_o = d_o_cpu.to(DType::bf16).to(Device::cuda);
+    Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
+    Gdn2Grads g;
+    auto step = [&] {
+      plan.run();
+      plan.sync();
+      g = gdn2_chunk_bwd(d, opt, d_o, Tensor());
+    };
+    step();
+    const Gdn2Grads ref = gdn2_chunk_bwd(in, opt, d_o.cpu(), Tensor());
+    double err = 0.0;
+    for (auto [x, y] : {std::pair{&g.dq, &ref.dq}, {&g.dk, &ref.dk}, {&g.dv, &ref.dv}, {&g.dg, &ref.dg},
+                        {&g.db, &ref.db}, {&g.dw, &ref.dw}})
+      err = std::max(err, rel_rms_error(*x, *y));
+    std::vector<double> times;
+    for (int r = 0; r < std::max(3, a.reps / 4); ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      step();
+      times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    const double ms = times[times.size() / 2];
+    // The backward's device scratch: chunk states and their gradients (32-token chunks), per-value-head gradients.
+    const double tokens = static_cast<double>(spec.tokens());
+    const double chunks = static_cast<double>(s.B) * static_cast<double>((s.T + 31) / 32);
+    const double extra_mb = (2.0 * chunks * H * K * V * 4 + tokens * H * (4.0 * K + 2.0 * V) * 4) / 1e6;
+    const double budget = 1e-4;  // fp32 gradients from the same bf16 inputs
+    std::printf("%-16s %10.3f %10.1f %9.0f %10.2e %s\n", s.name.c_str(), ms, tokens / ms / 1e3, extra_mb, err,
+                err <= budget ? "" : "GATE FAILED");
+    if (err > budget) continue;
+    const double bytes = 2.0 * static_cast<double>(input_bytes(in)) + static_cast<double>(d_o.nbytes());
+    rows.push_back({{"suite", "ops.chunk_fwd_bwd"}, {"impl", "gdn2"}, {"case", s.name},
+                    {"shape", {{"B", s.B}, {"T", s.T}, {"H", H}, {"HV", H}, {"K", K}, {"V", V}}}, {"dtype", "bf16"},
+                    {"state_dtype", "fp32"}, {"ms", ms}, {"mtok_s", tokens / ms / 1e3}, {"gbps", bytes / ms / 1e6},
+                    {"copy_gbps", copy}, {"extra_mb", extra_mb}, {"rel_rms_vs_reference", err},
+                    {"reference", "gdn2 CPU chunk backward fp32, same inputs (worst gradient)"},
+                    {"timing", "host wall time of planned forward + backward op call, median"},
+                    {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT}, {"command", command}});
+  }
+
   std::printf("\n%-16s %10s %10s %9s %10s\n", "decode step", "us", "state", "GB/s", "rel err");
   for (int64_t B : {1, 8, 64, 256}) {
     for (DType sd : {DType::f32, DType::bf16}) {
