@@ -5,6 +5,7 @@
 //   S <- Diag(Γ_last) S + (k⊙Γ_last/Γ)^T V'
 // Every exponent is a difference G_i - G_j <= 0 (j <= i) or G_last - G_i <= 0: nothing overflows.
 #include "cuda/common.cuh"
+#include "cuda/gdn2/chunk_prep.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
 
@@ -12,20 +13,15 @@ namespace gdn2::cuda {
 
 namespace {
 
-constexpr int kChunk = 32, kCols = 64, kThreads = 256, kWarps = kThreads / 32;
+constexpr int kChunk = kPrepChunk, kCols = 64, kThreads = kPrepThreads;
 
 template <int KMAX>
 struct Smem {
-  static constexpr int KP = KMAX + 1;  // padded row stride: rows i and j of one column fall in different banks
-  float q[kChunk][KP];    // s·q (normalised), then q ⊙ Γ
-  float k[kChunk][KP];    // k (normalised)
-  float G[kChunk][KP];    // inclusive cumsum of g, then k ⊙ e^{G_last - G}
-  float bk[kChunk][KP];   // b ⊙ k, then b ⊙ k ⊙ Γ, then W
-  float x[kChunk][kCols]; // w ⊙ v, then U, then V'
-  float T[kChunk][kChunk], P[kChunk][kChunk];
+  static constexpr int KP = Prep<KMAX>::KP;  // padded row stride: rows i and j of one column fall in different banks
+  Prep<KMAX> c;            // q̂ then s q̂ ⊙ Γ;  k̂;  G then k̂ ⊙ e^{G_last - G};  b ⊙ k̂ then b ⊙ k̂ ⊙ Γ, then W;  T, P
+  float x[kChunk][kCols];  // w ⊙ v, then U, then V'
   float S[KMAX][kCols];
-  float gamma_last[KMAX];
-  float rnorm[2][kChunk];
+  float gamma_last[KMAX];  // γ = e^{G_last}
 };
 
 // acc[a][c] += Σ_{d<K} A[warp + 8a][d] · S[d][lane + 32c]: rows of a [chunk, K] tile times the state slice.
@@ -49,7 +45,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
   Smem<KMAX>& sm = *reinterpret_cast<Smem<KMAX>*>(smem_raw);
   const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int K = p.K, V = p.V, group = p.HV / p.H, hq = hv / group;
+  const int K = p.K, V = p.V, group = p.HV / p.H;
   const int64_t state_base = ((int64_t)n * p.HV + hv) * K * V;
 
   for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
@@ -68,15 +64,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
         if (col0 + c < V) h[static_cast<int64_t>(d) * V + col0 + c] = sm.S[d][c];
       }
     }
-    // 1. Load the chunk: q, k, g (log decay), b on the K side; w ⊙ v on this block's columns.
-    for (int idx = tid; idx < L * K; idx += kThreads) {
-      const int t = idx / K, d = idx % K;
-      const int64_t tok = c0 + t;
-      sm.q[t][d] = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
-      sm.k[t][d] = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
-      sm.G[t][d] = load_decay(p, tok, hv, d);
-      sm.bk[t][d] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
-    }
+    // 1. The chunk's q̂, k̂, G = cumsum g, b ⊙ k̂, T and P (chunk_prep.cuh); w ⊙ v on this block's columns.
+    chunk_prep(sm.c, p, c0, L, hv);
     for (int idx = tid; idx < L * kCols; idx += kThreads) {
       const int t = idx / kCols, c = idx % kCols, col = col0 + c;
       const int64_t tok = c0 + t;
@@ -86,90 +75,38 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
              load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
       sm.x[t][c] = xv;
     }
-    __syncthreads();
-    // 2. Row norms (one warp per row): q scaled by scale / |q|, k by 1 / |k| when normalising.
-    for (int t = warp; t < L; t += kWarps) {
-      float qs = 0.f, ks = 0.f;
-      for (int d = lane; d < K; d += 32) {
-        qs += sm.q[t][d] * sm.q[t][d];
-        ks += sm.k[t][d] * sm.k[t][d];
-      }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        qs += __shfl_xor_sync(0xffffffffu, qs, o);
-        ks += __shfl_xor_sync(0xffffffffu, ks, o);
-      }
-      if (lane == 0) {
-        sm.rnorm[0][t] = p.scale * (p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f);
-        sm.rnorm[1][t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
-      }
-    }
-    __syncthreads();
+    // 2. Γ-scaled rows: s q̂ ⊙ Γ, b ⊙ k̂ ⊙ Γ, k̂ ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.
     for (int idx = tid; idx < L * K; idx += kThreads) {
       const int t = idx / K, d = idx % K;
-      sm.q[t][d] *= sm.rnorm[0][t];
-      sm.k[t][d] *= sm.rnorm[1][t];
-      sm.bk[t][d] *= sm.k[t][d];
+      const float G = sm.c.G[t][d], gam = __expf(G);
+      sm.c.q[t][d] *= p.scale * gam;
+      sm.c.bk[t][d] *= gam;
+      sm.c.G[t][d] = sm.c.k[t][d] * __expf(sm.c.gl[d] - G);
     }
-    // 3. Inclusive cumsum of g over the chunk, one thread per channel.
+    for (int d = tid; d < K; d += kThreads) sm.gamma_last[d] = __expf(sm.c.gl[d]);
     __syncthreads();
-    for (int d = tid; d < K; d += kThreads) {
-      float run = 0.f;
-      for (int t = 0; t < L; ++t) {
-        run += sm.G[t][d];
-        sm.G[t][d] = run;
-      }
-      sm.gamma_last[d] = run;
-    }
-    __syncthreads();
-    // 4. Decayed pair scores T (strict) and P (with the diagonal).
-    for (int pair = tid; pair < kChunk * kChunk; pair += kThreads) {
-      const int i = pair / kChunk, j = pair % kChunk;
-      float tv = 0.f, pv = 0.f;
-      if (i < L && j <= i) {
-        for (int d = 0; d < K; ++d) {
-          const float kd = sm.k[j][d] * __expf(sm.G[i][d] - sm.G[j][d]);
-          tv += sm.bk[i][d] * kd;
-          pv += sm.q[i][d] * kd;
-        }
-      }
-      sm.T[i][j] = j < i ? tv : 0.f;
-      sm.P[i][j] = pv;
-    }
-    __syncthreads();
-    // 5. Γ-scaled rows: q ⊙ Γ, b ⊙ k ⊙ Γ, k ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.
-    for (int idx = tid; idx < L * K; idx += kThreads) {
-      const int t = idx / K, d = idx % K;
-      const float G = sm.G[t][d], gl = sm.gamma_last[d];
-      const float gam = __expf(G);
-      sm.q[t][d] *= gam;
-      sm.bk[t][d] *= gam;
-      sm.G[t][d] = sm.k[t][d] * __expf(gl - G);
-    }
-    __syncthreads();
-    for (int d = tid; d < K; d += kThreads) sm.gamma_last[d] = __expf(sm.gamma_last[d]);
-    // 6. Forward substitution, one column per thread: W = (I+T)^-1 (b⊙k⊙Γ) and U = (I+T)^-1 (w⊙v).
+    // 3. Forward substitution, one column per thread: W = (I+T)^-1 (b⊙k⊙Γ) and U = (I+T)^-1 (w⊙v).
     for (int c = tid; c < K + kCols; c += kThreads) {
       if (c < K) {
         for (int i = 1; i < L; ++i) {
-          float r = sm.bk[i][c];
-          for (int j = 0; j < i; ++j) r -= sm.T[i][j] * sm.bk[j][c];
-          sm.bk[i][c] = r;
+          float r = sm.c.bk[i][c];
+          for (int j = 0; j < i; ++j) r -= sm.c.T[i][j] * sm.c.bk[j][c];
+          sm.c.bk[i][c] = r;
         }
       } else {
         const int cc = c - K;
         for (int i = 1; i < L; ++i) {
           float r = sm.x[i][cc];
-          for (int j = 0; j < i; ++j) r -= sm.T[i][j] * sm.x[j][cc];
+          for (int j = 0; j < i; ++j) r -= sm.c.T[i][j] * sm.x[j][cc];
           sm.x[i][cc] = r;
         }
       }
     }
     __syncthreads();
-    // 7. V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
+    // 4. V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
     {
       float acc[4][2] = {};
-      rows_times_state<KMAX>(sm.bk, sm.S, K, warp, lane, acc);
+      rows_times_state<KMAX>(sm.c.bk, sm.S, K, warp, lane, acc);
 #pragma unroll
       for (int a = 0; a < 4; ++a) {
         const int i = warp + 8 * a;
@@ -180,15 +117,15 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
       }
     }
     __syncthreads();
-    // 8. O = (q⊙Γ) S + P V', written to global memory.
+    // 5. O = (q⊙Γ) S + P V', written to global memory.
     {
       float acc[4][2] = {};
-      rows_times_state<KMAX>(sm.q, sm.S, K, warp, lane, acc);
+      rows_times_state<KMAX>(sm.c.q, sm.S, K, warp, lane, acc);
       for (int j = 0; j < L; ++j) {
         const float x0 = sm.x[j][lane], x1 = sm.x[j][lane + 32];
 #pragma unroll
         for (int a = 0; a < 4; ++a) {
-          const float pv = sm.P[warp + 8 * a][j];
+          const float pv = sm.c.P[warp + 8 * a][j];
           acc[a][0] += pv * x0;
           acc[a][1] += pv * x1;
         }
@@ -203,8 +140,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
         if (col0 + lane + 32 < V) store_elem(p.o, p.o_type, row + col0 + lane + 32, acc[a][1]);
       }
     }
-    __syncthreads();  // step 8 is done reading S
-    // 9. S <- Diag(γ) S + Kt^T V'. Thread tile: rows d = warp + 8a, columns lane and lane + 32.
+    __syncthreads();  // step 5 is done reading S
+    // 6. S <- Diag(γ) S + Kt^T V'. Thread tile: rows d = warp + 8a, columns lane and lane + 32.
     for (int d0 = 0; d0 < K; d0 += 8 * 4) {
       float acc[4][2] = {};
       for (int i = 0; i < L; ++i) {
@@ -212,7 +149,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
 #pragma unroll
         for (int a = 0; a < 4; ++a) {
           const int d = d0 + warp + 8 * a;
-          const float kt = d < K ? sm.G[i][d] : 0.f;
+          const float kt = d < K ? sm.c.G[i][d] : 0.f;
           acc[a][0] += kt * x0;
           acc[a][1] += kt * x1;
         }

@@ -1,0 +1,109 @@
+// The per-chunk preparation shared by the fp32 CUDA-core chunk kernels (chunk_fwd.cu, chunk_bwd.cu), and the
+// triangular solves with I + T. Blocks of kPrepThreads threads; chunks of kPrepChunk tokens.
+#pragma once
+
+#include "cuda/gdn2/load.cuh"
+
+namespace gdn2::cuda {
+
+constexpr int kPrepChunk = 32, kPrepThreads = 256;
+
+// What the fp32 chunk kernels (forward and backward) form for a chunk of up to 32 tokens of value head hv starting
+// at token c0: the normalised q̂, k̂, G = cumsum g, b⊙k̂, T and P (P with the scale). Rows past L are zeros.
+template <int KMAX>
+struct Prep {
+  static constexpr int KP = KMAX + 1;
+  float q[kPrepChunk][KP];   // q̂
+  float k[kPrepChunk][KP];   // k̂
+  float G[kPrepChunk][KP];   // inclusive cumsum of g (rows past the chunk repeat G_last)
+  float bk[kPrepChunk][KP];  // b ⊙ k̂
+  float T[kPrepChunk][kPrepChunk + 1], P[kPrepChunk][kPrepChunk + 1];
+  float gl[KMAX];    // G_last
+  float rq[kPrepChunk], rk[kPrepChunk];  // 1/|q|, 1/|k| (1 without the in-op norm)
+};
+
+template <int KMAX>
+__device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv) {
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int K = p.K, group = p.HV / p.H, hq = hv / group;
+  for (int idx = tid; idx < kPrepChunk * KMAX; idx += kPrepThreads) {
+    const int t = idx / KMAX, d = idx % KMAX;
+    float qv = 0.f, kv = 0.f, gv = 0.f, bv = 0.f;
+    if (t < L && d < K) {
+      const int64_t tok = c0 + t;
+      qv = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
+      kv = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
+      gv = load_decay(p, tok, hv, d);
+      bv = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+    }
+    sm.q[t][d] = qv, sm.k[t][d] = kv, sm.G[t][d] = gv, sm.bk[t][d] = bv;
+  }
+  __syncthreads();
+  for (int t = warp; t < kPrepChunk; t += (kPrepThreads / 32)) {
+    float qs = 0.f, ks = 0.f;
+    for (int d = lane; d < KMAX; d += 32) qs += sm.q[t][d] * sm.q[t][d], ks += sm.k[t][d] * sm.k[t][d];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      qs += __shfl_xor_sync(0xffffffffu, qs, o);
+      ks += __shfl_xor_sync(0xffffffffu, ks, o);
+    }
+    if (lane == 0) {
+      sm.rq[t] = p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
+      sm.rk[t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
+    }
+  }
+  __syncthreads();
+  for (int idx = tid; idx < kPrepChunk * KMAX; idx += kPrepThreads) {
+    const int t = idx / KMAX, d = idx % KMAX;
+    sm.q[t][d] *= sm.rq[t];
+    sm.k[t][d] *= sm.rk[t];
+    sm.bk[t][d] *= sm.k[t][d];
+  }
+  for (int d = tid; d < KMAX; d += kPrepThreads) {
+    float run = 0.f;
+    for (int t = 0; t < kPrepChunk; ++t) {
+      run += sm.G[t][d];
+      sm.G[t][d] = run;
+    }
+    sm.gl[d] = run;
+  }
+  __syncthreads();
+  for (int pair = tid; pair < kPrepChunk * kPrepChunk; pair += kPrepThreads) {
+    const int i = pair / kPrepChunk, j = pair % kPrepChunk;
+    float tv = 0.f, pv = 0.f;
+    if (i < L && j <= i) {
+      for (int d = 0; d < K; ++d) {
+        const float kd = sm.k[j][d] * __expf(sm.G[i][d] - sm.G[j][d]);
+        tv += sm.bk[i][d] * kd;
+        pv += sm.q[i][d] * kd;
+      }
+    }
+    sm.T[i][j] = j < i ? tv : 0.f;
+    sm.P[i][j] = p.scale * pv;
+  }
+  __syncthreads();
+}
+
+// R <- (I + T)^-1 R on columns [0, cols) of R [kPrepChunk][ld] (forward substitution, one column a thread).
+template <int LD>
+__device__ void solve_lower(const float (*T)[kPrepChunk + 1], float (*R)[LD], int L, int cols) {
+  for (int c = threadIdx.x; c < cols; c += kPrepThreads)
+    for (int i = 1; i < L; ++i) {
+      float r = R[i][c];
+      for (int j = 0; j < i; ++j) r -= T[i][j] * R[j][c];
+      R[i][c] = r;
+    }
+}
+
+// R <- (I + T)^-T R (backward substitution with the transpose).
+template <int LD>
+__device__ void solve_lower_t(const float (*T)[kPrepChunk + 1], float (*R)[LD], int L, int cols) {
+  for (int c = threadIdx.x; c < cols; c += kPrepThreads)
+    for (int i = L - 2; i >= 0; --i) {
+      float r = R[i][c];
+      for (int j = i + 1; j < L; ++j) r -= T[j][i] * R[j][c];
+      R[i][c] = r;
+    }
+}
+
+}  // namespace gdn2::cuda
