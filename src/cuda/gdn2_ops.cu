@@ -330,7 +330,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.chunks = static_cast<int32_t>(chunks);
 
   // The forward's chunk states (recomputed on the exact CUDA-core kernel, no output).
-  const int64_t KV = p.K * p.V, tokens = p.tokens();
+  const int64_t tokens = p.tokens();
   Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor h0;
@@ -345,7 +345,6 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
   bp.f.chunk.seq_chunk0 = bp.seq_chunk0;
   launch_chunk_fwd_exact(bp.f);
-  (void)KV;
 
   bp.d_o = d_o.raw();
   bp.d_o_type = elem_type(d_o, "d_o");
