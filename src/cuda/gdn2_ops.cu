@@ -329,7 +329,9 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.chunk_tok0 = t, bp.chunk_len = t + chunks, bp.seq_chunk0 = t + 2 * chunks;
   bp.chunks = static_cast<int32_t>(chunks);
 
-  // The forward's chunk states (recomputed on the exact CUDA-core kernel, no output).
+  // The forward's states entering every 32-token chunk, recomputed without output: for bf16/fp16 inputs by the
+  // tensor-core forward (states every 64 tokens, context-parallel when sequences are long) and one exact 32-token step
+  // per 64-token chunk in parallel; for fp32 inputs by the exact CUDA-core forward (fp32 budget).
   const int64_t tokens = p.tokens();
   Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
@@ -341,10 +343,31 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.f.state_type = ElemType::f32;
   bp.f.o = nullptr;
   bp.f.ht = nullptr;
-  bp.f.h_chunks = static_cast<float*>(h.raw_mut());
-  bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
   bp.f.chunk.seq_chunk0 = bp.seq_chunk0;
-  launch_chunk_fwd_exact(bp.f);
+  Launch tc;  // the tensor-core forward's parameters and workspace, alive until the stream is synchronised
+  Tensor h64, first32_dev;
+  if (chunk_uses_tensor_cores(p, in)) {
+    tc = make_params(p, in, true);
+    Gdn2Params& f = tc.params;
+    const int64_t chunks64 = f.chunk.chunks;
+    h64 = Tensor::empty({chunks64, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+    f.h0 = bp.f.h0;
+    f.state_type = ElemType::f32;
+    f.o = nullptr;
+    f.ht = nullptr;
+    f.h_chunks = static_cast<float*>(h64.raw_mut());
+    launch_chunk_fwd(f);
+    std::vector<int64_t> first32;
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) first32.push_back(first[n] + s / kBwdChunk);
+    first32_dev = device_i64(first32);
+    launch_chunk_substates(bp.f, static_cast<const float*>(h64.raw()), f.chunk.chunk_tok0, f.chunk.chunk_len,
+                           static_cast<const int64_t*>(first32_dev.raw()), chunks64, static_cast<float*>(h.raw_mut()));
+  } else {
+    bp.f.h_chunks = static_cast<float*>(h.raw_mut());
+    bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
+    launch_chunk_fwd_exact(bp.f);
+  }
 
   bp.d_o = d_o.raw();
   bp.d_o_type = elem_type(d_o, "d_o");

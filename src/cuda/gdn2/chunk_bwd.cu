@@ -1,5 +1,6 @@
 // Chunkwise GDN-2 backward on CUDA cores, fp32 throughout, over chunks of 32 tokens (the math of
-// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Three steps after the forward's chunk states h are in place:
+// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Three steps after the forward's chunk states h are in place
+// (src/cuda/gdn2_ops.cu recomputes them):
 //   1. chunk_dstate_kernel, one block per (64 columns of V, value head, sequence), walks the chunks in reverse with the
 //      state gradient slice dS in shared memory: dh[c] = dS (the gradient wrt the state leaving chunk c), then
 //      dV' = Kt dS + P^T dO and dS <- Diag(γ) dS + (s q⊙Γ)^T dO - W^T dV'; dh0 = dS at the start.

@@ -39,13 +39,119 @@ __device__ __forceinline__ void rows_times_state(const float (*A)[Smem<KMAX>::KP
   }
 }
 
+// One chunk of L tokens from token c0 on the block's state slice sm.S (columns col0 ..): o rows when p.o is set, and
+// sm.S becomes the state after the chunk. Callers separate it from earlier uses of the buffers with a barrier.
+template <int KMAX>
+__device__ void exact_chunk_step(Smem<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv, int col0) {
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int K = p.K, V = p.V, group = p.HV / p.H;
+  // 1. The chunk's q̂, k̂, G = cumsum g, b ⊙ k̂, T and P (chunk_prep.cuh); w ⊙ v on this block's columns.
+  chunk_prep(sm.c, p, c0, L, hv);
+  for (int idx = tid; idx < L * kCols; idx += kThreads) {
+    const int t = idx / kCols, c = idx % kCols, col = col0 + c;
+    const int64_t tok = c0 + t;
+    float xv = 0.f;
+    if (col < V)
+      xv = load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
+           load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+    sm.x[t][c] = xv;
+  }
+  // 2. Γ-scaled rows: s q̂ ⊙ Γ, b ⊙ k̂ ⊙ Γ, k̂ ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.
+  for (int idx = tid; idx < L * K; idx += kThreads) {
+    const int t = idx / K, d = idx % K;
+    const float G = sm.c.G[t][d], gam = __expf(G);
+    sm.c.q[t][d] *= p.scale * gam;
+    sm.c.bk[t][d] *= gam;
+    sm.c.G[t][d] = sm.c.k[t][d] * __expf(sm.c.gl[d] - G);
+  }
+  for (int d = tid; d < K; d += kThreads) sm.gamma_last[d] = __expf(sm.c.gl[d]);
+  __syncthreads();
+  // 3. Forward substitution, one column per thread: W = (I+T)^-1 (b⊙k⊙Γ) and U = (I+T)^-1 (w⊙v).
+  for (int c = tid; c < K + kCols; c += kThreads) {
+    if (c < K) {
+      for (int i = 1; i < L; ++i) {
+        float r = sm.c.bk[i][c];
+        for (int j = 0; j < i; ++j) r -= sm.c.T[i][j] * sm.c.bk[j][c];
+        sm.c.bk[i][c] = r;
+      }
+    } else {
+      const int cc = c - K;
+      for (int i = 1; i < L; ++i) {
+        float r = sm.x[i][cc];
+        for (int j = 0; j < i; ++j) r -= sm.c.T[i][j] * sm.x[j][cc];
+        sm.x[i][cc] = r;
+      }
+    }
+  }
+  __syncthreads();
+  // 4. V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
+  {
+    float acc[4][2] = {};
+    rows_times_state<KMAX>(sm.c.bk, sm.S, K, warp, lane, acc);
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const int i = warp + 8 * a;
+      if (i < L) {
+        sm.x[i][lane] -= acc[a][0];
+        sm.x[i][lane + 32] -= acc[a][1];
+      }
+    }
+  }
+  __syncthreads();
+  // 5. O = (q⊙Γ) S + P V', written to global memory.
+  {
+    float acc[4][2] = {};
+    rows_times_state<KMAX>(sm.c.q, sm.S, K, warp, lane, acc);
+    for (int j = 0; j < L; ++j) {
+      const float x0 = sm.x[j][lane], x1 = sm.x[j][lane + 32];
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        const float pv = sm.c.P[warp + 8 * a][j];
+        acc[a][0] += pv * x0;
+        acc[a][1] += pv * x1;
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const int i = warp + 8 * a;
+      if (i >= L) continue;
+      const int64_t row = ((c0 + i) * p.HV + hv) * V;
+      if (p.o == nullptr) continue;  // states only (the backward's recompute)
+      if (col0 + lane < V) store_elem(p.o, p.o_type, row + col0 + lane, acc[a][0]);
+      if (col0 + lane + 32 < V) store_elem(p.o, p.o_type, row + col0 + lane + 32, acc[a][1]);
+    }
+  }
+  __syncthreads();  // step 5 is done reading S
+  // 6. S <- Diag(γ) S + Kt^T V'. Thread tile: rows d = warp + 8a, columns lane and lane + 32.
+  for (int d0 = 0; d0 < K; d0 += 8 * 4) {
+    float acc[4][2] = {};
+    for (int i = 0; i < L; ++i) {
+      const float x0 = sm.x[i][lane], x1 = sm.x[i][lane + 32];
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        const int d = d0 + warp + 8 * a;
+        const float kt = d < K ? sm.c.G[i][d] : 0.f;
+        acc[a][0] += kt * x0;
+        acc[a][1] += kt * x1;
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const int d = d0 + warp + 8 * a;
+      if (d < K) {
+        sm.S[d][lane] = sm.gamma_last[d] * sm.S[d][lane] + acc[a][0];
+        sm.S[d][lane + 32] = sm.gamma_last[d] * sm.S[d][lane + 32] + acc[a][1];
+      }
+    }
+  }
+}
+
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Smem<KMAX>& sm = *reinterpret_cast<Smem<KMAX>*>(smem_raw);
-  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int K = p.K, V = p.V, group = p.HV / p.H;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z, tid = threadIdx.x;
+  const int K = p.K, V = p.V;
   const int64_t state_base = ((int64_t)n * p.HV + hv) * K * V;
 
   for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
@@ -64,105 +170,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
         if (col0 + c < V) h[static_cast<int64_t>(d) * V + col0 + c] = sm.S[d][c];
       }
     }
-    // 1. The chunk's q̂, k̂, G = cumsum g, b ⊙ k̂, T and P (chunk_prep.cuh); w ⊙ v on this block's columns.
-    chunk_prep(sm.c, p, c0, L, hv);
-    for (int idx = tid; idx < L * kCols; idx += kThreads) {
-      const int t = idx / kCols, c = idx % kCols, col = col0 + c;
-      const int64_t tok = c0 + t;
-      float xv = 0.f;
-      if (col < V)
-        xv = load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
-             load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
-      sm.x[t][c] = xv;
-    }
-    // 2. Γ-scaled rows: s q̂ ⊙ Γ, b ⊙ k̂ ⊙ Γ, k̂ ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.
-    for (int idx = tid; idx < L * K; idx += kThreads) {
-      const int t = idx / K, d = idx % K;
-      const float G = sm.c.G[t][d], gam = __expf(G);
-      sm.c.q[t][d] *= p.scale * gam;
-      sm.c.bk[t][d] *= gam;
-      sm.c.G[t][d] = sm.c.k[t][d] * __expf(sm.c.gl[d] - G);
-    }
-    for (int d = tid; d < K; d += kThreads) sm.gamma_last[d] = __expf(sm.c.gl[d]);
-    __syncthreads();
-    // 3. Forward substitution, one column per thread: W = (I+T)^-1 (b⊙k⊙Γ) and U = (I+T)^-1 (w⊙v).
-    for (int c = tid; c < K + kCols; c += kThreads) {
-      if (c < K) {
-        for (int i = 1; i < L; ++i) {
-          float r = sm.c.bk[i][c];
-          for (int j = 0; j < i; ++j) r -= sm.c.T[i][j] * sm.c.bk[j][c];
-          sm.c.bk[i][c] = r;
-        }
-      } else {
-        const int cc = c - K;
-        for (int i = 1; i < L; ++i) {
-          float r = sm.x[i][cc];
-          for (int j = 0; j < i; ++j) r -= sm.c.T[i][j] * sm.x[j][cc];
-          sm.x[i][cc] = r;
-        }
-      }
-    }
-    __syncthreads();
-    // 4. V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
-    {
-      float acc[4][2] = {};
-      rows_times_state<KMAX>(sm.c.bk, sm.S, K, warp, lane, acc);
-#pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const int i = warp + 8 * a;
-        if (i < L) {
-          sm.x[i][lane] -= acc[a][0];
-          sm.x[i][lane + 32] -= acc[a][1];
-        }
-      }
-    }
-    __syncthreads();
-    // 5. O = (q⊙Γ) S + P V', written to global memory.
-    {
-      float acc[4][2] = {};
-      rows_times_state<KMAX>(sm.c.q, sm.S, K, warp, lane, acc);
-      for (int j = 0; j < L; ++j) {
-        const float x0 = sm.x[j][lane], x1 = sm.x[j][lane + 32];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {
-          const float pv = sm.c.P[warp + 8 * a][j];
-          acc[a][0] += pv * x0;
-          acc[a][1] += pv * x1;
-        }
-      }
-#pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const int i = warp + 8 * a;
-        if (i >= L) continue;
-        const int64_t row = ((c0 + i) * p.HV + hv) * V;
-        if (p.o == nullptr) continue;  // states only (the backward's recompute)
-        if (col0 + lane < V) store_elem(p.o, p.o_type, row + col0 + lane, acc[a][0]);
-        if (col0 + lane + 32 < V) store_elem(p.o, p.o_type, row + col0 + lane + 32, acc[a][1]);
-      }
-    }
-    __syncthreads();  // step 5 is done reading S
-    // 6. S <- Diag(γ) S + Kt^T V'. Thread tile: rows d = warp + 8a, columns lane and lane + 32.
-    for (int d0 = 0; d0 < K; d0 += 8 * 4) {
-      float acc[4][2] = {};
-      for (int i = 0; i < L; ++i) {
-        const float x0 = sm.x[i][lane], x1 = sm.x[i][lane + 32];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {
-          const int d = d0 + warp + 8 * a;
-          const float kt = d < K ? sm.c.G[i][d] : 0.f;
-          acc[a][0] += kt * x0;
-          acc[a][1] += kt * x1;
-        }
-      }
-#pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const int d = d0 + warp + 8 * a;
-        if (d < K) {
-          sm.S[d][lane] = sm.gamma_last[d] * sm.S[d][lane] + acc[a][0];
-          sm.S[d][lane + 32] = sm.gamma_last[d] * sm.S[d][lane + 32] + acc[a][1];
-        }
-      }
-    }
+    exact_chunk_step(sm, p, c0, L, hv, col0);
   }
   __syncthreads();
   if (p.ht != nullptr) {
@@ -170,6 +178,38 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
       const int d = idx / kCols, c = idx % kCols, col = col0 + c;
       if (col < V) store_elem(p.ht, p.state_type, state_base + (int64_t)d * V + col, sm.S[d][c]);
     }
+  }
+}
+
+// States every 32 tokens from states every 64 (the backward's recompute on the tensor-core forward): for 64-token
+// chunk c, h32[first32[c]] = h64[c] and, when the chunk is longer than 32 tokens, h32[first32[c] + 1] is the state
+// after its first 32 tokens (one exact chunk step; p.o must be null). One block per (64 columns, value head, chunk).
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) substates_kernel(Gdn2Params p, const float* h64, const int64_t* tok0,
+                                                                 const int64_t* len, const int64_t* first32,
+                                                                 float* h32) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Smem<KMAX>& sm = *reinterpret_cast<Smem<KMAX>*>(smem_raw);
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
+  const int K = p.K, V = p.V;
+  const int64_t KV = static_cast<int64_t>(K) * V;
+  const float* src = h64 + (static_cast<int64_t>(c) * p.HV + hv) * KV;
+  float* dst = h32 + (first32[c] * p.HV + hv) * KV;
+  for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+    const bool ok = d < K && col < V;
+    const float x = ok ? src[static_cast<int64_t>(d) * V + col] : 0.f;
+    sm.S[d][cc] = x;
+    if (ok) dst[static_cast<int64_t>(d) * V + col] = x;
+  }
+  if (len[c] <= kChunk) return;
+  __syncthreads();
+  exact_chunk_step(sm, p, tok0[c], kChunk, hv, col0);
+  __syncthreads();
+  dst += static_cast<int64_t>(p.HV) * KV;
+  for (int idx = tid; idx < K * kCols; idx += kThreads) {
+    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+    if (col < V) dst[static_cast<int64_t>(d) * V + col] = sm.S[d][cc];
   }
 }
 
@@ -193,6 +233,26 @@ void launch_chunk_fwd(const Gdn2Params& p) {
     return;
   }
   launch_chunk_fwd_exact(p);
+}
+
+void launch_chunk_substates(const Gdn2Params& p, const float* h64, const int64_t* tok0, const int64_t* len,
+                            const int64_t* first32, int64_t chunks64, float* h32) {
+  if (chunks64 == 0) return;
+  auto go = [&](auto kmax) {
+    constexpr int KMAX = decltype(kmax)::value;
+    const size_t smem = sizeof(Smem<KMAX>);
+    GDN2_CUDA_CHECK(cudaFuncSetAttribute(substates_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem)));
+    const dim3 grid((p.V + kCols - 1) / kCols, p.HV, static_cast<unsigned>(chunks64));
+    substates_kernel<KMAX><<<grid, kThreads, smem, p.stream>>>(p, h64, tok0, len, first32, h32);
+    GDN2_CUDA_CHECK(cudaGetLastError());
+  };
+  if (p.K <= 64)
+    go(std::integral_constant<int, 64>{});
+  else if (p.K <= 128)
+    go(std::integral_constant<int, 128>{});
+  else
+    GDN2_THROW(UnsupportedError, "CUDA GDN-2 chunk kernel: K=", p.K, " above 128");
 }
 
 void launch_chunk_fwd_exact(const Gdn2Params& p) {

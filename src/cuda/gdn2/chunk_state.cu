@@ -149,8 +149,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
     }
     __syncthreads();
 
-    // O = qg S + P V' for rows 16·warp .. +15 (P is lower triangular: column blocks 0..warp).
-    if (!kTransition) {
+    // O = qg S + P V' for rows 16·warp .. +15 (P is lower triangular: column blocks 0..warp); skipped when only the
+    // states are wanted (p.o null: the backward's recompute).
+    if (!kTransition && p.o != nullptr) {
       float oa[4][4];
       zero(oa);
       mma_rows(oa, &st.qg[0][0], LDK, 16 * warp, &sm.St[0][0], LDK, vc0, KMAX / 16, lane);

@@ -16,6 +16,11 @@ void launch_recurrent(const Gdn2Params& p);
 void launch_chunk_fwd(const Gdn2Params& p);
 // The fp32 CUDA-core kernel alone (chunks of 32; per-chunk states every p.h_chunk_tokens; o may be null).
 void launch_chunk_fwd_exact(const Gdn2Params& p);
+// States every 32 tokens (h32, numbered as the backward's 32-token chunks) from the states h64 entering the 64-token
+// chunks c < chunks64 (token ranges tok0[c], len[c]; first32[c] the index of c's first 32-token chunk): copied, plus one
+// exact 32-token step where a chunk is longer. p.o must be null.
+void launch_chunk_substates(const Gdn2Params& p, const float* h64, const int64_t* tok0, const int64_t* len,
+                            const int64_t* first32, int64_t chunks64, float* h32);
 void launch_chunk_intra(const Gdn2Params& p);
 void launch_chunk_state(const Gdn2Params& p);
 
