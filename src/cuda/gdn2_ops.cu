@@ -72,15 +72,18 @@ double makespan(const std::vector<double>& blocks, int64_t slots) {
   return end;
 }
 
-// The longest run of chunks a segment of the state pass takes (params.h, ChunkWork). Context parallelism cuts long
+// The longest run of chunks (of chunk_tokens tokens) a segment of a sequential state pass takes: the forward's
+// (params.h, ChunkWork) and the backward's state-gradient pass (Gdn2BwdParams). Context parallelism cuts long
 // sequences only when the (64 columns, value head, sequence) blocks cannot fill the chip. The cost model, in chunk
-// steps: each pass's blocks scheduled in launch order, one per multiprocessor (the state pass's shared memory allows
-// no more); a transition block step costs about 0.7 of a state block step (it writes no output), and the scan about
-// one step per segment boundary. A cut must save at least a tenth.
-int64_t segment_chunks(const Gdn2Problem& p, int64_t vtiles, int64_t ktiles) {
+// steps: each pass's blocks scheduled in launch order, one per multiprocessor (the passes' shared memory allows no
+// more); a transition block step costs `transition_cost` of a pass block step (the forward's writes no output), and
+// the scan about one step per segment boundary. A cut must save at least a tenth.
+int64_t segment_chunks(const Gdn2Problem& p, int64_t chunk_tokens, int64_t vtiles, int64_t ktiles,
+                       double transition_cost) {
   std::vector<int64_t> chunks(static_cast<size_t>(p.N));
   int64_t longest = 0;
-  for (int64_t n = 0; n < p.N; ++n) longest = std::max(longest, chunks[n] = chunks_of(p.seq_len[n]));
+  for (int64_t n = 0; n < p.N; ++n)
+    longest = std::max(longest, chunks[n] = (p.seq_len[n] + chunk_tokens - 1) / chunk_tokens);
   const int64_t sms = sm_count();
   if (vtiles * p.HV * p.N >= sms || longest < 8) return std::max<int64_t>(longest, 1);
   auto cost = [&](int64_t len) {
@@ -93,7 +96,8 @@ int64_t segment_chunks(const Gdn2Problem& p, int64_t vtiles, int64_t ktiles) {
         const int64_t steps = std::min(len, chunks[n] - s * len);
         for (int64_t b = 0; b < p.HV * vtiles; ++b) state.push_back(static_cast<double>(steps));
         if (s + 1 < segs)
-          for (int64_t b = 0; b < p.HV * (vtiles + ktiles); ++b) transition.push_back(0.7 * static_cast<double>(steps));
+          for (int64_t b = 0; b < p.HV * (vtiles + ktiles); ++b)
+            transition.push_back(transition_cost * static_cast<double>(steps));
       }
     }
     return makespan(transition, sms) + makespan(state, sms) + static_cast<double>(cuts);
@@ -129,7 +133,7 @@ WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
   }
   w.kmax = p.K <= 64 ? 64 : 128;
   w.vpad = (p.V + 63) / 64 * 64;
-  w.seg_chunks = segment_chunks(p, w.vpad / 64, w.kmax / 64);
+  w.seg_chunks = segment_chunks(p, kChunk, w.vpad / 64, w.kmax / 64, 0.7);
   for (int64_t n = 0; n < p.N; ++n)
     w.segs += std::max<int64_t>(1, (chunks_of(p.seq_len[n]) + w.seg_chunks - 1) / w.seg_chunks);
   const int64_t blocks = w.chunks * p.HV;
@@ -321,13 +325,39 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   const int64_t chunks = static_cast<int64_t>(tok0.size());
   GDN2_CHECK(chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk backward: ", chunks,
              " chunks x ", p.HV, " heads is too many");
+  // Segments of the state-gradient pass (context parallelism when the blocks cannot fill the chip).
+  const int64_t vtiles = (p.V + 63) / 64, kmax = p.K <= 64 ? 64 : 128;
+  const int64_t seg_len = segment_chunks(p, kBwdChunk, vtiles, kmax / 64, 0.9);
+  std::vector<int64_t> seg_chunk0, seg_seq, seq_seg0;
+  for (int64_t n = 0; n < p.N; ++n) {
+    seq_seg0.push_back(static_cast<int64_t>(seg_seq.size()));
+    const int64_t own = first[n + 1] - first[n];
+    for (int64_t j = 0; j < std::max<int64_t>(own, 1); j += seg_len) {  // an empty sequence is one empty segment
+      seg_chunk0.push_back(first[n] + j);
+      seg_seq.push_back(n);
+    }
+  }
+  const int64_t segs = static_cast<int64_t>(seg_seq.size());
+  seg_chunk0.push_back(chunks);
+  seq_seg0.push_back(segs);
   std::vector<int64_t> tables = tok0;
-  tables.insert(tables.end(), len.begin(), len.end());
-  tables.insert(tables.end(), first.begin(), first.end());
+  for (const auto* part : {&len, &first, &seg_chunk0, &seg_seq, &seq_seg0})
+    tables.insert(tables.end(), part->begin(), part->end());
   const Tensor tab = device_i64(tables);
   const auto* t = static_cast<const int64_t*>(tab.raw());
   bp.chunk_tok0 = t, bp.chunk_len = t + chunks, bp.seq_chunk0 = t + 2 * chunks;
   bp.chunks = static_cast<int32_t>(chunks);
+  const int64_t* st = bp.seq_chunk0 + p.N + 1;
+  bp.seg_chunk0 = st, bp.seg_seq = st + segs + 1, bp.seq_seg0 = st + 2 * segs + 1;
+  bp.segs = static_cast<int32_t>(segs);
+  bp.vpad = static_cast<int32_t>(vtiles * 64);
+  Tensor seg_state, seg_dS;
+  if (segs > p.N) {
+    seg_state = Tensor::empty({segs * p.HV * kmax * (bp.vpad + kmax)}, DType::f32, Device::cuda);
+    seg_dS = Tensor::empty({segs * p.HV * kmax * bp.vpad}, DType::f32, Device::cuda);
+    bp.seg_state = static_cast<float*>(seg_state.raw_mut());
+    bp.seg_dS = static_cast<float*>(seg_dS.raw_mut());
+  }
 
   // The forward's states entering every 32-token chunk, recomputed without output: for bf16/fp16 inputs by the
   // tensor-core forward (states every 64 tokens, context-parallel when sequences are long) and one exact 32-token step

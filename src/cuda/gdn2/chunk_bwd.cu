@@ -1,9 +1,10 @@
 // Chunkwise GDN-2 backward on CUDA cores, fp32 throughout, over chunks of 32 tokens (the math of
 // src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Three steps after the forward's chunk states h are in place
 // (src/cuda/gdn2_ops.cu recomputes them):
-//   1. chunk_dstate_kernel, one block per (64 columns of V, value head, sequence), walks the chunks in reverse with the
-//      state gradient slice dS in shared memory: dh[c] = dS (the gradient wrt the state leaving chunk c), then
-//      dV' = Kt dS + P^T dO and dS <- Diag(γ) dS + (s q⊙Γ)^T dO - W^T dV'; dh0 = dS at the start.
+//   1. chunk_dstate_kernel, one block per (64 columns of V, value head, segment of a sequence), walks the chunks in
+//      reverse with the state gradient slice dS in shared memory: dh[c] = dS (the gradient wrt the state leaving chunk
+//      c), then dV' = Kt dS + P^T dO and dS <- Diag(γ) dS + (s q⊙Γ)^T dO - W^T dV'; dh0 = dS at the start. Long
+//      sequences with few blocks run as segments side by side (context parallelism, params.h Gdn2BwdParams).
 //   2. chunk_grad_kernel, one block per (chunk, value head), all chunks at once: with S = h[c] and dS = dh[c], over
 //      slices of 64 columns it forms V' = U - W S and dV', and accumulates dP, dKt, d(q⊙Γ), dW, dT and dγ; then the
 //      solves' adjoints, the decayed pair scores' backward, the cumsum's and the L2 norm's. Gradients are written
@@ -15,6 +16,7 @@
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/chunk_prep.cuh"
 #include "cuda/gdn2/load.cuh"
+#include "cuda/gdn2/segment_scan.cuh"
 
 namespace gdn2::cuda {
 
@@ -31,28 +33,45 @@ struct DstateSmem {
   float gamma[KMAX];
 };
 
-template <int KMAX>
+// One block per (64 columns, value head, segment). kTransition: the context-parallel first pass over every segment
+// but its sequence's first (params.h, Gdn2BwdParams): from a zero gradient, columns past vpad are the transition's
+// (identity at entry, dO = 0); [dS0 | M] goes to seg_state. Otherwise the pass proper: dh per chunk, dh0.
+template <int KMAX, bool kTransition>
 __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   DstateSmem<KMAX>& sm = *reinterpret_cast<DstateSmem<KMAX>*>(smem_raw);
   const Gdn2Params& p = bp.f;
-  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z, tid = threadIdx.x;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, seg = blockIdx.z, tid = threadIdx.x;
   const int K = p.K, V = p.V;
+  const int n = static_cast<int>(bp.seg_seq[seg]);
+  const int c_first = static_cast<int>(bp.seg_chunk0[seg]), c_last = static_cast<int>(bp.seg_chunk0[seg + 1]);
+  const bool first = c_first == bp.seq_chunk0[n], last = c_last == bp.seq_chunk0[n + 1];
+  if (kTransition && first) return;
+  const bool trans = kTransition && col0 >= bp.vpad;  // transition columns: dO = 0
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
+  const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
   for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
     const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-    sm.dS[d][cc] = bp.dht != nullptr && d < K && col < V ? bp.dht[state_base + static_cast<int64_t>(d) * V + col] : 0.f;
+    float x = 0.f;
+    if (kTransition)
+      x = trans && d < K && d == col - bp.vpad ? 1.f : 0.f;
+    else if (!last)
+      x = bp.seg_dS[(seg_blk * KMAX + d) * bp.vpad + col];
+    else if (bp.dht != nullptr && d < K && col < V)
+      x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
+    sm.dS[d][cc] = x;
   }
-  const int c_first = static_cast<int>(bp.seq_chunk0[n]), c_last = static_cast<int>(bp.seq_chunk0[n + 1]);
   for (int c = c_last - 1; c >= c_first; --c) {
     const int64_t c0 = bp.chunk_tok0[c];
     const int L = static_cast<int>(bp.chunk_len[c]);
     __syncthreads();  // the previous chunk is done with every buffer
     chunk_prep(sm.c, p, c0, L, hv);
-    float* dh = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
-    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-      const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-      if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
+    if (!kTransition) {
+      float* dh = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
+      for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+        const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+        if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
+      }
     }
     for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
       const int t = idx / KMAX, d = idx % KMAX;
@@ -63,7 +82,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
     }
     for (int idx = tid; idx < kC * kCols; idx += kThreads) {
       const int t = idx / kCols, cc = idx % kCols, col = col0 + cc;
-      sm.dO[t][cc] = t < L && col < V
+      sm.dO[t][cc] = !trans && t < L && col < V
                          ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
                          : 0.f;
     }
@@ -98,7 +117,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
     }
   }
   __syncthreads();
-  if (bp.dh0 != nullptr) {
+  if (kTransition) {
+    const int ld = bp.vpad + KMAX;
+    float* E = bp.seg_state + seg_blk * KMAX * ld;
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols;
+      E[static_cast<int64_t>(d) * ld + col0 + cc] = sm.dS[d][cc];
+    }
+  } else if (first && bp.dh0 != nullptr) {
     for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
       const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
       if (d < K && col < V) bp.dh0[state_base + static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
@@ -354,8 +380,15 @@ void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, const Gdn2BwdParams
 template <int KMAX>
 void launch(const Gdn2BwdParams& bp) {
   const Gdn2Params& p = bp.f;
-  launch_with_smem(chunk_dstate_kernel<KMAX>, dim3((p.V + kCols - 1) / kCols, p.HV, p.N), sizeof(DstateSmem<KMAX>),
-                   bp);
+  const size_t smem = sizeof(DstateSmem<KMAX>);
+  if (bp.seg_state != nullptr) {
+    launch_with_smem(chunk_dstate_kernel<KMAX, true>, dim3((bp.vpad + KMAX) / kCols, p.HV, bp.segs), smem, bp);
+    SegmentScan scan;  // in reverse: the gradient entering each segment from its right, from dht
+    scan.seq_seg0 = bp.seq_seg0, scan.seg_state = bp.seg_state, scan.out = bp.seg_dS, scan.init = bp.dht;
+    scan.N = p.N, scan.HV = p.HV, scan.K = p.K, scan.V = p.V, scan.vpad = bp.vpad;
+    launch_segment_scan<KMAX, true>(scan, p.stream);
+  }
+  launch_with_smem(chunk_dstate_kernel<KMAX, false>, dim3(bp.vpad / kCols, p.HV, bp.segs), smem, bp);
   if (bp.chunks > 0)
     launch_with_smem(chunk_grad_kernel<KMAX>, dim3(bp.chunks, p.HV), sizeof(GradSmem<KMAX>), bp);
 }

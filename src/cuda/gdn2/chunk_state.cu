@@ -1,6 +1,6 @@
 // Tensor-core chunk path, part 2 (sequential over chunks): one block per (64 columns of V, value head, segment of a
-// sequence; params.h, ChunkWork) carries its slice of the fp32 state through the sequence's chunks in registers, reading what chunk_intra.cu
-// wrote, the next chunk's tiles arriving by cp.async while the current one is computed:
+// sequence; params.h, ChunkWork) carries its slice of the fp32 state through the segment's chunks in registers,
+// reading what chunk_intra.cu wrote, the next chunk's tiles arriving by cp.async while the current one is computed:
 //   V' = U - W S,   O = qg S + P V',   S <- Diag(gamma) S + kgT V'.
 // Eight warps: warp w owns rows 16·(w%4) .. +15 of the chunk and 32 columns (half w/4) for V' and O, and for the
 // state 16 columns of V and half the key channels: S^T in mma accumulator layout, so its bf16 copy for the next
@@ -9,6 +9,7 @@
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
 #include "cuda/gdn2/mma.cuh"
+#include "cuda/gdn2/segment_scan.cuh"
 
 namespace gdn2::cuda {
 
@@ -194,71 +195,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
   }
 }
 
-// The context-parallel scan, one block per (64 columns, value head, sequence): S_{s+1} = M_s S_s + S0_s over the
-// sequence's segments in order, S_0 = h0; each S_{s+1} goes to seg_h0. fp32 on CUDA cores: thread (row group, column
-// group) keeps a KMAX/16 x 4 tile, M^T and S in shared memory.
-template <int KMAX>
-struct ScanSmem {
-  float Mt[KMAX][KMAX + 4];  // M^T: [column j][row r]
-  float S[KMAX][kCols + 4];
-};
-
-template <int KMAX>
-__global__ void __launch_bounds__(kThreads, 1) segment_scan_kernel(Gdn2Params p) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  ScanSmem<KMAX>& sm = *reinterpret_cast<ScanSmem<KMAX>*>(smem_raw);
-  constexpr int RT = KMAX / 16;  // rows per thread
-  const ChunkWork& cw = p.chunk;
-  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, n = blockIdx.z, tid = threadIdx.x;
-  const int s_begin = static_cast<int>(cw.seq_seg0[n]), s_end = static_cast<int>(cw.seq_seg0[n + 1]);
-  if (s_end - s_begin < 2) return;
-  const int K = p.K, V = p.V, vpad = cw.vpad, ld = vpad + KMAX;
-  const int r0 = RT * (tid / 16), c0 = 4 * (tid % 16);
-  const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
-  for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-    const int r = idx / kCols, c = idx % kCols, col = col0 + c;
-    sm.S[r][c] = p.h0 != nullptr && r < K && col < V
-                     ? load_elem(p.h0, p.state_type, state_base + static_cast<int64_t>(r) * V + col)
-                     : 0.f;
-  }
-  for (int s = s_begin; s + 1 < s_end; ++s) {
-    const float* E = cw.seg_state + (static_cast<int64_t>(s) * p.HV + hv) * KMAX * ld;
-    for (int idx = tid; idx < KMAX * KMAX; idx += kThreads) {
-      const int r = idx / KMAX, j = idx % KMAX;
-      sm.Mt[j][r] = E[static_cast<int64_t>(r) * ld + vpad + j];
-    }
-    float acc[RT][4];
-#pragma unroll
-    for (int a = 0; a < RT; ++a) {
-      const float4 z = *reinterpret_cast<const float4*>(E + static_cast<int64_t>(r0 + a) * ld + col0 + c0);
-      acc[a][0] = z.x, acc[a][1] = z.y, acc[a][2] = z.z, acc[a][3] = z.w;
-    }
-    __syncthreads();  // M^T and the previous S are in place
-#pragma unroll 4
-    for (int j = 0; j < KMAX; ++j) {
-      const float4 x = *reinterpret_cast<const float4*>(&sm.S[j][c0]);
-      float m[RT];
-#pragma unroll
-      for (int a = 0; a < RT; a += 4) {
-        const float4 y = *reinterpret_cast<const float4*>(&sm.Mt[j][r0 + a]);
-        m[a] = y.x, m[a + 1] = y.y, m[a + 2] = y.z, m[a + 3] = y.w;
-      }
-#pragma unroll
-      for (int a = 0; a < RT; ++a) {
-        acc[a][0] += m[a] * x.x, acc[a][1] += m[a] * x.y, acc[a][2] += m[a] * x.z, acc[a][3] += m[a] * x.w;
-      }
-    }
-    __syncthreads();  // every thread is done reading M^T and S
-    float* H = cw.seg_h0 + ((static_cast<int64_t>(s + 1) * p.HV + hv) * KMAX) * vpad;
-#pragma unroll
-    for (int a = 0; a < RT; ++a) {
-      const float4 v = make_float4(acc[a][0], acc[a][1], acc[a][2], acc[a][3]);
-      *reinterpret_cast<float4*>(&sm.S[r0 + a][c0]) = v;
-      *reinterpret_cast<float4*>(H + static_cast<int64_t>(r0 + a) * vpad + col0 + c0) = v;
-    }
-  }
-}
-
 template <class Kernel>
 void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, const Gdn2Params& p) {
   GDN2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
@@ -272,7 +208,11 @@ void launch(const Gdn2Params& p) {
   const size_t smem = sizeof(StateSmem<KMAX>);
   if (cw.seg_state != nullptr) {
     launch_with_smem(chunk_state_kernel<KMAX, true>, dim3((cw.vpad + KMAX) / kCols, p.HV, cw.segs), smem, p);
-    launch_with_smem(segment_scan_kernel<KMAX>, dim3(cw.vpad / kCols, p.HV, p.N), sizeof(ScanSmem<KMAX>), p);
+    SegmentScan scan;  // the chunk forward's h0 is fp32 (src/cuda/gdn2_ops.cu)
+    scan.seq_seg0 = cw.seq_seg0, scan.seg_state = cw.seg_state, scan.out = cw.seg_h0;
+    scan.init = static_cast<const float*>(p.h0);
+    scan.N = p.N, scan.HV = p.HV, scan.K = p.K, scan.V = p.V, scan.vpad = cw.vpad;
+    launch_segment_scan<KMAX, false>(scan, p.stream);
   }
   launch_with_smem(chunk_state_kernel<KMAX, false>, dim3(cw.vpad / kCols, p.HV, cw.segs), smem, p);
 }

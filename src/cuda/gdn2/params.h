@@ -90,6 +90,16 @@ struct Gdn2BwdParams {
   const int64_t* chunk_len = nullptr;
   const int64_t* seq_chunk0 = nullptr;
   int32_t chunks = 0;
+  // The state-gradient pass runs over segments of consecutive chunks as ChunkWork's state pass does (params.h above),
+  // in reverse: with seg_state set, every segment but a sequence's first first runs from a zero gradient with kmax
+  // identity columns (dO = 0), giving [dS0 | M] (fp32 [segs, HV, kmax, vpad + kmax]); a reverse scan forms the
+  // gradient entering each segment from its right (seg_dS, fp32 [segs, HV, kmax, vpad]); then all segments run.
+  const int64_t* seg_chunk0 = nullptr;  // [segs + 1]
+  const int64_t* seg_seq = nullptr;     // [segs]
+  const int64_t* seq_seg0 = nullptr;    // [N + 1]
+  int32_t segs = 0, vpad = 0;
+  float* seg_state = nullptr;           // null: no context parallelism
+  float* seg_dS = nullptr;
 };
 
 }  // namespace gdn2::cuda
