@@ -131,7 +131,7 @@ WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
     w.tables = take((2 * w.chunks + p.N + 1) * 8);
     return w;
   }
-  w.kmax = p.K <= 64 ? 64 : 128;
+  w.kmax = kmax_for(static_cast<int>(p.K));
   w.vpad = (p.V + 63) / 64 * 64;
   w.seg_chunks = segment_chunks(p, kChunk, w.vpad / 64, w.kmax / 64, 0.7);
   for (int64_t n = 0; n < p.N; ++n)
@@ -326,7 +326,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   GDN2_CHECK(chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk backward: ", chunks,
              " chunks x ", p.HV, " heads is too many");
   // Segments of the state-gradient pass (context parallelism when the blocks cannot fill the chip).
-  const int64_t vtiles = (p.V + 63) / 64, kmax = p.K <= 64 ? 64 : 128;
+  const int64_t vtiles = (p.V + 63) / 64, kmax = kmax_for(static_cast<int>(p.K));
   const int64_t seg_len = segment_chunks(p, kBwdChunk, vtiles, kmax / 64, 0.9);
   std::vector<int64_t> seg_chunk0, seg_seq, seq_seg0;
   for (int64_t n = 0; n < p.N; ++n) {

@@ -73,13 +73,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
         if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
       }
     }
-    for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
-      const int t = idx / KMAX, d = idx % KMAX;
-      const float G = sm.c.G[t][d], gam = __expf(G);
-      sm.c.q[t][d] *= p.scale * gam;
-      sm.c.bk[t][d] *= gam;
-      sm.c.G[t][d] = sm.c.k[t][d] * __expf(sm.c.gl[d] - G);
-    }
+    chunk_gamma_scale(sm.c, p.scale, kC, KMAX);  // every row: the dV' step below reads rows past L
     for (int idx = tid; idx < kC * kCols; idx += kThreads) {
       const int t = idx / kCols, cc = idx % kCols, col = col0 + cc;
       sm.dO[t][cc] = !trans && t < L && col < V
@@ -370,39 +364,29 @@ __global__ void reduce_heads_kernel(const float* buf, int64_t tokens, int HV, in
   }
 }
 
-template <class Kernel>
-void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, const Gdn2BwdParams& bp) {
-  GDN2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  kernel<<<grid, kThreads, smem, bp.f.stream>>>(bp);
-  GDN2_CUDA_CHECK(cudaGetLastError());
-}
-
 template <int KMAX>
 void launch(const Gdn2BwdParams& bp) {
   const Gdn2Params& p = bp.f;
   const size_t smem = sizeof(DstateSmem<KMAX>);
   if (bp.seg_state != nullptr) {
-    launch_with_smem(chunk_dstate_kernel<KMAX, true>, dim3((bp.vpad + KMAX) / kCols, p.HV, bp.segs), smem, bp);
+    launch_with_smem(chunk_dstate_kernel<KMAX, true>, dim3((bp.vpad + KMAX) / kCols, p.HV, bp.segs), kThreads, smem,
+                     p.stream, bp);
     SegmentScan scan;  // in reverse: the gradient entering each segment from its right, from dht
     scan.seq_seg0 = bp.seq_seg0, scan.seg_state = bp.seg_state, scan.out = bp.seg_dS, scan.init = bp.dht;
     scan.N = p.N, scan.HV = p.HV, scan.K = p.K, scan.V = p.V, scan.vpad = bp.vpad;
     launch_segment_scan<KMAX, true>(scan, p.stream);
   }
-  launch_with_smem(chunk_dstate_kernel<KMAX, false>, dim3(bp.vpad / kCols, p.HV, bp.segs), smem, bp);
+  launch_with_smem(chunk_dstate_kernel<KMAX, false>, dim3(bp.vpad / kCols, p.HV, bp.segs), kThreads, smem, p.stream,
+                   bp);
   if (bp.chunks > 0)
-    launch_with_smem(chunk_grad_kernel<KMAX>, dim3(bp.chunks, p.HV), sizeof(GradSmem<KMAX>), bp);
+    launch_with_smem(chunk_grad_kernel<KMAX>, dim3(bp.chunks, p.HV), kThreads, sizeof(GradSmem<KMAX>), p.stream, bp);
 }
 
 }  // namespace
 
 void launch_chunk_bwd(const Gdn2BwdParams& bp) {
   if (bp.f.N == 0) return;
-  if (bp.f.K <= 64)
-    launch<64>(bp);
-  else if (bp.f.K <= 128)
-    launch<128>(bp);
-  else
-    GDN2_THROW(UnsupportedError, "CUDA GDN-2 chunk backward: K=", bp.f.K, " above 128");
+  with_kmax(kmax_for(bp.f.K), [&](auto kmax) { launch<decltype(kmax)::value>(bp); });
 }
 
 void launch_reduce_heads(const float* buf, int64_t tokens, int HV, int dim, int heads, bool channel, float* out,

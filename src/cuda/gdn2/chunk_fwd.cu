@@ -57,13 +57,7 @@ __device__ void exact_chunk_step(Smem<KMAX>& sm, const Gdn2Params& p, int64_t c0
     sm.x[t][c] = xv;
   }
   // 2. Γ-scaled rows: s q̂ ⊙ Γ, b ⊙ k̂ ⊙ Γ, k̂ ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.
-  for (int idx = tid; idx < L * K; idx += kThreads) {
-    const int t = idx / K, d = idx % K;
-    const float G = sm.c.G[t][d], gam = __expf(G);
-    sm.c.q[t][d] *= p.scale * gam;
-    sm.c.bk[t][d] *= gam;
-    sm.c.G[t][d] = sm.c.k[t][d] * __expf(sm.c.gl[d] - G);
-  }
+  chunk_gamma_scale(sm.c, p.scale, L, K);
   for (int d = tid; d < K; d += kThreads) sm.gamma_last[d] = __expf(sm.c.gl[d]);
   __syncthreads();
   // 3. Forward substitution, one column per thread: W = (I+T)^-1 (b⊙k⊙Γ) and U = (I+T)^-1 (w⊙v).
@@ -213,16 +207,6 @@ __global__ void __launch_bounds__(kThreads, 1) substates_kernel(Gdn2Params p, co
   }
 }
 
-template <int KMAX>
-void launch(const Gdn2Params& p) {
-  const size_t smem = sizeof(Smem<KMAX>);
-  GDN2_CUDA_CHECK(cudaFuncSetAttribute(chunk_fwd_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem)));
-  const dim3 grid((p.V + kCols - 1) / kCols, p.HV, p.N);
-  chunk_fwd_kernel<KMAX><<<grid, kThreads, smem, p.stream>>>(p);
-  GDN2_CUDA_CHECK(cudaGetLastError());
-}
-
 }  // namespace
 
 void launch_chunk_fwd(const Gdn2Params& p) {
@@ -238,31 +222,20 @@ void launch_chunk_fwd(const Gdn2Params& p) {
 void launch_chunk_substates(const Gdn2Params& p, const float* h64, const int64_t* tok0, const int64_t* len,
                             const int64_t* first32, int64_t chunks64, float* h32) {
   if (chunks64 == 0) return;
-  auto go = [&](auto kmax) {
+  with_kmax(kmax_for(p.K), [&](auto kmax) {
     constexpr int KMAX = decltype(kmax)::value;
-    const size_t smem = sizeof(Smem<KMAX>);
-    GDN2_CUDA_CHECK(cudaFuncSetAttribute(substates_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem)));
-    const dim3 grid((p.V + kCols - 1) / kCols, p.HV, static_cast<unsigned>(chunks64));
-    substates_kernel<KMAX><<<grid, kThreads, smem, p.stream>>>(p, h64, tok0, len, first32, h32);
-    GDN2_CUDA_CHECK(cudaGetLastError());
-  };
-  if (p.K <= 64)
-    go(std::integral_constant<int, 64>{});
-  else if (p.K <= 128)
-    go(std::integral_constant<int, 128>{});
-  else
-    GDN2_THROW(UnsupportedError, "CUDA GDN-2 chunk kernel: K=", p.K, " above 128");
+    launch_with_smem(substates_kernel<KMAX>, dim3((p.V + kCols - 1) / kCols, p.HV, static_cast<unsigned>(chunks64)),
+                     kThreads, sizeof(Smem<KMAX>), p.stream, p, h64, tok0, len, first32, h32);
+  });
 }
 
 void launch_chunk_fwd_exact(const Gdn2Params& p) {
   if (p.N == 0) return;
-  if (p.K <= 64)
-    launch<64>(p);
-  else if (p.K <= 128)
-    launch<128>(p);
-  else
-    GDN2_THROW(UnsupportedError, "CUDA GDN-2 chunk kernel: K=", p.K, " above 128");
+  with_kmax(kmax_for(p.K), [&](auto kmax) {
+    constexpr int KMAX = decltype(kmax)::value;
+    launch_with_smem(chunk_fwd_kernel<KMAX>, dim3((p.V + kCols - 1) / kCols, p.HV, p.N), kThreads, sizeof(Smem<KMAX>),
+                     p.stream, p);
+  });
 }
 
 }  // namespace gdn2::cuda

@@ -72,6 +72,16 @@ __device__ __forceinline__ void load_f32x8(float (&x)[8], const float* p) {
   x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
 }
 
+// Eight channels of a bf16 row times 2^G (G in log2 units), packed back to bf16.
+__device__ __forceinline__ uint4 times_exp2_8(const bf16* x, const float* G) {
+  float v[8], gg[8];
+  unpack8(v, *reinterpret_cast<const uint4*>(x));
+  load_f32x8(gg, G);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) v[e] *= ex2(gg[e]);
+  return pack8(v);
+}
+
 // Channels d0..d0+7 of one token of an input for value head reading `head`: 0 outside the row or past dim, `absent`
 // for an absent gate, a per-head gate broadcast. vec: 16-byte loads are allowed (params.h, Gdn2Params::vec8).
 __device__ __forceinline__ void load8(float (&x)[8], const InputView& v, int64_t tok, int head, int d0, int dim,
@@ -286,12 +296,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
 #pragma unroll 1
       for (int it = (pair - 2) * 32 + kh * 64 + lane; it < kC * CPR; it += 128) {
         const int i = it / CPR, c8 = 8 * (it % CPR);
-        float x[8], gg[8];
-        unpack8(x, *reinterpret_cast<const uint4*>(&sm.q[i][c8]));
-        load_f32x8(gg, &sm.G[i][c8]);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) x[e] *= ex2(gg[e]);
-        *reinterpret_cast<uint4*>(qgw + i * KMAX + c8) = pack8(x);
+        *reinterpret_cast<uint4*>(qgw + i * KMAX + c8) = times_exp2_8(&sm.q[i][c8], &sm.G[i][c8]);
       }
     }
 #pragma unroll 1
@@ -415,12 +420,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
 #pragma unroll 1
       for (int it = tid - 64; it < kC * CPR; it += kThreads - 64) {
         const int i = it / CPR, c8 = 8 * (it % CPR);
-        float v[8], gg[8];
-        unpack8(v, *reinterpret_cast<const uint4*>(&sm.bk[i][c8]));
-        load_f32x8(gg, &sm.G[i][c8]);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[e] *= ex2(gg[e]);
-        *reinterpret_cast<uint4*>(&sm.q[i][c8]) = pack8(v);
+        *reinterpret_cast<uint4*>(&sm.q[i][c8]) = times_exp2_8(&sm.bk[i][c8], &sm.G[i][c8]);
       }
     }
     __syncthreads();
@@ -527,18 +527,15 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
 
 template <int KMAX>
 void launch(const Gdn2Params& p) {
-  const size_t smem = sizeof(IntraSmem<KMAX>);
-  GDN2_CUDA_CHECK(cudaFuncSetAttribute(chunk_intra_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem)));
-  chunk_intra_kernel<KMAX><<<dim3(p.chunk.chunks, p.HV), kThreads, smem, p.stream>>>(p);
-  GDN2_CUDA_CHECK(cudaGetLastError());
+  launch_with_smem(chunk_intra_kernel<KMAX>, dim3(p.chunk.chunks, p.HV), kThreads, sizeof(IntraSmem<KMAX>), p.stream,
+                   p);
 }
 
 }  // namespace
 
 void launch_chunk_intra(const Gdn2Params& p) {
   if (p.chunk.chunks == 0) return;
-  with_kmax(p, [&](auto kmax) { launch<decltype(kmax)::value>(p); });
+  with_kmax(p.chunk.kmax, [&](auto kmax) { launch<decltype(kmax)::value>(p); });
 }
 
 }  // namespace gdn2::cuda

@@ -84,6 +84,19 @@ __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int 
   __syncthreads();
 }
 
+// The WY form's Γ-scaled rows in place, rows < L and channels < K: q̂ -> s q̂ ⊙ Γ, b⊙k̂ -> b⊙k̂⊙Γ and G -> Kt = k̂ ⊙
+// e^{G_last - G} (Γ = e^G). Callers separate it from chunk_prep's writes and from their reads with barriers.
+template <int KMAX>
+__device__ void chunk_gamma_scale(Prep<KMAX>& sm, float scale, int L, int K) {
+  for (int idx = threadIdx.x; idx < L * K; idx += kPrepThreads) {
+    const int t = idx / K, d = idx % K;
+    const float G = sm.G[t][d], gam = __expf(G);
+    sm.q[t][d] *= scale * gam;
+    sm.bk[t][d] *= gam;
+    sm.G[t][d] = sm.k[t][d] * __expf(sm.gl[d] - G);
+  }
+}
+
 // R <- (I + T)^-1 R on columns [0, cols) of R [kPrepChunk][ld] (forward substitution, one column a thread).
 template <int LD>
 __device__ void solve_lower(const float (*T)[kPrepChunk + 1], float (*R)[LD], int L, int cols) {

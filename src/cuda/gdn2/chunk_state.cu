@@ -195,33 +195,27 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
   }
 }
 
-template <class Kernel>
-void launch_with_smem(Kernel kernel, dim3 grid, size_t smem, const Gdn2Params& p) {
-  GDN2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  kernel<<<grid, kThreads, smem, p.stream>>>(p);
-  GDN2_CUDA_CHECK(cudaGetLastError());
-}
-
 template <int KMAX>
 void launch(const Gdn2Params& p) {
   const ChunkWork& cw = p.chunk;
   const size_t smem = sizeof(StateSmem<KMAX>);
   if (cw.seg_state != nullptr) {
-    launch_with_smem(chunk_state_kernel<KMAX, true>, dim3((cw.vpad + KMAX) / kCols, p.HV, cw.segs), smem, p);
+    launch_with_smem(chunk_state_kernel<KMAX, true>, dim3((cw.vpad + KMAX) / kCols, p.HV, cw.segs), kThreads, smem,
+                     p.stream, p);
     SegmentScan scan;  // the chunk forward's h0 is fp32 (src/cuda/gdn2_ops.cu)
     scan.seq_seg0 = cw.seq_seg0, scan.seg_state = cw.seg_state, scan.out = cw.seg_h0;
     scan.init = static_cast<const float*>(p.h0);
     scan.N = p.N, scan.HV = p.HV, scan.K = p.K, scan.V = p.V, scan.vpad = cw.vpad;
     launch_segment_scan<KMAX, false>(scan, p.stream);
   }
-  launch_with_smem(chunk_state_kernel<KMAX, false>, dim3(cw.vpad / kCols, p.HV, cw.segs), smem, p);
+  launch_with_smem(chunk_state_kernel<KMAX, false>, dim3(cw.vpad / kCols, p.HV, cw.segs), kThreads, smem, p.stream, p);
 }
 
 }  // namespace
 
 void launch_chunk_state(const Gdn2Params& p) {
   if (p.N == 0) return;
-  with_kmax(p, [&](auto kmax) { launch<decltype(kmax)::value>(p); });
+  with_kmax(p.chunk.kmax, [&](auto kmax) { launch<decltype(kmax)::value>(p); });
 }
 
 }  // namespace gdn2::cuda

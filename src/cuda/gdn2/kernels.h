@@ -35,15 +35,22 @@ void launch_reduce_heads(const float* buf, int64_t tokens, int HV, int dim, int 
 // Streaming multiprocessors of the current device (cached).
 int sm_count();
 
-// Calls f(std::integral_constant<int, KMAX>{}) for the tensor-core chunk path's key width p.chunk.kmax (64 or 128).
+// Calls f(std::integral_constant<int, KMAX>{}) for a key width kmax of 64 or 128 (the tensor-core path's
+// p.chunk.kmax, or kmax_for(p.K) for the fp32 CUDA-core kernels).
 template <class F>
-void with_kmax(const Gdn2Params& p, F&& f) {
-  if (p.chunk.kmax == 64)
+void with_kmax(int kmax, F&& f) {
+  if (kmax == 64)
     f(std::integral_constant<int, 64>{});
-  else if (p.chunk.kmax == 128)
+  else if (kmax == 128)
     f(std::integral_constant<int, 128>{});
   else
-    GDN2_THROW(UnsupportedError, "CUDA GDN-2 tensor-core chunk path: kmax=", p.chunk.kmax, " is not 64 or 128");
+    GDN2_THROW(UnsupportedError, "CUDA GDN-2 chunk kernels: kmax=", kmax, " is not 64 or 128");
+}
+
+// K rounded up to the key width the chunk kernels compile for (64 or 128); K above 128 is unsupported.
+inline int kmax_for(int K) {
+  GDN2_CHECK(K <= 128, UnsupportedError, "CUDA GDN-2 chunk kernels: K=", K, " above 128");
+  return K <= 64 ? 64 : 128;
 }
 
 }  // namespace gdn2::cuda

@@ -85,11 +85,8 @@ __global__ void __launch_bounds__(kScanThreads, 1) segment_scan_kernel(SegmentSc
 
 template <int KMAX, bool kReverse>
 void launch_segment_scan(const SegmentScan& a, cudaStream_t stream) {
-  const size_t smem = sizeof(ScanSmem<KMAX>);
-  GDN2_CUDA_CHECK(cudaFuncSetAttribute(segment_scan_kernel<KMAX, kReverse>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  segment_scan_kernel<KMAX, kReverse><<<dim3(a.vpad / kScanCols, a.HV, a.N), kScanThreads, smem, stream>>>(a);
-  GDN2_CUDA_CHECK(cudaGetLastError());
+  launch_with_smem(segment_scan_kernel<KMAX, kReverse>, dim3(a.vpad / kScanCols, a.HV, a.N), kScanThreads,
+                   sizeof(ScanSmem<KMAX>), stream, a);
 }
 
 }  // namespace gdn2::cuda
