@@ -48,11 +48,15 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
   std::vector<Prefill> shapes{{"B4xT4096", 4, 4096, {}}, {"B1xT16384", 1, 16384, {}}, {"B16xT1024", 16, 1024, {}},
                               {"varlen8x16384", 1, 16384, {5120, 3072, 2048, 2048, 1536, 1024, 1000, 536}}};
   if (a.quick) shapes.resize(1);
-  std::printf("%-16s %10s %10s %9s %10s\n", "chunk forward", "ms", "Mtok/s", "GB/s", "rel err");
-  for (const Prefill& s : shapes) {
+  auto prefill_spec = [&](const Prefill& s, uint64_t seed) {
     Gdn2RandomSpec spec;
     spec.B = s.B, spec.T = s.T, spec.H = H, spec.HV = H, spec.K = K, spec.V = V, spec.seqlens = s.seqlens;
-    spec.h0 = false, spec.dtype = DType::bf16, spec.seed = 42;
+    spec.h0 = false, spec.dtype = DType::bf16, spec.seed = seed;
+    return spec;
+  };
+  std::printf("%-16s %10s %10s %9s %10s\n", "chunk forward", "ms", "Mtok/s", "GB/s", "rel err");
+  for (const Prefill& s : shapes) {
+    const Gdn2RandomSpec spec = prefill_spec(s, 42);
     const Gdn2Inputs in = gdn2_random_inputs(spec);
     const Gdn2Options opt = gdn2_random_options(spec);
     const Gdn2Inputs d = gdn2_inputs_to(in, Device::cuda);
@@ -79,9 +83,7 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
   std::vector<Prefill> train_shapes(shapes.begin(), shapes.begin() + std::min<size_t>(shapes.size(), 3));
   std::printf("\n%-16s %10s %10s %9s %10s\n", "chunk fwd+bwd", "ms", "Mtok/s", "extra MB", "rel err");
   for (const Prefill& s : train_shapes) {
-    Gdn2RandomSpec spec;
-    spec.B = s.B, spec.T = s.T, spec.H = H, spec.HV = H, spec.K = K, spec.V = V, spec.seqlens = s.seqlens;
-    spec.h0 = false, spec.dtype = DType::bf16, spec.seed = 43;
+    const Gdn2RandomSpec spec = prefill_spec(s, 43);
     const Gdn2Inputs in = gdn2_random_inputs(spec);
     const Gdn2Options opt = gdn2_random_options(spec);
     const auto [d_o_cpu, dht_unused] = gdn2_random_cotangents(spec, 44);
