@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/data/tokenizers/parity.safetensors: >= 10,000 varied strings and the ids HF `tokenizers` gives them
-under tests/data/tokenizers/gpt2.json and qwen3.json. The C++ test (test_parity.cpp) requires the same ids for every
+under tests/data/tokenizers/gpt2.json and qwen3.json (kept as qwen3.json.tar.xz). The C++ test (test_parity.cpp) requires the same ids for every
 string, and decode(encode(s)) == HF's decode (s itself, or NFC(s) under Qwen's NFC normalizer).
 
 Regenerate (deterministic for a given `tokenizers` version; the file records it):
@@ -20,6 +20,7 @@ import struct
 import unicodedata
 
 import tokenizers
+from make_tokenizers import read_tokenizer
 from tokenizers import Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -247,7 +248,7 @@ def main():
     tensors = [("text.bytes", "U8", text_bytes), ("text.offsets", "I64", text_offsets)]
     stats = {}
     for name in ("gpt2", "qwen3"):
-        tok = Tokenizer.from_file(os.path.join(DATA, name + ".json"))
+        tok = Tokenizer.from_str(read_tokenizer(name + ".json"))
         ids = [e.ids for e in tok.encode_batch(strings, add_special_tokens=False)]
         decoded = tok.decode_batch(ids, skip_special_tokens=False)
         differs = [i for i, (s, d) in enumerate(zip(strings, decoded)) if s != d]
