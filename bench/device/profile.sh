@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp}"
 filter="${1:-regex:(chunk|recurrent|segment|reduce)_}"
 bench/device/build.sh || exit 1
-ncu --clock-control none --kernel-name "$filter" --launch-count 40 \
+ncu --clock-control none --kernel-name "$filter" --launch-count 90 \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
     -o "$out/gdn2_profile" -f build/cuda/gdn2 ops cuda-bench --quick --reps 1 >"$out/profile_run.log" 2>&1 ||
   { tail -n 20 "$out/profile_run.log"; exit 1; }

@@ -1,4 +1,6 @@
 // CUDA memory for gdn2::Tensor: allocation, copies and zero-fill, installed into core through detail::cuda_memory.
+#include <cstdint>
+
 #include "cuda/common.cuh"
 #include "gdn2/tensor.h"
 
@@ -6,14 +8,45 @@ namespace gdn2::detail::cuda_hooks {
 
 namespace {
 
+// Whether the device's default memory pool is in use, set up once to keep freed memory mapped for reuse (as
+// frameworks' caching allocators do): large tensors allocated per call (the backward's scratch) then cost no
+// cudaMalloc / cudaFree mapping work.
+bool pooled() {
+  static const bool on = [] {
+    int dev = 0, supported = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, dev) != cudaSuccess || supported == 0) {
+      cudaGetLastError();
+      return false;
+    }
+    cudaMemPool_t pool;
+    uint64_t keep = UINT64_MAX;
+    if (cudaDeviceGetDefaultMemPool(&pool, dev) != cudaSuccess ||
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return true;
+  }();
+  return on;
+}
+
+// Memory is handed out on the legacy stream and returned after the device is idle, as cudaFree does: a tensor's
+// memory is never reused while a kernel on any stream may still touch it.
 std::shared_ptr<void> alloc(size_t bytes) {
   void* p = nullptr;
-  const cudaError_t st = cudaMalloc(&p, bytes);
+  const bool pool = pooled();
+  cudaError_t st = pool ? cudaMallocAsync(&p, bytes, cudaStreamLegacy) : cudaMalloc(&p, bytes);
+  if (st == cudaSuccess && pool) st = cudaStreamSynchronize(cudaStreamLegacy);
   if (st != cudaSuccess) {
     cudaGetLastError();
     GDN2_THROW(DeviceError, "cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorString(st));
   }
-  return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+  if (!pool) return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+  return std::shared_ptr<void>(p, [](void* q) {
+    cudaDeviceSynchronize();
+    cudaFreeAsync(q, cudaStreamLegacy);
+  });
 }
 
 void copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes) {

@@ -413,8 +413,8 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     dh0 = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
     bp.dh0 = static_cast<float*>(dh0.raw_mut());
   }
-  auto buffer = [&](bool on, int64_t dim) {
-    return on ? Tensor::zeros({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
+  auto buffer = [&](bool on, int64_t dim) {  // chunk_grad_kernel writes every element
+    return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
   };
   auto ptr = [](Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; };
   Tensor gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
@@ -426,6 +426,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   // Per value head -> the inputs' shapes (summed over value-head groups, and over channels for per-head gates).
   auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {
     if (!buf.defined()) return Tensor();
+    if (spec.form == GateForm::channel && spec.heads == p.HV) return buf.reshape(like.shape());  // nothing to sum
     Tensor out = Tensor::empty(like.shape(), DType::f32, Device::cuda);
     launch_reduce_heads(static_cast<const float*>(buf.raw()), tokens, static_cast<int>(p.HV), static_cast<int>(dim),
                         static_cast<int>(spec.heads), spec.form == GateForm::channel, static_cast<float*>(out.raw_mut()),

@@ -162,10 +162,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, Gdn2CudaSwept, ::testing::ValuesIn(cuda_cases())
                            return n;
                          });
 
-TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
-  REQUIRE_GPU();
-  Gdn2RandomSpec s;
-  s.B = 5, s.T = 12, s.H = 2, s.HV = 4, s.K = 128, s.V = 128, s.seed = 21;
+// Token-by-token decode steps with the state updated in place (fp32 and bf16 state) against the fp64 oracle.
+void check_decode_steps(const Gdn2RandomSpec& s) {
   const Gdn2Inputs in = gdn2_random_inputs(s);
   const Gdn2Options opt = gdn2_random_options(s);
   const Gdn2Outputs ref = gdn2_recurrent_ref(in, opt);
@@ -179,9 +177,31 @@ TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
         std::copy(o.begin() + b * row, o.begin() + (b + 1) * row, o_all.begin() + (b * s.T + t) * row);
     }
     const double budget = state_dtype == DType::f32 ? kBudgetF32 : 2e-2;  // bf16 state rounds every step
-    EXPECT_LE(rel_rms_error(Tensor::from_vector(in.v.shape(), o_all), ref.o), budget) << dtype_name(state_dtype);
-    EXPECT_LE(rel_rms_error(state.to(DType::f32), ref.ht), budget) << dtype_name(state_dtype);
+    EXPECT_LE(rel_rms_error(Tensor::from_vector(in.v.shape(), o_all), ref.o), budget)
+        << s.name() << " " << dtype_name(state_dtype);
+    EXPECT_LE(rel_rms_error(state.to(DType::f32), ref.ht), budget) << s.name() << " " << dtype_name(state_dtype);
   }
+}
+
+TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec s;
+  s.B = 5, s.T = 12, s.H = 2, s.HV = 4, s.K = 128, s.V = 128, s.seed = 21;
+  check_decode_steps(s);
+}
+
+// Batches that take the wide decode blocks on an H100 (128 columns with 16-byte fp32 / 8-byte bf16 state accesses,
+// then 64 columns), a ragged V (the last lanes' columns partly past V, rows not 16-byte aligned: element accesses)
+// and a small K.
+TEST(Gdn2Cuda, DecodeStepWideBlocks) {
+  REQUIRE_GPU();
+  Gdn2RandomSpec s;
+  s.B = 40, s.T = 3, s.H = 4, s.HV = 8, s.K = 128, s.V = 128, s.seed = 24;  // 320 blocks of 128 columns
+  check_decode_steps(s);
+  s.K = 48, s.V = 98;
+  check_decode_steps(s);
+  s.B = 20, s.K = 128, s.V = 128;  // 160 blocks of 128 columns, 320 of 64
+  check_decode_steps(s);
 }
 
 // The in-op decay gate (A_log, dt_bias; g_log holds f) in the kernels: fp32 chunk and recurrent paths and the bf16

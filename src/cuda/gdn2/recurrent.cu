@@ -1,6 +1,9 @@
 // Token-recurrent GDN-2 on the GPU: decode (one token per sequence, state updated in place) and short multi-token
-// runs (speculative verify). One block per (sequence, value head, 32- or 64-column slice of V); 4 warps split the K rows;
-// the state slice lives in registers, fp32 or bf16 in memory.
+// runs (speculative verify). One block per (sequence, value head, 32-, 64- or 128-column slice of V); its warps split
+// the K rows; the state slice lives in registers, fp32 or bf16 in memory (a template parameter).
+#include <cstdint>
+#include <type_traits>
+
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
@@ -9,9 +12,8 @@ namespace gdn2::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;
-
-// Sum over the whole block (for the L2 norms).
+// Sum over the block's WARPS warps (for the L2 norms).
+template <int WARPS>
 __device__ __forceinline__ float block_sum(float x, float* scratch) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
@@ -20,79 +22,88 @@ __device__ __forceinline__ float block_sum(float x, float* scratch) {
   __syncthreads();
   float s = 0.f;
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w) s += scratch[w];
+  for (int w = 0; w < WARPS; ++w) s += scratch[w];
   __syncthreads();
   return s;
 }
 
-// Two adjacent state elements (columns c, c + 1 of one row): one 8-byte (fp32) or 4-byte (bf16) access when both
-// exist and the pair is aligned, else element by element.
-__device__ __forceinline__ float2 load_pair(const void* p, ElemType t, int64_t i, bool ok0, bool ok1) {
-  if (ok0 && ok1 && (i & 1) == 0) {
-    if (t == ElemType::f32) return *reinterpret_cast<const float2*>(static_cast<const float*>(p) + i);
-    if (t == ElemType::bf16) return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(p) + i));
-  }
-  return make_float2(ok0 ? load_elem(p, t, i) : 0.f, ok1 ? load_elem(p, t, i + 1) : 0.f);
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename S>
+__device__ __forceinline__ S from_float(float x) {
+  if constexpr (std::is_same_v<S, float>)
+    return x;
+  else
+    return __float2bfloat16_rn(x);
 }
 
-__device__ __forceinline__ void store_pair(void* p, ElemType t, int64_t i, float2 x, bool ok0, bool ok1) {
-  if (ok0 && ok1 && (i & 1) == 0) {
-    if (t == ElemType::f32) {
-      *reinterpret_cast<float2*>(static_cast<float*>(p) + i) = x;
-      return;
-    }
-    if (t == ElemType::bf16) {
-      *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p) + i) = __float22bfloat162_rn(x);
-      return;
-    }
-  }
-  if (ok0) store_elem(p, t, i, x.x);
-  if (ok1) store_elem(p, t, i + 1, x.y);
-}
+// CPL adjacent state elements of one row, moved in one access of CPL * sizeof(S) bytes when all exist and the address
+// is aligned, else element by element. `valid` counts the columns in range from the first.
+template <typename S, int CPL>
+struct alignas(CPL * sizeof(S)) Pack {
+  S x[CPL];
+};
 
-// CPL adjacent columns per lane (1 or 2): 32 * CPL columns a block. Wide blocks (2) move the state in 8-byte
-// (fp32) or 4-byte (bf16) accesses and suit large batches; narrow blocks (1) give small batches more blocks.
-template <int CPL>
-__device__ __forceinline__ void load_cols(const void* p, ElemType t, int64_t i, const bool* ok, float* x) {
-  if constexpr (CPL == 2) {
-    const float2 v = load_pair(p, t, i, ok[0], ok[1]);
-    x[0] = v.x;
-    x[1] = v.y;
-  } else {
-    x[0] = ok[0] ? load_elem(p, t, i) : 0.f;
-  }
-}
-
-template <int CPL>
-__device__ __forceinline__ void store_cols(void* p, ElemType t, int64_t i, const bool* ok, const float* x) {
-  if constexpr (CPL == 2) {
-    store_pair(p, t, i, make_float2(x[0], x[1]), ok[0], ok[1]);
-  } else if (ok[0]) {
-    store_elem(p, t, i, x[0]);
-  }
-}
-
-template <int RPT, int CPL>  // state rows per thread (K <= 4 * RPT), columns per lane
-__global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
-  constexpr int kBlockCols = 32 * CPL;
-  const int col0 = blockIdx.x * kBlockCols, hv = blockIdx.y, n = blockIdx.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, col = col0 + CPL * lane;
-  bool ok[CPL];
+template <typename S, int CPL>
+__device__ __forceinline__ void load_state(const S* p, int64_t i, int valid, float* x) {
+  if (valid >= CPL && reinterpret_cast<uintptr_t>(p + i) % sizeof(Pack<S, CPL>) == 0) {
+    const Pack<S, CPL> v = *reinterpret_cast<const Pack<S, CPL>*>(p + i);
 #pragma unroll
-  for (int c = 0; c < CPL; ++c) ok[c] = col + c < p.V;
-  const int K = p.K, V = p.V, group = p.HV / p.H, hq = hv / group;
-  __shared__ float sq[4 * RPT], sk[4 * RPT], seg[4 * RPT], sbk[4 * RPT];
-  __shared__ float red[kWarps][kBlockCols];
-  __shared__ float scratch[kWarps];
+    for (int c = 0; c < CPL; ++c) x[c] = to_float(v.x[c]);
+    return;
+  }
+#pragma unroll
+  for (int c = 0; c < CPL; ++c) x[c] = c < valid ? to_float(p[i + c]) : 0.f;
+}
 
-  // State slice: rows warp*RPT + i, columns col .. col + CPL - 1.
+template <typename S, int CPL>
+__device__ __forceinline__ void store_state(S* p, int64_t i, int valid, const float* x) {
+  if (valid >= CPL && reinterpret_cast<uintptr_t>(p + i) % sizeof(Pack<S, CPL>) == 0) {
+    Pack<S, CPL> v;
+#pragma unroll
+    for (int c = 0; c < CPL; ++c) v.x[c] = from_float<S>(x[c]);
+    *reinterpret_cast<Pack<S, CPL>*>(p + i) = v;
+    return;
+  }
+#pragma unroll
+  for (int c = 0; c < CPL; ++c)
+    if (c < valid) p[i + c] = from_float<S>(x[c]);
+}
+
+// State element type S (fp32 or bf16), CPL adjacent columns per lane (32 * CPL columns a block), K <= KMAX. Wide
+// blocks (CPL 4) read whole 128-column rows per warp (512 bytes fp32, 256 bytes bf16) so that a block streams its
+// head's state contiguously; narrow ones give small batches more blocks. The warps split the K rows.
+template <typename S, int CPL, int KMAX>
+struct Shape {
+  static constexpr int kWarps = CPL == 4 ? (KMAX <= 128 ? 8 : 16) : 4;
+  static constexpr int kRows = KMAX / kWarps;  // state rows per thread
+  static constexpr int kCols = 32 * CPL;
+  static constexpr int kMinBlocks = CPL == 4 && KMAX <= 128 ? 2 : 1;  // two blocks an SM overlap loads and stores
+};
+
+template <typename S, int CPL, int KMAX>
+__global__ void __launch_bounds__(Shape<S, CPL, KMAX>::kWarps * 32, Shape<S, CPL, KMAX>::kMinBlocks)
+    recurrent_kernel(Gdn2Params p) {
+  using Sh = Shape<S, CPL, KMAX>;
+  constexpr int WARPS = Sh::kWarps, RPT = Sh::kRows;
+  const int col0 = blockIdx.x * Sh::kCols, hv = blockIdx.y, n = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, col = col0 + CPL * lane;
+  const int K = p.K, V = p.V, group = p.HV / p.H, hq = hv / group;
+  const int valid = V - col;  // this lane's columns in range: min(CPL, valid)
+  __shared__ float sq[KMAX], sk[KMAX], seg[KMAX], sbk[KMAX];
+  __shared__ float red[WARPS][Sh::kCols];
+  __shared__ float scratch[WARPS];
+  const S* h0 = static_cast<const S*>(p.h0);
+  S* ht = static_cast<S*>(p.ht);
+
+  // State slice: rows warp*RPT + i, columns col .. col + CPL - 1 (all loads issued before any is used).
   float s[RPT][CPL];
   const int64_t state_base = ((int64_t)n * p.HV + hv) * K * V;
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {
     const int r = warp * RPT + i;
-    if (p.h0 != nullptr && r < K) {
-      load_cols<CPL>(p.h0, p.state_type, state_base + (int64_t)r * V + col, ok, s[i]);
+    if (h0 != nullptr && r < K) {
+      load_state<S, CPL>(h0, state_base + (int64_t)r * V + col, valid, s[i]);
     } else {
 #pragma unroll
       for (int c = 0; c < CPL; ++c) s[i][c] = 0.f;
@@ -101,6 +112,13 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
   int64_t t0, t1;
   sequence_range(p, n, t0, t1);
   for (int64_t tok = t0; tok < t1; ++tok) {
+    // w ⊙ v on this lane's columns, loaded before the barriers below (it does not depend on the state).
+    float x[CPL];
+#pragma unroll
+    for (int c = 0; c < CPL; ++c) {
+      const int64_t vi = tok * p.v.stride_token + hv * p.v.stride_head + col + c;
+      x[c] = c < valid ? load_gate(p.w, tok, hv, group, p.HV, col + c, 1.f) * load_elem(p.v.ptr, p.v.type, vi) : 0.f;
+    }
     // q, k, exp(g), b for this token, shared by the block; the norms of q and k are folded in below.
     float qss = 0.f, kss = 0.f;
     for (int d = threadIdx.x; d < K; d += blockDim.x) {
@@ -115,8 +133,8 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
     }
     float qscale = p.scale, kscale = 1.f;
     if (p.l2norm) {
-      qscale *= rsqrtf(block_sum(qss, scratch) + 1e-6f);
-      kscale = rsqrtf(block_sum(kss, scratch) + 1e-6f);
+      qscale *= rsqrtf(block_sum<WARPS>(qss, scratch) + 1e-6f);
+      kscale = rsqrtf(block_sum<WARPS>(kss, scratch) + 1e-6f);
     }
     __syncthreads();
     // Decay and erase read: e = S^T (b ⊙ k).
@@ -141,9 +159,8 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
     for (int c = 0; c < CPL; ++c) {
       float erase = 0.f;
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) erase += red[w][CPL * lane + c];
-      const int64_t vi = tok * p.v.stride_token + hv * p.v.stride_head + col + c;
-      u[c] = ok[c] ? load_gate(p.w, tok, hv, group, p.HV, col + c, 1.f) * load_elem(p.v.ptr, p.v.type, vi) - erase : 0.f;
+      for (int w = 0; w < WARPS; ++w) erase += red[w][CPL * lane + c];
+      u[c] = c < valid ? x[c] - erase : 0.f;
     }
     __syncthreads();
     // Write and read: S += k u^T; o = S^T (scale q).
@@ -164,37 +181,55 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_kernel(Gdn2Params p) {
     for (int c = 0; c < CPL; ++c) red[warp][CPL * lane + c] = oacc[c];
     __syncthreads();
     if (warp == 0) {
-      float o[CPL] = {};
 #pragma unroll
-      for (int c = 0; c < CPL; ++c)
+      for (int c = 0; c < CPL; ++c) {
+        float o = 0.f;
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) o[c] += red[w][CPL * lane + c];
-      store_cols<CPL>(p.o, p.o_type, (tok * p.HV + hv) * V + col, ok, o);
+        for (int w = 0; w < WARPS; ++w) o += red[w][CPL * lane + c];
+        if (c < valid) store_elem(p.o, p.o_type, (tok * p.HV + hv) * V + col + c, o);
+      }
     }
     __syncthreads();
   }
-  if (p.ht != nullptr) {
+  if (ht != nullptr) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = warp * RPT + i;
-      if (r < K) store_cols<CPL>(p.ht, p.state_type, state_base + (int64_t)r * V + col, ok, s[i]);
+      if (r < K) store_state<S, CPL>(ht, state_base + (int64_t)r * V + col, valid, s[i]);
     }
   }
 }
 
-template <int CPL>
+template <typename S, int CPL>
 void launch_cols(const Gdn2Params& p) {
-  const dim3 grid((p.V + 32 * CPL - 1) / (32 * CPL), p.HV, p.N), block(kWarps * 32);
+  auto go = [&](auto kmax) {
+    constexpr int KMAX = decltype(kmax)::value;
+    using Sh = Shape<S, CPL, KMAX>;
+    const dim3 grid((p.V + Sh::kCols - 1) / Sh::kCols, p.HV, p.N), block(Sh::kWarps * 32);
+    recurrent_kernel<S, CPL, KMAX><<<grid, block, 0, p.stream>>>(p);
+  };
   if (p.K <= 32)
-    recurrent_kernel<8, CPL><<<grid, block, 0, p.stream>>>(p);
+    go(std::integral_constant<int, 32>{});
   else if (p.K <= 64)
-    recurrent_kernel<16, CPL><<<grid, block, 0, p.stream>>>(p);
+    go(std::integral_constant<int, 64>{});
   else if (p.K <= 128)
-    recurrent_kernel<32, CPL><<<grid, block, 0, p.stream>>>(p);
+    go(std::integral_constant<int, 128>{});
   else if (p.K <= 256)
-    recurrent_kernel<64, CPL><<<grid, block, 0, p.stream>>>(p);
+    go(std::integral_constant<int, 256>{});
   else
     GDN2_THROW(UnsupportedError, "CUDA GDN-2 recurrent kernel: K=", p.K, " above 256");
+}
+
+template <typename S>
+void launch_state(const Gdn2Params& p) {
+  // The widest blocks that still fill the chip twice over: 128 columns, 64, or 32 for small batches.
+  auto blocks = [&](int cols) { return static_cast<int64_t>(p.N) * p.HV * ((p.V + cols - 1) / cols); };
+  if (blocks(128) >= 2 * sm_count())
+    launch_cols<S, 4>(p);
+  else if (blocks(64) >= 2 * sm_count())
+    launch_cols<S, 2>(p);
+  else
+    launch_cols<S, 1>(p);
 }
 
 }  // namespace
@@ -211,12 +246,12 @@ int sm_count() {
 
 void launch_recurrent(const Gdn2Params& p) {
   if (p.N == 0) return;
-  // Wide blocks when they still fill the chip twice over, narrow ones (twice the blocks) for small batches.
-  const int64_t wide_blocks = static_cast<int64_t>(p.N) * p.HV * ((p.V + 63) / 64);
-  if (wide_blocks >= 2 * sm_count())
-    launch_cols<2>(p);
+  GDN2_CHECK(p.state_type == ElemType::f32 || p.state_type == ElemType::bf16, UnsupportedError,
+             "CUDA GDN-2 recurrent kernel: the state must be fp32 or bf16");
+  if (p.state_type == ElemType::f32)
+    launch_state<float>(p);
   else
-    launch_cols<1>(p);
+    launch_state<__nv_bfloat16>(p);
   GDN2_CUDA_CHECK(cudaGetLastError());
 }
 
