@@ -4,7 +4,8 @@ Times fla.ops.gdn2.chunk_gdn2 (forward, bf16 inputs, q/k L2-normalised in kernel
 B16xT1024 and a varlen mix (H=16, K=V=128), and fused_recurrent_gdn2 decode steps at B = 1, 8, 64, 256 with an
 fp32 state. Also writes a golden-format file (bf16 normalised inputs, fp32 reference from fla's naive recurrence on
 the same inputs, fla's own error in its metadata) so that gdn2's error can be compared with fla's on the same inputs.
-Usage: PYTHONPATH=.anchors python3 bench/fla_anchor.py OUTDIR
+Usage: PYTHONPATH=.anchors python3 bench/fla_anchor.py OUTDIR [--quick]
+(--quick: the first prefill shape only, as `gdn2 ops cuda-bench --quick`; decode at every batch.)
 """
 import json
 import os
@@ -18,6 +19,7 @@ from fla.ops.gdn2 import chunk_gdn2, fused_recurrent_gdn2, naive_recurrent_gdn2
 from safetensors.torch import save_file
 
 out_dir = sys.argv[1] if len(sys.argv) > 1 else "."
+quick = "--quick" in sys.argv[2:]
 dev = "cuda"
 torch.manual_seed(0)
 H, K, V = 16, 128, 128
@@ -61,6 +63,8 @@ print("fla chunk_gdn2 relative RMS error vs fp32 naive on the gate inputs:", fla
 
 shapes = [("B4xT4096", 4, 4096, None), ("B1xT16384", 1, 16384, None), ("B16xT1024", 16, 1024, None),
           ("varlen8x16384", 1, 16384, [5120, 3072, 2048, 2048, 1536, 1024, 1000, 536])]
+if quick:
+    shapes = shapes[:1]
 for name, B, T, seqlens in shapes:
     q, k, v, g, b, w = inputs(B, T)
     cu = None

@@ -31,7 +31,6 @@ struct DstateSmem {
   float dV[kC][kCols + 1];
   float dS[KMAX][kCols + 1];
   float gamma[KMAX];
-  float part[4][kC][kCols + 1];  // dV' partial sums over quarters of the K rows
 };
 
 // One block per (64 columns, value head, segment). kTransition: the context-parallel first pass over every segment
@@ -84,70 +83,31 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
     for (int d = tid; d < KMAX; d += kThreads) sm.gamma[d] = __expf(sm.c.gl[d]);
     __syncthreads();
     solve_lower<Prep<KMAX>::KP>(sm.c.T, sm.c.bk, L, K);  // W = (I + T)^-1 (b⊙k̂⊙Γ)
-    // dV' = Kt dS + P^T dO, split over four groups of 64 threads (a quarter of the K rows and 8 of the 32 tokens
-    // each), thread tile rows rb + 8a (a < 4), columns cb + 8m (m < 8); the partial sums are added in a fixed order.
+    // dV' = Kt dS + P^T dO: thread (row i, columns cl + 8m).
     {
-      const int g = tid >> 6, rb = (tid >> 3) & 7, cb = tid & 7;
-      constexpr int KQ = KMAX / 4;
-      float acc[4][8] = {};
-      for (int d = g * KQ; d < (g + 1) * KQ; ++d) {
-        float sv[8];
+      const int i = tid >> 3, cl = tid & 7;
+      float acc[8] = {};
+      for (int d = 0; d < K; ++d) {
+        const float kt = sm.c.G[i][d];
 #pragma unroll
-        for (int m = 0; m < 8; ++m) sv[m] = sm.dS[d][cb + 8 * m];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {
-          const float kt = sm.c.G[rb + 8 * a][d];
-#pragma unroll
-          for (int m = 0; m < 8; ++m) acc[a][m] += kt * sv[m];
-        }
+        for (int m = 0; m < 8; ++m) acc[m] += kt * sm.dS[d][cl + 8 * m];
       }
-#pragma unroll 2
-      for (int j = 8 * g; j < 8 * g + 8; ++j) {  // P[j][i] = 0 for j < i and for rows past L
-        float ov[8];
+      for (int j = i; j < L; ++j) {
+        const float pji = sm.c.P[j][i];
 #pragma unroll
-        for (int m = 0; m < 8; ++m) ov[m] = sm.dO[j][cb + 8 * m];
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {
-          const float pji = sm.c.P[j][rb + 8 * a];
-#pragma unroll
-          for (int m = 0; m < 8; ++m) acc[a][m] += pji * ov[m];
-        }
+        for (int m = 0; m < 8; ++m) acc[m] += pji * sm.dO[j][cl + 8 * m];
       }
+      __syncthreads();  // W is formed (the solve above) before anyone reads it below
 #pragma unroll
-      for (int a = 0; a < 4; ++a)
-#pragma unroll
-        for (int m = 0; m < 8; ++m) sm.part[g][rb + 8 * a][cb + 8 * m] = acc[a][m];
-    }
-    __syncthreads();  // the partial sums are in place, and W is formed (the solve above)
-    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
-      const int t = idx / kCols, cc = idx % kCols;
-      sm.dV[t][cc] = ((sm.part[0][t][cc] + sm.part[1][t][cc]) + sm.part[2][t][cc]) + sm.part[3][t][cc];
+      for (int m = 0; m < 8; ++m) sm.dV[i][cl + 8 * m] = acc[m];
     }
     __syncthreads();
-    // dS <- Diag(γ) dS + (s q̂⊙Γ)^T dO - W^T dV'. Thread tile rows rg + 32a (a < KMAX/32), columns cb + 8m (m < 8).
-    {
-      constexpr int RA = KMAX / 32;
-      const int rg = tid >> 3, cb = tid & 7;
-      float acc[RA][8];
-#pragma unroll
-      for (int a = 0; a < RA; ++a)
-#pragma unroll
-        for (int m = 0; m < 8; ++m) acc[a][m] = sm.gamma[rg + 32 * a] * sm.dS[rg + 32 * a][cb + 8 * m];
-      for (int t = 0; t < L; ++t) {
-        float ov[8], vv[8];
-#pragma unroll
-        for (int m = 0; m < 8; ++m) ov[m] = sm.dO[t][cb + 8 * m], vv[m] = sm.dV[t][cb + 8 * m];
-#pragma unroll
-        for (int a = 0; a < RA; ++a) {
-          const float qv = sm.c.q[t][rg + 32 * a], wv = sm.c.bk[t][rg + 32 * a];
-#pragma unroll
-          for (int m = 0; m < 8; ++m) acc[a][m] += qv * ov[m] - wv * vv[m];
-        }
-      }
-#pragma unroll
-      for (int a = 0; a < RA; ++a)
-#pragma unroll
-        for (int m = 0; m < 8; ++m) sm.dS[rg + 32 * a][cb + 8 * m] = acc[a][m];
+    // dS <- Diag(γ) dS + (s q̂⊙Γ)^T dO - W^T dV' (each element reads only its own dS).
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols;
+      float acc = sm.gamma[d] * sm.dS[d][cc];
+      for (int t = 0; t < L; ++t) acc += sm.c.q[t][d] * sm.dO[t][cc] - sm.c.bk[t][d] * sm.dV[t][cc];
+      sm.dS[d][cc] = acc;
     }
   }
   __syncthreads();
@@ -166,32 +126,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   }
 }
 
-// acc[a][m] = Σ_{d<K} A[rb + 8a][d] · B[d][cb + 16m]: a [kC, K] tile times a [K, 64] column slice, thread tile 4 × 4.
-template <int LDA>
-__device__ __forceinline__ void rows_times_cols(const float (*A)[LDA], const float (*B)[kCols + 1], int K, int rb,
-                                                int cb, float (&acc)[4][4]) {
-#pragma unroll
-  for (int a = 0; a < 4; ++a)
-#pragma unroll
-    for (int m = 0; m < 4; ++m) acc[a][m] = 0.f;
-  for (int d = 0; d < K; ++d) {
-    float bv[4];
-#pragma unroll
-    for (int m = 0; m < 4; ++m) bv[m] = B[d][cb + 16 * m];
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const float x = A[rb + 8 * a][d];
-#pragma unroll
-      for (int m = 0; m < 4; ++m) acc[a][m] += x * bv[m];
-    }
-  }
-}
-
 template <int KMAX>
 struct GradSmem {
   Prep<KMAX> c;
   float W[kC][KMAX + 1];      // W = (I + T)^-1 (b⊙k̂⊙Γ); after the slices e-wise scratch (Kt ⊙ dKt)
-  float Kt[kC][KMAX + 1];     // k̂ ⊙ e^{G_last - G}
   float S[KMAX][kCols + 1];   // the state entering the chunk, a column slice; after the slices d(b⊙k̂⊙Γ)
   float dS[KMAX][kCols + 1];  // the gradient wrt the state leaving it; after the slices the dg terms
   float U[kC][kCols + 1];     // w⊙v, then U = (I + T)^-1 (w⊙v)
@@ -219,7 +157,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
   for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
     const int t = idx / KMAX, d = idx % KMAX;
     sm.W[t][d] = sm.c.bk[t][d] * __expf(sm.c.G[t][d]);
-    sm.Kt[t][d] = sm.c.k[t][d] * __expf(sm.c.gl[d] - sm.c.G[t][d]);
   }
   __syncthreads();
   solve_lower<KMAX + 1>(sm.c.T, sm.W, L, K);
@@ -248,38 +185,26 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     __syncthreads();
     solve_lower<kCols + 1>(sm.c.T, sm.U, L, kCols);
     __syncthreads();
-    // V' = U - W S (threads 0-127) and dV' = Kt dS + P^T dO (threads 128-255): thread tile rows rb + 8a (a < 4),
-    // columns cb + 16m (m < 4).
+    // V' = U - W S and dV' = Kt dS + P^T dO: thread (row i, columns dl + 8m).
     {
-      const bool second = tid >= 128;
-      const int rb = (tid & 127) >> 4, cb = tid & 15;
-      float acc[4][4];
-      if (second)
-        rows_times_cols(sm.Kt, sm.dS, K, rb, cb, acc);
-      else
-        rows_times_cols(sm.W, sm.S, K, rb, cb, acc);
-      if (second) {
-        for (int j = 0; j < L; ++j) {  // P[j][i] = 0 for j < i
-          float ov[4];
+      float vn[8], dv[8];
 #pragma unroll
-          for (int m = 0; m < 4; ++m) ov[m] = sm.dO[j][cb + 16 * m];
+      for (int m = 0; m < 8; ++m) vn[m] = sm.U[i][dl + 8 * m], dv[m] = 0.f;
+      for (int d = 0; d < K; ++d) {
+        const float w = sm.W[i][d], kt = sm.c.k[i][d] * __expf(sm.c.gl[d] - sm.c.G[i][d]);
 #pragma unroll
-          for (int a = 0; a < 4; ++a) {
-            const float pji = sm.c.P[j][rb + 8 * a];
-#pragma unroll
-            for (int m = 0; m < 4; ++m) acc[a][m] += pji * ov[m];
-          }
+        for (int m = 0; m < 8; ++m) {
+          vn[m] -= w * sm.S[d][dl + 8 * m];
+          dv[m] += kt * sm.dS[d][dl + 8 * m];
         }
-#pragma unroll
-        for (int a = 0; a < 4; ++a)
-#pragma unroll
-          for (int m = 0; m < 4; ++m) sm.dV[rb + 8 * a][cb + 16 * m] = acc[a][m];
-      } else {
-#pragma unroll
-        for (int a = 0; a < 4; ++a)
-#pragma unroll
-          for (int m = 0; m < 4; ++m) sm.Vn[rb + 8 * a][cb + 16 * m] = sm.U[rb + 8 * a][cb + 16 * m] - acc[a][m];
       }
+      for (int j = i; j < L; ++j) {
+        const float pji = sm.c.P[j][i];
+#pragma unroll
+        for (int m = 0; m < 8; ++m) dv[m] += pji * sm.dO[j][dl + 8 * m];
+      }
+#pragma unroll
+      for (int m = 0; m < 8; ++m) sm.Vn[i][dl + 8 * m] = vn[m], sm.dV[i][dl + 8 * m] = dv[m];
     }
     __syncthreads();
     // Accumulate over the slice's columns: dKt = V' dS^T, d(q⊙Γ) = dO S^T, dW = -dV' S^T, dP = dO V'^T, dγ.

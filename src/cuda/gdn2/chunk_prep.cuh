@@ -68,29 +68,18 @@ __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int 
     sm.gl[d] = run;
   }
   __syncthreads();
-  // T and P: lane j, rows i = warp + 8r, k̂_j and G_j read once per channel for the four rows.
-  static_assert(kPrepChunk == 32 && kPrepThreads == 256, "one lane per column j, four rows per warp");
-  {
-    const int j = lane;
-    float tv[4] = {}, pv[4] = {};
-    for (int d = 0; d < K; ++d) {
-      const float kj = sm.k[j][d], Gj = sm.G[j][d];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int i = warp + 8 * r;
-        if (j <= i) {
-          const float kd = kj * __expf(sm.G[i][d] - Gj);
-          tv[r] += sm.bk[i][d] * kd;
-          pv[r] += sm.q[i][d] * kd;
-        }
+  for (int pair = tid; pair < kPrepChunk * kPrepChunk; pair += kPrepThreads) {
+    const int i = pair / kPrepChunk, j = pair % kPrepChunk;
+    float tv = 0.f, pv = 0.f;
+    if (i < L && j <= i) {
+      for (int d = 0; d < K; ++d) {
+        const float kd = sm.k[j][d] * __expf(sm.G[i][d] - sm.G[j][d]);
+        tv += sm.bk[i][d] * kd;
+        pv += sm.q[i][d] * kd;
       }
     }
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int i = warp + 8 * r;
-      sm.T[i][j] = i < L && j < i ? tv[r] : 0.f;
-      sm.P[i][j] = i < L && j <= i ? p.scale * pv[r] : 0.f;
-    }
+    sm.T[i][j] = j < i ? tv : 0.f;
+    sm.P[i][j] = p.scale * pv;
   }
   __syncthreads();
 }
