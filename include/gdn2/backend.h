@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,11 @@ double backend_time_ms(Backend b, const std::function<void(void* stream)>& f, in
                        int per_sample = 1);
 // Device-to-device copy bandwidth in GB/s (bytes read + written), measured on `bytes` bytes.
 double cuda_copy_gbps(size_t bytes = size_t{1} << 30);
+// Bytes of device memory that tensors hold now, and the most they held since the last reset (as torch.cuda's
+// memory_allocated and max_memory_allocated). 0 without the CUDA backend.
+int64_t cuda_memory_held();
+int64_t cuda_memory_held_peak();
+void cuda_memory_reset_peak();
 
 // CPU threads the ops use (OpenMP); set_cpu_threads(0) restores the default.
 int cpu_threads();

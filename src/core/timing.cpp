@@ -1,4 +1,5 @@
-// backend_time_ms for the CPU (wall clock); the CUDA side is src/cuda/timing.cu.
+// backend_time_ms for the CPU (wall clock; the CUDA side is src/cuda/timing.cu), and the CUDA memory counters
+// (src/cuda/device_memory.cu).
 #include <algorithm>
 #include <chrono>
 #include <vector>
@@ -12,6 +13,9 @@ namespace gdn2 {
 namespace cuda {
 double time_ms(const std::function<void(void*)>& f, int warmup, int reps, int per_sample);
 double copy_gbps(size_t bytes);
+int64_t memory_held();
+int64_t memory_held_peak();
+void memory_reset_peak();
 }  // namespace cuda
 #endif
 
@@ -42,5 +46,15 @@ double cuda_copy_gbps(size_t bytes) {
   return 0;
 #endif
 }
+
+#ifdef GDN2_WITH_CUDA
+int64_t cuda_memory_held() { return cuda::memory_held(); }
+int64_t cuda_memory_held_peak() { return cuda::memory_held_peak(); }
+void cuda_memory_reset_peak() { cuda::memory_reset_peak(); }
+#else
+int64_t cuda_memory_held() { return 0; }
+int64_t cuda_memory_held_peak() { return 0; }
+void cuda_memory_reset_peak() {}
+#endif
 
 }  // namespace gdn2

@@ -1,4 +1,5 @@
 // CUDA memory for gdn2::Tensor: allocation, copies and zero-fill, installed into core through detail::cuda_memory.
+#include <atomic>
 #include <cstdint>
 
 #include "cuda/common.cuh"
@@ -31,6 +32,15 @@ bool pooled() {
   return on;
 }
 
+std::atomic<int64_t> held{0}, held_peak{0};
+
+void count(int64_t bytes) {
+  const int64_t now = held.fetch_add(bytes) + bytes;
+  int64_t peak = held_peak.load();
+  while (now > peak && !held_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+
 // Memory is handed out on the legacy stream and returned after the device is idle, as cudaFree does: a tensor's
 // memory is never reused while a kernel on any stream may still touch it.
 std::shared_ptr<void> alloc(size_t bytes) {
@@ -42,10 +52,17 @@ std::shared_ptr<void> alloc(size_t bytes) {
     cudaGetLastError();
     GDN2_THROW(DeviceError, "cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorString(st));
   }
-  if (!pool) return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
-  return std::shared_ptr<void>(p, [](void* q) {
+  const auto n = static_cast<int64_t>(bytes);
+  count(n);
+  if (!pool)
+    return std::shared_ptr<void>(p, [n](void* q) {
+      cudaFree(q);
+      count(-n);
+    });
+  return std::shared_ptr<void>(p, [n](void* q) {
     cudaDeviceSynchronize();
     cudaFreeAsync(q, cudaStreamLegacy);
+    count(-n);
   });
 }
 
@@ -68,3 +85,11 @@ DeviceMemory make() {
 }
 
 }  // namespace gdn2::detail::cuda_hooks
+
+namespace gdn2::cuda {
+
+int64_t memory_held() { return detail::cuda_hooks::held.load(); }
+int64_t memory_held_peak() { return detail::cuda_hooks::held_peak.load(); }
+void memory_reset_peak() { detail::cuda_hooks::held_peak.store(detail::cuda_hooks::held.load()); }
+
+}  // namespace gdn2::cuda

@@ -393,6 +393,8 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     first32_dev = device_i64(first32);
     launch_chunk_substates(bp.f, static_cast<const float*>(h64.raw()), f.chunk.chunk_tok0, f.chunk.chunk_len,
                            static_cast<const int64_t*>(first32_dev.raw()), chunks64, static_cast<float*>(h.raw_mut()));
+    tc = Launch();  // released once the device is idle (device_memory.cu), before the scratch below is taken
+    h64 = Tensor();
   } else {
     bp.f.h_chunks = static_cast<float*>(h.raw_mut());
     bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
@@ -408,11 +410,19 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   }
   bp.h = static_cast<const float*>(h.raw());
   bp.dh = static_cast<float*>(dh.raw_mut());
+  Tensor coef;  // each chunk's coefficients for the state-gradient pass (kernels.h, chunk_coef_floats)
+  if (chunks > 0) {
+    coef = Tensor::empty({chunks * p.HV * chunk_coef_floats(kmax)}, DType::f32, Device::cuda);
+    bp.coef = static_cast<float*>(coef.raw_mut());
+  }
   Tensor dh0;
   if (p.has_h0) {
     dh0 = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
     bp.dh0 = static_cast<float*>(dh0.raw_mut());
   }
+  launch_chunk_bwd_states(bp);
+  coef = Tensor();  // the gradient buffers below may reuse it
+  bp.coef = nullptr;
   auto buffer = [&](bool on, int64_t dim) {  // chunk_grad_kernel writes every element
     return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
   };
@@ -421,7 +431,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   Tensor gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
   Tensor gw = buffer(p.w.form != GateForm::absent, p.V);
   bp.gq = ptr(gq), bp.gk = ptr(gk), bp.gv = ptr(gv), bp.gg = ptr(gg), bp.gb = ptr(gb), bp.gw = ptr(gw);
-  launch_chunk_bwd(bp);
+  launch_chunk_bwd_grads(bp);
 
   // Per value head -> the inputs' shapes (summed over value-head groups, and over channels for per-head gates).
   auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {

@@ -1,21 +1,25 @@
 // Chunkwise GDN-2 backward on CUDA cores, fp32 throughout, over chunks of 32 tokens (the math of
-// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Three steps after the forward's chunk states h are in place
+// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Four steps after the forward's chunk states h are in place
 // (src/cuda/gdn2_ops.cu recomputes them):
-//   1. chunk_dstate_kernel, one block per (64 columns of V, value head, segment of a sequence), walks the chunks in
-//      reverse with the state gradient slice dS in shared memory: dh[c] = dS (the gradient wrt the state leaving chunk
-//      c), then dV' = Kt dS + P^T dO and dS <- Diag(γ) dS + (s q⊙Γ)^T dO - W^T dV'; dh0 = dS at the start. Long
-//      sequences with few blocks run as segments side by side (context parallelism, params.h Gdn2BwdParams).
-//   2. chunk_grad_kernel, one block per (chunk, value head), all chunks at once: with S = h[c] and dS = dh[c], over
+//   1. chunk_coef_kernel, one block per (chunk, value head), all chunks at once: s q̂⊙Γ, W = (I + T)^-1 (b⊙k̂⊙Γ),
+//      Kt = k̂ e^{G_last - G}, P and γ = e^{G_last}, written once to bp.coef for the sequential pass below.
+//   2. chunk_dstate_kernel, one block per (64 columns of V, value head, segment of a sequence), walks the chunks in
+//      reverse with the state gradient slice dS in shared memory, the next chunk's coefficients arriving by cp.async
+//      while the current one is computed: dh[c] = dS (the gradient wrt the state leaving chunk c), then
+//      dV' = Kt dS + P^T dO and dS <- Diag(γ) dS + (s q⊙Γ)^T dO - W^T dV'; dh0 = dS at the start. Long sequences with
+//      few blocks run as segments side by side (context parallelism, params.h Gdn2BwdParams).
+//   3. chunk_grad_kernel, one block per (chunk, value head), all chunks at once: with S = h[c] and dS = dh[c], over
 //      slices of 64 columns it forms V' = U - W S and dV', and accumulates dP, dKt, d(q⊙Γ), dW, dT and dγ; then the
 //      solves' adjoints, the decayed pair scores' backward, the cumsum's and the L2 norm's. Gradients are written
 //      per value head (gq .. gw), every exponent a difference G_i - G_j <= 0 as in the forward.
-//   3. launch_reduce_heads sums them over value-head groups (and channels, for per-head gates) in a fixed order.
+//   4. launch_reduce_heads sums them over value-head groups (and channels, for per-head gates) in a fixed order.
 #include <algorithm>
 
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/chunk_prep.cuh"
 #include "cuda/gdn2/load.cuh"
+#include "cuda/gdn2/mma.cuh"
 #include "cuda/gdn2/segment_scan.cuh"
 
 namespace gdn2::cuda {
@@ -24,13 +28,70 @@ namespace {
 
 constexpr int kC = kPrepChunk, kCols = 64, kThreads = kPrepThreads;
 
+// Offsets of one (chunk, value head)'s coefficients in bp.coef (kernels.h, chunk_coef_floats): rows past the chunk and
+// channels past K are zeros.
+template <int KMAX>
+struct CoefLayout {
+  static constexpr int kQ = 0, kW = kC * KMAX, kKt = 2 * kC * KMAX, kP = 3 * kC * KMAX, kGamma = kP + kC * kC;
+  static constexpr int kFloats = kGamma + KMAX;
+  static_assert(kFloats == chunk_coef_floats(KMAX), "kernels.h chunk_coef_floats");
+};
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams bp) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Prep<KMAX>& sm = *reinterpret_cast<Prep<KMAX>*>(smem_raw);
+  using Lay = CoefLayout<KMAX>;
+  const Gdn2Params& p = bp.f;
+  const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x;
+  const int64_t c0 = bp.chunk_tok0[c];
+  const int L = static_cast<int>(bp.chunk_len[c]);
+  chunk_prep(sm, p, c0, L, hv);
+  chunk_gamma_scale(sm, p.scale, kC, KMAX);  // every row and channel (zeros past L and K)
+  __syncthreads();
+  solve_lower<Prep<KMAX>::KP>(sm.T, sm.bk, L, p.K);  // W = (I + T)^-1 (b⊙k̂⊙Γ)
+  __syncthreads();
+  float* out = bp.coef + (static_cast<int64_t>(c) * p.HV + hv) * Lay::kFloats;
+  for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+    const int t = idx / KMAX, d = idx % KMAX;
+    out[Lay::kQ + idx] = sm.q[t][d];
+    out[Lay::kW + idx] = sm.bk[t][d];
+    out[Lay::kKt + idx] = sm.G[t][d];
+  }
+  for (int idx = tid; idx < kC * kC; idx += kThreads) out[Lay::kP + idx] = sm.P[idx / kC][idx % kC];
+  for (int d = tid; d < KMAX; d += kThreads) out[Lay::kGamma + d] = __expf(sm.gl[d]);
+}
+
+// One chunk's coefficients in shared memory, rows padded against bank conflicts.
+template <int KMAX>
+struct CoefTile {
+  float q[kC][KMAX + 1];   // s q̂⊙Γ
+  float W[kC][KMAX + 1];
+  float Kt[kC][KMAX + 1];
+  float P[kC][kC + 1];
+  float gamma[KMAX];
+};
+
+template <int KMAX>
+__device__ __forceinline__ void coef_prefetch(CoefTile<KMAX>& t, const float* g) {
+  using Lay = CoefLayout<KMAX>;
+  for (int idx = threadIdx.x; idx < kC * KMAX; idx += kThreads) {
+    const int r = idx / KMAX, d = idx % KMAX;
+    cp_async_4(&t.q[r][d], g + Lay::kQ + idx);
+    cp_async_4(&t.W[r][d], g + Lay::kW + idx);
+    cp_async_4(&t.Kt[r][d], g + Lay::kKt + idx);
+  }
+  for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) cp_async_4(&t.P[idx / kC][idx % kC], g + Lay::kP + idx);
+  for (int d = threadIdx.x; d < KMAX; d += kThreads) cp_async_4(&t.gamma[d], g + Lay::kGamma + d);
+  cp_async_commit();
+}
+
 template <int KMAX>
 struct DstateSmem {
-  Prep<KMAX> c;  // after the scaling step: q holds s q̂⊙Γ, bk holds W, G holds Kt = k̂ e^{G_last - G}
+  CoefTile<KMAX> coef[2];  // the current chunk's and the next one's (double buffer)
   float dO[kC][kCols + 1];
   float dV[kC][kCols + 1];
   float dS[KMAX][kCols + 1];
-  float gamma[KMAX];
 };
 
 // One block per (64 columns, value head, segment). kTransition: the context-parallel first pass over every segment
@@ -50,6 +111,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   const bool trans = kTransition && col0 >= bp.vpad;  // transition columns: dO = 0
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
   const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
+  auto coef_of = [&](int c) {
+    return bp.coef + (static_cast<int64_t>(c) * p.HV + hv) * CoefLayout<KMAX>::kFloats;
+  };
+  if (c_last > c_first) coef_prefetch(sm.coef[0], coef_of(c_last - 1));
   for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
     const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
     float x = 0.f;
@@ -61,11 +126,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
       x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
     sm.dS[d][cc] = x;
   }
-  for (int c = c_last - 1; c >= c_first; --c) {
+  int buf = 0;
+  for (int c = c_last - 1; c >= c_first; --c, buf ^= 1) {
     const int64_t c0 = bp.chunk_tok0[c];
     const int L = static_cast<int>(bp.chunk_len[c]);
-    __syncthreads();  // the previous chunk is done with every buffer
-    chunk_prep(sm.c, p, c0, L, hv);
+    __syncthreads();  // the previous chunk is done with every buffer, the other coefficient tile included
+    const bool more = c > c_first;
+    if (more) coef_prefetch(sm.coef[buf ^ 1], coef_of(c - 1));
     if (!kTransition) {
       float* dh = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
       for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
@@ -73,31 +140,33 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
         if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
       }
     }
-    chunk_gamma_scale(sm.c, p.scale, kC, KMAX);  // every row: the dV' step below reads rows past L
-    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
-      const int t = idx / kCols, cc = idx % kCols, col = col0 + cc;
+#pragma unroll
+    for (int u = 0; u < kC * kCols / kThreads; ++u) {
+      const int idx = tid + u * kThreads, t = idx / kCols, cc = idx % kCols, col = col0 + cc;
       sm.dO[t][cc] = !trans && t < L && col < V
                          ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
                          : 0.f;
     }
-    for (int d = tid; d < KMAX; d += kThreads) sm.gamma[d] = __expf(sm.c.gl[d]);
+    if (more)
+      cp_async_wait<1>();  // this chunk's tile (the group before the one just issued)
+    else
+      cp_async_wait<0>();
     __syncthreads();
-    solve_lower<Prep<KMAX>::KP>(sm.c.T, sm.c.bk, L, K);  // W = (I + T)^-1 (b⊙k̂⊙Γ)
+    const CoefTile<KMAX>& cf = sm.coef[buf];
     // dV' = Kt dS + P^T dO: thread (row i, columns cl + 8m).
     {
       const int i = tid >> 3, cl = tid & 7;
       float acc[8] = {};
       for (int d = 0; d < K; ++d) {
-        const float kt = sm.c.G[i][d];
+        const float kt = cf.Kt[i][d];
 #pragma unroll
         for (int m = 0; m < 8; ++m) acc[m] += kt * sm.dS[d][cl + 8 * m];
       }
       for (int j = i; j < L; ++j) {
-        const float pji = sm.c.P[j][i];
+        const float pji = cf.P[j][i];
 #pragma unroll
         for (int m = 0; m < 8; ++m) acc[m] += pji * sm.dO[j][cl + 8 * m];
       }
-      __syncthreads();  // W is formed (the solve above) before anyone reads it below
 #pragma unroll
       for (int m = 0; m < 8; ++m) sm.dV[i][cl + 8 * m] = acc[m];
     }
@@ -105,8 +174,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
     // dS <- Diag(γ) dS + (s q̂⊙Γ)^T dO - W^T dV' (each element reads only its own dS).
     for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
       const int d = idx / kCols, cc = idx % kCols;
-      float acc = sm.gamma[d] * sm.dS[d][cc];
-      for (int t = 0; t < L; ++t) acc += sm.c.q[t][d] * sm.dO[t][cc] - sm.c.bk[t][d] * sm.dV[t][cc];
+      float acc = cf.gamma[d] * sm.dS[d][cc];
+      for (int t = 0; t < L; ++t) acc += cf.q[t][d] * sm.dO[t][cc] - cf.W[t][d] * sm.dV[t][cc];
       sm.dS[d][cc] = acc;
     }
   }
@@ -365,9 +434,11 @@ __global__ void reduce_heads_kernel(const float* buf, int64_t tokens, int HV, in
 }
 
 template <int KMAX>
-void launch(const Gdn2BwdParams& bp) {
+void launch_states(const Gdn2BwdParams& bp) {
   const Gdn2Params& p = bp.f;
   const size_t smem = sizeof(DstateSmem<KMAX>);
+  if (bp.chunks > 0)
+    launch_with_smem(chunk_coef_kernel<KMAX>, dim3(bp.chunks, p.HV), kThreads, sizeof(Prep<KMAX>), p.stream, bp);
   if (bp.seg_state != nullptr) {
     launch_with_smem(chunk_dstate_kernel<KMAX, true>, dim3((bp.vpad + KMAX) / kCols, p.HV, bp.segs), kThreads, smem,
                      p.stream, bp);
@@ -378,15 +449,22 @@ void launch(const Gdn2BwdParams& bp) {
   }
   launch_with_smem(chunk_dstate_kernel<KMAX, false>, dim3(bp.vpad / kCols, p.HV, bp.segs), kThreads, smem, p.stream,
                    bp);
-  if (bp.chunks > 0)
-    launch_with_smem(chunk_grad_kernel<KMAX>, dim3(bp.chunks, p.HV), kThreads, sizeof(GradSmem<KMAX>), p.stream, bp);
 }
 
 }  // namespace
 
-void launch_chunk_bwd(const Gdn2BwdParams& bp) {
+void launch_chunk_bwd_states(const Gdn2BwdParams& bp) {
   if (bp.f.N == 0) return;
-  with_kmax(kmax_for(bp.f.K), [&](auto kmax) { launch<decltype(kmax)::value>(bp); });
+  with_kmax(kmax_for(bp.f.K), [&](auto kmax) { launch_states<decltype(kmax)::value>(bp); });
+}
+
+void launch_chunk_bwd_grads(const Gdn2BwdParams& bp) {
+  if (bp.f.N == 0 || bp.chunks == 0) return;
+  with_kmax(kmax_for(bp.f.K), [&](auto kmax) {
+    constexpr int KMAX = decltype(kmax)::value;
+    launch_with_smem(chunk_grad_kernel<KMAX>, dim3(bp.chunks, bp.f.HV), kThreads, sizeof(GradSmem<KMAX>), bp.f.stream,
+                     bp);
+  });
 }
 
 void launch_reduce_heads(const float* buf, int64_t tokens, int HV, int dim, int heads, bool channel, float* out,

@@ -24,9 +24,13 @@ void launch_chunk_substates(const Gdn2Params& p, const float* h64, const int64_t
 void launch_chunk_intra(const Gdn2Params& p);
 void launch_chunk_state(const Gdn2Params& p);
 
-// Chunk backward (fp32 CUDA cores, chunks of 32): the reverse pass over chunks for the state gradients (dh, dh0),
-// then every chunk's input gradients per value head (gq .. gw). bp.h must hold the forward's chunk states.
-void launch_chunk_bwd(const Gdn2BwdParams& bp);
+// Chunk backward (fp32 CUDA cores, chunks of 32), in two launches on one stream. States: every chunk's coefficients
+// (bp.coef), then the reverse pass over chunks for the state gradients (dh, dh0). Grads: every chunk's input gradients
+// per value head (gq .. gw) from bp.h (the forward's chunk states) and bp.dh; bp.coef is not read.
+void launch_chunk_bwd_states(const Gdn2BwdParams& bp);
+void launch_chunk_bwd_grads(const Gdn2BwdParams& bp);
+// Floats of bp.coef per (chunk, value head): s q̂⊙Γ, W and Kt [32][kmax] each, P [32][32], γ [kmax].
+constexpr int64_t chunk_coef_floats(int64_t kmax) { return 3 * 32 * kmax + 32 * 32 + kmax; }
 // out[t, h, d] = Σ over the value heads of group h of buf[t, hv, d] (channel form; heads = H or HV), or also summed
 // over d (head form: out [t, h]). Deterministic.
 void launch_reduce_heads(const float* buf, int64_t tokens, int HV, int dim, int heads, bool channel, float* out,

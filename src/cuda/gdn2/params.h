@@ -81,6 +81,7 @@ struct Gdn2BwdParams {
   const void* d_o = nullptr;             // [tokens, HV, V]
   ElemType d_o_type = ElemType::f32;
   const float* dht = nullptr;            // [N, HV, K, V] or null
+  float* coef = nullptr;                 // [chunks, HV, chunk_coef_floats(kmax)]: what the state-gradient pass reads
   const float* h = nullptr;              // [chunks, HV, K, V]: the state entering each chunk
   float* dh = nullptr;                   // [chunks, HV, K, V]: the gradient wrt the state leaving each chunk
   float* dh0 = nullptr;                  // [N, HV, K, V] or null
