@@ -140,12 +140,21 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
         if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
       }
     }
+    {  // all loads first, then the stores (a generic load cannot pass an earlier shared store)
+      constexpr int kIters = kC * kCols / kThreads;
+      float o[kIters];
 #pragma unroll
-    for (int u = 0; u < kC * kCols / kThreads; ++u) {
-      const int idx = tid + u * kThreads, t = idx / kCols, cc = idx % kCols, col = col0 + cc;
-      sm.dO[t][cc] = !trans && t < L && col < V
-                         ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
-                         : 0.f;
+      for (int u = 0; u < kIters; ++u) {
+        const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
+        o[u] = !trans && t < L && col < V
+                   ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
+                   : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kIters; ++u) {
+        const int idx = tid + u * kThreads;
+        sm.dO[idx / kCols][idx % kCols] = o[u];
+      }
     }
     if (more)
       cp_async_wait<1>();  // this chunk's tile (the group before the one just issued)
@@ -233,24 +242,40 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
   float dKt[MK] = {}, dqg[MK] = {}, dW[MK] = {}, dP[4] = {}, dT[4] = {}, dgl = 0.f;
   for (int v0 = 0; v0 < V; v0 += kCols) {
     __syncthreads();  // the previous slice (and the solve for W) is done
+    // S and dS slices by cp.async (every copy in flight at once), w⊙v and dO loaded before they are stored.
     for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
       const int d = idx / kCols, cc = idx % kCols, col = v0 + cc;
-      const bool ok = d < K && col < V;
-      sm.S[d][cc] = ok ? Sg[static_cast<int64_t>(d) * V + col] : 0.f;
-      sm.dS[d][cc] = ok ? dSg[static_cast<int64_t>(d) * V + col] : 0.f;
-    }
-    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
-      const int t = idx / kCols, cc = idx % kCols, col = v0 + cc;
-      float x = 0.f, o = 0.f;
-      if (t < L && col < V) {
-        const int64_t tok = c0 + t;
-        x = load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
-            load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
-        o = load_elem(bp.d_o, bp.d_o_type, (tok * p.HV + hv) * static_cast<int64_t>(V) + col);
+      if (d < K && col < V) {
+        cp_async_4(&sm.S[d][cc], Sg + static_cast<int64_t>(d) * V + col);
+        cp_async_4(&sm.dS[d][cc], dSg + static_cast<int64_t>(d) * V + col);
+      } else {
+        sm.S[d][cc] = 0.f;
+        sm.dS[d][cc] = 0.f;
       }
-      sm.U[t][cc] = x;
-      sm.dO[t][cc] = o;
     }
+    cp_async_commit();
+    {
+      constexpr int kIters = kC * kCols / kThreads;
+      float x[kIters], o[kIters];
+#pragma unroll
+      for (int u = 0; u < kIters; ++u) {
+        const int idx = tid + u * kThreads, t = idx / kCols, col = v0 + idx % kCols;
+        x[u] = o[u] = 0.f;
+        if (t < L && col < V) {
+          const int64_t tok = c0 + t;
+          x[u] = load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
+                 load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+          o[u] = load_elem(bp.d_o, bp.d_o_type, (tok * p.HV + hv) * static_cast<int64_t>(V) + col);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kIters; ++u) {
+        const int idx = tid + u * kThreads;
+        sm.U[idx / kCols][idx % kCols] = x[u];
+        sm.dO[idx / kCols][idx % kCols] = o[u];
+      }
+    }
+    cp_async_wait<0>();
     __syncthreads();
     solve_lower<kCols + 1>(sm.c.T, sm.U, L, kCols);
     __syncthreads();

@@ -47,14 +47,22 @@ __device__ void exact_chunk_step(Smem<KMAX>& sm, const Gdn2Params& p, int64_t c0
   const int K = p.K, V = p.V, group = p.HV / p.H;
   // 1. The chunk's q̂, k̂, G = cumsum g, b ⊙ k̂, T and P (chunk_prep.cuh); w ⊙ v on this block's columns.
   chunk_prep(sm.c, p, c0, L, hv);
-  for (int idx = tid; idx < L * kCols; idx += kThreads) {
-    const int t = idx / kCols, c = idx % kCols, col = col0 + c;
-    const int64_t tok = c0 + t;
-    float xv = 0.f;
-    if (col < V)
-      xv = load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
-           load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
-    sm.x[t][c] = xv;
+  {  // all loads first, then the stores (a generic load cannot pass an earlier shared store)
+    constexpr int kIters = kChunk * kCols / kThreads;
+    float xv[kIters];
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
+      const int64_t tok = c0 + t;
+      xv[u] = t < L && col < V ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
+                                     load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col)
+                               : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads, t = idx / kCols;
+      if (t < L) sm.x[t][idx % kCols] = xv[u];
+    }
   }
   // 2. Γ-scaled rows: s q̂ ⊙ Γ, b ⊙ k̂ ⊙ Γ, k̂ ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.
   chunk_gamma_scale(sm.c, p.scale, L, K);
@@ -189,12 +197,23 @@ __global__ void __launch_bounds__(kThreads, 1) substates_kernel(Gdn2Params p, co
   const int64_t KV = static_cast<int64_t>(K) * V;
   const float* src = h64 + (static_cast<int64_t>(c) * p.HV + hv) * KV;
   float* dst = h32 + (first32[c] * p.HV + hv) * KV;
-  for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-    const bool ok = d < K && col < V;
-    const float x = ok ? src[static_cast<int64_t>(d) * V + col] : 0.f;
-    sm.S[d][cc] = x;
-    if (ok) dst[static_cast<int64_t>(d) * V + col] = x;
+  {  // loads in batches held in registers, then the stores
+    constexpr int kIters = KMAX * kCols / kThreads, kBatch = 8;
+#pragma unroll 1
+    for (int u0 = 0; u0 < kIters; u0 += kBatch) {
+      float x[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int idx = tid + (u0 + u) * kThreads, d = idx / kCols, col = col0 + idx % kCols;
+        x[u] = d < K && col < V ? src[static_cast<int64_t>(d) * V + col] : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int idx = tid + (u0 + u) * kThreads, d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+        sm.S[d][cc] = x[u];
+        if (d < K && col < V) dst[static_cast<int64_t>(d) * V + col] = x[u];
+      }
+    }
   }
   if (len[c] <= kChunk) return;
   __syncthreads();

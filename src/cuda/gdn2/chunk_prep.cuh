@@ -26,17 +26,30 @@ template <int KMAX>
 __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int K = p.K, group = p.HV / p.H, hq = hv / group;
-  for (int idx = tid; idx < kPrepChunk * KMAX; idx += kPrepThreads) {
-    const int t = idx / KMAX, d = idx % KMAX;
-    float qv = 0.f, kv = 0.f, gv = 0.f, bv = 0.f;
-    if (t < L && d < K) {
-      const int64_t tok = c0 + t;
-      qv = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
-      kv = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
-      gv = load_decay(p, tok, hv, d);
-      bv = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+  // Loads in batches held in registers, then the shared-memory stores: a load through a generic pointer cannot be
+  // moved above an earlier shared store, so a load-store loop would wait one memory latency per element.
+  constexpr int kIters = kPrepChunk * KMAX / kPrepThreads, kBatch = kIters < 8 ? kIters : 8;
+  static_assert(kIters % kBatch == 0, "batches of loads");
+#pragma unroll 1
+  for (int u0 = 0; u0 < kIters; u0 += kBatch) {
+    float qv[kBatch], kv[kBatch], gv[kBatch], bv[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int idx = tid + (u0 + u) * kPrepThreads, t = idx / KMAX, d = idx % KMAX;
+      qv[u] = kv[u] = gv[u] = bv[u] = 0.f;
+      if (t < L && d < K) {
+        const int64_t tok = c0 + t;
+        qv[u] = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
+        kv[u] = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
+        gv[u] = load_decay(p, tok, hv, d);
+        bv[u] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+      }
     }
-    sm.q[t][d] = qv, sm.k[t][d] = kv, sm.G[t][d] = gv, sm.bk[t][d] = bv;
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int idx = tid + (u0 + u) * kPrepThreads, t = idx / KMAX, d = idx % KMAX;
+      sm.q[t][d] = qv[u], sm.k[t][d] = kv[u], sm.G[t][d] = gv[u], sm.bk[t][d] = bv[u];
+    }
   }
   __syncthreads();
   for (int t = warp; t < kPrepChunk; t += (kPrepThreads / 32)) {
