@@ -360,8 +360,8 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   }
 
   // The forward's states entering every 32-token chunk, recomputed without output: for bf16/fp16 inputs by the
-  // tensor-core forward (states every 64 tokens, context-parallel when sequences are long) and one exact 32-token step
-  // per 64-token chunk in parallel; for fp32 inputs by the exact CUDA-core forward (fp32 budget).
+  // tensor-core forward (states every 64 tokens, context-parallel when sequences are long; the states pass below
+  // completes them from the chunk coefficients), for fp32 inputs by the exact CUDA-core forward (fp32 budget).
   const int64_t tokens = p.tokens();
   Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
@@ -374,10 +374,9 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.f.o = nullptr;
   bp.f.ht = nullptr;
   bp.f.chunk.seq_chunk0 = bp.seq_chunk0;
-  Launch tc;  // the tensor-core forward's parameters and workspace, alive until the stream is synchronised
-  Tensor h64, first32_dev;
+  Tensor h64, sub_tables;
   if (chunk_uses_tensor_cores(p, in)) {
-    tc = make_params(p, in, true);
+    Launch tc = make_params(p, in, true);  // released (after the device is idle) at the end of this block
     Gdn2Params& f = tc.params;
     const int64_t chunks64 = f.chunk.chunks;
     h64 = Tensor::empty({chunks64, p.HV, p.K, p.V}, DType::f32, Device::cuda);
@@ -387,14 +386,21 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     f.ht = nullptr;
     f.h_chunks = static_cast<float*>(h64.raw_mut());
     launch_chunk_fwd(f);
-    std::vector<int64_t> first32;
+    std::vector<int64_t> sub;  // first32 then len64, per 64-token chunk
+    std::vector<int64_t> len64;
     for (int64_t n = 0; n < p.N; ++n)
-      for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) first32.push_back(first[n] + s / kBwdChunk);
-    first32_dev = device_i64(first32);
-    launch_chunk_substates(bp.f, static_cast<const float*>(h64.raw()), f.chunk.chunk_tok0, f.chunk.chunk_len,
-                           static_cast<const int64_t*>(first32_dev.raw()), chunks64, static_cast<float*>(h.raw_mut()));
-    tc = Launch();  // released once the device is idle (device_memory.cu), before the scratch below is taken
-    h64 = Tensor();
+      for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) {
+        sub.push_back(first[n] + s / kBwdChunk);
+        len64.push_back(std::min(kChunk, p.seq_len[n] - s));
+      }
+    sub.insert(sub.end(), len64.begin(), len64.end());
+    sub_tables = device_i64(sub);
+    bp.h64 = static_cast<const float*>(h64.raw());
+    bp.first32 = static_cast<const int64_t*>(sub_tables.raw());
+    bp.len64 = bp.first32 + chunks64;
+    bp.chunks64 = static_cast<int32_t>(chunks64);
+    bp.h_sub = static_cast<float*>(h.raw_mut());
+    bp.coef_u_cols = bp.vpad;
   } else {
     bp.f.h_chunks = static_cast<float*>(h.raw_mut());
     bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
@@ -410,9 +416,9 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   }
   bp.h = static_cast<const float*>(h.raw());
   bp.dh = static_cast<float*>(dh.raw_mut());
-  Tensor coef;  // each chunk's coefficients for the state-gradient pass (kernels.h, chunk_coef_floats)
+  Tensor coef;  // each chunk's coefficients for the states pass (kernels.h, chunk_coef_floats)
   if (chunks > 0) {
-    coef = Tensor::empty({chunks * p.HV * chunk_coef_floats(kmax)}, DType::f32, Device::cuda);
+    coef = Tensor::empty({chunks * p.HV * chunk_coef_floats(kmax, bp.coef_u_cols)}, DType::f32, Device::cuda);
     bp.coef = static_cast<float*>(coef.raw_mut());
   }
   Tensor dh0;
@@ -421,8 +427,10 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     bp.dh0 = static_cast<float*>(dh0.raw_mut());
   }
   launch_chunk_bwd_states(bp);
-  coef = Tensor();  // the gradient buffers below may reuse it
+  coef = Tensor();  // the gradient buffers below may reuse these
+  h64 = Tensor();
   bp.coef = nullptr;
+  bp.h64 = nullptr;
   auto buffer = [&](bool on, int64_t dim) {  // chunk_grad_kernel writes every element
     return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
   };

@@ -1,8 +1,10 @@
 // Chunkwise GDN-2 backward on CUDA cores, fp32 throughout, over chunks of 32 tokens (the math of
-// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Four steps after the forward's chunk states h are in place
-// (src/cuda/gdn2_ops.cu recomputes them):
+// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Four steps after the forward's chunk states are recomputed
+// (src/cuda/gdn2_ops.cu: every 32 tokens by the exact fp32 forward, or every 64 by the tensor-core forward):
 //   1. chunk_coef_kernel, one block per (chunk, value head), all chunks at once: s q̂⊙Γ, W = (I + T)^-1 (b⊙k̂⊙Γ),
-//      Kt = k̂ e^{G_last - G}, P and γ = e^{G_last}, written once to bp.coef for the sequential pass below.
+//      Kt = k̂ e^{G_last - G}, P and γ = e^{G_last} (and U = (I + T)^-1 (w⊙v) for states every 64 tokens), written
+//      once to bp.coef. With states every 64 tokens, chunk_substate_kernel forms those entering the odd 32-token
+//      chunks from them (one exact chunk step per 64-token chunk, all in parallel).
 //   2. chunk_dstate_kernel, one block per (64 columns of V, value head, segment of a sequence), walks the chunks in
 //      reverse with the state gradient slice dS in shared memory, the next chunk's coefficients arriving by cp.async
 //      while the current one is computed: dh[c] = dS (the gradient wrt the state leaving chunk c), then
@@ -30,20 +32,35 @@ constexpr int kC = kPrepChunk, kCols = 64, kThreads = kPrepThreads;
 
 // Offsets of one (chunk, value head)'s coefficients in bp.coef (kernels.h, chunk_coef_floats): rows past the chunk and
 // channels past K are zeros.
+// U [kC][coef_u_cols] follows when coef_u_cols > 0 (the 64-token sub-states need it).
 template <int KMAX>
 struct CoefLayout {
   static constexpr int kQ = 0, kW = kC * KMAX, kKt = 2 * kC * KMAX, kP = 3 * kC * KMAX, kGamma = kP + kC * kC;
-  static constexpr int kFloats = kGamma + KMAX;
-  static_assert(kFloats == chunk_coef_floats(KMAX), "kernels.h chunk_coef_floats");
+  static constexpr int kU = kGamma + KMAX;
+  static_assert(kU == chunk_coef_floats(KMAX), "kernels.h chunk_coef_floats");
+};
+
+// The coefficients of (chunk c, value head hv) in bp.coef.
+template <int KMAX>
+__device__ __forceinline__ float* coef_at(const Gdn2BwdParams& bp, int64_t c, int hv) {
+  return bp.coef + (c * bp.f.HV + hv) * chunk_coef_floats(KMAX, bp.coef_u_cols);
+}
+
+template <int KMAX>
+struct CoefSmem {
+  Prep<KMAX> c;
+  float X[kC][kCols + 1];  // a 64-column slice of w⊙v, then of U
 };
 
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  Prep<KMAX>& sm = *reinterpret_cast<Prep<KMAX>*>(smem_raw);
+  CoefSmem<KMAX>& cs = *reinterpret_cast<CoefSmem<KMAX>*>(smem_raw);
+  Prep<KMAX>& sm = cs.c;
   using Lay = CoefLayout<KMAX>;
   const Gdn2Params& p = bp.f;
   const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x;
+  const int V = p.V, group = p.HV / p.H;
   const int64_t c0 = bp.chunk_tok0[c];
   const int L = static_cast<int>(bp.chunk_len[c]);
   chunk_prep(sm, p, c0, L, hv);
@@ -51,7 +68,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams b
   __syncthreads();
   solve_lower<Prep<KMAX>::KP>(sm.T, sm.bk, L, p.K);  // W = (I + T)^-1 (b⊙k̂⊙Γ)
   __syncthreads();
-  float* out = bp.coef + (static_cast<int64_t>(c) * p.HV + hv) * Lay::kFloats;
+  float* out = coef_at<KMAX>(bp, c, hv);
   for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
     const int t = idx / KMAX, d = idx % KMAX;
     out[Lay::kQ + idx] = sm.q[t][d];
@@ -60,6 +77,145 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams b
   }
   for (int idx = tid; idx < kC * kC; idx += kThreads) out[Lay::kP + idx] = sm.P[idx / kC][idx % kC];
   for (int d = tid; d < KMAX; d += kThreads) out[Lay::kGamma + d] = __expf(sm.gl[d]);
+  // U = (I + T)^-1 (w⊙v), 64 columns at a time.
+  const int ucols = bp.coef_u_cols;
+  for (int v0 = 0; v0 < ucols; v0 += kCols) {
+    constexpr int kIters = kC * kCols / kThreads;
+    float x[kIters];
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads, t = idx / kCols, col = v0 + idx % kCols;
+      const int64_t tok = c0 + t;
+      x[u] = t < L && col < V ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
+                                    load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col)
+                              : 0.f;
+    }
+    __syncthreads();  // the previous slice is written out
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads;
+      cs.X[idx / kCols][idx % kCols] = x[u];
+    }
+    __syncthreads();
+    solve_lower<kCols + 1>(sm.T, cs.X, L, kCols);
+    __syncthreads();
+    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
+      const int t = idx / kCols, cc = idx % kCols;
+      out[Lay::kU + static_cast<int64_t>(t) * ucols + v0 + cc] = cs.X[t][cc];
+    }
+  }
+}
+
+// The states entering the 32-token chunks from the tensor-core forward's states every 64 tokens: h[first32[c]] =
+// h64[c] and, where 64-token chunk c is longer than 32 tokens, h[first32[c] + 1] = Diag(γ) S + Kt^T (U - W S) with S =
+// h64[c] and the coefficients of its first 32 tokens (the exact chunk step of chunk_fwd.cu, on formed coefficients).
+// One block per (64 columns, value head, 64-token chunk).
+template <int KMAX>
+struct SubstateSmem {
+  float S[KMAX][kCols];
+  float X[kC][kCols];  // U, then V' = U - W S
+  float W[kC][KMAX + 1];
+  float Kt[kC][KMAX + 1];
+  float gamma[KMAX];
+};
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) chunk_substate_kernel(Gdn2BwdParams bp) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  SubstateSmem<KMAX>& sm = *reinterpret_cast<SubstateSmem<KMAX>*>(smem_raw);
+  using Lay = CoefLayout<KMAX>;
+  const Gdn2Params& p = bp.f;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, c64 = blockIdx.z, tid = threadIdx.x;
+  const int warp = tid / 32, lane = tid % 32, K = p.K, V = p.V;
+  const int64_t KV = static_cast<int64_t>(K) * V, j = bp.first32[c64];
+  const bool second = bp.len64[c64] > kC;
+  const float* src = bp.h64 + (static_cast<int64_t>(c64) * p.HV + hv) * KV;
+  float* dst = bp.h_sub + (j * p.HV + hv) * KV;
+  const float* cf = coef_at<KMAX>(bp, j, hv);
+  if (second) {  // the first half's coefficients arrive while the state slice is copied
+    for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+      const int t = idx / KMAX, d = idx % KMAX;
+      cp_async_4(&sm.W[t][d], cf + Lay::kW + idx);
+      cp_async_4(&sm.Kt[t][d], cf + Lay::kKt + idx);
+    }
+    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
+      const int t = idx / kCols, cc = idx % kCols;
+      if (col0 + cc < V)
+        cp_async_4(&sm.X[t][cc], cf + Lay::kU + static_cast<int64_t>(t) * bp.coef_u_cols + col0 + cc);
+      else
+        sm.X[t][cc] = 0.f;
+    }
+    for (int d = tid; d < KMAX; d += kThreads) cp_async_4(&sm.gamma[d], cf + Lay::kGamma + d);
+    cp_async_commit();
+  }
+  {  // loads in batches held in registers, then the stores
+    constexpr int kIters = KMAX * kCols / kThreads, kBatch = 8;
+#pragma unroll 1
+    for (int u0 = 0; u0 < kIters; u0 += kBatch) {
+      float x[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int idx = tid + (u0 + u) * kThreads, d = idx / kCols, col = col0 + idx % kCols;
+        x[u] = d < K && col < V ? src[static_cast<int64_t>(d) * V + col] : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int idx = tid + (u0 + u) * kThreads, d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+        sm.S[d][cc] = x[u];
+        if (d < K && col < V) dst[static_cast<int64_t>(d) * V + col] = x[u];
+      }
+    }
+  }
+  if (!second) return;
+  cp_async_wait<0>();
+  __syncthreads();
+  // V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
+  {
+    float acc[4][2] = {};
+    for (int d = 0; d < K; ++d) {
+      const float s0 = sm.S[d][lane], s1 = sm.S[d][lane + 32];
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        const float x = sm.W[warp + 8 * a][d];
+        acc[a][0] += x * s0;
+        acc[a][1] += x * s1;
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      sm.X[warp + 8 * a][lane] -= acc[a][0];
+      sm.X[warp + 8 * a][lane + 32] -= acc[a][1];
+    }
+  }
+  __syncthreads();
+  // S <- Diag(γ) S + Kt^T V'. Thread tile: rows d = warp + 8a, columns lane and lane + 32.
+  for (int d0 = 0; d0 < K; d0 += 8 * 4) {
+    float acc[4][2] = {};
+    for (int i = 0; i < kC; ++i) {
+      const float x0 = sm.X[i][lane], x1 = sm.X[i][lane + 32];
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        const int d = d0 + warp + 8 * a;
+        const float kt = d < K ? sm.Kt[i][d] : 0.f;
+        acc[a][0] += kt * x0;
+        acc[a][1] += kt * x1;
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const int d = d0 + warp + 8 * a;
+      if (d < K) {
+        sm.S[d][lane] = sm.gamma[d] * sm.S[d][lane] + acc[a][0];
+        sm.S[d][lane + 32] = sm.gamma[d] * sm.S[d][lane + 32] + acc[a][1];
+      }
+    }
+  }
+  __syncthreads();
+  dst += static_cast<int64_t>(p.HV) * KV;
+  for (int idx = tid; idx < K * kCols; idx += kThreads) {
+    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+    if (col < V) dst[static_cast<int64_t>(d) * V + col] = sm.S[d][cc];
+  }
 }
 
 // One chunk's coefficients in shared memory, rows padded against bank conflicts.
@@ -111,9 +267,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   const bool trans = kTransition && col0 >= bp.vpad;  // transition columns: dO = 0
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
   const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
-  auto coef_of = [&](int c) {
-    return bp.coef + (static_cast<int64_t>(c) * p.HV + hv) * CoefLayout<KMAX>::kFloats;
-  };
+  auto coef_of = [&](int c) { return coef_at<KMAX>(bp, c, hv); };
   if (c_last > c_first) coef_prefetch(sm.coef[0], coef_of(c_last - 1));
   for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
     const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
@@ -463,7 +617,10 @@ void launch_states(const Gdn2BwdParams& bp) {
   const Gdn2Params& p = bp.f;
   const size_t smem = sizeof(DstateSmem<KMAX>);
   if (bp.chunks > 0)
-    launch_with_smem(chunk_coef_kernel<KMAX>, dim3(bp.chunks, p.HV), kThreads, sizeof(Prep<KMAX>), p.stream, bp);
+    launch_with_smem(chunk_coef_kernel<KMAX>, dim3(bp.chunks, p.HV), kThreads, sizeof(CoefSmem<KMAX>), p.stream, bp);
+  if (bp.h64 != nullptr && bp.chunks64 > 0)
+    launch_with_smem(chunk_substate_kernel<KMAX>, dim3(bp.vpad / kCols, p.HV, bp.chunks64), kThreads,
+                     sizeof(SubstateSmem<KMAX>), p.stream, bp);
   if (bp.seg_state != nullptr) {
     launch_with_smem(chunk_dstate_kernel<KMAX, true>, dim3((bp.vpad + KMAX) / kCols, p.HV, bp.segs), kThreads, smem,
                      p.stream, bp);

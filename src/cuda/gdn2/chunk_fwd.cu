@@ -183,49 +183,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_fwd_kernel(Gdn2Params p) {
   }
 }
 
-// States every 32 tokens from states every 64 (the backward's recompute on the tensor-core forward): for 64-token
-// chunk c, h32[first32[c]] = h64[c] and, when the chunk is longer than 32 tokens, h32[first32[c] + 1] is the state
-// after its first 32 tokens (one exact chunk step; p.o must be null). One block per (64 columns, value head, chunk).
-template <int KMAX>
-__global__ void __launch_bounds__(kThreads, 1) substates_kernel(Gdn2Params p, const float* h64, const int64_t* tok0,
-                                                                 const int64_t* len, const int64_t* first32,
-                                                                 float* h32) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  Smem<KMAX>& sm = *reinterpret_cast<Smem<KMAX>*>(smem_raw);
-  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
-  const int K = p.K, V = p.V;
-  const int64_t KV = static_cast<int64_t>(K) * V;
-  const float* src = h64 + (static_cast<int64_t>(c) * p.HV + hv) * KV;
-  float* dst = h32 + (first32[c] * p.HV + hv) * KV;
-  {  // loads in batches held in registers, then the stores
-    constexpr int kIters = KMAX * kCols / kThreads, kBatch = 8;
-#pragma unroll 1
-    for (int u0 = 0; u0 < kIters; u0 += kBatch) {
-      float x[kBatch];
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        const int idx = tid + (u0 + u) * kThreads, d = idx / kCols, col = col0 + idx % kCols;
-        x[u] = d < K && col < V ? src[static_cast<int64_t>(d) * V + col] : 0.f;
-      }
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        const int idx = tid + (u0 + u) * kThreads, d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-        sm.S[d][cc] = x[u];
-        if (d < K && col < V) dst[static_cast<int64_t>(d) * V + col] = x[u];
-      }
-    }
-  }
-  if (len[c] <= kChunk) return;
-  __syncthreads();
-  exact_chunk_step(sm, p, tok0[c], kChunk, hv, col0);
-  __syncthreads();
-  dst += static_cast<int64_t>(p.HV) * KV;
-  for (int idx = tid; idx < K * kCols; idx += kThreads) {
-    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-    if (col < V) dst[static_cast<int64_t>(d) * V + col] = sm.S[d][cc];
-  }
-}
-
 }  // namespace
 
 void launch_chunk_fwd(const Gdn2Params& p) {
@@ -236,16 +193,6 @@ void launch_chunk_fwd(const Gdn2Params& p) {
     return;
   }
   launch_chunk_fwd_exact(p);
-}
-
-void launch_chunk_substates(const Gdn2Params& p, const float* h64, const int64_t* tok0, const int64_t* len,
-                            const int64_t* first32, int64_t chunks64, float* h32) {
-  if (chunks64 == 0) return;
-  with_kmax(kmax_for(p.K), [&](auto kmax) {
-    constexpr int KMAX = decltype(kmax)::value;
-    launch_with_smem(substates_kernel<KMAX>, dim3((p.V + kCols - 1) / kCols, p.HV, static_cast<unsigned>(chunks64)),
-                     kThreads, sizeof(Smem<KMAX>), p.stream, p, h64, tok0, len, first32, h32);
-  });
 }
 
 void launch_chunk_fwd_exact(const Gdn2Params& p) {

@@ -16,21 +16,19 @@ void launch_recurrent(const Gdn2Params& p);
 void launch_chunk_fwd(const Gdn2Params& p);
 // The fp32 CUDA-core kernel alone (chunks of 32; per-chunk states every p.h_chunk_tokens; o may be null).
 void launch_chunk_fwd_exact(const Gdn2Params& p);
-// States every 32 tokens (h32, numbered as the backward's 32-token chunks) from the states h64 entering the 64-token
-// chunks c < chunks64 (token ranges tok0[c], len[c]; first32[c] the index of c's first 32-token chunk): copied, plus one
-// exact 32-token step where a chunk is longer. p.o must be null.
-void launch_chunk_substates(const Gdn2Params& p, const float* h64, const int64_t* tok0, const int64_t* len,
-                            const int64_t* first32, int64_t chunks64, float* h32);
 void launch_chunk_intra(const Gdn2Params& p);
 void launch_chunk_state(const Gdn2Params& p);
 
 // Chunk backward (fp32 CUDA cores, chunks of 32), in two launches on one stream. States: every chunk's coefficients
-// (bp.coef), then the reverse pass over chunks for the state gradients (dh, dh0). Grads: every chunk's input gradients
-// per value head (gq .. gw) from bp.h (the forward's chunk states) and bp.dh; bp.coef is not read.
+// (bp.coef), with bp.h64 set the states entering the second half of every 64-token chunk (h_sub), then the reverse
+// pass over chunks for the state gradients (dh, dh0). Grads: every chunk's input gradients per value head (gq .. gw)
+// from bp.h (the forward's chunk states) and bp.dh; bp.coef is not read.
 void launch_chunk_bwd_states(const Gdn2BwdParams& bp);
 void launch_chunk_bwd_grads(const Gdn2BwdParams& bp);
-// Floats of bp.coef per (chunk, value head): s q̂⊙Γ, W and Kt [32][kmax] each, P [32][32], γ [kmax].
-constexpr int64_t chunk_coef_floats(int64_t kmax) { return 3 * 32 * kmax + 32 * 32 + kmax; }
+// Floats of bp.coef per (chunk, value head): s q̂⊙Γ, W and Kt [32][kmax] each, P [32][32], γ [kmax], and U [32][u_cols].
+constexpr int64_t chunk_coef_floats(int64_t kmax, int64_t u_cols = 0) {
+  return 3 * 32 * kmax + 32 * 32 + kmax + 32 * u_cols;
+}
 // out[t, h, d] = Σ over the value heads of group h of buf[t, hv, d] (channel form; heads = H or HV), or also summed
 // over d (head form: out [t, h]). Deterministic.
 void launch_reduce_heads(const float* buf, int64_t tokens, int HV, int dim, int heads, bool channel, float* out,

@@ -81,7 +81,16 @@ struct Gdn2BwdParams {
   const void* d_o = nullptr;             // [tokens, HV, V]
   ElemType d_o_type = ElemType::f32;
   const float* dht = nullptr;            // [N, HV, K, V] or null
-  float* coef = nullptr;                 // [chunks, HV, chunk_coef_floats(kmax)]: what the state-gradient pass reads
+  float* coef = nullptr;                 // [chunks, HV, chunk_coef_floats(kmax, coef_u_cols)]: per-chunk coefficients
+  int32_t coef_u_cols = 0;               // U = (I + T)^-1 (w⊙v) in coef too, over this many (vpad) columns, or none
+  // States every 64 tokens from the tensor-core forward (h64 [chunks64, HV, K, V]; first32[c] the 32-token chunk that
+  // starts 64-token chunk c, len64[c] its length): the states pass then fills h_sub (the memory of h) from them and
+  // coef (which needs coef_u_cols = vpad).
+  const float* h64 = nullptr;
+  const int64_t* first32 = nullptr;
+  const int64_t* len64 = nullptr;
+  int32_t chunks64 = 0;
+  float* h_sub = nullptr;
   const float* h = nullptr;              // [chunks, HV, K, V]: the state entering each chunk
   float* dh = nullptr;                   // [chunks, HV, K, V]: the gradient wrt the state leaving each chunk
   float* dh0 = nullptr;                  // [N, HV, K, V] or null
