@@ -372,5 +372,24 @@ TEST(Gdn2Cuda, MixedDevicesAndStoredStatesAreRefused) {
   EXPECT_THROW(gdn2_chunk_bwd(to_cuda(in), states, d_o.to(Device::cuda), Tensor(), h), UnsupportedError);
 }
 
+// The device-memory counters that cuda-bench's forward+backward peak reads (src/cuda/device_memory.cu).
+TEST(CudaMemory, HeldAndPeakCounters) {
+  REQUIRE_GPU();
+  const int64_t before = cuda_memory_held();
+  cuda_memory_reset_peak();
+  EXPECT_EQ(cuda_memory_held_peak(), before);
+  {
+    const Tensor a = Tensor::empty({1 << 20}, DType::f32, Device::cuda);
+    EXPECT_EQ(cuda_memory_held() - before, int64_t{4} << 20);
+    {
+      const Tensor b = Tensor::empty({1 << 18}, DType::f32, Device::cuda);
+      EXPECT_EQ(cuda_memory_held() - before, (int64_t{4} << 20) + (int64_t{1} << 20));
+    }
+    EXPECT_EQ(cuda_memory_held() - before, int64_t{4} << 20);
+  }
+  EXPECT_EQ(cuda_memory_held(), before);
+  EXPECT_EQ(cuda_memory_held_peak() - before, (int64_t{4} << 20) + (int64_t{1} << 20));
+}
+
 }  // namespace
 }  // namespace gdn2
