@@ -3,6 +3,9 @@
 
 #include "cpu/decay_gate.h"
 #include "ops/op_args.h"
+#ifdef GDN2_WITH_CUDA
+#include "cuda/decay_gate.h"
+#endif
 
 namespace gdn2 {
 
@@ -53,6 +56,21 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
   check_float(dg, op, "dg");
   GDN2_CHECK(dg.shape() == f.shape(), ShapeError, op, ": dg must have f's shape ", shape_str(f.shape()), ", got ",
              dg.describe());
+  for (const Tensor* t : {&dg, &A_log, &dt_bias})
+    GDN2_CHECK(!t->defined() || t->device() == f.device(), ShapeError, op,
+               ": dg, A_log and dt_bias must be on f's device, got ", t->describe());
+  if (f.device() != Device::cpu) {  // CUDA tensors: the GPU backward (F32)
+#ifdef GDN2_WITH_CUDA
+    GDN2_CHECK(f.dtype() != DType::f64, UnsupportedError, op, " on CUDA computes in F32: f must not be F64");
+    DecayGateGrads g = cuda::decay_gate_backward(dg.reshape({-1, HK}), f.reshape({-1, HK}), A_log,
+                                                 dt_bias.defined() ? dt_bias.reshape({HK}) : dt_bias, head_dim);
+    g.df = g.df.reshape(f.shape());
+    if (g.ddt_bias.defined()) g.ddt_bias = g.ddt_bias.reshape(dt_bias.shape());
+    return g;
+#else
+    GDN2_THROW(UnsupportedError, op, ": CUDA tensors need a build with the CUDA backend");
+#endif
+  }
   const DType dt = op_args::compute_dtype(f);
   DecayGateGrads g = cpu::decay_gate_backward(
       op_args::to_dtype(dg, dt).reshape({-1, HK}), op_args::to_dtype(f, dt).reshape({-1, HK}),

@@ -30,12 +30,11 @@ Gdn2Inputs gate_resolved(const Gdn2Problem& p, const Gdn2Inputs& in) {
 // and back).
 Gdn2Grads gate_grads(const Gdn2Problem& p, const Gdn2Inputs& in, Gdn2Grads g) {
   if (!p.gate_in_op) return g;
-  auto cpu = [](const Tensor& t) { return t.defined() ? t.cpu() : t; };
-  DecayGateGrads d = decay_gate_backward(cpu(g.dg), cpu(in.g_log), cpu(in.A_log), cpu(in.dt_bias), gate_head_dim(p));
-  auto back = [&p](const Tensor& t) { return t.defined() && p.device != Device::cpu ? t.to(p.device) : t; };
-  g.dg = back(d.df);
-  g.dA_log = back(d.dA_log);
-  g.ddt_bias = back(d.ddt_bias);
+  // On the inputs' device (the decay gate op has a CUDA backward).
+  DecayGateGrads d = decay_gate_backward(g.dg, in.g_log, in.A_log, in.dt_bias, gate_head_dim(p));
+  g.dg = d.df;
+  g.dA_log = d.dA_log;
+  g.ddt_bias = d.ddt_bias;
   return g;
 }
 }  // namespace

@@ -12,7 +12,8 @@
 //   dt_bias   [H·K] or [H, K] or undefined
 //   g, dg     like f
 // Inputs may be any float dtype. Computation is in double when f is F64, else in float; outputs and gradients
-// are F64 or F32 accordingly and have the shape of the argument they belong to.
+// are F64 or F32 accordingly and have the shape of the argument they belong to. Every argument lives on f's device;
+// decay_gate_backward also takes CUDA tensors (F32 on the GPU, f not F64; deterministic).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,115 @@
+// The decay gate's backward on the GPU: df = dg · dg/dx, dA_log[h] = Σ dg · g over head h's channels and all rows,
+// ddt_bias = Σ_rows df, in log space as src/cpu/decay_gate.cpp forms them (g = −exp(A + log softplus x),
+// dg/dx = −exp(A + log sigmoid x); a zero factor gives zero, never 0 · inf).
+#include "cuda/decay_gate.h"
+
+#include <algorithm>
+
+#include "cuda/common.cuh"
+#include "cuda/gdn2/load.cuh"
+
+namespace gdn2::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kParts = 64;  // row parts: a fixed count, so the sums do not depend on the GPU
+
+__device__ __forceinline__ float log_softplus(float x) {
+  if (x > 20.f) return logf(x);
+  if (x < -20.f) return x - 0.5f * expf(x);
+  return logf(log1pf(expf(x)));
+}
+
+__device__ __forceinline__ float log_sigmoid(float x) { return fminf(x, 0.f) - log1pf(expf(-fabsf(x))); }
+
+__device__ __forceinline__ float mul_zero_safe(float a, float b) { return a == 0.f || b == 0.f ? 0.f : a * b; }
+
+// Column j of part `part`: df for its rows, and the part's sums of dg · g (pa) and df (pb) for column j.
+__global__ void gate_bwd_kernel(const void* __restrict__ dg, ElemType dg_type, const void* __restrict__ f,
+                                ElemType f_type, const float* __restrict__ A, const float* __restrict__ bias,
+                                int64_t rows, int HK, int K, int64_t rows_per, float* __restrict__ df,
+                                float* __restrict__ pa, float* __restrict__ pb) {
+  const int j = blockIdx.x * kThreads + threadIdx.x;
+  const int64_t part = blockIdx.y;
+  if (j >= HK) return;
+  const int64_t r0 = part * rows_per, r1 = std::min(rows, r0 + rows_per);
+  const float a = A[j / K], bj = bias != nullptr ? bias[j] : 0.f;
+  float sa = 0.f, sb = 0.f;
+#pragma unroll 4
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t at = i * HK + j;
+    const float x = load_elem(f, f_type, at) + bj, d = load_elem(dg, dg_type, at);
+    const float dx = mul_zero_safe(d, -expf(a + log_sigmoid(x)));
+    df[at] = dx;
+    sa += mul_zero_safe(d, -expf(a + log_softplus(x)));
+    sb += dx;
+  }
+  pa[part * HK + j] = sa;
+  pb[part * HK + j] = sb;
+}
+
+// dA_log[h] = Σ_parts Σ_channels pa, ddt_bias[j] = Σ_parts pb, in a fixed order.
+__global__ void gate_reduce_kernel(const float* __restrict__ pa, const float* __restrict__ pb, int64_t parts, int H,
+                                   int HK, int K, float* __restrict__ dA, float* __restrict__ dbias) {
+  const int t = blockIdx.x * kThreads + threadIdx.x;
+  if (t < H) {
+    float s = 0.f;
+    for (int64_t p = 0; p < parts; ++p)
+      for (int k = 0; k < K; ++k) s += pa[p * HK + t * K + k];
+    dA[t] = s;
+  } else if (dbias != nullptr && t < H + HK) {
+    const int j = t - H;
+    float s = 0.f;
+    for (int64_t p = 0; p < parts; ++p) s += pb[p * HK + j];
+    dbias[j] = s;
+  }
+}
+
+ElemType elem_of(const Tensor& t, const char* what) {
+  switch (t.dtype()) {
+    case DType::f32: return ElemType::f32;
+    case DType::bf16: return ElemType::bf16;
+    case DType::f16: return ElemType::f16;
+    default: GDN2_THROW(DTypeError, "decay_gate_backward on CUDA: ", what, " must be F32, BF16 or F16, got ", t.describe());
+  }
+}
+
+Tensor f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.to(DType::f32); }
+
+}  // namespace
+
+DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tensor& A_log, const Tensor& dt_bias,
+                                   int64_t head_dim) {
+  const int64_t rows = f.size(0), HK = f.size(1), H = A_log.size(0);
+  GDN2_CHECK(HK < (int64_t{1} << 31), UnsupportedError, "decay_gate_backward on CUDA: ", HK, " channels per row");
+  const ElemType dg_type = elem_of(dg, "dg"), f_type = elem_of(f, "f");
+  const Tensor A = f32(A_log), bias = dt_bias.defined() ? f32(dt_bias) : Tensor();
+  DecayGateGrads out;
+  out.df = Tensor::empty({rows, HK}, DType::f32, Device::cuda);
+  out.dA_log = Tensor::empty({H}, DType::f32, Device::cuda);
+  if (bias.defined()) out.ddt_bias = Tensor::empty({HK}, DType::f32, Device::cuda);
+  const int64_t parts = std::max<int64_t>(1, std::min(kParts, rows));
+  const int64_t rows_per = (rows + parts - 1) / std::max<int64_t>(parts, 1);
+  Tensor partial = Tensor::empty({2 * parts * HK}, DType::f32, Device::cuda);
+  float* pa = static_cast<float*>(partial.raw_mut());
+  float* pb = pa + parts * HK;
+  const auto* bias_p = bias.defined() ? static_cast<const float*>(bias.raw()) : nullptr;
+  if (HK > 0) {
+    const dim3 grid(static_cast<unsigned>((HK + kThreads - 1) / kThreads), static_cast<unsigned>(parts));
+    gate_bwd_kernel<<<grid, kThreads>>>(dg.raw(), dg_type, f.raw(), f_type, static_cast<const float*>(A.raw()),
+                                        bias_p, rows, static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
+                                        static_cast<float*>(out.df.raw_mut()), pa, pb);
+    GDN2_CUDA_CHECK(cudaGetLastError());
+  }
+  const int64_t width = H + (bias.defined() ? HK : 0);
+  gate_reduce_kernel<<<static_cast<unsigned>((width + kThreads - 1) / kThreads), kThreads>>>(
+      pa, pb, HK > 0 ? parts : 0, static_cast<int>(H), static_cast<int>(HK), static_cast<int>(head_dim),
+      static_cast<float*>(out.dA_log.raw_mut()),
+      bias.defined() ? static_cast<float*>(out.ddt_bias.raw_mut()) : nullptr);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+  GDN2_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  return out;
+}
+
+}  // namespace gdn2::cuda
