@@ -305,7 +305,8 @@ Tensor f32_on_cuda(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.to(
 
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_chunk_fwd); }
 
-Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht) {
+Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
+                         const Tensor& h64_stored) {
   GDN2_CHECK(d_o.device() == Device::cuda && (!dht.defined() || dht.device() == Device::cuda), ShapeError,
              "gdn2_chunk_bwd: d_o and dht must be on the inputs' device (cuda), got ", d_o.describe());
   constexpr int64_t kBwdChunk = 32;  // chunk_bwd.cu
@@ -359,9 +360,10 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     bp.seg_dS = static_cast<float*>(seg_dS.raw_mut());
   }
 
-  // The forward's states entering every 32-token chunk, recomputed without output: for bf16/fp16 inputs by the
-  // tensor-core forward (states every 64 tokens, context-parallel when sequences are long; the states pass below
-  // completes them from the chunk coefficients), for fp32 inputs by the exact CUDA-core forward (fp32 budget).
+  // The forward's states entering every 32-token chunk. Stored: the forward's states every 64 tokens (h64_stored),
+  // completed by the states pass from the chunk coefficients. Recomputed without output: for bf16/fp16 inputs by the
+  // tensor-core forward (states every 64 tokens, context-parallel when sequences are long; completed the same way),
+  // for fp32 inputs by the exact CUDA-core forward every 32 tokens (fp32 budget).
   const int64_t tokens = p.tokens();
   Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
@@ -375,24 +377,35 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.f.ht = nullptr;
   bp.f.chunk.seq_chunk0 = bp.seq_chunk0;
   Tensor h64, sub_tables;
-  if (chunk_uses_tensor_cores(p, in)) {
+  if (h64_stored.defined()) {
+    h64 = h64_stored;
+  } else if (chunk_uses_tensor_cores(p, in)) {
     Launch tc = make_params(p, in, true);  // released (after the device is idle) at the end of this block
     Gdn2Params& f = tc.params;
-    const int64_t chunks64 = f.chunk.chunks;
-    h64 = Tensor::empty({chunks64, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+    h64 = Tensor::empty({f.chunk.chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
     f.h0 = bp.f.h0;
     f.state_type = ElemType::f32;
     f.o = nullptr;
     f.ht = nullptr;
     f.h_chunks = static_cast<float*>(h64.raw_mut());
     launch_chunk_fwd(f);
-    std::vector<int64_t> sub;  // first32 then len64, per 64-token chunk
-    std::vector<int64_t> len64;
+  } else {
+    bp.f.h_chunks = static_cast<float*>(h.raw_mut());
+    bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
+    launch_chunk_fwd_exact(bp.f);
+  }
+  if (h64.defined()) {
+    std::vector<int64_t> sub, len64;  // per 64-token chunk: its first 32-token chunk, its length
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) {
         sub.push_back(first[n] + s / kBwdChunk);
         len64.push_back(std::min(kChunk, p.seq_len[n] - s));
       }
+    const auto chunks64 = static_cast<int64_t>(len64.size());
+    GDN2_CHECK(h64.shape() == (Shape{chunks64, p.HV, p.K, p.V}) && h64.dtype() == DType::f32 &&
+                   h64.device() == Device::cuda,
+               ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
+               shape_str({chunks64, p.HV, p.K, p.V}), ", got ", h64.describe());
     sub.insert(sub.end(), len64.begin(), len64.end());
     sub_tables = device_i64(sub);
     bp.h64 = static_cast<const float*>(h64.raw());
@@ -401,10 +414,6 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     bp.chunks64 = static_cast<int32_t>(chunks64);
     bp.h_sub = static_cast<float*>(h.raw_mut());
     bp.coef_u_cols = bp.vpad;
-  } else {
-    bp.f.h_chunks = static_cast<float*>(h.raw_mut());
-    bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
-    launch_chunk_fwd_exact(bp.f);
   }
 
   bp.d_o = d_o.raw();

@@ -107,9 +107,10 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
   }
 #ifdef GDN2_WITH_CUDA
   if (on_cuda(p, "gdn2_chunk_bwd", opt.compute == DType::f32)) {
-    GDN2_CHECK(!h.defined(), UnsupportedError, "gdn2_chunk_bwd: the CUDA backward recomputes the chunk states (its ",
-               "chunks are 32 tokens); call it without h");
-    return gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht));
+    GDN2_CHECK(!h.defined() || (p.chunk_size == 64 && h.dtype() == DType::f32), UnsupportedError,
+               "gdn2_chunk_bwd: stored states on CUDA must be the F32 states of a chunk_size 64 forward, got chunk_size ",
+               p.chunk_size, " and ", h.describe());
+    return gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht, h));
   }
 #else
   on_cuda(p, "gdn2_chunk_bwd");

@@ -357,7 +357,7 @@ TEST(Gdn2Cuda, ChunkStatesLongSequences) {
   check_chunk_states(gva);
 }
 
-TEST(Gdn2Cuda, MixedDevicesAndStoredStatesAreRefused) {
+TEST(Gdn2Cuda, MixedDevicesAreRefused) {
   REQUIRE_GPU();
   Gdn2RandomSpec s;
   Gdn2Inputs in = gdn2_random_inputs(s);
@@ -366,10 +366,42 @@ TEST(Gdn2Cuda, MixedDevicesAndStoredStatesAreRefused) {
   EXPECT_THROW(gdn2_chunk_fwd(mixed, {}), ShapeError);
   const auto [d_o, dht] = gdn2_random_cotangents(s, 1);
   EXPECT_THROW(gdn2_chunk_bwd(to_cuda(in), {}, d_o, Tensor()), ShapeError);  // d_o on the CPU
-  Gdn2Options states;
-  states.chunk_states = true;
-  const Tensor h = gdn2_chunk_fwd(to_cuda(in), states).h;
-  EXPECT_THROW(gdn2_chunk_bwd(to_cuda(in), states, d_o.to(Device::cuda), Tensor(), h), UnsupportedError);
+}
+
+// Store instead of recompute: the backward on the forward's stored 64-token states (chunk_states) gives the
+// recomputing backward's gradients (bf16 inputs: the same tensor-core states, bitwise; fp32 inputs: states every 32
+// tokens by another route, within fp32 rounding), on packed sequences with an initial state; states of another
+// chunk size are refused.
+TEST(Gdn2Cuda, BackwardOnStoredStates) {
+  REQUIRE_GPU();
+  for (DType dt : {DType::bf16, DType::f32}) {
+    Gdn2RandomSpec s;
+    s.H = 2, s.HV = 4, s.K = 64, s.V = 96, s.seqlens = {150, 1, 64, 97}, s.dtype = dt, s.seed = 31;
+    const Gdn2Inputs d = to_cuda(gdn2_random_inputs(s));
+    Gdn2Options opt = gdn2_random_options(s);
+    opt.chunk_states = true;
+    const auto [d_o, dht] = gdn2_random_cotangents(s, 32);
+    const Tensor d_o_dev = d_o.to(Device::cuda), dht_dev = dht.to(Device::cuda);
+    const Tensor h = gdn2_chunk_fwd(d, opt).h;
+    const Gdn2Grads stored = gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev, h);
+    const Gdn2Grads recomputed = gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev);
+    for (auto [x, y, name] : {std::tuple{&stored.dq, &recomputed.dq, "dq"}, {&stored.dk, &recomputed.dk, "dk"},
+                              {&stored.dv, &recomputed.dv, "dv"}, {&stored.dg, &recomputed.dg, "dg"},
+                              {&stored.db, &recomputed.db, "db"}, {&stored.dw, &recomputed.dw, "dw"},
+                              {&stored.dh0, &recomputed.dh0, "dh0"}}) {
+      ASSERT_TRUE(x->defined() && y->defined()) << name;
+      if (dt == DType::bf16) {
+        const Tensor a = x->cpu(), b = y->cpu();
+        EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name << " bf16";
+      } else {
+        EXPECT_LE(rel_rms_error(*x, *y), 1e-6) << name << " f32";
+      }
+    }
+    Gdn2Options other = opt;
+    other.chunk_size = 32;
+    const Tensor h32 = gdn2_chunk_fwd(gdn2_inputs_to(d, Device::cpu), other).h.to(Device::cuda);
+    EXPECT_THROW(gdn2_chunk_bwd(d, other, d_o_dev, dht_dev, h32), UnsupportedError);
+  }
 }
 
 // The device-memory counters that cuda-bench's forward+backward peak reads (src/cuda/device_memory.cu).

@@ -75,7 +75,8 @@ Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt = {});
 // The backward needs the state entering every chunk. Recompute (h undefined, the default) runs the forward's state
 // pass again and keeps nothing between the calls. Store: pass the forward's h (opt.chunk_states, same chunk_size),
 // which saves that pass at the cost of keeping [chunks, HV, K, V] fp32 alive from forward to backward (4·K·V bytes
-// per chunk and value head: 64 KB at K = V = 128, e.g. 268 MB for B4×T4096×HV16).
+// per chunk and value head: 64 KB at K = V = 128, e.g. 268 MB for B4×T4096×HV16). On CUDA the stored h must be the
+// F32 states of a chunk_size 64 forward (what the CUDA forward gives); the backward skips its forward recompute.
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht,
                          const Tensor& h = Tensor());
 
