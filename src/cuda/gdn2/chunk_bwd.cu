@@ -28,7 +28,7 @@ namespace gdn2::cuda {
 
 namespace {
 
-constexpr int kC = kPrepChunk, kCols = 64, kThreads = kPrepThreads;
+constexpr int kC = kPrepChunk, kCols = kPrepCols, kThreads = kPrepThreads;
 
 // Offsets of one (chunk, value head)'s coefficients in bp.coef (kernels.h, chunk_coef_floats): rows past the chunk and
 // channels past K are zeros.
@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_substate_kernel(Gdn2BwdPara
   using Lay = CoefLayout<KMAX>;
   const Gdn2Params& p = bp.f;
   const int col0 = blockIdx.x * kCols, hv = blockIdx.y, c64 = blockIdx.z, tid = threadIdx.x;
-  const int warp = tid / 32, lane = tid % 32, K = p.K, V = p.V;
+  const int K = p.K, V = p.V;
   const int64_t KV = static_cast<int64_t>(K) * V, j = bp.first32[c64];
   const bool second = bp.len64[c64] > kC;
   const float* src = bp.h64 + (static_cast<int64_t>(c64) * p.HV + hv) * KV;
@@ -169,47 +169,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_substate_kernel(Gdn2BwdPara
   if (!second) return;
   cp_async_wait<0>();
   __syncthreads();
-  // V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
-  {
-    float acc[4][2] = {};
-    for (int d = 0; d < K; ++d) {
-      const float s0 = sm.S[d][lane], s1 = sm.S[d][lane + 32];
-#pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const float x = sm.W[warp + 8 * a][d];
-        acc[a][0] += x * s0;
-        acc[a][1] += x * s1;
-      }
-    }
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      sm.X[warp + 8 * a][lane] -= acc[a][0];
-      sm.X[warp + 8 * a][lane + 32] -= acc[a][1];
-    }
-  }
+  subtract_w_state(sm.W, sm.S, K, kC, sm.X);  // V' = U - W S (chunk_prep.cuh)
   __syncthreads();
-  // S <- Diag(γ) S + Kt^T V'. Thread tile: rows d = warp + 8a, columns lane and lane + 32.
-  for (int d0 = 0; d0 < K; d0 += 8 * 4) {
-    float acc[4][2] = {};
-    for (int i = 0; i < kC; ++i) {
-      const float x0 = sm.X[i][lane], x1 = sm.X[i][lane + 32];
-#pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const int d = d0 + warp + 8 * a;
-        const float kt = d < K ? sm.Kt[i][d] : 0.f;
-        acc[a][0] += kt * x0;
-        acc[a][1] += kt * x1;
-      }
-    }
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const int d = d0 + warp + 8 * a;
-      if (d < K) {
-        sm.S[d][lane] = sm.gamma[d] * sm.S[d][lane] + acc[a][0];
-        sm.S[d][lane + 32] = sm.gamma[d] * sm.S[d][lane + 32] + acc[a][1];
-      }
-    }
-  }
+  advance_state(sm.Kt, sm.X, sm.gamma, K, kC, sm.S);  // S <- Diag(γ) S + Kt^T V'
   __syncthreads();
   dst += static_cast<int64_t>(p.HV) * KV;
   for (int idx = tid; idx < K * kCols; idx += kThreads) {

@@ -13,31 +13,15 @@ namespace gdn2::cuda {
 
 namespace {
 
-constexpr int kChunk = kPrepChunk, kCols = 64, kThreads = kPrepThreads;
+constexpr int kChunk = kPrepChunk, kCols = kPrepCols, kThreads = kPrepThreads;
 
 template <int KMAX>
 struct Smem {
-  static constexpr int KP = Prep<KMAX>::KP;  // padded row stride: rows i and j of one column fall in different banks
   Prep<KMAX> c;            // q̂ then s q̂ ⊙ Γ;  k̂;  G then k̂ ⊙ e^{G_last - G};  b ⊙ k̂ then b ⊙ k̂ ⊙ Γ, then W;  T, P
   float x[kChunk][kCols];  // w ⊙ v, then U, then V'
   float S[KMAX][kCols];
   float gamma_last[KMAX];  // γ = e^{G_last}
 };
-
-// acc[a][c] += Σ_{d<K} A[warp + 8a][d] · S[d][lane + 32c]: rows of a [chunk, K] tile times the state slice.
-template <int KMAX>
-__device__ __forceinline__ void rows_times_state(const float (*A)[Smem<KMAX>::KP], const float (*S)[kCols], int K,
-                                                 int warp, int lane, float (&acc)[4][2]) {
-  for (int d = 0; d < K; ++d) {
-    const float s0 = S[d][lane], s1 = S[d][lane + 32];
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const float x = A[warp + 8 * a][d];
-      acc[a][0] += x * s0;
-      acc[a][1] += x * s1;
-    }
-  }
-}
 
 // One chunk of L tokens from token c0 on the block's state slice sm.S (columns col0 ..): o rows when p.o is set, and
 // sm.S becomes the state after the chunk. Callers separate it from earlier uses of the buffers with a barrier.
@@ -86,24 +70,13 @@ __device__ void exact_chunk_step(Smem<KMAX>& sm, const Gdn2Params& p, int64_t c0
     }
   }
   __syncthreads();
-  // 4. V' = U - W S. Thread tile: rows warp + 8a (a < 4), columns lane and lane + 32.
-  {
-    float acc[4][2] = {};
-    rows_times_state<KMAX>(sm.c.bk, sm.S, K, warp, lane, acc);
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const int i = warp + 8 * a;
-      if (i < L) {
-        sm.x[i][lane] -= acc[a][0];
-        sm.x[i][lane + 32] -= acc[a][1];
-      }
-    }
-  }
+  // 4. V' = U - W S (chunk_prep.cuh).
+  subtract_w_state(sm.c.bk, sm.S, K, L, sm.x);
   __syncthreads();
   // 5. O = (q⊙Γ) S + P V', written to global memory.
   {
     float acc[4][2] = {};
-    rows_times_state<KMAX>(sm.c.q, sm.S, K, warp, lane, acc);
+    rows_times_state(sm.c.q, sm.S, K, acc);
     for (int j = 0; j < L; ++j) {
       const float x0 = sm.x[j][lane], x1 = sm.x[j][lane + 32];
 #pragma unroll
@@ -124,28 +97,8 @@ __device__ void exact_chunk_step(Smem<KMAX>& sm, const Gdn2Params& p, int64_t c0
     }
   }
   __syncthreads();  // step 5 is done reading S
-  // 6. S <- Diag(γ) S + Kt^T V'. Thread tile: rows d = warp + 8a, columns lane and lane + 32.
-  for (int d0 = 0; d0 < K; d0 += 8 * 4) {
-    float acc[4][2] = {};
-    for (int i = 0; i < L; ++i) {
-      const float x0 = sm.x[i][lane], x1 = sm.x[i][lane + 32];
-#pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const int d = d0 + warp + 8 * a;
-        const float kt = d < K ? sm.c.G[i][d] : 0.f;
-        acc[a][0] += kt * x0;
-        acc[a][1] += kt * x1;
-      }
-    }
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const int d = d0 + warp + 8 * a;
-      if (d < K) {
-        sm.S[d][lane] = sm.gamma_last[d] * sm.S[d][lane] + acc[a][0];
-        sm.S[d][lane + 32] = sm.gamma_last[d] * sm.S[d][lane + 32] + acc[a][1];
-      }
-    }
-  }
+  // 6. S <- Diag(γ) S + Kt^T V' (chunk_prep.cuh).
+  advance_state(sm.c.G, sm.x, sm.gamma_last, K, L, sm.S);
 }
 
 template <int KMAX>

@@ -132,4 +132,70 @@ __device__ void solve_lower_t(const float (*T)[kPrepChunk + 1], float (*R)[LD], 
     }
 }
 
+// The state slice steps of an exact chunk step on a [KMAX][kPrepCols] slice of the state, shared by the fp32 forward
+// (chunk_fwd.cu) and the backward's sub-states (chunk_bwd.cu). Thread tile: rows warp + 8a (a < 4) of a [chunk, K]
+// tile, columns lane and lane + 32 of the slice.
+constexpr int kPrepCols = 64;
+
+// acc[a][c] += Σ_{d<K} A[warp + 8a][d] · S[d][lane + 32c]: rows of a [chunk, K] tile times the state slice.
+template <int LDA>
+__device__ __forceinline__ void rows_times_state(const float (*A)[LDA], const float (*S)[kPrepCols], int K,
+                                                 float (&acc)[4][2]) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int d = 0; d < K; ++d) {
+    const float s0 = S[d][lane], s1 = S[d][lane + 32];
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const float x = A[warp + 8 * a][d];
+      acc[a][0] += x * s0;
+      acc[a][1] += x * s1;
+    }
+  }
+}
+
+// X <- X - W S on rows < L: V' = U - W S.
+template <int LDA>
+__device__ __forceinline__ void subtract_w_state(const float (*W)[LDA], const float (*S)[kPrepCols], int K, int L,
+                                                 float (*X)[kPrepCols]) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float acc[4][2] = {};
+  rows_times_state(W, S, K, acc);
+#pragma unroll
+  for (int a = 0; a < 4; ++a) {
+    const int i = warp + 8 * a;
+    if (i < L) {
+      X[i][lane] -= acc[a][0];
+      X[i][lane + 32] -= acc[a][1];
+    }
+  }
+}
+
+// S <- Diag(γ) S + Kt^T V' over V' rows < L (thread tile: rows d = warp + 8a of the state).
+template <int LDA>
+__device__ __forceinline__ void advance_state(const float (*Kt)[LDA], const float (*X)[kPrepCols], const float* gamma,
+                                              int K, int L, float (*S)[kPrepCols]) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int d0 = 0; d0 < K; d0 += 8 * 4) {
+    float acc[4][2] = {};
+    for (int i = 0; i < L; ++i) {
+      const float x0 = X[i][lane], x1 = X[i][lane + 32];
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        const int d = d0 + warp + 8 * a;
+        const float kt = d < K ? Kt[i][d] : 0.f;
+        acc[a][0] += kt * x0;
+        acc[a][1] += kt * x1;
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const int d = d0 + warp + 8 * a;
+      if (d < K) {
+        S[d][lane] = gamma[d] * S[d][lane] + acc[a][0];
+        S[d][lane + 32] = gamma[d] * S[d][lane + 32] + acc[a][1];
+      }
+    }
+  }
+}
+
 }  // namespace gdn2::cuda
