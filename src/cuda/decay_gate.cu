@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "cuda/common.cuh"
+#include "cuda/elem.h"
 #include "cuda/gdn2/load.cuh"
 
 namespace gdn2::cuda {
@@ -66,45 +67,33 @@ __global__ void gate_reduce_kernel(const float* __restrict__ pa, const float* __
   }
 }
 
-ElemType elem_of(const Tensor& t, const char* what) {
-  switch (t.dtype()) {
-    case DType::f32: return ElemType::f32;
-    case DType::bf16: return ElemType::bf16;
-    case DType::f16: return ElemType::f16;
-    default: GDN2_THROW(DTypeError, "decay_gate_backward on CUDA: ", what, " must be F32, BF16 or F16, got ", t.describe());
-  }
-}
-
-Tensor f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.to(DType::f32); }
-
 }  // namespace
 
 DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tensor& A_log, const Tensor& dt_bias,
                                    int64_t head_dim) {
   const int64_t rows = f.size(0), HK = f.size(1), H = A_log.size(0);
   GDN2_CHECK(HK < (int64_t{1} << 31), UnsupportedError, "decay_gate_backward on CUDA: ", HK, " channels per row");
-  const ElemType dg_type = elem_of(dg, "dg"), f_type = elem_of(f, "f");
-  const Tensor A = f32(A_log), bias = dt_bias.defined() ? f32(dt_bias) : Tensor();
+  constexpr const char* op = "decay_gate_backward on CUDA";
+  const ElemType dg_type = elem_type(dg, op, "dg"), f_type = elem_type(f, op, "f");
+  const Tensor A = as_f32(A_log), bias = dt_bias.defined() ? as_f32(dt_bias) : Tensor();
   DecayGateGrads out;
   out.df = Tensor::empty({rows, HK}, DType::f32, Device::cuda);
   out.dA_log = Tensor::empty({H}, DType::f32, Device::cuda);
   if (bias.defined()) out.ddt_bias = Tensor::empty({HK}, DType::f32, Device::cuda);
   const int64_t parts = std::max<int64_t>(1, std::min(kParts, rows));
-  const int64_t rows_per = (rows + parts - 1) / std::max<int64_t>(parts, 1);
+  const int64_t rows_per = (rows + parts - 1) / parts;
   Tensor partial = Tensor::empty({2 * parts * HK}, DType::f32, Device::cuda);
   float* pa = static_cast<float*>(partial.raw_mut());
   float* pb = pa + parts * HK;
   const auto* bias_p = bias.defined() ? static_cast<const float*>(bias.raw()) : nullptr;
-  if (HK > 0) {
-    const dim3 grid(static_cast<unsigned>((HK + kThreads - 1) / kThreads), static_cast<unsigned>(parts));
-    gate_bwd_kernel<<<grid, kThreads>>>(dg.raw(), dg_type, f.raw(), f_type, static_cast<const float*>(A.raw()),
-                                        bias_p, rows, static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
-                                        static_cast<float*>(out.df.raw_mut()), pa, pb);
-    GDN2_CUDA_CHECK(cudaGetLastError());
-  }
+  const dim3 grid(static_cast<unsigned>((HK + kThreads - 1) / kThreads), static_cast<unsigned>(parts));  // HK >= 1
+  gate_bwd_kernel<<<grid, kThreads>>>(dg.raw(), dg_type, f.raw(), f_type, static_cast<const float*>(A.raw()), bias_p,
+                                      rows, static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
+                                      static_cast<float*>(out.df.raw_mut()), pa, pb);
+  GDN2_CUDA_CHECK(cudaGetLastError());
   const int64_t width = H + (bias.defined() ? HK : 0);
   gate_reduce_kernel<<<static_cast<unsigned>((width + kThreads - 1) / kThreads), kThreads>>>(
-      pa, pb, HK > 0 ? parts : 0, static_cast<int>(H), static_cast<int>(HK), static_cast<int>(head_dim),
+      pa, pb, parts, static_cast<int>(H), static_cast<int>(HK), static_cast<int>(head_dim),
       static_cast<float*>(out.dA_log.raw_mut()),
       bias.defined() ? static_cast<float*>(out.ddt_bias.raw_mut()) : nullptr);
   GDN2_CUDA_CHECK(cudaGetLastError());

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cuda/common.cuh"
+#include "cuda/elem.h"
 #include "cuda/gdn2.h"
 #include "cuda/gdn2/kernels.h"
 
@@ -14,14 +15,7 @@ namespace gdn2::cuda {
 
 namespace {
 
-ElemType elem_type(const Tensor& t, const char* name) {
-  switch (t.dtype()) {
-    case DType::f32: return ElemType::f32;
-    case DType::bf16: return ElemType::bf16;
-    case DType::f16: return ElemType::f16;
-    default: GDN2_THROW(DTypeError, "CUDA GDN-2: ", name, " must be F32, BF16 or F16 on the GPU, got ", t.describe());
-  }
-}
+constexpr const char* kOp = "CUDA GDN-2";  // the element-type errors' prefix
 
 InputView view(const Tensor& t, const GateSpec& spec, int64_t dim, const char* name) {
   InputView v;
@@ -30,7 +24,7 @@ InputView view(const Tensor& t, const GateSpec& spec, int64_t dim, const char* n
     return v;
   }
   v.ptr = t.raw();
-  v.type = elem_type(t, name);
+  v.type = elem_type(t, kOp, name);
   v.heads = static_cast<int32_t>(spec.heads);
   v.form = spec.form == GateForm::channel ? Gate::channel : Gate::head;
   const int64_t per_head = spec.form == GateForm::channel ? dim : 1;
@@ -57,6 +51,48 @@ bool chunk_uses_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in) {
 constexpr int64_t kChunk = 64;
 
 int64_t chunks_of(int64_t len) { return (len + kChunk - 1) / kChunk; }
+
+// Host chunk tables of chunk_tokens-token chunks, numbered sequence by sequence (params.h): each chunk's first token
+// and length, each sequence's first chunk ([N + 1]); with seg_chunks > 0 also the segments of at most seg_chunks
+// chunks of a sequential state pass: each segment's first chunk ([segs + 1]) and sequence, each sequence's first
+// segment ([N + 1]). An empty sequence is one empty segment (it still has a state to pass on).
+struct ChunkTables {
+  std::vector<int64_t> tok0, len, first, seg_chunk0, seg_seq, seq_seg0;
+  int64_t chunks() const { return static_cast<int64_t>(tok0.size()); }
+  int64_t segs() const { return static_cast<int64_t>(seg_seq.size()); }
+  // tok0 | len | first | seg_chunk0 | seg_seq | seq_seg0: the layout the parameter blocks' table pointers read.
+  std::vector<int64_t> packed() const {
+    std::vector<int64_t> t = tok0;
+    for (const auto* part : {&len, &first, &seg_chunk0, &seg_seq, &seq_seg0})
+      t.insert(t.end(), part->begin(), part->end());
+    return t;
+  }
+};
+
+ChunkTables chunk_tables(const Gdn2Problem& p, int64_t chunk_tokens, int64_t seg_chunks) {
+  ChunkTables t;
+  for (int64_t n = 0; n < p.N; ++n) {
+    t.first.push_back(t.chunks());
+    if (seg_chunks > 0) {
+      t.seq_seg0.push_back(t.segs());
+      const int64_t own = (p.seq_len[n] + chunk_tokens - 1) / chunk_tokens;
+      for (int64_t j = 0; j < std::max<int64_t>(own, 1); j += seg_chunks) {
+        t.seg_chunk0.push_back(t.first.back() + j);
+        t.seg_seq.push_back(n);
+      }
+    }
+    for (int64_t s = 0; s < p.seq_len[n]; s += chunk_tokens) {
+      t.tok0.push_back(p.seq_start[n] + s);
+      t.len.push_back(std::min(chunk_tokens, p.seq_len[n] - s));
+    }
+  }
+  t.first.push_back(t.chunks());
+  if (seg_chunks > 0) {
+    t.seg_chunk0.push_back(t.chunks());
+    t.seq_seg0.push_back(t.segs());
+  }
+  return t;
+}
 
 // Makespan of blocks of the given lengths launched in order onto `slots` multiprocessors, one block each at a time.
 double makespan(const std::vector<double>& blocks, int64_t slots) {
@@ -167,34 +203,7 @@ void work_bind(const Gdn2Problem& p, const WorkLayout& w, std::byte* base, Gdn2P
     k.seq_offsets = reinterpret_cast<const int64_t*>(base + w.offsets);
   }
   if (w.tables < 0) return;
-  std::vector<int64_t> tok0, len, first, seg_chunk0, seg_seq, seq_seg0;
-  for (int64_t n = 0; n < p.N; ++n) {
-    first.push_back(static_cast<int64_t>(tok0.size()));
-    seq_seg0.push_back(static_cast<int64_t>(seg_seq.size()));
-    for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) {
-      if (w.seg_chunks > 0 && (s / kChunk) % w.seg_chunks == 0) {
-        seg_chunk0.push_back(static_cast<int64_t>(tok0.size()));
-        seg_seq.push_back(n);
-      }
-      tok0.push_back(p.seq_start[n] + s);
-      len.push_back(std::min(kChunk, p.seq_len[n] - s));
-    }
-    if (w.seg_chunks > 0 && p.seq_len[n] == 0) {  // an empty sequence is one empty segment (it still writes ht)
-      seg_chunk0.push_back(static_cast<int64_t>(tok0.size()));
-      seg_seq.push_back(n);
-    }
-  }
-  first.push_back(static_cast<int64_t>(tok0.size()));
-  seg_chunk0.push_back(static_cast<int64_t>(tok0.size()));
-  seq_seg0.push_back(static_cast<int64_t>(seg_seq.size()));
-  std::vector<int64_t> tables = tok0;
-  tables.insert(tables.end(), len.begin(), len.end());
-  tables.insert(tables.end(), first.begin(), first.end());
-  if (w.seg_chunks > 0) {
-    tables.insert(tables.end(), seg_chunk0.begin(), seg_chunk0.end());
-    tables.insert(tables.end(), seg_seq.begin(), seg_seq.end());
-    tables.insert(tables.end(), seq_seg0.begin(), seq_seg0.end());
-  }
+  const std::vector<int64_t> tables = chunk_tables(p, kChunk, w.seg_chunks).packed();
   GDN2_CUDA_CHECK(cudaMemcpy(base + w.tables, tables.data(), tables.size() * 8, cudaMemcpyHostToDevice));
   ChunkWork& cw = k.chunk;
   const auto* t = reinterpret_cast<const int64_t*>(base + w.tables);
@@ -235,10 +244,10 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, void*
   k.scale = static_cast<float>(p.scale);
   k.l2norm = p.qk_l2norm;
   if (p.gate_in_op) {  // the kernels form g from f (load.cuh, load_decay)
-    l.a_log = in.A_log.dtype() == DType::f32 ? in.A_log : in.A_log.to(DType::f32);
+    l.a_log = as_f32(in.A_log);
     k.a_log = static_cast<const float*>(l.a_log.raw());
     if (in.dt_bias.defined()) {
-      l.dt_bias = in.dt_bias.dtype() == DType::f32 ? in.dt_bias : in.dt_bias.to(DType::f32);
+      l.dt_bias = as_f32(in.dt_bias);
       k.dt_bias = static_cast<const float*>(l.dt_bias.raw());
     }
   }
@@ -282,7 +291,7 @@ Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const
     l.params.h0 = h0.raw();
   }
   l.params.o = out.o.raw_mut();
-  l.params.o_type = elem_type(out.o, "o");
+  l.params.o_type = elem_type(out.o, kOp, "o");
   l.params.ht = out.ht.raw_mut();
   l.params.state_type = ElemType::f32;
   if (launch == launch_chunk_fwd) out.h = chunk_states_output(p, l.params);
@@ -299,7 +308,6 @@ Tensor device_i64(const std::vector<int64_t>& values) {
   return t;
 }
 
-Tensor f32_on_cuda(const Tensor& t) { return t.dtype() == DType::f32 ? t : t.to(DType::f32); }
 
 }  // namespace
 
@@ -313,37 +321,14 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   Launch l = make_params(p, in, false);
   Gdn2BwdParams bp;
   bp.f = l.params;
-  // Chunk tables (tok0, len, each sequence's first chunk) for chunks of 32 tokens.
-  std::vector<int64_t> tok0, len, first;
-  for (int64_t n = 0; n < p.N; ++n) {
-    first.push_back(static_cast<int64_t>(tok0.size()));
-    for (int64_t s = 0; s < p.seq_len[n]; s += kBwdChunk) {
-      tok0.push_back(p.seq_start[n] + s);
-      len.push_back(std::min(kBwdChunk, p.seq_len[n] - s));
-    }
-  }
-  first.push_back(static_cast<int64_t>(tok0.size()));
-  const int64_t chunks = static_cast<int64_t>(tok0.size());
+  // Chunk tables for chunks of 32 tokens, with the segments of the state-gradient pass (context parallelism when the
+  // blocks cannot fill the chip).
+  const int64_t vtiles = (p.V + 63) / 64, kmax = kmax_for(static_cast<int>(p.K));
+  const ChunkTables ct = chunk_tables(p, kBwdChunk, segment_chunks(p, kBwdChunk, vtiles, kmax / 64, 0.9));
+  const int64_t chunks = ct.chunks(), segs = ct.segs();
   GDN2_CHECK(chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk backward: ", chunks,
              " chunks x ", p.HV, " heads is too many");
-  // Segments of the state-gradient pass (context parallelism when the blocks cannot fill the chip).
-  const int64_t vtiles = (p.V + 63) / 64, kmax = kmax_for(static_cast<int>(p.K));
-  const int64_t seg_len = segment_chunks(p, kBwdChunk, vtiles, kmax / 64, 0.9);
-  std::vector<int64_t> seg_chunk0, seg_seq, seq_seg0;
-  for (int64_t n = 0; n < p.N; ++n) {
-    seq_seg0.push_back(static_cast<int64_t>(seg_seq.size()));
-    const int64_t own = first[n + 1] - first[n];
-    for (int64_t j = 0; j < std::max<int64_t>(own, 1); j += seg_len) {  // an empty sequence is one empty segment
-      seg_chunk0.push_back(first[n] + j);
-      seg_seq.push_back(n);
-    }
-  }
-  const int64_t segs = static_cast<int64_t>(seg_seq.size());
-  seg_chunk0.push_back(chunks);
-  seq_seg0.push_back(segs);
-  std::vector<int64_t> tables = tok0;
-  for (const auto* part : {&len, &first, &seg_chunk0, &seg_seq, &seq_seg0})
-    tables.insert(tables.end(), part->begin(), part->end());
+  const std::vector<int64_t> tables = ct.packed();
   const Tensor tab = device_i64(tables);
   const auto* t = static_cast<const int64_t*>(tab.raw());
   bp.chunk_tok0 = t, bp.chunk_len = t + chunks, bp.seq_chunk0 = t + 2 * chunks;
@@ -369,7 +354,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor h0;
   if (in.h0.defined()) {
-    h0 = f32_on_cuda(in.h0);
+    h0 = as_f32(in.h0);
     bp.f.h0 = h0.raw();
   }
   bp.f.state_type = ElemType::f32;
@@ -395,18 +380,17 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     launch_chunk_fwd_exact(bp.f);
   }
   if (h64.defined()) {
-    std::vector<int64_t> sub, len64;  // per 64-token chunk: its first 32-token chunk, its length
+    const ChunkTables c64 = chunk_tables(p, kChunk, 0);
+    const int64_t chunks64 = c64.chunks();
+    std::vector<int64_t> sub;  // per 64-token chunk: its first 32-token chunk, then (below) its length
     for (int64_t n = 0; n < p.N; ++n)
-      for (int64_t s = 0; s < p.seq_len[n]; s += kChunk) {
-        sub.push_back(first[n] + s / kBwdChunk);
-        len64.push_back(std::min(kChunk, p.seq_len[n] - s));
-      }
-    const auto chunks64 = static_cast<int64_t>(len64.size());
+      for (int64_t c = c64.first[n]; c < c64.first[n + 1]; ++c)
+        sub.push_back(ct.first[n] + (c - c64.first[n]) * (kChunk / kBwdChunk));
     GDN2_CHECK(h64.shape() == (Shape{chunks64, p.HV, p.K, p.V}) && h64.dtype() == DType::f32 &&
                    h64.device() == Device::cuda,
                ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
                shape_str({chunks64, p.HV, p.K, p.V}), ", got ", h64.describe());
-    sub.insert(sub.end(), len64.begin(), len64.end());
+    sub.insert(sub.end(), c64.len.begin(), c64.len.end());
     sub_tables = device_i64(sub);
     bp.h64 = static_cast<const float*>(h64.raw());
     bp.first32 = static_cast<const int64_t*>(sub_tables.raw());
@@ -417,10 +401,10 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   }
 
   bp.d_o = d_o.raw();
-  bp.d_o_type = elem_type(d_o, "d_o");
+  bp.d_o_type = elem_type(d_o, kOp, "d_o");
   Tensor dht32;
   if (dht.defined()) {
-    dht32 = f32_on_cuda(dht);
+    dht32 = as_f32(dht);
     bp.dht = static_cast<const float*>(dht32.raw());
   }
   bp.h = static_cast<const float*>(h.raw());
@@ -481,9 +465,9 @@ Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& s
   Tensor o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);
   l.params.h0 = state.raw();
   l.params.ht = state.raw_mut();
-  l.params.state_type = elem_type(state, "state");
+  l.params.state_type = elem_type(state, kOp, "state");
   l.params.o = o.raw_mut();
-  l.params.o_type = elem_type(o, "o");
+  l.params.o_type = elem_type(o, kOp, "o");
   launch_recurrent(l.params);
   GDN2_CUDA_CHECK(cudaStreamSynchronize(l.params.stream));
   return o;
@@ -521,11 +505,11 @@ std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, 
   Gdn2Params& k = plan->launch.params;
   outputs.o = Tensor::empty({p.B, p.T, p.HV, p.V}, out_dtype(in.v), Device::cuda);
   k.o = outputs.o.raw_mut();
-  k.o_type = elem_type(outputs.o, "o");
+  k.o_type = elem_type(outputs.o, kOp, "o");
   if (state != nullptr) {
     k.h0 = state->raw();
     k.ht = state->raw_mut();
-    k.state_type = elem_type(*state, "state");
+    k.state_type = elem_type(*state, kOp, "state");
   } else {
     outputs.ht = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
     if (in.h0.defined()) {
