@@ -26,11 +26,9 @@ Gdn2Inputs gate_resolved(const Gdn2Problem& p, const Gdn2Inputs& in) {
   return r;
 }
 
-// dg of the resolved call becomes the gradient of f, A_log and dt_bias (on the CPU; CUDA results are moved there
-// and back).
+// dg of the resolved call becomes the gradient of f, A_log and dt_bias, on the inputs' device.
 Gdn2Grads gate_grads(const Gdn2Problem& p, const Gdn2Inputs& in, Gdn2Grads g) {
   if (!p.gate_in_op) return g;
-  // On the inputs' device (the decay gate op has a CUDA backward).
   DecayGateGrads d = decay_gate_backward(g.dg, in.g_log, in.A_log, in.dt_bias, gate_head_dim(p));
   g.dg = d.df;
   g.dA_log = d.dA_log;
@@ -108,8 +106,8 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
 #ifdef GDN2_WITH_CUDA
   if (on_cuda(p, "gdn2_chunk_bwd", opt.compute == DType::f32)) {
     GDN2_CHECK(!h.defined() || (p.chunk_size == 64 && h.dtype() == DType::f32), UnsupportedError,
-               "gdn2_chunk_bwd: stored states on CUDA must be the F32 states of a chunk_size 64 forward, got chunk_size ",
-               p.chunk_size, " and ", h.describe());
+               "gdn2_chunk_bwd: stored states on CUDA must be the F32 states of a chunk_size 64 forward, got ",
+               "chunk_size ", p.chunk_size, " and ", h.describe());
     return gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht, h));
   }
 #else
