@@ -180,47 +180,58 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_substate_kernel(Gdn2BwdPara
   }
 }
 
-// One chunk's coefficients in shared memory, rows padded against bank conflicts.
+// One chunk's coefficients in shared memory. Row strides for conflict-free tensor-core fragment loads: q, W and P
+// are read transposed (stride = 8 mod 32 words), Kt by rows (4 mod 32).
 template <int KMAX>
 struct CoefTile {
-  float q[kC][KMAX + 1];   // s q̂⊙Γ
-  float W[kC][KMAX + 1];
-  float Kt[kC][KMAX + 1];
-  float P[kC][kC + 1];
+  static constexpr int LDT = KMAX + 8, LDK = KMAX + 4, LDP = kC + 8;
+  float q[kC][LDT];  // s q̂⊙Γ
+  float W[kC][LDT];
+  float Kt[kC][LDK];
+  float P[kC][LDP];
   float gamma[KMAX];
 };
 
 template <int KMAX>
 __device__ __forceinline__ void coef_prefetch(CoefTile<KMAX>& t, const float* g) {
   using Lay = CoefLayout<KMAX>;
-  for (int idx = threadIdx.x; idx < kC * KMAX; idx += kThreads) {
-    const int r = idx / KMAX, d = idx % KMAX;
-    cp_async_4(&t.q[r][d], g + Lay::kQ + idx);
-    cp_async_4(&t.W[r][d], g + Lay::kW + idx);
-    cp_async_4(&t.Kt[r][d], g + Lay::kKt + idx);
+  constexpr int R = KMAX / 4;  // 16-byte pieces of a row
+  for (int idx = threadIdx.x; idx < kC * R; idx += kThreads) {
+    const int r = idx / R, d = 4 * (idx % R);
+    cp_async_16(&t.q[r][d], g + Lay::kQ + r * KMAX + d);
+    cp_async_16(&t.W[r][d], g + Lay::kW + r * KMAX + d);
+    cp_async_16(&t.Kt[r][d], g + Lay::kKt + r * KMAX + d);
   }
-  for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) cp_async_4(&t.P[idx / kC][idx % kC], g + Lay::kP + idx);
-  for (int d = threadIdx.x; d < KMAX; d += kThreads) cp_async_4(&t.gamma[d], g + Lay::kGamma + d);
+  for (int idx = threadIdx.x; idx < kC * kC / 4; idx += kThreads) {
+    const int r = idx / (kC / 4), j = 4 * (idx % (kC / 4));
+    cp_async_16(&t.P[r][j], g + Lay::kP + r * kC + j);
+  }
+  for (int idx = threadIdx.x; idx < KMAX / 4; idx += kThreads) cp_async_16(&t.gamma[4 * idx], g + Lay::kGamma + 4 * idx);
   cp_async_commit();
 }
 
 template <int KMAX>
 struct DstateSmem {
+  static constexpr int LDS = kCols + 8;  // B operands read by rows: stride = 8 mod 32 words
   CoefTile<KMAX> coef[2];  // the current chunk's and the next one's (double buffer)
-  float dO[kC][kCols + 1];
-  float dV[kC][kCols + 1];
-  float dS[KMAX][kCols + 1];
+  float dO[kC][LDS];
+  float dV[kC][LDS];  // -dV'
+  float dS[KMAX][LDS];
 };
 
 // One block per (64 columns, value head, segment). kTransition: the context-parallel first pass over every segment
 // but its sequence's first (params.h, Gdn2BwdParams): from a zero gradient, columns past vpad are the transition's
-// (identity at entry, dO = 0); [dS0 | M] goes to seg_state. Otherwise the pass proper: dh per chunk, dh0.
+// (identity at entry, dO = 0); [dS0 | M] goes to seg_state. Otherwise the pass proper: dh per chunk, dh0. The two
+// products of a chunk step run on tensor cores in 3xTF32 (mma.cuh, mma3_rows), fp32-level accuracy.
 template <int KMAX, bool kTransition>
 __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   DstateSmem<KMAX>& sm = *reinterpret_cast<DstateSmem<KMAX>*>(smem_raw);
+  using Tile = CoefTile<KMAX>;
+  constexpr int LDS = DstateSmem<KMAX>::LDS;
   const Gdn2Params& p = bp.f;
   const int col0 = blockIdx.x * kCols, hv = blockIdx.y, seg = blockIdx.z, tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int K = p.K, V = p.V;
   const int n = static_cast<int>(bp.seg_seq[seg]);
   const int c_first = static_cast<int>(bp.seg_chunk0[seg]), c_last = static_cast<int>(bp.seg_chunk0[seg + 1]);
@@ -233,15 +244,23 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   if (c_last > c_first) coef_prefetch(sm.coef[0], coef_of(c_last - 1));
   for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
     const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-    float x = 0.f;
-    if (kTransition)
-      x = trans && d < K && d == col - bp.vpad ? 1.f : 0.f;
-    else if (!last)
-      x = bp.seg_dS[(seg_blk * KMAX + d) * bp.vpad + col];
-    else if (bp.dht != nullptr && d < K && col < V)
-      x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
+    float x = 0.f;  // rows past K stay zero
+    if (d < K) {
+      if (kTransition)
+        x = trans && d == col - bp.vpad ? 1.f : 0.f;
+      else if (!last)
+        x = bp.seg_dS[(seg_blk * KMAX + d) * bp.vpad + col];
+      else if (bp.dht != nullptr && col < V)
+        x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
+    }
     sm.dS[d][cc] = x;
   }
+  // Product 1 (-dV'): warp w, rows 16 (w & 1) .. +15 and columns 16 (w >> 1) .. +15. Product 2 (dS): key rows
+  // 16 (w % RT) .. +15 and the w / RT-th of 8 / RT column groups.
+  constexpr int RT = KMAX / 16, WPR = 8 / RT, NT2 = 8 / WPR;
+  const int r1 = 16 * (warp & 1), n1 = 16 * (warp >> 1);
+  const int r2 = 16 * (warp % RT), n2 = (warp / RT) * (kCols / WPR);
+  const int k_key = (K + 7) / 8;
   int buf = 0;
   for (int c = c_last - 1; c >= c_first; --c, buf ^= 1) {
     const int64_t c0 = bp.chunk_tok0[c];
@@ -277,31 +296,35 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
     else
       cp_async_wait<0>();
     __syncthreads();
-    const CoefTile<KMAX>& cf = sm.coef[buf];
-    // dV' = Kt dS + P^T dO: thread (row i, columns cl + 8m).
-    {
-      const int i = tid >> 3, cl = tid & 7;
-      float acc[8] = {};
-      for (int d = 0; d < K; ++d) {
-        const float kt = cf.Kt[i][d];
+    const Tile& cf = sm.coef[buf];
+    const int k_tok = (L + 7) / 8;  // rows past L of q, W, Kt, P and dO are zeros
+    {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 8-blocks start at the row block.
+      float acc[2][4];
+      zero(acc);
+      mma3_rows(acc, &cf.Kt[0][0], Tile::LDK, 1, r1, &sm.dS[0][0], LDS, 1, n1, 0, k_key, lane);
+      mma3_rows(acc, &cf.P[0][0], 1, Tile::LDP, r1, &sm.dO[0][0], LDS, 1, n1, r1, k_tok > r1 / 8 ? k_tok - r1 / 8 : 0,
+                lane);
 #pragma unroll
-        for (int m = 0; m < 8; ++m) acc[m] += kt * sm.dS[d][cl + 8 * m];
-      }
-      for (int j = i; j < L; ++j) {
-        const float pji = cf.P[j][i];
+      for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-        for (int m = 0; m < 8; ++m) acc[m] += pji * sm.dO[j][cl + 8 * m];
-      }
-#pragma unroll
-      for (int m = 0; m < 8; ++m) sm.dV[i][cl + 8 * m] = acc[m];
+        for (int h = 0; h < 4; ++h) sm.dV[r1 + g + 8 * (h >> 1)][n1 + 8 * nt + 2 * t4 + (h & 1)] = -acc[nt][h];
     }
     __syncthreads();
-    // dS <- Diag(γ) dS + (s q̂⊙Γ)^T dO - W^T dV' (each element reads only its own dS).
-    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-      const int d = idx / kCols, cc = idx % kCols;
-      float acc = cf.gamma[d] * sm.dS[d][cc];
-      for (int t = 0; t < L; ++t) acc += cf.q[t][d] * sm.dO[t][cc] - cf.W[t][d] * sm.dV[t][cc];
-      sm.dS[d][cc] = acc;
+    {  // dS <- Diag(γ) dS + (s q̂⊙Γ)^T dO + W^T (-dV'): each warp reads and writes only its own part of dS.
+      float acc[NT2][4];
+#pragma unroll
+      for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+          const int d = r2 + g + 8 * (h >> 1);
+          acc[nt][h] = cf.gamma[d] * sm.dS[d][n2 + 8 * nt + 2 * t4 + (h & 1)];
+        }
+      mma3_rows(acc, &cf.q[0][0], 1, Tile::LDT, r2, &sm.dO[0][0], LDS, 1, n2, 0, k_tok, lane);
+      mma3_rows(acc, &cf.W[0][0], 1, Tile::LDT, r2, &sm.dV[0][0], LDS, 1, n2, 0, k_tok, lane);
+#pragma unroll
+      for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) sm.dS[r2 + g + 8 * (h >> 1)][n2 + 8 * nt + 2 * t4 + (h & 1)] = acc[nt][h];
     }
   }
   __syncthreads();

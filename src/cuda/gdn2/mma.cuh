@@ -53,6 +53,42 @@ __device__ __forceinline__ void mma_tf32_16x16x16(float (&acc)[2][4], const floa
   }
 }
 
+// 3xTF32, fp32-level accuracy on tf32 tensor cores: x = hi + lo with hi = x rounded to tf32 (low 13 bits cleared)
+// and lo = tf32(x - hi); a·b accumulates as lo_a·hi_b + hi_a·lo_b + hi_a·hi_b (lo_a·lo_b, 2^-22 relative, dropped).
+__device__ __forceinline__ void split_tf32(float x, uint32_t& hi, uint32_t& lo) {
+  hi = tf32(x) & 0xffffe000u;
+  lo = tf32(x - __uint_as_float(hi));
+}
+
+// acc[nt] += A[r0..r0+16, k0..k0+8·k_steps) · B[k0..k0+8·k_steps, n0 + 8·nt..+8) for nt < NT, in 3xTF32, both fp32 in
+// shared memory addressed by strides: A(r, k) = a[r·ars + k·acs], B(k, n) = b[k·brs + n·bcs] (an operand read
+// transposed swaps its strides).
+template <int NT>
+__device__ __forceinline__ void mma3_rows(float (&acc)[NT][4], const float* a, int ars, int acs, int r0, const float* b,
+                                          int brs, int bcs, int n0, int k0, int k_steps, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll 2
+  for (int kk = 0; kk < k_steps; ++kk) {
+    const int k = k0 + 8 * kk + t;
+    const float* ap = a + (r0 + g) * ars + k * acs;
+    uint32_t ah[4], al[4];
+    split_tf32(ap[0], ah[0], al[0]);
+    split_tf32(ap[8 * ars], ah[1], al[1]);
+    split_tf32(ap[4 * acs], ah[2], al[2]);
+    split_tf32(ap[8 * ars + 4 * acs], ah[3], al[3]);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float* bp = b + k * brs + (n0 + 8 * nt + g) * bcs;
+      uint32_t bh[2], bl[2];
+      split_tf32(bp[0], bh[0], bl[0]);
+      split_tf32(bp[4 * brs], bh[1], bl[1]);
+      mma_tf32_1688(acc[nt], al, bh);
+      mma_tf32_1688(acc[nt], ah, bl);
+      mma_tf32_1688(acc[nt], ah, bh);
+    }
+  }
+}
+
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
