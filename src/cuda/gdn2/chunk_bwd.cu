@@ -1,5 +1,7 @@
-// Chunkwise GDN-2 backward on CUDA cores, fp32 throughout, over chunks of 32 tokens (the math of
-// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward). Four steps after the forward's chunk states are recomputed
+// Chunkwise GDN-2 backward, fp32 throughout, over chunks of 32 tokens (the math of src/cpu/gdn2_chunk.cpp,
+// ChunkKernel::backward). The matrix products of the state-gradient pass and of the gradient kernel run on tensor cores
+// in 3xTF32 (mma.cuh, mma3_rows: fp32-level accuracy); the preparation, the triangular solves and the elementwise chain
+// rule on CUDA cores. Four steps after the forward's chunk states are recomputed
 // (src/cuda/gdn2_ops.cu: every 32 tokens by the exact fp32 forward, or every 64 by the tensor-core forward):
 //   1. chunk_coef_kernel, one block per (chunk, value head), all chunks at once: s q̂⊙Γ, W = (I + T)^-1 (b⊙k̂⊙Γ),
 //      Kt = k̂ e^{G_last - G}, P and γ = e^{G_last} (and U = (I + T)^-1 (w⊙v) for states every 64 tokens), written
@@ -228,10 +230,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   extern __shared__ __align__(16) unsigned char smem_raw[];
   DstateSmem<KMAX>& sm = *reinterpret_cast<DstateSmem<KMAX>*>(smem_raw);
   using Tile = CoefTile<KMAX>;
-  constexpr int LDS = DstateSmem<KMAX>::LDS;
   const Gdn2Params& p = bp.f;
   const int col0 = blockIdx.x * kCols, hv = blockIdx.y, seg = blockIdx.z, tid = threadIdx.x;
-  const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int warp = tid >> 5, lane = tid & 31;
   const int K = p.K, V = p.V;
   const int n = static_cast<int>(bp.seg_seq[seg]);
   const int c_first = static_cast<int>(bp.seg_chunk0[seg]), c_last = static_cast<int>(bp.seg_chunk0[seg + 1]);
@@ -301,13 +302,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
     {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 8-blocks start at the row block.
       float acc[2][4];
       zero(acc);
-      mma3_rows(acc, &cf.Kt[0][0], Tile::LDK, 1, r1, &sm.dS[0][0], LDS, 1, n1, 0, k_key, lane);
-      mma3_rows(acc, &cf.P[0][0], 1, Tile::LDP, r1, &sm.dO[0][0], LDS, 1, n1, r1, k_tok > r1 / 8 ? k_tok - r1 / 8 : 0,
-                lane);
+      mma3_rows(acc, [&](int r, int k) { return cf.Kt[r][k]; }, [&](int k, int n) { return sm.dS[k][n]; }, r1, n1, 0,
+                k_key, lane);
+      mma3_rows(acc, [&](int r, int k) { return cf.P[k][r]; }, [&](int k, int n) { return sm.dO[k][n]; }, r1, n1, r1,
+                k_tok > r1 / 8 ? k_tok - r1 / 8 : 0, lane);
 #pragma unroll
       for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-        for (int h = 0; h < 4; ++h) sm.dV[r1 + g + 8 * (h >> 1)][n1 + 8 * nt + 2 * t4 + (h & 1)] = -acc[nt][h];
+        for (int h = 0; h < 4; ++h) sm.dV[acc_row(r1, lane, h)][acc_col(n1, lane, nt, h)] = -acc[nt][h];
     }
     __syncthreads();
     {  // dS <- Diag(γ) dS + (s q̂⊙Γ)^T dO + W^T (-dV'): each warp reads and writes only its own part of dS.
@@ -316,15 +318,17 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
       for (int nt = 0; nt < NT2; ++nt)
 #pragma unroll
         for (int h = 0; h < 4; ++h) {
-          const int d = r2 + g + 8 * (h >> 1);
-          acc[nt][h] = cf.gamma[d] * sm.dS[d][n2 + 8 * nt + 2 * t4 + (h & 1)];
+          const int d = acc_row(r2, lane, h);
+          acc[nt][h] = cf.gamma[d] * sm.dS[d][acc_col(n2, lane, nt, h)];
         }
-      mma3_rows(acc, &cf.q[0][0], 1, Tile::LDT, r2, &sm.dO[0][0], LDS, 1, n2, 0, k_tok, lane);
-      mma3_rows(acc, &cf.W[0][0], 1, Tile::LDT, r2, &sm.dV[0][0], LDS, 1, n2, 0, k_tok, lane);
+      auto dO = [&](int k, int n) { return sm.dO[k][n]; };
+      mma3_rows(acc, [&](int r, int k) { return cf.q[k][r]; }, dO, r2, n2, 0, k_tok, lane);
+      mma3_rows(acc, [&](int r, int k) { return cf.W[k][r]; }, [&](int k, int n) { return sm.dV[k][n]; }, r2, n2, 0,
+                k_tok, lane);
 #pragma unroll
       for (int nt = 0; nt < NT2; ++nt)
 #pragma unroll
-        for (int h = 0; h < 4; ++h) sm.dS[r2 + g + 8 * (h >> 1)][n2 + 8 * nt + 2 * t4 + (h & 1)] = acc[nt][h];
+        for (int h = 0; h < 4; ++h) sm.dS[acc_row(r2, lane, h)][acc_col(n2, lane, nt, h)] = acc[nt][h];
     }
   }
   __syncthreads();
@@ -345,28 +349,35 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
 
 template <int KMAX>
 struct GradSmem {
+  static constexpr int LDW = KMAX + 4, LDS = kCols + 8;  // fragment loads by rows: 4 and 8 mod 32 words
   Prep<KMAX> c;
-  float W[kC][KMAX + 1];      // W = (I + T)^-1 (b⊙k̂⊙Γ); after the slices e-wise scratch (Kt ⊙ dKt)
-  float S[KMAX][kCols + 1];   // the state entering the chunk, a column slice; after the slices d(b⊙k̂⊙Γ)
-  float dS[KMAX][kCols + 1];  // the gradient wrt the state leaving it; after the slices the dg terms
-  float U[kC][kCols + 1];     // w⊙v, then U = (I + T)^-1 (w⊙v)
-  float Vn[kC][kCols + 1];    // V' = U - W S
+  float W[kC][LDW];         // W = (I + T)^-1 (b⊙k̂⊙Γ); after the slices e-wise scratch (Kt ⊙ dKt)
+  float S[KMAX][LDS];       // the state entering the chunk, a column slice; after the slices d(b⊙k̂⊙Γ) and dKt
+  float dS[KMAX][LDS];      // the gradient wrt the state leaving it; after the slices the dg terms and d(q⊙Γ)
+  float U[kC][kCols + 1];   // w⊙v, then U = (I + T)^-1 (w⊙v)
+  float Vn[kC][kCols + 1];  // V' = U - W S
   float dO[kC][kCols + 1];
-  float dV[kC][kCols + 1];    // dV', then dX = (I + T)^-T dV'
+  float dV[kC][kCols + 1];  // dV', then dX = (I + T)^-T dV'
   float dP[kC][kC + 1], dT[kC][kC + 1];
 };
 
+// One block per (chunk, value head). The products over each 64-column slice run on tensor cores in 3xTF32 (mma.cuh,
+// mma3_rows), the triangular solves and the elementwise chain rule on CUDA cores.
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   GradSmem<KMAX>& sm = *reinterpret_cast<GradSmem<KMAX>*>(smem_raw);
   constexpr int MK = KMAX / 8;  // key channels per thread in the [kC, KMAX] tiles: d = dl + 8 m
+  constexpr int NK = KMAX / 32;  // n-tiles of a warp's quarter of the key channels
   const Gdn2Params& p = bp.f;
-  const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x;
+  const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int K = p.K, V = p.V, group = p.HV / p.H;
   const int64_t c0 = bp.chunk_tok0[c];
   const int L = static_cast<int>(bp.chunk_len[c]);
-  const int i = tid >> 3, dl = tid & 7;  // this thread's row and channel / column residue
+  const int i = tid >> 3, dl = tid & 7;  // this thread's row and channel / column residue (elementwise parts)
+  // Warp tiles: rows r0 .. +15 of the chunk; for [kC, 64] products columns n16 .. +15, for [kC, KMAX] accumulators key
+  // channels nk .. + KMAX/4, for [kC, kC] ones columns n8 .. +7.
+  const int r0 = 16 * (warp & 1), n16 = 16 * (warp >> 1), nk = (warp >> 1) * (KMAX / 4), n8 = 8 * (warp >> 1);
   const float* Sg = bp.h + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
   const float* dSg = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
 
@@ -376,9 +387,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     sm.W[t][d] = sm.c.bk[t][d] * __expf(sm.c.G[t][d]);
   }
   __syncthreads();
-  solve_lower<KMAX + 1>(sm.c.T, sm.W, L, K);
+  solve_lower<GradSmem<KMAX>::LDW>(sm.c.T, sm.W, L, K);
 
-  float dKt[MK] = {}, dqg[MK] = {}, dW[MK] = {}, dP[4] = {}, dT[4] = {}, dgl = 0.f;
+  // Accumulated over the slices in mma layout: dKt = V' dS^T, d(q⊙Γ) = dO S^T, -dW = dV' S^T, dP = dO V'^T,
+  // -dT = dX U^T.
+  float aKt[NK][4], aQ[NK][4], aW[NK][4], aP[1][4], aT[1][4], dgl = 0.f;
+  zero(aKt), zero(aQ), zero(aW), zero(aP), zero(aT);
+  auto S_t = [&](int k, int n) { return sm.S[n][k]; };  // S^T: (column, key channel)
   for (int v0 = 0; v0 < V; v0 += kCols) {
     __syncthreads();  // the previous slice (and the solve for W) is done
     // S and dS slices by cp.async (every copy in flight at once), w⊙v and dO loaded before they are stored.
@@ -418,53 +433,43 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     __syncthreads();
     solve_lower<kCols + 1>(sm.c.T, sm.U, L, kCols);
     __syncthreads();
-    // V' = U - W S and dV' = Kt dS + P^T dO: thread (row i, columns dl + 8m).
-    {
-      float vn[8], dv[8];
+    {  // V' = U - W S and dV' = Kt dS + P^T dO (Kt = k̂ e^{G_last - G} formed on the fly; P^T upper triangular).
+      const int k_key = (K + 7) / 8, k_tok = (L + 7) / 8;
+      float ws[2][4], dv[2][4];
+      zero(ws), zero(dv);
+      mma3_rows(ws, [&](int r, int k) { return sm.W[r][k]; }, [&](int k, int n) { return sm.S[k][n]; }, r0, n16, 0,
+                k_key, lane);
+      mma3_rows(dv, [&](int r, int k) { return sm.c.k[r][k] * __expf(sm.c.gl[k] - sm.c.G[r][k]); },
+                [&](int k, int n) { return sm.dS[k][n]; }, r0, n16, 0, k_key, lane);
+      mma3_rows(dv, [&](int r, int k) { return sm.c.P[k][r]; }, [&](int k, int n) { return sm.dO[k][n]; }, r0, n16, r0,
+                k_tok > r0 / 8 ? k_tok - r0 / 8 : 0, lane);
 #pragma unroll
-      for (int m = 0; m < 8; ++m) vn[m] = sm.U[i][dl + 8 * m], dv[m] = 0.f;
-      for (int d = 0; d < K; ++d) {
-        const float w = sm.W[i][d], kt = sm.c.k[i][d] * __expf(sm.c.gl[d] - sm.c.G[i][d]);
+      for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-        for (int m = 0; m < 8; ++m) {
-          vn[m] -= w * sm.S[d][dl + 8 * m];
-          dv[m] += kt * sm.dS[d][dl + 8 * m];
+        for (int h = 0; h < 4; ++h) {
+          const int r = acc_row(r0, lane, h), cc = acc_col(n16, lane, nt, h);
+          sm.Vn[r][cc] = sm.U[r][cc] - ws[nt][h];
+          sm.dV[r][cc] = dv[nt][h];
         }
-      }
-      for (int j = i; j < L; ++j) {
-        const float pji = sm.c.P[j][i];
-#pragma unroll
-        for (int m = 0; m < 8; ++m) dv[m] += pji * sm.dO[j][dl + 8 * m];
-      }
-#pragma unroll
-      for (int m = 0; m < 8; ++m) sm.Vn[i][dl + 8 * m] = vn[m], sm.dV[i][dl + 8 * m] = dv[m];
     }
     __syncthreads();
-    // Accumulate over the slice's columns: dKt = V' dS^T, d(q⊙Γ) = dO S^T, dW = -dV' S^T, dP = dO V'^T, dγ.
-    for (int cc = 0; cc < kCols; ++cc) {
-      const float vn = sm.Vn[i][cc], o = sm.dO[i][cc], dv = sm.dV[i][cc];
-#pragma unroll
-      for (int m = 0; m < MK; ++m) {
-        const int d = dl + 8 * m;
-        const float s = sm.S[d][cc];
-        dKt[m] += vn * sm.dS[d][cc];
-        dqg[m] += o * s;
-        dW[m] -= dv * s;
-      }
-#pragma unroll
-      for (int m = 0; m < 4; ++m) dP[m] += o * sm.Vn[dl + 8 * m][cc];
+    // Accumulate over the slice's columns.
+    {
+      auto Vn = [&](int r, int k) { return sm.Vn[r][k]; };
+      auto dO = [&](int r, int k) { return sm.dO[r][k]; };
+      mma3_rows(aKt, Vn, [&](int k, int n) { return sm.dS[n][k]; }, r0, nk, 0, kCols / 8, lane);
+      mma3_rows(aQ, dO, S_t, r0, nk, 0, kCols / 8, lane);
+      mma3_rows(aW, [&](int r, int k) { return sm.dV[r][k]; }, S_t, r0, nk, 0, kCols / 8, lane);
+      mma3_rows(aP, dO, [&](int k, int n) { return sm.Vn[n][k]; }, r0, n8, 0, kCols / 8, lane);
     }
     if (tid < KMAX)
       for (int cc = 0; cc < kCols; ++cc) dgl += sm.dS[tid][cc] * sm.S[tid][cc];
     __syncthreads();
     solve_lower_t<kCols + 1>(sm.c.T, sm.dV, L, kCols);  // dX = (I + T)^-T dV'
     __syncthreads();
-    // dT -= dX U^T; dv = dX ⊙ w, dw = dX ⊙ v (per value head).
-    for (int cc = 0; cc < kCols; ++cc) {
-      const float x = sm.dV[i][cc];
-#pragma unroll
-      for (int m = 0; m < 4; ++m) dT[m] -= x * sm.U[dl + 8 * m][cc];
-    }
+    // -dT += dX U^T; dv = dX ⊙ w, dw = dX ⊙ v (per value head).
+    mma3_rows(aT, [&](int r, int k) { return sm.dV[r][k]; }, [&](int k, int n) { return sm.U[n][k]; }, r0, n8, 0,
+              kCols / 8, lane);
     for (int idx = tid; idx < kC * kCols; idx += kThreads) {
       const int t = idx / kCols, cc = idx % kCols, col = v0 + cc;
       if (t >= L || col >= V) continue;
@@ -477,25 +482,47 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
   }
   __syncthreads();  // every slice is done with S, dS, U, V', dO, dX
 
-  // d(b⊙k̂⊙Γ) = (I + T)^-T dW in the space of S, then dT -= d(b⊙k̂⊙Γ) W^T.
+  // The accumulators through shared memory to the elementwise layout (row i, channels dl + 8m): dW into dB, which
+  // becomes d(b⊙k̂⊙Γ) = (I + T)^-T dW in the space of S, dKt and d(q⊙Γ) beside it; dP and dT in place.
   float(*dB)[KMAX + 1] = reinterpret_cast<float(*)[KMAX + 1]>(&sm.S[0][0]);
+  float(*dKt_s)[KMAX + 1] = dB + kC;
+  float(*dqg_s)[KMAX + 1] = reinterpret_cast<float(*)[KMAX + 1]>(&sm.dS[0][0]) + kC;
+  static_assert(2 * kC * (KMAX + 1) <= KMAX * GradSmem<KMAX>::LDS, "two [kC][KMAX+1] tiles in the S region");
 #pragma unroll
-  for (int m = 0; m < MK; ++m) dB[i][dl + 8 * m] = dW[m];
+  for (int nt = 0; nt < NK; ++nt)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+      dB[r][d] = -aW[nt][h];
+      dKt_s[r][d] = aKt[nt][h];
+      dqg_s[r][d] = aQ[nt][h];
+    }
+#pragma unroll
+  for (int h = 0; h < 4; ++h) {
+    const int r = acc_row(r0, lane, h), j = acc_col(n8, lane, 0, h);
+    sm.dP[r][j] = aP[0][h];
+    sm.dT[r][j] = -aT[0][h];
+  }
   __syncthreads();
+  float dKt[MK], dqg[MK], dT[4];
+#pragma unroll
+  for (int m = 0; m < MK; ++m) dKt[m] = dKt_s[i][dl + 8 * m], dqg[m] = dqg_s[i][dl + 8 * m];
+#pragma unroll
+  for (int m = 0; m < 4; ++m) dT[m] = sm.dT[i][dl + 8 * m];
   solve_lower_t<KMAX + 1>(sm.c.T, dB, L, K);
   __syncthreads();
-  for (int d = 0; d < K; ++d) {
+  for (int d = 0; d < K; ++d) {  // dT -= d(b⊙k̂⊙Γ) W^T
     const float x = dB[i][d];
 #pragma unroll
     for (int m = 0; m < 4; ++m) dT[m] -= x * sm.W[dl + 8 * m][d];
   }
 #pragma unroll
-  for (int m = 0; m < 4; ++m) sm.dP[i][dl + 8 * m] = dP[m], sm.dT[i][dl + 8 * m] = dT[m];
+  for (int m = 0; m < 4; ++m) sm.dT[i][dl + 8 * m] = dT[m];
   __syncthreads();  // dP, dT in place; W is no longer needed
 
   // Elementwise producers, the pair scores' backward and the L2 norms, thread (row i, channels dl + 8m).
   float(*DG)[KMAX + 1] = reinterpret_cast<float(*)[KMAX + 1]>(&sm.dS[0][0]);  // dg terms of each (row, channel)
-  float(*KTD)[KMAX + 1] = sm.W;                                              // Kt ⊙ dKt
+  float(*KTD)[GradSmem<KMAX>::LDW] = sm.W;  // Kt ⊙ dKt
   const float s = p.scale;
   float gq[MK], gk[MK], gb[MK];
   const bool row_ok = i < L;

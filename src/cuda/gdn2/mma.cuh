@@ -1,5 +1,5 @@
 // Warp-level tensor-core tiles for the GDN-2 chunk kernels: mma.sync m16n8k16 (bf16 in, fp32 accumulate), fragment
-// loads from padded bf16 shared-memory tiles, and cp.async copies.
+// loads from padded bf16 shared-memory tiles, m16n8k8 tf32 and 3xTF32 (fp32-level accuracy), and cp.async copies.
 //
 // Fragment layout (PTX ISA, m16n8k16): lane = 4 g + t. A (16x16, row-major): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..),
 // a2 = (g, 2t+8..), a3 = (g+8, 2t+8..). B (16x8, k x n): b0 = (k 2t..2t+1, n g), b1 = (k 2t+8.., n g).
@@ -60,34 +60,36 @@ __device__ __forceinline__ void split_tf32(float x, uint32_t& hi, uint32_t& lo) 
   lo = tf32(x - __uint_as_float(hi));
 }
 
-// acc[nt] += A[r0..r0+16, k0..k0+8·k_steps) · B[k0..k0+8·k_steps, n0 + 8·nt..+8) for nt < NT, in 3xTF32, both fp32 in
-// shared memory addressed by strides: A(r, k) = a[r·ars + k·acs], B(k, n) = b[k·brs + n·bcs] (an operand read
-// transposed swaps its strides).
-template <int NT>
-__device__ __forceinline__ void mma3_rows(float (&acc)[NT][4], const float* a, int ars, int acs, int r0, const float* b,
-                                          int brs, int bcs, int n0, int k0, int k_steps, int lane) {
-  const int g = lane >> 2, t = lane & 3;
+// acc[nt] += A[r0..r0+16, k0..k0+8·k_steps) · B[k0..k0+8·k_steps, n0 + 8·nt..+8) for nt < NT, in 3xTF32, the fp32
+// elements read through a(r, k) and b(k, n) (shared-memory tiles in either orientation, or formed on the fly).
+template <int NT, class A, class B>
+__device__ __forceinline__ void mma3_rows(float (&acc)[NT][4], A&& a, B&& b, int r0, int n0, int k0, int k_steps,
+                                          int lane) {
+  const int g = lane >> 2, t = lane & 3, r = r0 + g;
 #pragma unroll 2
   for (int kk = 0; kk < k_steps; ++kk) {
     const int k = k0 + 8 * kk + t;
-    const float* ap = a + (r0 + g) * ars + k * acs;
     uint32_t ah[4], al[4];
-    split_tf32(ap[0], ah[0], al[0]);
-    split_tf32(ap[8 * ars], ah[1], al[1]);
-    split_tf32(ap[4 * acs], ah[2], al[2]);
-    split_tf32(ap[8 * ars + 4 * acs], ah[3], al[3]);
+    split_tf32(a(r, k), ah[0], al[0]);
+    split_tf32(a(r + 8, k), ah[1], al[1]);
+    split_tf32(a(r, k + 4), ah[2], al[2]);
+    split_tf32(a(r + 8, k + 4), ah[3], al[3]);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-      const float* bp = b + k * brs + (n0 + 8 * nt + g) * bcs;
+      const int n = n0 + 8 * nt + g;
       uint32_t bh[2], bl[2];
-      split_tf32(bp[0], bh[0], bl[0]);
-      split_tf32(bp[4 * brs], bh[1], bl[1]);
+      split_tf32(b(k, n), bh[0], bl[0]);
+      split_tf32(b(k + 4, n), bh[1], bl[1]);
       mma_tf32_1688(acc[nt], al, bh);
       mma_tf32_1688(acc[nt], ah, bl);
       mma_tf32_1688(acc[nt], ah, bh);
     }
   }
 }
+
+// The accumulator element h of n-tile nt of a warp's 16-row tile at (r0, n0): its row and column.
+__device__ __forceinline__ int acc_row(int r0, int lane, int h) { return r0 + (lane >> 2) + 8 * (h >> 1); }
+__device__ __forceinline__ int acc_col(int n0, int lane, int nt, int h) { return n0 + 8 * nt + 2 * (lane & 3) + (h & 1); }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
