@@ -28,43 +28,53 @@ for r in rows:
 for (i, name), m in per.items():
     print(f"{i:>3} {name:<60} " + "  ".join(f"{k}={v}" for k, v in m.items()))
 PY
-# Source hot spots: one CSV per profiled kernel (the first launch of each name), top lines by stall samples.
-ncu -i "$out/gdn2_profile.ncu-rep" --page source --csv --print-source cuda >"$out/profile_source.csv" 2>/dev/null ||
-  { echo "(this ncu cannot print the source page)"; exit 0; }
-python3 - "$out/profile_source.csv" <<'PY'
+# Source hot spots: the source page as CUDA lines and as SASS, top rows by warp stall samples. Where a page carries no
+# sampling column, its column names are printed instead, so the next run knows what this ncu writes.
+for view in cuda sass; do
+  ncu -i "$out/gdn2_profile.ncu-rep" --page source --csv --print-source "$view" >"$out/profile_source_$view.csv" 2>/dev/null ||
+    { echo "(this ncu cannot print the $view source page)"; continue; }
+  python3 - "$out/profile_source_$view.csv" "$view" <<'PY'
 import csv, io, sys
 text = open(sys.argv[1], errors="replace").read()
-# The source page prints one table per kernel, each after a line naming the kernel.
-blocks, name, buf = [], "?", []
-for line in text.splitlines():
-    if line.startswith('"') or line.startswith("#") or "," in line:
-        buf.append(line)
-    else:
+tables, buf = [], []
+for line in text.splitlines():  # one CSV table per kernel / file, each starting with its header row
+    if line.startswith('"') and buf and not buf[-1].startswith('"'):
+        buf = []
+    if not line.startswith('"'):
         if buf:
-            blocks.append((name, buf))
-        name, buf = line.strip(), []
+            tables.append(buf)
+        buf = []
+        continue
+    buf.append(line)
 if buf:
-    blocks.append((name, buf))
-seen = set()
-for name, lines in blocks:
-    rows = list(csv.reader(io.StringIO("\n".join(lines))))
-    if len(rows) < 2:
+    tables.append(buf)
+shown = 0
+for lines in tables:
+    rows = [r for r in csv.reader(io.StringIO("\n".join(lines))) if r]
+    head = next((r for r in rows if any("Source" in h for h in r)), None)
+    if head is None:
         continue
-    head = rows[0]
-    col = next((i for i, h in enumerate(head) if "Sampling" in h and "All" in h), None)
-    src = next((i for i, h in enumerate(head) if h.strip().lower() in ("source", "# source")), None)
-    num = next((i for i, h in enumerate(head) if h.strip() in ("#", "Line", "# Line")), 0)
-    if col is None or src is None or name in seen:
+    body = rows[rows.index(head) + 1:]
+    col = next((i for i, h in enumerate(head) if "Stall Sampling (All" in h), None)
+    if col is None:
+        col = next((i for i, h in enumerate(head) if "Sampling" in h or "Instructions Executed" in h), None)
+    src = next(i for i, h in enumerate(head) if "Source" in h)
+    num = next((i for i, h in enumerate(head) if h.strip() in ("#", "Line", "# Line", "Line No", "Address", "# Address")), 0)
+    if col is None:
+        print(f"{sys.argv[2]} page columns: {head}")
         continue
-    seen.add(name)
-    body = []
-    for r in rows[1:]:
+    vals = []
+    for r in body:
         try:
-            body.append((float(r[col] or 0), r[num], r[src].strip()[:90]))
+            vals.append((float((r[col] or "0").replace(",", "")), r[num], r[src].strip()[:90]))
         except (ValueError, IndexError):
             pass
-    total = sum(b[0] for b in body) or 1.0
-    print(f"== {name[:100]}")
-    for v, line, code in sorted(body, reverse=True)[:12]:
-        print(f"  {100 * v / total:5.1f}%  line {line:>5}  {code}")
+    total = sum(v[0] for v in vals) or 1.0
+    print(f"== {sys.argv[2]} view, by {head[col]}")
+    for v, where, code in sorted(vals, reverse=True)[:15]:
+        print(f"  {100 * v / total:5.1f}%  {where:>8}  {code}")
+    shown += 1
+    if shown >= 4:
+        break
 PY
+done
