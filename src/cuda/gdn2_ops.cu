@@ -409,10 +409,12 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   }
   bp.h = static_cast<const float*>(h.raw());
   bp.dh = static_cast<float*>(dh.raw_mut());
-  Tensor coef;  // each chunk's coefficients for the states pass (kernels.h, chunk_coef_floats)
+  Tensor coef, tp;  // each chunk's coefficients for the states pass (kernels.h, chunk_coef_floats); T and P
   if (chunks > 0) {
     coef = Tensor::empty({chunks * p.HV * chunk_coef_floats(kmax, bp.coef_u_cols)}, DType::f32, Device::cuda);
+    tp = Tensor::empty({chunks, p.HV, 2, kBwdChunk, kBwdChunk}, DType::f32, Device::cuda);
     bp.coef = static_cast<float*>(coef.raw_mut());
+    bp.tp = static_cast<float*>(tp.raw_mut());
   }
   Tensor dh0;
   if (p.has_h0) {

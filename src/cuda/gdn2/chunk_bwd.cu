@@ -77,7 +77,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams b
     out[Lay::kW + idx] = sm.bk[t][d];
     out[Lay::kKt + idx] = sm.G[t][d];
   }
-  for (int idx = tid; idx < kC * kC; idx += kThreads) out[Lay::kP + idx] = sm.P[idx / kC][idx % kC];
+  float* tp = bp.tp + (static_cast<int64_t>(c) * p.HV + hv) * 2 * kC * kC;
+  for (int idx = tid; idx < kC * kC; idx += kThreads) {
+    const float t = sm.T[idx / kC][idx % kC], pr = sm.P[idx / kC][idx % kC];
+    out[Lay::kP + idx] = pr;
+    tp[idx] = t;
+    tp[kC * kC + idx] = pr;
+  }
   for (int d = tid; d < KMAX; d += kThreads) out[Lay::kGamma + d] = __expf(sm.gl[d]);
   // U = (I + T)^-1 (w⊙v), 64 columns at a time.
   const int ucols = bp.coef_u_cols;
@@ -262,34 +268,38 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   const int r1 = 16 * (warp & 1), n1 = 16 * (warp >> 1);
   const int r2 = 16 * (warp % RT), n2 = (warp / RT) * (kCols / WPR);
   const int k_key = (K + 7) / 8;
+  // dO of a chunk, loaded into registers one chunk step ahead (thread elements idx = tid + u kThreads).
+  constexpr int kIters = kC * kCols / kThreads;
+  float o_next[kIters];
+  auto load_dO = [&](int c) {
+    const int64_t c0 = bp.chunk_tok0[c];
+    const int L = static_cast<int>(bp.chunk_len[c]);
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
+      o_next[u] = !trans && t < L && col < V
+                      ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
+                      : 0.f;
+    }
+  };
+  if (c_last > c_first) load_dO(c_last - 1);
   int buf = 0;
   for (int c = c_last - 1; c >= c_first; --c, buf ^= 1) {
-    const int64_t c0 = bp.chunk_tok0[c];
     const int L = static_cast<int>(bp.chunk_len[c]);
     __syncthreads();  // the previous chunk is done with every buffer, the other coefficient tile included
     const bool more = c > c_first;
     if (more) coef_prefetch(sm.coef[buf ^ 1], coef_of(c - 1));
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads;
+      sm.dO[idx / kCols][idx % kCols] = o_next[u];
+    }
+    if (more) load_dO(c - 1);  // in flight during this step
     if (!kTransition) {
       float* dh = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
       for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
         const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
         if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
-      }
-    }
-    {  // all loads first, then the stores (a generic load cannot pass an earlier shared store)
-      constexpr int kIters = kC * kCols / kThreads;
-      float o[kIters];
-#pragma unroll
-      for (int u = 0; u < kIters; ++u) {
-        const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
-        o[u] = !trans && t < L && col < V
-                   ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
-                   : 0.f;
-      }
-#pragma unroll
-      for (int u = 0; u < kIters; ++u) {
-        const int idx = tid + u * kThreads;
-        sm.dO[idx / kCols][idx % kCols] = o[u];
       }
     }
     if (more)
@@ -381,7 +391,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
   const float* Sg = bp.h + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
   const float* dSg = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
 
-  chunk_prep(sm.c, p, c0, L, hv);
+  chunk_prep(sm.c, p, c0, L, hv, bp.tp + (static_cast<int64_t>(c) * p.HV + hv) * 2 * kC * kC);
   for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
     const int t = idx / KMAX, d = idx % KMAX;
     sm.W[t][d] = sm.c.bk[t][d] * __expf(sm.c.G[t][d]);
@@ -408,24 +418,26 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
       }
     }
     cp_async_commit();
+    // w and v of this thread's elements (idx = tid + u kThreads) stay in registers for dv and dw at the slice's end.
+    constexpr int kIters = kC * kCols / kThreads;
+    float wr[kIters], vr[kIters];
     {
-      constexpr int kIters = kC * kCols / kThreads;
-      float x[kIters], o[kIters];
+      float o[kIters];
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
         const int idx = tid + u * kThreads, t = idx / kCols, col = v0 + idx % kCols;
-        x[u] = o[u] = 0.f;
+        wr[u] = vr[u] = o[u] = 0.f;
         if (t < L && col < V) {
           const int64_t tok = c0 + t;
-          x[u] = load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
-                 load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+          wr[u] = load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
+          vr[u] = load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
           o[u] = load_elem(bp.d_o, bp.d_o_type, (tok * p.HV + hv) * static_cast<int64_t>(V) + col);
         }
       }
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
         const int idx = tid + u * kThreads;
-        sm.U[idx / kCols][idx % kCols] = x[u];
+        sm.U[idx / kCols][idx % kCols] = wr[u] * vr[u];
         sm.dO[idx / kCols][idx % kCols] = o[u];
       }
     }
@@ -470,17 +482,25 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     // -dT += dX U^T; dv = dX ⊙ w, dw = dX ⊙ v (per value head).
     mma3_rows(aT, [&](int r, int k) { return sm.dV[r][k]; }, [&](int k, int n) { return sm.U[n][k]; }, r0, n8, 0,
               kCols / 8, lane);
-    for (int idx = tid; idx < kC * kCols; idx += kThreads) {
-      const int t = idx / kCols, cc = idx % kCols, col = v0 + cc;
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads, t = idx / kCols, cc = idx % kCols, col = v0 + cc;
       if (t >= L || col >= V) continue;
-      const int64_t tok = c0 + t, at = (tok * p.HV + hv) * static_cast<int64_t>(V) + col;
+      const int64_t at = ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col;
       const float x = sm.dV[t][cc];
-      bp.gv[at] = x * load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
-      if (bp.gw != nullptr)
-        bp.gw[at] = x * load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+      bp.gv[at] = x * wr[u];
+      if (bp.gw != nullptr) bp.gw[at] = x * vr[u];
     }
   }
   __syncthreads();  // every slice is done with S, dS, U, V', dO, dX
+  const bool row_ok = i < L;
+  const int64_t tok = c0 + i;
+  float bgate[MK];  // b at this thread's row and channels, loaded here for the elementwise part below
+#pragma unroll
+  for (int m = 0; m < MK; ++m) {
+    const int d = dl + 8 * m;
+    bgate[m] = row_ok && d < K ? load_gate(p.b, tok, hv, group, p.HV, d, 0.f) : 0.f;
+  }
 
   // The accumulators through shared memory to the elementwise layout (row i, channels dl + 8m): dW into dB, which
   // becomes d(b⊙k̂⊙Γ) = (I + T)^-T dW in the space of S, dKt and d(q⊙Γ) beside it; dP and dT in place.
@@ -525,8 +545,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
   float(*KTD)[GradSmem<KMAX>::LDW] = sm.W;  // Kt ⊙ dKt
   const float s = p.scale;
   float gq[MK], gk[MK], gb[MK];
-  const bool row_ok = i < L;
-  const int64_t tok = c0 + i;
 #pragma unroll
   for (int m = 0; m < MK; ++m) {
     const int d = dl + 8 * m;
@@ -551,8 +569,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     dk_pair += sm.dP[i][i] * qs;
     dqs += dqs_pair;
     dbk += dbk_pair;
-    const float b = row_ok && d < K ? load_gate(p.b, tok, hv, group, p.HV, d, 0.f) : 0.f;
-    dk += dk_pair + dbk * b;
+    dk += dk_pair + dbk * bgate[m];
     gb[m] = dbk * kh;
     gq[m] = s * dqs;
     gk[m] = dk;

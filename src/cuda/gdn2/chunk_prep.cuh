@@ -22,10 +22,17 @@ struct Prep {
   float rq[kPrepChunk], rk[kPrepChunk];  // 1/|q|, 1/|k| (1 without the in-op norm)
 };
 
+// With tp set (T then P, [kPrepChunk][kPrepChunk] each, as an earlier chunk_prep of the same chunk wrote them), T and P
+// are read instead of formed.
 template <int KMAX>
-__device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv) {
+__device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv, const float* tp = nullptr) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int K = p.K, group = p.HV / p.H, hq = hv / group;
+  constexpr int kPairs = kPrepChunk * kPrepChunk, kPairIters = kPairs / kPrepThreads;
+  float tv[kPairIters], pv[kPairIters];  // stored T and P: loads issued now, stored at the end
+  if (tp != nullptr)
+#pragma unroll
+    for (int u = 0; u < kPairIters; ++u) tv[u] = tp[tid + u * kPrepThreads], pv[u] = tp[kPairs + tid + u * kPrepThreads];
   // Loads in batches held in registers, then the shared-memory stores: a load through a generic pointer cannot be
   // moved above an earlier shared store, so a load-store loop would wait one memory latency per element.
   constexpr int kIters = kPrepChunk * KMAX / kPrepThreads, kBatch = kIters < 8 ? kIters : 8;
@@ -79,6 +86,16 @@ __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int 
       sm.G[t][d] = run;
     }
     sm.gl[d] = run;
+  }
+  if (tp != nullptr) {  // T and P, loaded at the start
+#pragma unroll
+    for (int u = 0; u < kPairIters; ++u) {
+      const int pair = tid + u * kPrepThreads, i = pair / kPrepChunk, j = pair % kPrepChunk;
+      sm.T[i][j] = tv[u];
+      sm.P[i][j] = pv[u];
+    }
+    __syncthreads();
+    return;
   }
   __syncthreads();
   for (int pair = tid; pair < kPrepChunk * kPrepChunk; pair += kPrepThreads) {

@@ -83,6 +83,8 @@ struct Gdn2BwdParams {
   const float* dht = nullptr;            // [N, HV, K, V] or null
   float* coef = nullptr;                 // [chunks, HV, chunk_coef_floats(kmax, coef_u_cols)]: per-chunk coefficients
   int32_t coef_u_cols = 0;               // U = (I + T)^-1 (w⊙v) in coef too, over this many (vpad) columns, or none
+  float* tp = nullptr;                   // [chunks, HV, 2, 32, 32]: each chunk's T and P, from the coefficient kernel
+                                         // to the gradient kernel (which then skips forming the pair scores)
   // States every 64 tokens from the tensor-core forward (h64 [chunks64, HV, K, V]; first32[c] the 32-token chunk that
   // starts 64-token chunk c, len64[c] its length): the states pass then fills h_sub (the memory of h) from them and
   // coef (which needs coef_u_cols = vpad).
