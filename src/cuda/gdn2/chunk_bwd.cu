@@ -240,9 +240,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   const int col0 = blockIdx.x * kCols, hv = blockIdx.y, seg = blockIdx.z, tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
   const int K = p.K, V = p.V;
-  const int n = static_cast<int>(bp.seg_seq[seg]);
-  const int c_first = static_cast<int>(bp.seg_chunk0[seg]), c_last = static_cast<int>(bp.seg_chunk0[seg + 1]);
-  const bool first = c_first == bp.seq_chunk0[n], last = c_last == bp.seq_chunk0[n + 1];
+  const auto [n, c_first, c_last, first, last] = segment_of(bp.seg_seq, bp.seg_chunk0, bp.seq_chunk0, seg);
   if (kTransition && first) return;
   const bool trans = kTransition && col0 >= bp.vpad;  // transition columns: dO = 0
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;

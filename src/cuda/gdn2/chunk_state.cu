@@ -75,9 +75,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
   const int warp = (tid >> 5) & 3, half = tid >> 7;  // row block, and half of the columns / key channels
   const int ch0 = half * (KMAX / 2), vc0 = half * 32;
   const int K = p.K, V = p.V;
-  const int n = static_cast<int>(cw.seg_seq[seg]);
-  const int c_begin = static_cast<int>(cw.seg_chunk0[seg]), c_end = static_cast<int>(cw.seg_chunk0[seg + 1]);
-  const bool first = c_begin == cw.seq_chunk0[n], last = c_end == cw.seq_chunk0[n + 1];
+  const auto [n, c_begin, c_end, first, last] = segment_of(cw.seg_seq, cw.seg_chunk0, cw.seq_chunk0, seg);
   if (kTransition && last) return;
   const bool trans = kTransition && col0 >= cw.vpad;  // transition columns: U = 0
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;

@@ -21,6 +21,19 @@ struct SegmentScan {
   int32_t N = 0, HV = 0, K = 0, V = 0, vpad = 0;
 };
 
+// Segment seg as the state passes see it: its sequence n, its chunks [c_begin, c_end), and whether it starts or ends
+// its sequence (seg_seq, seg_chunk0 and seq_chunk0 as in params.h, ChunkWork).
+struct Segment {
+  int n, c_begin, c_end;
+  bool first, last;
+};
+__device__ __forceinline__ Segment segment_of(const int64_t* seg_seq, const int64_t* seg_chunk0,
+                                              const int64_t* seq_chunk0, int seg) {
+  const int n = static_cast<int>(seg_seq[seg]);
+  const int c_begin = static_cast<int>(seg_chunk0[seg]), c_end = static_cast<int>(seg_chunk0[seg + 1]);
+  return {n, c_begin, c_end, c_begin == seq_chunk0[n], c_end == seq_chunk0[n + 1]};
+}
+
 constexpr int kScanThreads = 256, kScanCols = 64;
 
 template <int KMAX>
