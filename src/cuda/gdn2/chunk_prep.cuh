@@ -29,10 +29,13 @@ __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int K = p.K, group = p.HV / p.H, hq = hv / group;
   constexpr int kPairs = kPrepChunk * kPrepChunk, kPairIters = kPairs / kPrepThreads;
-  float tv[kPairIters], pv[kPairIters];  // stored T and P: loads issued now, stored at the end
+  float t_in[kPairIters], p_in[kPairIters];  // stored T and P: loads issued now, stored at the end
   if (tp != nullptr)
 #pragma unroll
-    for (int u = 0; u < kPairIters; ++u) tv[u] = tp[tid + u * kPrepThreads], pv[u] = tp[kPairs + tid + u * kPrepThreads];
+    for (int u = 0; u < kPairIters; ++u) {
+      t_in[u] = tp[tid + u * kPrepThreads];
+      p_in[u] = tp[kPairs + tid + u * kPrepThreads];
+    }
   // Loads in batches held in registers, then the shared-memory stores: a load through a generic pointer cannot be
   // moved above an earlier shared store, so a load-store loop would wait one memory latency per element.
   constexpr int kIters = kPrepChunk * KMAX / kPrepThreads, kBatch = kIters < 8 ? kIters : 8;
@@ -91,8 +94,8 @@ __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int 
 #pragma unroll
     for (int u = 0; u < kPairIters; ++u) {
       const int pair = tid + u * kPrepThreads, i = pair / kPrepChunk, j = pair % kPrepChunk;
-      sm.T[i][j] = tv[u];
-      sm.P[i][j] = pv[u];
+      sm.T[i][j] = t_in[u];
+      sm.P[i][j] = p_in[u];
     }
     __syncthreads();
     return;
