@@ -62,7 +62,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams b
   using Lay = CoefLayout<KMAX>;
   const Gdn2Params& p = bp.f;
   const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x;
-  const int V = p.V, group = p.HV / p.H;
   const int64_t c0 = bp.chunk_tok0[c];
   const int L = static_cast<int>(bp.chunk_len[c]);
   chunk_prep(sm, p, c0, L, hv);
@@ -88,21 +87,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams b
   // U = (I + T)^-1 (w⊙v), 64 columns at a time.
   const int ucols = bp.coef_u_cols;
   for (int v0 = 0; v0 < ucols; v0 += kCols) {
-    constexpr int kIters = kC * kCols / kThreads;
-    float x[kIters];
-#pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int idx = tid + u * kThreads, t = idx / kCols, col = v0 + idx % kCols;
-      const int64_t tok = c0 + t;
-      x[u] = t < L && col < V ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
-                                    load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col)
-                              : 0.f;
-    }
+    float wr[kPrepTileIters], vr[kPrepTileIters];
+    load_w_v(p, c0, L, hv, v0, wr, vr);
     __syncthreads();  // the previous slice is written out
 #pragma unroll
-    for (int u = 0; u < kIters; ++u) {
+    for (int u = 0; u < kPrepTileIters; ++u) {
       const int idx = tid + u * kThreads;
-      cs.X[idx / kCols][idx % kCols] = x[u];
+      cs.X[idx / kCols][idx % kCols] = wr[u] * vr[u];
     }
     __syncthreads();
     solve_lower<kCols + 1>(sm.T, cs.X, L, kCols);
@@ -417,20 +408,17 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     }
     cp_async_commit();
     // w and v of this thread's elements (idx = tid + u kThreads) stay in registers for dv and dw at the slice's end.
-    constexpr int kIters = kC * kCols / kThreads;
+    constexpr int kIters = kPrepTileIters;
     float wr[kIters], vr[kIters];
     {
       float o[kIters];
+      load_w_v(p, c0, L, hv, v0, wr, vr);
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
         const int idx = tid + u * kThreads, t = idx / kCols, col = v0 + idx % kCols;
-        wr[u] = vr[u] = o[u] = 0.f;
-        if (t < L && col < V) {
-          const int64_t tok = c0 + t;
-          wr[u] = load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
-          vr[u] = load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
-          o[u] = load_elem(bp.d_o, bp.d_o_type, (tok * p.HV + hv) * static_cast<int64_t>(V) + col);
-        }
+        o[u] = t < L && col < V
+                   ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
+                   : 0.f;
       }
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {

@@ -28,24 +28,16 @@ struct Smem {
 template <int KMAX>
 __device__ void exact_chunk_step(Smem<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv, int col0) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int K = p.K, V = p.V, group = p.HV / p.H;
+  const int K = p.K, V = p.V;
   // 1. The chunk's q̂, k̂, G = cumsum g, b ⊙ k̂, T and P (chunk_prep.cuh); w ⊙ v on this block's columns.
   chunk_prep(sm.c, p, c0, L, hv);
   {  // all loads first, then the stores (a generic load cannot pass an earlier shared store)
-    constexpr int kIters = kChunk * kCols / kThreads;
-    float xv[kIters];
+    float wr[kPrepTileIters], vr[kPrepTileIters];
+    load_w_v(p, c0, L, hv, col0, wr, vr);
 #pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
-      const int64_t tok = c0 + t;
-      xv[u] = t < L && col < V ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) *
-                                     load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col)
-                               : 0.f;
-    }
-#pragma unroll
-    for (int u = 0; u < kIters; ++u) {
+    for (int u = 0; u < kPrepTileIters; ++u) {
       const int idx = tid + u * kThreads, t = idx / kCols;
-      if (t < L) sm.x[t][idx % kCols] = xv[u];
+      if (t < L) sm.x[t][idx % kCols] = wr[u] * vr[u];
     }
   }
   // 2. Γ-scaled rows: s q̂ ⊙ Γ, b ⊙ k̂ ⊙ Γ, k̂ ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.

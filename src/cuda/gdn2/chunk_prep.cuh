@@ -157,6 +157,24 @@ __device__ void solve_lower_t(const float (*T)[kPrepChunk + 1], float (*R)[LD], 
 // tile, columns lane and lane + 32 of the slice.
 constexpr int kPrepCols = 64;
 
+// w and v at the elements idx = tid + u·kPrepThreads of a [kPrepChunk][kPrepCols] tile (token c0 + idx / kPrepCols,
+// column col0 + idx % kPrepCols), zeros past L and V. Every load is issued before any is used.
+constexpr int kPrepTileIters = kPrepChunk * kPrepCols / kPrepThreads;
+__device__ __forceinline__ void load_w_v(const Gdn2Params& p, int64_t c0, int L, int hv, int col0,
+                                         float (&w)[kPrepTileIters], float (&v)[kPrepTileIters]) {
+  const int group = p.HV / p.H, V = p.V;
+#pragma unroll
+  for (int u = 0; u < kPrepTileIters; ++u) {
+    const int idx = threadIdx.x + u * kPrepThreads, t = idx / kPrepCols, col = col0 + idx % kPrepCols;
+    w[u] = v[u] = 0.f;
+    if (t < L && col < V) {
+      const int64_t tok = c0 + t;
+      w[u] = load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
+      v[u] = load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+    }
+  }
+}
+
 // acc[a][c] += Σ_{d<K} A[warp + 8a][d] · S[d][lane + 32c]: rows of a [chunk, K] tile times the state slice.
 template <int LDA>
 __device__ __forceinline__ void rows_times_state(const float (*A)[LDA], const float (*S)[kPrepCols], int K,
