@@ -345,12 +345,14 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     bp.seg_dS = static_cast<float*>(seg_dS.raw_mut());
   }
 
-  // The forward's states entering every 32-token chunk. Stored: the forward's states every 64 tokens (h64_stored),
-  // completed by the states pass from the chunk coefficients. Recomputed without output: for bf16/fp16 inputs by the
-  // tensor-core forward (states every 64 tokens, context-parallel when sequences are long; completed the same way),
-  // for fp32 inputs by the exact CUDA-core forward every 32 tokens (fp32 budget).
+  // bf16/fp16 inputs (tensor-core path): the forward is recomputed on tensor cores over chunks of 64 tokens, keeping
+  // its workspace (W, U, P, kgT and A per chunk) and its states every 64 tokens (or taking the stored ones); the
+  // state-gradient pass runs over chunks of 32 (chunk_bwd.cu) and the gradients over chunks of 64 (chunk_bwd64.cu).
+  // fp32 inputs: the forward's states entering every 32-token chunk, from the stored states every 64 tokens completed
+  // by the states pass from the chunk coefficients, or recomputed by the exact CUDA-core forward every 32 tokens; the
+  // fp32 gradient kernel over chunks of 32 (fp32 budget).
+  const bool tc = chunk_uses_tensor_cores(p, in);
   const int64_t tokens = p.tokens();
-  Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor h0;
   if (in.h0.defined()) {
@@ -361,43 +363,57 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.f.o = nullptr;
   bp.f.ht = nullptr;
   bp.f.chunk.seq_chunk0 = bp.seq_chunk0;
-  Tensor h64, sub_tables;
-  if (h64_stored.defined()) {
-    h64 = h64_stored;
-  } else if (chunk_uses_tensor_cores(p, in)) {
-    Launch tc = make_params(p, in, true);  // released (after the device is idle) at the end of this block
-    Gdn2Params& f = tc.params;
-    h64 = Tensor::empty({f.chunk.chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+  const ChunkTables c64 = chunk_tables(p, kChunk, 0);
+  const int64_t chunks64 = c64.chunks();
+  Launch fwd;  // the tensor-core forward's parameter block and workspace, read by the gradient kernels
+  Tensor h, h64, a_inv, sub_tables;
+  if (tc) {
+    Gdn2Params& f = (fwd = make_params(p, in, true)).params;
+    a_inv = Tensor::empty({std::max<int64_t>(f.chunk.chunks, 1) * p.HV * kChunk * kChunk}, DType::bf16, Device::cuda);
+    f.chunk.A = a_inv.raw_mut();
     f.h0 = bp.f.h0;
     f.state_type = ElemType::f32;
     f.o = nullptr;
     f.ht = nullptr;
-    f.h_chunks = static_cast<float*>(h64.raw_mut());
-    launch_chunk_fwd(f);
+    if (h64_stored.defined()) {
+      h64 = h64_stored;
+      launch_chunk_intra(f);
+    } else {
+      h64 = Tensor::empty({f.chunk.chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+      f.h_chunks = static_cast<float*>(h64.raw_mut());
+      launch_chunk_fwd(f);
+    }
   } else {
-    bp.f.h_chunks = static_cast<float*>(h.raw_mut());
-    bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
-    launch_chunk_fwd_exact(bp.f);
+    h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+    if (h64_stored.defined()) {
+      h64 = h64_stored;
+    } else {
+      bp.f.h_chunks = static_cast<float*>(h.raw_mut());
+      bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
+      launch_chunk_fwd_exact(bp.f);
+    }
   }
   if (h64.defined()) {
-    const ChunkTables c64 = chunk_tables(p, kChunk, 0);
-    const int64_t chunks64 = c64.chunks();
-    std::vector<int64_t> sub;  // per 64-token chunk: its first 32-token chunk, then (below) its length
-    for (int64_t n = 0; n < p.N; ++n)
-      for (int64_t c = c64.first[n]; c < c64.first[n + 1]; ++c)
-        sub.push_back(ct.first[n] + (c - c64.first[n]) * (kChunk / kBwdChunk));
     GDN2_CHECK(h64.shape() == (Shape{chunks64, p.HV, p.K, p.V}) && h64.dtype() == DType::f32 &&
                    h64.device() == Device::cuda,
                ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
                shape_str({chunks64, p.HV, p.K, p.V}), ", got ", h64.describe());
-    sub.insert(sub.end(), c64.len.begin(), c64.len.end());
+    // Per 64-token chunk: its first 32-token chunk, then its length (the sub-states of the fp32 path), or the 32-token
+    // chunk it ends with (the gradient kernels of the tensor-core path read the state gradient leaving it).
+    std::vector<int64_t> sub;
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t c = c64.first[n]; c < c64.first[n + 1]; ++c)
+        sub.push_back(ct.first[n] + (c - c64.first[n]) * (kChunk / kBwdChunk) + (tc && c64.len[c] > kBwdChunk ? 1 : 0));
+    if (!tc) sub.insert(sub.end(), c64.len.begin(), c64.len.end());
     sub_tables = device_i64(sub);
-    bp.h64 = static_cast<const float*>(h64.raw());
-    bp.first32 = static_cast<const int64_t*>(sub_tables.raw());
-    bp.len64 = bp.first32 + chunks64;
-    bp.chunks64 = static_cast<int32_t>(chunks64);
-    bp.h_sub = static_cast<float*>(h.raw_mut());
-    bp.coef_u_cols = bp.vpad;
+    if (!tc) {
+      bp.h64 = static_cast<const float*>(h64.raw());
+      bp.first32 = static_cast<const int64_t*>(sub_tables.raw());
+      bp.len64 = bp.first32 + chunks64;
+      bp.chunks64 = static_cast<int32_t>(chunks64);
+      bp.h_sub = static_cast<float*>(h.raw_mut());
+      bp.coef_u_cols = bp.vpad;
+    }
   }
 
   bp.d_o = d_o.raw();
@@ -407,14 +423,16 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     dht32 = as_f32(dht);
     bp.dht = static_cast<const float*>(dht32.raw());
   }
-  bp.h = static_cast<const float*>(h.raw());
+  bp.h = h.defined() ? static_cast<const float*>(h.raw()) : nullptr;
   bp.dh = static_cast<float*>(dh.raw_mut());
   Tensor coef, tp;  // each chunk's coefficients for the states pass (kernels.h, chunk_coef_floats); T and P
   if (chunks > 0) {
     coef = Tensor::empty({chunks * p.HV * chunk_coef_floats(kmax, bp.coef_u_cols)}, DType::f32, Device::cuda);
-    tp = Tensor::empty({chunks, p.HV, 2, kBwdChunk, kBwdChunk}, DType::f32, Device::cuda);
     bp.coef = static_cast<float*>(coef.raw_mut());
-    bp.tp = static_cast<float*>(tp.raw_mut());
+    if (!tc) {
+      tp = Tensor::empty({chunks, p.HV, 2, kBwdChunk, kBwdChunk}, DType::f32, Device::cuda);
+      bp.tp = static_cast<float*>(tp.raw_mut());
+    }
   }
   Tensor dh0;
   if (p.has_h0) {
@@ -423,18 +441,34 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   }
   launch_chunk_bwd_states(bp);
   coef = Tensor();  // the gradient buffers below may reuse these
-  h64 = Tensor();
   bp.coef = nullptr;
   bp.h64 = nullptr;
-  auto buffer = [&](bool on, int64_t dim) {  // chunk_grad_kernel writes every element
+  if (!tc) h64 = Tensor();
+  auto buffer = [&](bool on, int64_t dim) {  // the gradient kernels write every element
     return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
   };
   auto ptr = [](Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; };
   Tensor gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
   Tensor gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
   Tensor gw = buffer(p.w.form != GateForm::absent, p.V);
-  bp.gq = ptr(gq), bp.gk = ptr(gk), bp.gv = ptr(gv), bp.gg = ptr(gg), bp.gb = ptr(gb), bp.gw = ptr(gw);
-  launch_chunk_bwd_grads(bp);
+  if (tc) {
+    Gdn2Bwd64Params b64;
+    b64.f = fwd.params;
+    b64.d_o = bp.d_o;
+    b64.d_o_type = bp.d_o_type;
+    b64.h = static_cast<const float*>(h64.raw());
+    b64.dh = bp.dh;
+    b64.dh_chunk = static_cast<const int64_t*>(sub_tables.raw());
+    Tensor dpt = Tensor::empty({std::max<int64_t>(chunks64, 1), p.HV, 2, kChunk, kChunk}, DType::f32, Device::cuda);
+    Tensor dgl = Tensor::empty({std::max<int64_t>(chunks64, 1) * p.HV * kmax}, DType::f32, Device::cuda);
+    b64.dpt = ptr(dpt), b64.dgl = ptr(dgl);
+    b64.gq = ptr(gq), b64.gk = ptr(gk), b64.gv = ptr(gv), b64.gg = ptr(gg), b64.gb = ptr(gb), b64.gw = ptr(gw);
+    launch_chunk_bwd64(b64);
+    GDN2_CUDA_CHECK(cudaStreamSynchronize(bp.f.stream));  // before dpt and dgl go back to the pool
+  } else {
+    bp.gq = ptr(gq), bp.gk = ptr(gk), bp.gv = ptr(gv), bp.gg = ptr(gg), bp.gb = ptr(gb), bp.gw = ptr(gw);
+    launch_chunk_bwd_grads(bp);
+  }
 
   // Per value head -> the inputs' shapes (summed over value-head groups, and over channels for per-head gates).
   auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {

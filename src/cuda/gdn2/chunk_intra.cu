@@ -1,7 +1,8 @@
 // Tensor-core chunk path, part 1 (token-parallel): one block per (chunk of 64 tokens, value head) forms everything a
 // chunk needs that does not depend on the state, and writes it to the workspace (params.h, ChunkWork):
 //   G = cumsum g;  T_ij = Σ_d (b⊙k)_id k_jd e^{G_id - G_jd} (j < i);  P_ij = Σ_d (s q)_id k_jd e^{G_id - G_jd} (j <= i)
-//   A = (I + T)^-1;  W = A (b⊙k⊙Γ);  U = A (w⊙v);  qg = s q⊙Γ;  kgT = (k⊙Γ_last/Γ)^T;  gamma = Γ_last.
+//   A = (I + T)^-1;  W = A (b⊙k⊙Γ);  U = A (w⊙v);  qg = s q⊙Γ;  kgT = (k⊙Γ_last/Γ)^T;  gamma = Γ_last;
+//   and A itself when the backward asks for it (ChunkWork::A).
 // G is kept in log2 units so every exponential is one ex2. Scores run on tensor cores with one anchor per 16-token
 // column block, its last row a: the column operand is k_j 2^{G_a - G_j} <= 1, the row operand x_i 2^{G_i - G_a}, which
 // is <= 1 below the diagonal and at most 2^{span} on it. When the span of a diagonal block exceeds kAnchorSpan (very
@@ -464,6 +465,13 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
     *reinterpret_cast<uint32_t*>(&sm.A[i][j]) = pack_bf16(sm.T[i][j], sm.T[i][j + 1]);
   }
   __syncthreads();
+  if (cw.A != nullptr) {  // the backward reads A: [64][64] bf16, 16-byte pieces
+    bf16* Aw = static_cast<bf16*>(cw.A) + blk * kC * kC;
+    for (int it = tid; it < kC * kC / 8; it += kThreads) {
+      const int i = it / (kC / 8), c8 = 8 * (it % (kC / 8));
+      *reinterpret_cast<uint4*>(Aw + i * kC + c8) = *reinterpret_cast<const uint4*>(&sm.A[i][c8]);
+    }
+  }
 
   // 5. W = A X and U = A (w⊙v) on tensor cores; warp (rb, nh): rows 16·rb .., half nh of the columns.
   const int rb = warp & 3, nh = warp >> 2;

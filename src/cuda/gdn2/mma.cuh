@@ -87,6 +87,45 @@ __device__ __forceinline__ void mma3_rows(float (&acc)[NT][4], A&& a, B&& b, int
   }
 }
 
+// acc[nt] += A[r0..r0+16, k0..k0+8·k_steps) · B[.., n0 + 8·nt..+8) for nt < NT in one tf32 pass (10-bit mantissas,
+// fp32 accumulation: the bf16-input paths), the fp32 elements read through a(r, k) and b(k, n) as for mma3_rows.
+template <int NT, class A, class B>
+__device__ __forceinline__ void mma1_rows(float (&acc)[NT][4], A&& a, B&& b, int r0, int n0, int k0, int k_steps,
+                                          int lane) {
+  const int g = lane >> 2, t = lane & 3, r = r0 + g;
+#pragma unroll 2
+  for (int kk = 0; kk < k_steps; ++kk) {
+    const int k = k0 + 8 * kk + t;
+    const uint32_t af[4] = {tf32(a(r, k)), tf32(a(r + 8, k)), tf32(a(r, k + 4)), tf32(a(r + 8, k + 4))};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int n = n0 + 8 * nt + g;
+      const uint32_t bf[2] = {tf32(b(k, n)), tf32(b(k + 4, n))};
+      mma_tf32_1688(acc[nt], af, bf);
+    }
+  }
+}
+
+// Two products sharing their B operand in one tf32 pass: acc1 += A1 · B and acc2 += A2 · B.
+template <int NT, class A1, class A2, class B>
+__device__ __forceinline__ void mma1_rows2(float (&acc1)[NT][4], float (&acc2)[NT][4], A1&& a1, A2&& a2, B&& b, int r0,
+                                           int n0, int k0, int k_steps, int lane) {
+  const int g = lane >> 2, t = lane & 3, r = r0 + g;
+#pragma unroll 1
+  for (int kk = 0; kk < k_steps; ++kk) {
+    const int k = k0 + 8 * kk + t;
+    const uint32_t f1[4] = {tf32(a1(r, k)), tf32(a1(r + 8, k)), tf32(a1(r, k + 4)), tf32(a1(r + 8, k + 4))};
+    const uint32_t f2[4] = {tf32(a2(r, k)), tf32(a2(r + 8, k)), tf32(a2(r, k + 4)), tf32(a2(r + 8, k + 4))};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int n = n0 + 8 * nt + g;
+      const uint32_t bf[2] = {tf32(b(k, n)), tf32(b(k + 4, n))};
+      mma_tf32_1688(acc1[nt], f1, bf);
+      mma_tf32_1688(acc2[nt], f2, bf);
+    }
+  }
+}
+
 // The accumulator element h of n-tile nt of a warp's 16-row tile at (r0, n0): its row and column.
 __device__ __forceinline__ int acc_row(int r0, int lane, int h) { return r0 + (lane >> 2) + 8 * (h >> 1); }
 __device__ __forceinline__ int acc_col(int n0, int lane, int nt, int h) { return n0 + 8 * nt + 2 * (lane & 3) + (h & 1); }

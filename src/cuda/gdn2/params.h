@@ -41,6 +41,7 @@ struct ChunkWork {
   const int64_t* seq_seg0 = nullptr;
   int32_t chunks = 0, kmax = 0, vpad = 0, segs = 0;
   void *W = nullptr, *qg = nullptr, *kgT = nullptr, *U = nullptr, *P = nullptr;
+  void* A = nullptr;  // A = (I + T)^-1 [64, 64] bf16 per (chunk, value head), written only when set (the backward)
   float* gamma = nullptr;
   float* seg_state = nullptr;  // null: no context parallelism
   float* seg_h0 = nullptr;
@@ -112,6 +113,23 @@ struct Gdn2BwdParams {
   int32_t segs = 0, vpad = 0;
   float* seg_state = nullptr;           // null: no context parallelism
   float* seg_dS = nullptr;
+};
+
+// The tensor-core chunk backward (chunk_bwd64.cu) for bf16/fp16 inputs, over the forward's chunks of 64 tokens. f is
+// the recomputed forward's parameter block: its chunk tables and workspace (W, U, P, kgT and A of every chunk).
+struct Gdn2Bwd64Params {
+  Gdn2Params f;
+  const void* d_o = nullptr;             // [tokens, HV, V]
+  ElemType d_o_type = ElemType::f32;
+  const float* h = nullptr;              // [chunks, HV, K, V]: the state entering each chunk
+  const float* dh = nullptr;             // [chunks32, HV, K, V]: the gradient wrt the state leaving each 32-token chunk
+  const int64_t* dh_chunk = nullptr;     // [chunks]: the 32-token chunk each chunk ends with
+  float* dpt = nullptr;                  // [chunks, HV, 2, 64, 64]: dP (j <= i) and dT (j < i) of each chunk
+  float* dgl = nullptr;                  // [chunks, HV, kmax]: the gradient wrt Γ_last through the state decay
+  // [tokens, HV, K] per value head: the gradient kernel leaves d(q⊙Γ), dKt and d(b⊙k⊙Γ) in gq, gk and gb, the pair
+  // kernel turns them into the gradients wrt q, k, b and g in place.
+  float *gq = nullptr, *gk = nullptr, *gg = nullptr, *gb = nullptr;
+  float *gv = nullptr, *gw = nullptr;    // [tokens, HV, V]
 };
 
 }  // namespace gdn2::cuda

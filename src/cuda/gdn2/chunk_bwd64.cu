@@ -1,0 +1,456 @@
+// Chunk backward for bf16/fp16 inputs on tensor cores, over the forward's chunks of 64 tokens (the math of
+// src/cpu/gdn2_chunk.cpp, ChunkKernel::backward, at chunk 64). It reads what the recomputed forward left in its
+// workspace (chunk_intra.cu: W, U, P, kgT and A = (I + T)^-1, bf16), the states entering the chunks (h) and the state
+// gradients (dh, from the state-gradient pass of chunk_bwd.cu). Every product runs in one tf32 pass with fp32
+// accumulation (mma.cuh, mma1_rows); the solves of the fp32 path become products with the stored A.
+//   1. chunk_grad64_kernel, one block per (chunk, value head), over slices of 64 columns of V: V' = U - W S,
+//      dV' = Kt dS + P^T dO, dX = A^T dV' (dv = dX⊙w, dw = dX⊙v), and the sums d(q⊙Γ) = dO S^T, dKt = V' dS^T,
+//      -dW = dV' S^T, dP = dO V'^T, dX U^T; then d(b⊙k⊙Γ) = A^T dW and dT = -(dX U^T + d(b⊙k⊙Γ) W^T) below the
+//      diagonal. d(q⊙Γ), dKt and d(b⊙k⊙Γ) go to the gradient buffers gq, gk, gb; dP and dT to dpt.
+//   2. chunk_pair64_kernel, one block per (chunk, value head): the decayed pair scores' backward
+//      dq̂_i += s Σ_j dP_ij k̂_j e^{G_i - G_j}, d(b⊙k̂)_i += Σ_j dT_ij k̂_j e^{G_i - G_j},
+//      dk̂_j += Σ_i (s dP_ij q̂_i + dT_ij (b⊙k̂)_i) e^{G_i - G_j}, as products anchored per 16-token block of rows R
+//      (every factor <= 1 off the diagonal block, at most e^{span} on it; a block whose span exceeds kSpan sums its own
+//      16x16 pairs one by one instead), then the elementwise chain rule through Γ, Kt and b⊙k̂, the L2 norms and the
+//      cumsum of g.
+#include "cuda/common.cuh"
+#include "cuda/gdn2/kernels.h"
+#include "cuda/gdn2/load.cuh"
+#include "cuda/gdn2/mma.cuh"
+
+namespace gdn2::cuda {
+
+namespace {
+
+constexpr int kC = 64, kCols = 64, kThreads = 256, kLd = kC + 8;  // [.., 64] fp32 tiles: row stride 8 mod 32 words
+constexpr float kSpan = 60.f;  // e^60 and e^-60 are far inside fp32 (and tf32) range
+
+__device__ __forceinline__ float bf(bf16 x) { return __bfloat162float(x); }
+
+// Rows [0, rows) and columns [v0, v0 + 64) of a row-major fp32 matrix with V columns into tile[rows][kLd] by
+// cp.async; zeros past V and from row `valid` on.
+__device__ __forceinline__ void load_slice(float (*tile)[kLd], const float* src, int rows, int valid, int V, int v0) {
+  const bool vec = V % 4 == 0;
+  for (int it = threadIdx.x; it < rows * (kCols / 4); it += kThreads) {
+    const int r = it / (kCols / 4), c4 = 4 * (it % (kCols / 4)), col = v0 + c4;
+    float* d = &tile[r][c4];
+    const float* s = src + static_cast<int64_t>(r) * V + col;
+    if (r < valid && vec && col + 4 <= V) {
+      cp_async_16(d, s);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (r < valid && col + e < V)
+          cp_async_4(d + e, s + e);
+        else
+          d[e] = 0.f;
+      }
+    }
+  }
+}
+
+// rows x cols bf16 from a dense row-major source (row stride cols) into tile rows of stride ld, 16-byte pieces.
+__device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* src, int src_ld, int rows, int cols) {
+  const int pieces = cols / 8;
+  for (int it = threadIdx.x; it < rows * pieces; it += kThreads) {
+    const int r = it / pieces, c8 = 8 * (it % pieces);
+    cp_async_16(tile + r * ld + c8, src + static_cast<int64_t>(r) * src_ld + c8);
+  }
+}
+
+template <int KMAX>
+struct GradSmem {
+  static constexpr int LDW = KMAX + 8, LDX = KMAX + 8;
+  float S[KMAX][kLd];   // the state entering the chunk, a column slice; after the slices -dW [kC][LDX]
+  float dS[KMAX][kLd];  // the gradient wrt the state leaving it; after the slices d(b⊙k⊙Γ) [kC][LDX]
+  float dO[kC][kLd];
+  float Vn[kC][kLd];    // V' = U - W S, then dX = A^T dV'
+  float dV[kC][kLd];    // dV' = Kt dS + P^T dO
+  bf16 W[kC][LDW];
+  bf16 Kt[KMAX][kLd];   // kgT: Kt transposed, [key channel][token]
+  bf16 U[kC][kLd];
+  bf16 A[kC][kLd];
+  bf16 P[kC][kLd];
+  static_assert(kC * LDX <= KMAX * kLd, "a [kC][LDX] tile fits the space of a state slice");
+};
+
+// Warp w: rows 16 (w % 4) .. +15 of the chunk; of [kC, 64] tiles columns 32 (w / 4) .. +31, of [kC, KMAX] ones key
+// channels (w / 4) KMAX/2 .. + KMAX/2.
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Params bp) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  using Smem = GradSmem<KMAX>;
+  Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
+  constexpr int NK = KMAX / 16;
+  const Gdn2Params& p = bp.f;
+  const ChunkWork& cw = p.chunk;
+  const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int K = p.K, V = p.V, group = p.HV / p.H;
+  const int64_t tok0 = cw.chunk_tok0[c], blk = static_cast<int64_t>(c) * p.HV + hv;
+  const int L = static_cast<int>(cw.chunk_len[c]);
+  const int r0 = 16 * (warp & 3), n32 = 32 * (warp >> 2), nk = (warp >> 2) * (KMAX / 2);
+  const int k_key = (K + 7) / 8, k_tri = (kC - r0) / 8;  // key-channel steps; steps of a triangular factor from r0
+  const float* Sg = bp.h + blk * K * V;
+  const float* dSg = bp.dh + (bp.dh_chunk[c] * p.HV + hv) * static_cast<int64_t>(K) * V;
+
+  load_bf16_tile(&sm.W[0][0], Smem::LDW, static_cast<const bf16*>(cw.W) + blk * kC * KMAX, KMAX, kC, KMAX);
+  load_bf16_tile(&sm.Kt[0][0], kLd, static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC, kC, KMAX, kC);
+  load_bf16_tile(&sm.A[0][0], kLd, static_cast<const bf16*>(cw.A) + blk * kC * kC, kC, kC, kC);
+  load_bf16_tile(&sm.P[0][0], kLd, static_cast<const bf16*>(cw.P) + blk * kC * kC, kC, kC, kC);
+  cp_async_commit();
+
+  float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[4][4], aT[4][4], dgl = 0.f;
+  zero(aQ), zero(aKt), zero(aW), zero(aP), zero(aT);
+  auto dO = [&](int r, int k) { return sm.dO[r][k]; };
+  auto dV = [&](int r, int k) { return sm.dV[r][k]; };
+  auto Vn = [&](int r, int k) { return sm.Vn[r][k]; };
+  auto At = [&](int r, int k) { return bf(sm.A[k][r]); };  // A^T (upper triangular)
+#pragma unroll 1
+  for (int v0 = 0; v0 < cw.vpad; v0 += kCols) {
+    __syncthreads();  // the previous slice's tiles are consumed
+    load_slice(sm.S, Sg, KMAX, K, V, v0);
+    load_slice(sm.dS, dSg, KMAX, K, V, v0);
+    load_bf16_tile(&sm.U[0][0], kLd, static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + v0, cw.vpad, kC, kCols);
+    cp_async_commit();
+    for (int it = tid; it < kC * kCols; it += kThreads) {
+      const int r = it / kCols, cc = it % kCols, col = v0 + cc;
+      sm.dO[r][cc] = r < L && col < V
+                         ? load_elem(bp.d_o, bp.d_o_type, ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col)
+                         : 0.f;
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+    {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
+      float vs[4][4], dv[4][4];
+      zero(vs), zero(dv);
+      mma1_rows(vs, [&](int r, int k) { return bf(sm.W[r][k]); }, [&](int k, int n) { return sm.S[k][n]; }, r0, n32, 0,
+                k_key, lane);
+      mma1_rows(dv, [&](int r, int k) { return bf(sm.Kt[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; }, r0, n32,
+                0, k_key, lane);
+      mma1_rows(dv, [&](int r, int k) { return bf(sm.P[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r0, n32,
+                r0, k_tri, lane);
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+          const int r = acc_row(r0, lane, h), cc = acc_col(n32, lane, nt, h);
+          sm.Vn[r][cc] = bf(sm.U[r][cc]) - vs[nt][h];
+          sm.dV[r][cc] = dv[nt][h];
+        }
+    }
+    __syncthreads();
+    // Sums over the slice's columns: d(q⊙Γ) += dO S^T, -dW += dV' S^T, dKt += V' dS^T, dP += dO V'^T.
+    mma1_rows2(aQ, aW, dO, dV, [&](int k, int n) { return sm.S[n][k]; }, r0, nk, 0, kCols / 8, lane);
+    mma1_rows(aKt, Vn, [&](int k, int n) { return sm.dS[n][k]; }, r0, nk, 0, kCols / 8, lane);
+    mma1_rows(aP, dO, [&](int k, int n) { return sm.Vn[n][k]; }, r0, n32, 0, kCols / 8, lane);
+    if (tid < K)
+      for (int cc = 0; cc < kCols; ++cc) dgl += sm.dS[tid][cc] * sm.S[tid][cc];
+    float dx[4][4];  // dX = A^T dV'
+    zero(dx);
+    mma1_rows(dx, At, dV, r0, n32, r0, k_tri, lane);
+    __syncthreads();  // V' is read
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const int r = acc_row(r0, lane, h), cc = acc_col(n32, lane, nt, h), col = v0 + cc;
+        sm.Vn[r][cc] = dx[nt][h];
+        if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
+          const int64_t tok = tok0 + r, at = (tok * p.HV + hv) * static_cast<int64_t>(V) + col;
+          const float wv = load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
+          bp.gv[at] = dx[nt][h] * wv;
+          if (bp.gw != nullptr)
+            bp.gw[at] = dx[nt][h] * load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+        }
+      }
+    __syncthreads();
+    mma1_rows(aT, Vn, [&](int k, int n) { return bf(sm.U[n][k]); }, r0, n32, 0, kCols / 8, lane);  // dX U^T
+  }
+  __syncthreads();  // every slice is done with S and dS
+
+  float(*dWn)[Smem::LDX] = reinterpret_cast<float(*)[Smem::LDX]>(&sm.S[0][0]);  // -dW
+  float(*dBK)[Smem::LDX] = reinterpret_cast<float(*)[Smem::LDX]>(&sm.dS[0][0]);
+#pragma unroll
+  for (int nt = 0; nt < NK; ++nt)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+      dWn[r][d] = aW[nt][h];
+      if (r < L && d < K) {
+        const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d;
+        bp.gq[at] = aQ[nt][h];
+        bp.gk[at] = aKt[nt][h];
+      }
+    }
+  if (tid < KMAX) bp.dgl[blk * KMAX + tid] = dgl;
+  __syncthreads();
+  {  // d(b⊙k⊙Γ) = A^T dW = -A^T (-dW)
+    float x[NK][4];
+    zero(x);
+    mma1_rows(x, At, [&](int k, int n) { return dWn[k][n]; }, r0, nk, r0, k_tri, lane);
+#pragma unroll
+    for (int nt = 0; nt < NK; ++nt)
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+        dBK[r][d] = -x[nt][h];
+        if (bp.gb != nullptr && r < L && d < K) bp.gb[((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d] = -x[nt][h];
+      }
+  }
+  __syncthreads();
+  // dT = -(dX U^T + d(b⊙k⊙Γ) W^T), strictly below the diagonal; dP on and below it.
+  mma1_rows(aT, [&](int r, int k) { return dBK[r][k]; }, [&](int k, int n) { return bf(sm.W[n][k]); }, r0, n32, 0,
+            k_key, lane);
+  float* out = bp.dpt + blk * 2 * kC * kC;
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int r = acc_row(r0, lane, h), j = acc_col(n32, lane, nt, h);
+      out[r * kC + j] = r < L && j <= r ? aP[nt][h] : 0.f;
+      out[kC * kC + r * kC + j] = r < L && j < r ? -aT[nt][h] : 0.f;
+    }
+}
+
+template <int KMAX>
+struct PairSmem {
+  static constexpr int LDK = KMAX + 8, LDX = KMAX + 8;
+  float q[kC][LDK];   // q̂; at the end Kt ⊙ dKt
+  float k[kC][LDK];   // k̂
+  float b[kC][LDK];   // b; after the pair sums the gradient wrt b
+  float G[kC][LDK];   // inclusive cumsum of g (natural log); rows past the chunk repeat G_last
+  float dP[kC][kLd], dT[kC][kLd];  // after the pair sums: the dg terms [kC][LDX] across both
+  float gl[KMAX];
+  float rq[kC], rk[kC];
+  float dot[2][2][kC];  // per channel half: the rows' partial sums q̂·dq̂ and k̂·dk̂ (L2 norm backward)
+  int wide[4];          // per 16-row block: its span exceeds kSpan
+  static_assert(kC * LDX <= 2 * kC * kLd, "the dg terms fit the space of dP and dT");
+};
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Params bp) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  using Smem = PairSmem<KMAX>;
+  Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
+  constexpr int NK = KMAX / 16;
+  const Gdn2Params& p = bp.f;
+  const ChunkWork& cw = p.chunk;
+  const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int K = p.K, group = p.HV / p.H, hq = hv / group;
+  const int64_t tok0 = cw.chunk_tok0[c], blk = static_cast<int64_t>(c) * p.HV + hv;
+  const int L = static_cast<int>(cw.chunk_len[c]);
+  const float s = p.scale;
+
+  {  // dP and dT by cp.async while the inputs load
+    const float* src = bp.dpt + blk * 2 * kC * kC;
+    for (int it = tid; it < kC * kC / 4; it += kThreads) {
+      const int r = it / (kC / 4), c4 = 4 * (it % (kC / 4));
+      cp_async_16(&sm.dP[r][c4], src + r * kC + c4);
+      cp_async_16(&sm.dT[r][c4], src + kC * kC + r * kC + c4);
+    }
+    cp_async_commit();
+  }
+  {  // q, k, g, b: loads in batches held in registers, then the stores
+    constexpr int kIters = kC * KMAX / kThreads, kBatch = 8;
+#pragma unroll 1
+    for (int u0 = 0; u0 < kIters; u0 += kBatch) {
+      float qv[kBatch], kv[kBatch], gv[kBatch], bv[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int idx = tid + (u0 + u) * kThreads, t = idx / KMAX, d = idx % KMAX;
+        qv[u] = kv[u] = gv[u] = bv[u] = 0.f;
+        if (t < L && d < K) {
+          const int64_t tok = tok0 + t;
+          qv[u] = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
+          kv[u] = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
+          gv[u] = load_decay(p, tok, hv, d);
+          bv[u] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int idx = tid + (u0 + u) * kThreads, t = idx / KMAX, d = idx % KMAX;
+        sm.q[t][d] = qv[u], sm.k[t][d] = kv[u], sm.G[t][d] = gv[u], sm.b[t][d] = bv[u];
+      }
+    }
+  }
+  __syncthreads();
+  for (int t = warp; t < kC; t += kThreads / 32) {  // 1/|q|, 1/|k|
+    float qs = 0.f, ks = 0.f;
+    for (int d = lane; d < KMAX; d += 32) qs += sm.q[t][d] * sm.q[t][d], ks += sm.k[t][d] * sm.k[t][d];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      qs += __shfl_xor_sync(0xffffffffu, qs, o);
+      ks += __shfl_xor_sync(0xffffffffu, ks, o);
+    }
+    if (lane == 0) {
+      sm.rq[t] = p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
+      sm.rk[t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
+    }
+  }
+  if (tid < KMAX) {
+    float run = 0.f;
+    for (int t = 0; t < kC; ++t) {
+      run += sm.G[t][tid];
+      sm.G[t][tid] = run;
+    }
+    sm.gl[tid] = run;
+  }
+  __syncthreads();
+  for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+    const int t = idx / KMAX, d = idx % KMAX;
+    sm.q[t][d] *= sm.rq[t];
+    sm.k[t][d] *= sm.rk[t];
+  }
+  if (warp < 4) {  // the span of 16-row block R = warp, from the row before it (G = 0 before the chunk)
+    const int r0 = 16 * warp;
+    float span = 0.f;
+    for (int d = lane; d < KMAX; d += 32) span = fmaxf(span, (r0 > 0 ? sm.G[r0 - 1][d] : 0.f) - sm.G[r0 + 15][d]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
+    if (lane == 0) sm.wide[warp] = !(span < kSpan);  // a NaN span too
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Warp w: rows 16 R .. +15 (R = w % 4), key channels nk .. + KMAX/2. Anchors: a = 16 R - 1 for the sums over j <= i
+  // (G_a = 0 for R = 0), b = 16 R + 15 for the sums over i >= j. A wide block keeps its own 16x16 pairs out of the
+  // products and sums them pair by pair below. Every loop over a thread's elements is unrolled over the registers and
+  // kept short: the code streams from the instruction cache.
+  const int R = warp & 3, r0 = 16 * R, nk = (warp >> 2) * (KMAX / 2);
+  const bool wide = sm.wide[R];
+  const float* Gb = sm.G[r0 + 15];
+  auto Ga = [&](int d) { return r0 > 0 ? sm.G[r0 - 1][d] : 0.f; };
+  float aq[NK][4], ab[NK][4], ak[NK][4];  // the pair sums wrt s q̂, b⊙k̂ and k̂
+  zero(aq), zero(ab), zero(ak);
+  {
+    const int diag = wide ? 0 : 2;  // k-steps of the block's own 16 tokens in the products
+    mma1_rows2(aq, ab, [&](int r, int j) { return sm.dP[r][j]; }, [&](int r, int j) { return sm.dT[r][j]; },
+               [&](int j, int d) { return sm.k[j][d] * __expf(Ga(d) - sm.G[j][d]); }, r0, nk, 0, r0 / 8 + diag, lane);
+    const int i0 = wide ? r0 + 16 : r0, steps = (kC - i0) / 8;
+    mma1_rows(ak, [&](int j, int i) { return sm.dP[i][j]; },
+              [&](int i, int d) { return s * sm.q[i][d] * __expf(sm.G[i][d] - Gb[d]); }, r0, nk, i0, steps, lane);
+    mma1_rows(ak, [&](int j, int i) { return sm.dT[i][j]; },
+              [&](int i, int d) { return sm.b[i][d] * sm.k[i][d] * __expf(sm.G[i][d] - Gb[d]); }, r0, nk, i0, steps, lane);
+  }
+#pragma unroll
+  for (int nt = 0; nt < NK; ++nt)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+      const float gi = sm.G[i][d], e = __expf(gi - Ga(d));
+      aq[nt][h] *= e, ab[nt][h] *= e, ak[nt][h] *= __expf(Gb[d] - gi);
+    }
+  if (wide) {  // the block's own pairs one by one: e^{-|G_i - G_j|}, with dP lower and dT strictly lower triangular
+    const int g8 = lane >> 2;
+#pragma unroll 1
+    for (int j = r0; j < r0 + 16; ++j) {
+      float pij[2], tij[2], pji[2], tji[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int i = r0 + g8 + 8 * e;
+        pij[e] = sm.dP[i][j], tij[e] = sm.dT[i][j], pji[e] = s * sm.dP[j][i], tji[e] = sm.dT[j][i];
+      }
+#pragma unroll
+      for (int nt = 0; nt < NK; ++nt)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+          const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h), e = h >> 1;
+          const float x = __expf(-fabsf(sm.G[i][d] - sm.G[j][d])), kj = sm.k[j][d] * x;
+          aq[nt][h] += pij[e] * kj;
+          ab[nt][h] += tij[e] * kj;
+          ak[nt][h] += (pji[e] * sm.q[j][d] + tji[e] * sm.b[j][d] * sm.k[j][d]) * x;
+        }
+    }
+  }
+  __syncthreads();  // the products have read every row of q̂, k̂, b; below a thread writes its own elements only
+
+  // The chain rule per element (row i, channel d): aq becomes dq̂ (before the norm), ab dk̂, ak the element's dg term,
+  // kt Kt ⊙ dKt; the gradient wrt b goes to the element's place in b.
+  float kt[NK][4], dq_dot[2] = {0.f, 0.f}, dk_dot[2] = {0.f, 0.f};
+#pragma unroll
+  for (int nt = 0; nt < NK; ++nt)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+      float gq = 0.f, gk = 0.f, dg = 0.f, ktd = 0.f, gb = 0.f;
+      if (i < L && d < K) {
+        const int64_t tok = tok0 + i, at = (tok * p.HV + hv) * static_cast<int64_t>(K) + d;
+        const float gi = sm.G[i][d], gam = __expf(gi), rev = __expf(sm.gl[d] - gi);
+        const float qh = sm.q[i][d], kh = sm.k[i][d], bgate = sm.b[i][d], bkv = bgate * kh, qs = s * qh;
+        const float dqg = bp.gq[at], dKt = bp.gk[at], dbkg = bp.gb != nullptr ? bp.gb[at] : 0.f;
+        dg = dqg * qs * gam + dbkg * bkv * gam + qs * aq[nt][h] + bkv * ab[nt][h] - kh * ak[nt][h];
+        const float dbk = dbkg * gam + ab[nt][h];
+        gq = s * (dqg * gam + aq[nt][h]);
+        gk = dKt * rev + ak[nt][h] + dbk * bgate;
+        ktd = dKt * kh * rev;
+        gb = dbk * kh;
+        dq_dot[h >> 1] += qh * gq;
+        dk_dot[h >> 1] += kh * gk;
+      }
+      sm.b[i][d] = gb;
+      aq[nt][h] = gq, ab[nt][h] = gk, ak[nt][h] = dg, kt[nt][h] = ktd;
+    }
+  const int half = warp >> 2, g8 = lane >> 2;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {  // a row's channels: 4 lanes of this warp and the other half's warp
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) {
+      dq_dot[e] += __shfl_xor_sync(0xffffffffu, dq_dot[e], o);
+      dk_dot[e] += __shfl_xor_sync(0xffffffffu, dk_dot[e], o);
+    }
+    if ((lane & 3) == 0) sm.dot[half][0][r0 + g8 + 8 * e] = dq_dot[e], sm.dot[half][1][r0 + g8 + 8 * e] = dk_dot[e];
+  }
+  __syncthreads();  // every pair sum has read dP and dT; the row sums are complete
+  float(*DG)[Smem::LDX] = reinterpret_cast<float(*)[Smem::LDX]>(&sm.dP[0][0]);
+#pragma unroll
+  for (int nt = 0; nt < NK; ++nt)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+      DG[i][d] = ak[nt][h];
+      float gq = aq[nt][h], gk = ab[nt][h];
+      if (p.l2norm) {  // dx = rstd (dy - ŷ (ŷ·dy))
+        gq = sm.rq[i] * (gq - sm.q[i][d] * (sm.dot[0][0][i] + sm.dot[1][0][i]));
+        gk = sm.rk[i] * (gk - sm.k[i][d] * (sm.dot[0][1][i] + sm.dot[1][1][i]));
+      }
+      sm.q[i][d] = kt[nt][h];  // Kt ⊙ dKt, in the element's own place
+      if (i >= L || d >= K) continue;
+      const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d;
+      bp.gq[at] = gq;
+      bp.gk[at] = gk;
+      if (bp.gb != nullptr) bp.gb[at] = sm.b[i][d];
+    }
+  __syncthreads();
+  // g enters through G = cumsum g and G_last: dg_t = dG_last + Σ_{r>=t} dG_r, plus the exclusive prefix
+  // Σ_{r<t} Kt_r ⊙ dKt_r (the Kt = k̂ e^{G_last - G} terms, entered without cancellation).
+  if (tid < K && bp.gg != nullptr) {
+    const int d = tid;
+    float running = bp.dgl[blk * KMAX + d] * __expf(sm.gl[d]);
+    for (int t = L - 1; t >= 0; --t) {
+      running += DG[t][d];
+      DG[t][d] = running;
+    }
+    float prefix = 0.f;
+    for (int t = 0; t < L; ++t) {
+      bp.gg[((tok0 + t) * p.HV + hv) * static_cast<int64_t>(K) + d] = DG[t][d] + prefix;
+      prefix += sm.q[t][d];
+    }
+  }
+}
+
+template <int KMAX>
+void launch(const Gdn2Bwd64Params& bp) {
+  const dim3 grid(bp.f.chunk.chunks, bp.f.HV);
+  launch_with_smem(chunk_grad64_kernel<KMAX>, grid, kThreads, sizeof(GradSmem<KMAX>), bp.f.stream, bp);
+  launch_with_smem(chunk_pair64_kernel<KMAX>, grid, kThreads, sizeof(PairSmem<KMAX>), bp.f.stream, bp);
+}
+
+}  // namespace
+
+void launch_chunk_bwd64(const Gdn2Bwd64Params& bp) {
+  if (bp.f.N == 0 || bp.f.chunk.chunks == 0) return;
+  with_kmax(bp.f.chunk.kmax, [&](auto kmax) { launch<decltype(kmax)::value>(bp); });
+}
+
+}  // namespace gdn2::cuda
