@@ -313,10 +313,107 @@ Tensor device_i64(const std::vector<int64_t>& values) {
 
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_chunk_fwd); }
 
+namespace {
+
+// The per-value-head gradient buffers summed to the inputs' shapes (over value-head groups, and over channels for
+// per-head gates); waits for the device.
+Gdn2Grads grads_to_inputs(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& gq, const Tensor& gk,
+                          const Tensor& gv, const Tensor& gg, const Tensor& gb, const Tensor& gw, const Tensor& dh0,
+                          cudaStream_t stream) {
+  const int64_t tokens = p.tokens();
+  auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {
+    if (!buf.defined()) return Tensor();
+    if (spec.form == GateForm::channel && spec.heads == p.HV) return buf.reshape(like.shape());  // nothing to sum
+    Tensor out = Tensor::empty(like.shape(), DType::f32, Device::cuda);
+    launch_reduce_heads(static_cast<const float*>(buf.raw()), tokens, static_cast<int>(p.HV), static_cast<int>(dim),
+                        static_cast<int>(spec.heads), spec.form == GateForm::channel, static_cast<float*>(out.raw_mut()),
+                        stream);
+    return out;
+  };
+  Gdn2Grads r;
+  r.dq = reduce(gq, {GateForm::channel, p.H}, p.K, in.q);
+  r.dk = reduce(gk, {GateForm::channel, p.H}, p.K, in.k);
+  r.dv = reduce(gv, {GateForm::channel, p.HV}, p.V, in.v);
+  r.dg = reduce(gg, p.g, p.K, in.g_log);
+  r.db = reduce(gb, p.b, p.K, in.b);
+  r.dw = reduce(gw, p.w, p.V, in.w);
+  r.dh0 = dh0;
+  GDN2_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return r;
+}
+
+// bf16/fp16 inputs: the forward recomputed on tensor cores over its chunks of 64 tokens keeps its workspace (W, qg, kgT,
+// U, P, gamma and A per chunk) and its states every 64 tokens (or takes the stored ones: then only its intra kernel
+// runs); the state-gradient pass and the gradient kernels read them (chunk_bwd64.cu).
+Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
+                                 const Tensor& h64_stored) {
+  Launch fwd = make_params(p, in, true);
+  Gdn2Params& f = fwd.params;
+  const int64_t chunks = f.chunk.chunks, kmax = f.chunk.kmax, tokens = p.tokens();
+  const int64_t blocks = std::max<int64_t>(chunks, 1) * p.HV;  // (chunk, value head) pairs, at least one
+  Tensor h0;
+  if (in.h0.defined()) {
+    h0 = as_f32(in.h0);
+    f.h0 = h0.raw();
+  }
+  f.state_type = ElemType::f32;
+  f.o = nullptr;
+  f.ht = nullptr;
+  Tensor a_inv = Tensor::empty({blocks * kChunk * kChunk}, DType::bf16, Device::cuda);
+  f.chunk.A = a_inv.raw_mut();
+  Tensor h64;
+  if (h64_stored.defined()) {
+    GDN2_CHECK(h64_stored.shape() == (Shape{chunks, p.HV, p.K, p.V}) && h64_stored.dtype() == DType::f32 &&
+                   h64_stored.device() == Device::cuda,
+               ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
+               shape_str({chunks, p.HV, p.K, p.V}), ", got ", h64_stored.describe());
+    h64 = h64_stored;
+    if (chunks > 0) launch_chunk_intra(f);
+  } else {
+    h64 = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+    f.h_chunks = static_cast<float*>(h64.raw_mut());
+    launch_chunk_fwd(f);
+  }
+  Gdn2Bwd64Params b;
+  b.f = f;
+  b.d_o = d_o.raw();
+  b.d_o_type = elem_type(d_o, kOp, "d_o");
+  Tensor dht32;
+  if (dht.defined()) {
+    dht32 = as_f32(dht);
+    b.dht = static_cast<const float*>(dht32.raw());
+  }
+  b.h = static_cast<const float*>(h64.raw());
+  Tensor dh = Tensor::empty({std::max<int64_t>(chunks, 1), p.HV, p.K, p.V}, DType::f32, Device::cuda), dh0;
+  b.dh = static_cast<float*>(dh.raw_mut());
+  if (p.has_h0) {
+    dh0 = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+    b.dh0 = static_cast<float*>(dh0.raw_mut());
+  }
+  launch_chunk_bwd64_states(b);
+  auto buffer = [&](bool on, int64_t dim) {  // the gradient kernels write every element
+    return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
+  };
+  auto ptr = [](Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; };
+  Tensor gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
+  Tensor gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
+  Tensor gw = buffer(p.w.form != GateForm::absent, p.V);
+  Tensor dpt = Tensor::empty({blocks * 2 * kChunk * kChunk}, DType::f32, Device::cuda);
+  Tensor dgl = Tensor::empty({blocks * kmax}, DType::f32, Device::cuda);
+  b.dpt = ptr(dpt), b.dgl = ptr(dgl);
+  b.gq = ptr(gq), b.gk = ptr(gk), b.gv = ptr(gv), b.gg = ptr(gg), b.gb = ptr(gb), b.gw = ptr(gw);
+  launch_chunk_bwd64(b);
+  return grads_to_inputs(p, in, gq, gk, gv, gg, gb, gw, dh0, f.stream);
+}
+
+}  // namespace
+
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
                          const Tensor& h64_stored) {
   GDN2_CHECK(d_o.device() == Device::cuda && (!dht.defined() || dht.device() == Device::cuda), ShapeError,
              "gdn2_chunk_bwd: d_o and dht must be on the inputs' device (cuda), got ", d_o.describe());
+  if (chunk_uses_tensor_cores(p, in)) return chunk_bwd_tensor_cores(p, in, d_o, dht, h64_stored);
+  // fp32 inputs: the fp32 kernels over chunks of 32 tokens (fp32 budget).
   constexpr int64_t kBwdChunk = 32;  // chunk_bwd.cu
   Launch l = make_params(p, in, false);
   Gdn2BwdParams bp;
@@ -345,14 +442,10 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     bp.seg_dS = static_cast<float*>(seg_dS.raw_mut());
   }
 
-  // bf16/fp16 inputs (tensor-core path): the forward is recomputed on tensor cores over chunks of 64 tokens, keeping
-  // its workspace (W, U, P, kgT and A per chunk) and its states every 64 tokens (or taking the stored ones); the
-  // state-gradient pass runs over chunks of 32 (chunk_bwd.cu) and the gradients over chunks of 64 (chunk_bwd64.cu).
-  // fp32 inputs: the forward's states entering every 32-token chunk, from the stored states every 64 tokens completed
-  // by the states pass from the chunk coefficients, or recomputed by the exact CUDA-core forward every 32 tokens; the
-  // fp32 gradient kernel over chunks of 32 (fp32 budget).
-  const bool tc = chunk_uses_tensor_cores(p, in);
+  // The forward's states entering every 32-token chunk: the stored states every 64 tokens (h64_stored) completed by the
+  // states pass from the chunk coefficients, or recomputed by the exact CUDA-core forward every 32 tokens.
   const int64_t tokens = p.tokens();
+  Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor h0;
   if (in.h0.defined()) {
@@ -363,57 +456,33 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   bp.f.o = nullptr;
   bp.f.ht = nullptr;
   bp.f.chunk.seq_chunk0 = bp.seq_chunk0;
-  const ChunkTables c64 = chunk_tables(p, kChunk, 0);
-  const int64_t chunks64 = c64.chunks();
-  Launch fwd;  // the tensor-core forward's parameter block and workspace, read by the gradient kernels
-  Tensor h, h64, a_inv, sub_tables;
-  if (tc) {
-    Gdn2Params& f = (fwd = make_params(p, in, true)).params;
-    a_inv = Tensor::empty({std::max<int64_t>(f.chunk.chunks, 1) * p.HV * kChunk * kChunk}, DType::bf16, Device::cuda);
-    f.chunk.A = a_inv.raw_mut();
-    f.h0 = bp.f.h0;
-    f.state_type = ElemType::f32;
-    f.o = nullptr;
-    f.ht = nullptr;
-    if (h64_stored.defined()) {
-      h64 = h64_stored;
-      launch_chunk_intra(f);
-    } else {
-      h64 = Tensor::empty({f.chunk.chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
-      f.h_chunks = static_cast<float*>(h64.raw_mut());
-      launch_chunk_fwd(f);
-    }
+  Tensor h64, sub_tables;
+  if (h64_stored.defined()) {
+    h64 = h64_stored;
   } else {
-    h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
-    if (h64_stored.defined()) {
-      h64 = h64_stored;
-    } else {
-      bp.f.h_chunks = static_cast<float*>(h.raw_mut());
-      bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
-      launch_chunk_fwd_exact(bp.f);
-    }
+    bp.f.h_chunks = static_cast<float*>(h.raw_mut());
+    bp.f.h_chunk_tokens = static_cast<int32_t>(kBwdChunk);
+    launch_chunk_fwd_exact(bp.f);
   }
   if (h64.defined()) {
+    const ChunkTables c64 = chunk_tables(p, kChunk, 0);
+    const int64_t chunks64 = c64.chunks();
+    std::vector<int64_t> sub;  // per 64-token chunk: its first 32-token chunk, then (below) its length
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t c = c64.first[n]; c < c64.first[n + 1]; ++c)
+        sub.push_back(ct.first[n] + (c - c64.first[n]) * (kChunk / kBwdChunk));
     GDN2_CHECK(h64.shape() == (Shape{chunks64, p.HV, p.K, p.V}) && h64.dtype() == DType::f32 &&
                    h64.device() == Device::cuda,
                ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
                shape_str({chunks64, p.HV, p.K, p.V}), ", got ", h64.describe());
-    // Per 64-token chunk: its first 32-token chunk, then its length (the sub-states of the fp32 path), or the 32-token
-    // chunk it ends with (the gradient kernels of the tensor-core path read the state gradient leaving it).
-    std::vector<int64_t> sub;
-    for (int64_t n = 0; n < p.N; ++n)
-      for (int64_t c = c64.first[n]; c < c64.first[n + 1]; ++c)
-        sub.push_back(ct.first[n] + (c - c64.first[n]) * (kChunk / kBwdChunk) + (tc && c64.len[c] > kBwdChunk ? 1 : 0));
-    if (!tc) sub.insert(sub.end(), c64.len.begin(), c64.len.end());
+    sub.insert(sub.end(), c64.len.begin(), c64.len.end());
     sub_tables = device_i64(sub);
-    if (!tc) {
-      bp.h64 = static_cast<const float*>(h64.raw());
-      bp.first32 = static_cast<const int64_t*>(sub_tables.raw());
-      bp.len64 = bp.first32 + chunks64;
-      bp.chunks64 = static_cast<int32_t>(chunks64);
-      bp.h_sub = static_cast<float*>(h.raw_mut());
-      bp.coef_u_cols = bp.vpad;
-    }
+    bp.h64 = static_cast<const float*>(h64.raw());
+    bp.first32 = static_cast<const int64_t*>(sub_tables.raw());
+    bp.len64 = bp.first32 + chunks64;
+    bp.chunks64 = static_cast<int32_t>(chunks64);
+    bp.h_sub = static_cast<float*>(h.raw_mut());
+    bp.coef_u_cols = bp.vpad;
   }
 
   bp.d_o = d_o.raw();
@@ -423,16 +492,14 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     dht32 = as_f32(dht);
     bp.dht = static_cast<const float*>(dht32.raw());
   }
-  bp.h = h.defined() ? static_cast<const float*>(h.raw()) : nullptr;
+  bp.h = static_cast<const float*>(h.raw());
   bp.dh = static_cast<float*>(dh.raw_mut());
   Tensor coef, tp;  // each chunk's coefficients for the states pass (kernels.h, chunk_coef_floats); T and P
   if (chunks > 0) {
     coef = Tensor::empty({chunks * p.HV * chunk_coef_floats(kmax, bp.coef_u_cols)}, DType::f32, Device::cuda);
+    tp = Tensor::empty({chunks, p.HV, 2, kBwdChunk, kBwdChunk}, DType::f32, Device::cuda);
     bp.coef = static_cast<float*>(coef.raw_mut());
-    if (!tc) {
-      tp = Tensor::empty({chunks, p.HV, 2, kBwdChunk, kBwdChunk}, DType::f32, Device::cuda);
-      bp.tp = static_cast<float*>(tp.raw_mut());
-    }
+    bp.tp = static_cast<float*>(tp.raw_mut());
   }
   Tensor dh0;
   if (p.has_h0) {
@@ -441,55 +508,19 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   }
   launch_chunk_bwd_states(bp);
   coef = Tensor();  // the gradient buffers below may reuse these
+  h64 = Tensor();
   bp.coef = nullptr;
   bp.h64 = nullptr;
-  if (!tc) h64 = Tensor();
-  auto buffer = [&](bool on, int64_t dim) {  // the gradient kernels write every element
+  auto buffer = [&](bool on, int64_t dim) {  // chunk_grad_kernel writes every element
     return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
   };
   auto ptr = [](Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; };
   Tensor gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
   Tensor gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
   Tensor gw = buffer(p.w.form != GateForm::absent, p.V);
-  if (tc) {
-    Gdn2Bwd64Params b64;
-    b64.f = fwd.params;
-    b64.d_o = bp.d_o;
-    b64.d_o_type = bp.d_o_type;
-    b64.h = static_cast<const float*>(h64.raw());
-    b64.dh = bp.dh;
-    b64.dh_chunk = static_cast<const int64_t*>(sub_tables.raw());
-    Tensor dpt = Tensor::empty({std::max<int64_t>(chunks64, 1), p.HV, 2, kChunk, kChunk}, DType::f32, Device::cuda);
-    Tensor dgl = Tensor::empty({std::max<int64_t>(chunks64, 1) * p.HV * kmax}, DType::f32, Device::cuda);
-    b64.dpt = ptr(dpt), b64.dgl = ptr(dgl);
-    b64.gq = ptr(gq), b64.gk = ptr(gk), b64.gv = ptr(gv), b64.gg = ptr(gg), b64.gb = ptr(gb), b64.gw = ptr(gw);
-    launch_chunk_bwd64(b64);
-    GDN2_CUDA_CHECK(cudaStreamSynchronize(bp.f.stream));  // before dpt and dgl go back to the pool
-  } else {
-    bp.gq = ptr(gq), bp.gk = ptr(gk), bp.gv = ptr(gv), bp.gg = ptr(gg), bp.gb = ptr(gb), bp.gw = ptr(gw);
-    launch_chunk_bwd_grads(bp);
-  }
-
-  // Per value head -> the inputs' shapes (summed over value-head groups, and over channels for per-head gates).
-  auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {
-    if (!buf.defined()) return Tensor();
-    if (spec.form == GateForm::channel && spec.heads == p.HV) return buf.reshape(like.shape());  // nothing to sum
-    Tensor out = Tensor::empty(like.shape(), DType::f32, Device::cuda);
-    launch_reduce_heads(static_cast<const float*>(buf.raw()), tokens, static_cast<int>(p.HV), static_cast<int>(dim),
-                        static_cast<int>(spec.heads), spec.form == GateForm::channel, static_cast<float*>(out.raw_mut()),
-                        bp.f.stream);
-    return out;
-  };
-  Gdn2Grads r;
-  r.dq = reduce(gq, {GateForm::channel, p.H}, p.K, in.q);
-  r.dk = reduce(gk, {GateForm::channel, p.H}, p.K, in.k);
-  r.dv = reduce(gv, {GateForm::channel, p.HV}, p.V, in.v);
-  r.dg = reduce(gg, p.g, p.K, in.g_log);
-  r.db = reduce(gb, p.b, p.K, in.b);
-  r.dw = reduce(gw, p.w, p.V, in.w);
-  r.dh0 = dh0;
-  GDN2_CUDA_CHECK(cudaStreamSynchronize(bp.f.stream));
-  return r;
+  bp.gq = ptr(gq), bp.gk = ptr(gk), bp.gv = ptr(gv), bp.gg = ptr(gg), bp.gb = ptr(gb), bp.gw = ptr(gw);
+  launch_chunk_bwd_grads(bp);
+  return grads_to_inputs(p, in, gq, gk, gv, gg, gb, gw, dh0, bp.f.stream);
 }
 
 Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_recurrent); }

@@ -76,11 +76,12 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams b
     out[Lay::kW + idx] = sm.bk[t][d];
     out[Lay::kKt + idx] = sm.G[t][d];
   }
-  float* tp = bp.tp == nullptr ? nullptr : bp.tp + (static_cast<int64_t>(c) * p.HV + hv) * 2 * kC * kC;
+  float* tp = bp.tp + (static_cast<int64_t>(c) * p.HV + hv) * 2 * kC * kC;
   for (int idx = tid; idx < kC * kC; idx += kThreads) {
     const float t = sm.T[idx / kC][idx % kC], pr = sm.P[idx / kC][idx % kC];
     out[Lay::kP + idx] = pr;
-    if (tp != nullptr) tp[idx] = t, tp[kC * kC + idx] = pr;
+    tp[idx] = t;
+    tp[kC * kC + idx] = pr;
   }
   for (int d = tid; d < KMAX; d += kThreads) out[Lay::kGamma + d] = __expf(sm.gl[d]);
   // U = (I + T)^-1 (w⊙v), 64 columns at a time.

@@ -17,6 +17,7 @@
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
 #include "cuda/gdn2/mma.cuh"
+#include "cuda/gdn2/segment_scan.cuh"
 
 namespace gdn2::cuda {
 
@@ -58,6 +59,165 @@ __device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* s
   }
 }
 
+// One chunk's workspace tiles for the state-gradient pass (bf16 as chunk_intra.cu wrote them).
+template <int KMAX>
+struct DStage {
+  static constexpr int LDK = KMAX + 8;
+  bf16 W[kC][LDK];
+  bf16 qg[kC][LDK];
+  bf16 kgT[KMAX][kLd];
+  bf16 P[kC][kLd];
+  float gamma[KMAX];
+};
+
+template <int KMAX>
+__device__ __forceinline__ void dstage_load(DStage<KMAX>& st, const ChunkWork& cw, int64_t blk) {
+  load_bf16_tile(&st.W[0][0], DStage<KMAX>::LDK, static_cast<const bf16*>(cw.W) + blk * kC * KMAX, KMAX, kC, KMAX);
+  load_bf16_tile(&st.qg[0][0], DStage<KMAX>::LDK, static_cast<const bf16*>(cw.qg) + blk * kC * KMAX, KMAX, kC, KMAX);
+  load_bf16_tile(&st.kgT[0][0], kLd, static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC, kC, KMAX, kC);
+  load_bf16_tile(&st.P[0][0], kLd, static_cast<const bf16*>(cw.P) + blk * kC * kC, kC, kC, kC);
+  for (int idx = threadIdx.x; idx < KMAX / 4; idx += kThreads) cp_async_16(&st.gamma[4 * idx], cw.gamma + blk * KMAX + 4 * idx);
+  cp_async_commit();
+}
+
+template <int KMAX>
+struct DstateSmem {
+  DStage<KMAX> st[2];  // the current chunk's tiles and the next one's (double buffer)
+  float dO[kC][kLd];
+  float dV[kC][kLd];  // -dV'
+  float dS[KMAX][kLd];
+};
+
+// The state-gradient pass, one block per (64 columns, value head, segment; the forward's segments), walking the chunks
+// in reverse with its slice of dS in shared memory: dh[c] = dS, -dV' = -(Kt dS + P^T dO), then
+// dS <- Diag(γ) dS + qg^T dO + W^T (-dV'); dh0 = dS at the start. kTransition: the context-parallel first pass over
+// every segment but its sequence's first, from a zero gradient with kmax identity columns past vpad (dO = 0), giving
+// [dS0 | M] in seg_state (as chunk_bwd.cu's pass does over chunks of 32).
+template <int KMAX, bool kTransition>
+__global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Params bp) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  DstateSmem<KMAX>& sm = *reinterpret_cast<DstateSmem<KMAX>*>(smem_raw);
+  const Gdn2Params& p = bp.f;
+  const ChunkWork& cw = p.chunk;
+  const int col0 = blockIdx.x * kCols, hv = blockIdx.y, seg = blockIdx.z, tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+  const int K = p.K, V = p.V;
+  const auto [n, c_first, c_last, first, last] = segment_of(cw.seg_seq, cw.seg_chunk0, cw.seq_chunk0, seg);
+  if (kTransition && first) return;
+  const bool trans = kTransition && col0 >= cw.vpad;  // transition columns: dO = 0
+  const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
+  const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
+  auto blk_of = [&](int c) { return static_cast<int64_t>(c) * p.HV + hv; };
+  if (c_last > c_first) dstage_load(sm.st[0], cw, blk_of(c_last - 1));
+  for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+    float x = 0.f;  // rows past K stay zero
+    if (d < K) {
+      if (kTransition)
+        x = trans && d == col - cw.vpad ? 1.f : 0.f;
+      else if (!last)
+        x = cw.seg_h0[(seg_blk * KMAX + d) * cw.vpad + col];
+      else if (bp.dht != nullptr && col < V)
+        x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
+    }
+    sm.dS[d][cc] = x;
+  }
+  // Product 1 (-dV'): warp w, rows 16 (w % 4) .. +15 and columns 32 (w / 4) .. +31. Product 2 (dS): key rows
+  // 16 (w % RT) .. +15 and the w / RT-th of 8 / RT column groups.
+  constexpr int RT = KMAX / 16, WPR = 8 / RT, NT2 = 8 / WPR;
+  const int r1 = 16 * (warp & 3), n1 = 32 * (warp >> 2);
+  const int r2 = 16 * (warp % RT), n2 = (warp / RT) * (kCols / WPR);
+  const int k_key = (K + 7) / 8;
+  // dO of a chunk, loaded into registers one chunk step ahead (thread elements idx = tid + u kThreads).
+  constexpr int kIters = kC * kCols / kThreads;
+  float o_next[kIters];
+  auto load_dO = [&](int c) {
+    const int64_t c0 = cw.chunk_tok0[c];
+    const int L = static_cast<int>(cw.chunk_len[c]);
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
+      o_next[u] = !trans && t < L && col < V
+                      ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
+                      : 0.f;
+    }
+  };
+  if (c_last > c_first) load_dO(c_last - 1);
+  int buf = 0;
+#pragma unroll 1
+  for (int c = c_last - 1; c >= c_first; --c, buf ^= 1) {
+    const int L = static_cast<int>(cw.chunk_len[c]);
+    __syncthreads();  // the previous chunk is done with every buffer, the other stage included
+    const bool more = c > c_first;
+    if (more) dstage_load(sm.st[buf ^ 1], cw, blk_of(c - 1));
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int idx = tid + u * kThreads;
+      sm.dO[idx / kCols][idx % kCols] = o_next[u];
+    }
+    if (more) load_dO(c - 1);  // in flight during this step
+    if (!kTransition) {
+      float* dh = bp.dh + blk_of(c) * K * V;
+      for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+        const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+        if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
+      }
+    }
+    if (more)
+      cp_async_wait<1>();  // this chunk's stage (the group before the one just issued)
+    else
+      cp_async_wait<0>();
+    __syncthreads();
+    const DStage<KMAX>& st = sm.st[buf];
+    const int k_tok = (L + 7) / 8;  // rows past L of the workspace and of dO are zeros
+    {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 8-blocks start at the row block.
+      float acc[4][4];
+      zero(acc);
+      mma1_rows(acc, [&](int r, int k) { return bf(st.kgT[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; }, r1, n1,
+                0, k_key, lane);
+      mma1_rows(acc, [&](int r, int k) { return bf(st.P[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r1, n1,
+                r1, k_tok > r1 / 8 ? k_tok - r1 / 8 : 0, lane);
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) sm.dV[acc_row(r1, lane, h)][acc_col(n1, lane, nt, h)] = -acc[nt][h];
+    }
+    __syncthreads();
+    {  // dS <- Diag(γ) dS + qg^T dO + W^T (-dV'): each warp reads and writes only its own part of dS.
+      float acc[NT2][4];
+#pragma unroll
+      for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) {
+          const int d = acc_row(r2, lane, h);
+          acc[nt][h] = st.gamma[d] * sm.dS[d][acc_col(n2, lane, nt, h)];
+        }
+      mma1_rows(acc, [&](int r, int k) { return bf(st.qg[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r2, n2,
+                0, k_tok, lane);
+      mma1_rows(acc, [&](int r, int k) { return bf(st.W[k][r]); }, [&](int k, int n) { return sm.dV[k][n]; }, r2, n2, 0,
+                k_tok, lane);
+#pragma unroll
+      for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+        for (int h = 0; h < 4; ++h) sm.dS[acc_row(r2, lane, h)][acc_col(n2, lane, nt, h)] = acc[nt][h];
+    }
+  }
+  __syncthreads();
+  if (kTransition) {
+    const int ld = cw.vpad + KMAX;
+    float* E = cw.seg_state + seg_blk * KMAX * ld;
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols;
+      E[static_cast<int64_t>(d) * ld + col0 + cc] = sm.dS[d][cc];
+    }
+  } else if (first && bp.dh0 != nullptr) {
+    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
+      const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
+      if (d < K && col < V) bp.dh0[state_base + static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
+    }
+  }
+}
+
 template <int KMAX>
 struct GradSmem {
   static constexpr int LDW = KMAX + 8, LDX = KMAX + 8;
@@ -91,7 +251,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
   const int r0 = 16 * (warp & 3), n32 = 32 * (warp >> 2), nk = (warp >> 2) * (KMAX / 2);
   const int k_key = (K + 7) / 8, k_tri = (kC - r0) / 8;  // key-channel steps; steps of a triangular factor from r0
   const float* Sg = bp.h + blk * K * V;
-  const float* dSg = bp.dh + (bp.dh_chunk[c] * p.HV + hv) * static_cast<int64_t>(K) * V;
+  const float* dSg = bp.dh + blk * K * V;
 
   load_bf16_tile(&sm.W[0][0], Smem::LDW, static_cast<const bf16*>(cw.W) + blk * kC * KMAX, KMAX, kC, KMAX);
   load_bf16_tile(&sm.Kt[0][0], kLd, static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC, kC, KMAX, kC);
@@ -112,14 +272,37 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
     load_slice(sm.dS, dSg, KMAX, K, V, v0);
     load_bf16_tile(&sm.U[0][0], kLd, static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + v0, cw.vpad, kC, kCols);
     cp_async_commit();
-    for (int it = tid; it < kC * kCols; it += kThreads) {
-      const int r = it / kCols, cc = it % kCols, col = v0 + cc;
-      sm.dO[r][cc] = r < L && col < V
-                         ? load_elem(bp.d_o, bp.d_o_type, ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col)
-                         : 0.f;
+    {  // dO: every load issued before the stores (a load cannot move above an earlier shared store)
+      constexpr int kIters = kC * kCols / kThreads;
+      float o[kIters];
+#pragma unroll
+      for (int u = 0; u < kIters; ++u) {
+        const int it = tid + u * kThreads, r = it / kCols, col = v0 + it % kCols;
+        o[u] = r < L && col < V
+                   ? load_elem(bp.d_o, bp.d_o_type, ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col)
+                   : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kIters; ++u) {
+        const int it = tid + u * kThreads;
+        sm.dO[it / kCols][it % kCols] = o[u];
+      }
     }
     cp_async_wait<0>();
     __syncthreads();
+    float wg[4][4], vg[4][4];  // w and v at this thread's elements of dX, in flight during the products
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const int r = acc_row(r0, lane, h), col = acc_col(v0 + n32, lane, nt, h);
+        const int64_t tok = tok0 + r;
+        const bool ok = r < L && col < V;
+        wg[nt][h] = ok ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) : 0.f;
+        vg[nt][h] = ok && bp.gw != nullptr
+                        ? load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col)
+                        : 0.f;
+      }
     {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
       float vs[4][4], dv[4][4];
       zero(vs), zero(dv);
@@ -156,11 +339,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
         const int r = acc_row(r0, lane, h), cc = acc_col(n32, lane, nt, h), col = v0 + cc;
         sm.Vn[r][cc] = dx[nt][h];
         if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
-          const int64_t tok = tok0 + r, at = (tok * p.HV + hv) * static_cast<int64_t>(V) + col;
-          const float wv = load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
-          bp.gv[at] = dx[nt][h] * wv;
-          if (bp.gw != nullptr)
-            bp.gw[at] = dx[nt][h] * load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
+          const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col;
+          bp.gv[at] = dx[nt][h] * wg[nt][h];
+          if (bp.gw != nullptr) bp.gw[at] = dx[nt][h] * vg[nt][h];
         }
       }
     __syncthreads();
@@ -367,18 +548,35 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
 
   // The chain rule per element (row i, channel d): aq becomes dq̂ (before the norm), ab dk̂, ak the element's dg term,
   // kt Kt ⊙ dKt; the gradient wrt b goes to the element's place in b.
-  float kt[NK][4], dq_dot[2] = {0.f, 0.f}, dk_dot[2] = {0.f, 0.f};
+  // d(q⊙Γ), dKt and d(b⊙k⊙Γ) from the gradient kernel: the next n-tile's loads are issued before this one's
+  // shared-memory stores (which a load could not pass).
+  float kt[NK][4], dq_dot[2] = {0.f, 0.f}, dk_dot[2] = {0.f, 0.f}, in[3][4];
+  auto load_in = [&](int nt) {
 #pragma unroll
-  for (int nt = 0; nt < NK; ++nt)
+    for (int h = 0; h < 4; ++h) {
+      const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+      const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d;
+      const bool ok = i < L && d < K;
+      in[0][h] = ok ? bp.gq[at] : 0.f;
+      in[1][h] = ok ? bp.gk[at] : 0.f;
+      in[2][h] = ok && bp.gb != nullptr ? bp.gb[at] : 0.f;
+    }
+  };
+  load_in(0);
+#pragma unroll
+  for (int nt = 0; nt < NK; ++nt) {
+    float cur[3][4];
+#pragma unroll
+    for (int h = 0; h < 4; ++h) cur[0][h] = in[0][h], cur[1][h] = in[1][h], cur[2][h] = in[2][h];
+    if (nt + 1 < NK) load_in(nt + 1);
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
       float gq = 0.f, gk = 0.f, dg = 0.f, ktd = 0.f, gb = 0.f;
       if (i < L && d < K) {
-        const int64_t tok = tok0 + i, at = (tok * p.HV + hv) * static_cast<int64_t>(K) + d;
         const float gi = sm.G[i][d], gam = __expf(gi), rev = __expf(sm.gl[d] - gi);
         const float qh = sm.q[i][d], kh = sm.k[i][d], bgate = sm.b[i][d], bkv = bgate * kh, qs = s * qh;
-        const float dqg = bp.gq[at], dKt = bp.gk[at], dbkg = bp.gb != nullptr ? bp.gb[at] : 0.f;
+        const float dqg = cur[0][h], dKt = cur[1][h], dbkg = cur[2][h];
         dg = dqg * qs * gam + dbkg * bkv * gam + qs * aq[nt][h] + bkv * ab[nt][h] - kh * ak[nt][h];
         const float dbk = dbkg * gam + ab[nt][h];
         gq = s * (dqg * gam + aq[nt][h]);
@@ -391,6 +589,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
       sm.b[i][d] = gb;
       aq[nt][h] = gq, ab[nt][h] = gk, ak[nt][h] = dg, kt[nt][h] = ktd;
     }
+  }
   const int half = warp >> 2, g8 = lane >> 2;
 #pragma unroll
   for (int e = 0; e < 2; ++e) {  // a row's channels: 4 lanes of this warp and the other half's warp
@@ -446,7 +645,29 @@ void launch(const Gdn2Bwd64Params& bp) {
   launch_with_smem(chunk_pair64_kernel<KMAX>, grid, kThreads, sizeof(PairSmem<KMAX>), bp.f.stream, bp);
 }
 
+template <int KMAX>
+void launch_states(const Gdn2Bwd64Params& bp) {
+  const Gdn2Params& p = bp.f;
+  const ChunkWork& cw = p.chunk;
+  const size_t smem = sizeof(DstateSmem<KMAX>);
+  if (cw.seg_state != nullptr) {
+    launch_with_smem(chunk_dstate64_kernel<KMAX, true>, dim3((cw.vpad + KMAX) / kCols, p.HV, cw.segs), kThreads, smem,
+                     p.stream, bp);
+    SegmentScan scan;  // in reverse: the gradient entering each segment from its right, from dht
+    scan.seq_seg0 = cw.seq_seg0, scan.seg_state = cw.seg_state, scan.out = cw.seg_h0, scan.init = bp.dht;
+    scan.N = p.N, scan.HV = p.HV, scan.K = p.K, scan.V = p.V, scan.vpad = cw.vpad;
+    launch_segment_scan<KMAX, true>(scan, p.stream);
+  }
+  launch_with_smem(chunk_dstate64_kernel<KMAX, false>, dim3(cw.vpad / kCols, p.HV, cw.segs), kThreads, smem, p.stream,
+                   bp);
+}
+
 }  // namespace
+
+void launch_chunk_bwd64_states(const Gdn2Bwd64Params& bp) {
+  if (bp.f.N == 0) return;
+  with_kmax(bp.f.chunk.kmax, [&](auto kmax) { launch_states<decltype(kmax)::value>(bp); });
+}
 
 void launch_chunk_bwd64(const Gdn2Bwd64Params& bp) {
   if (bp.f.N == 0 || bp.f.chunk.chunks == 0) return;

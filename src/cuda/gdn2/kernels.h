@@ -27,8 +27,9 @@ void launch_chunk_state(const Gdn2Params& p);
 void launch_chunk_bwd_states(const Gdn2BwdParams& bp);
 void launch_chunk_bwd_grads(const Gdn2BwdParams& bp);
 // Chunk backward for bf16/fp16 inputs on tensor cores (tf32, fp32 accumulation) over the forward's chunks of 64
-// tokens, after the forward's intra kernel (with ChunkWork::A) and the state-gradient pass: chunk_grad64_kernel, then
-// chunk_pair64_kernel; the gradients per value head.
+// tokens, after the forward's intra kernel (with ChunkWork::A). States: the reverse pass over chunks for the state
+// gradients (dh, dh0). Grads: chunk_grad64_kernel, then chunk_pair64_kernel; the gradients per value head.
+void launch_chunk_bwd64_states(const Gdn2Bwd64Params& bp);
 void launch_chunk_bwd64(const Gdn2Bwd64Params& bp);
 // Floats of bp.coef per (chunk, value head): s q̂⊙Γ, W and Kt [32][kmax] each, P [32][32], γ [kmax], and U [32][u_cols].
 constexpr int64_t chunk_coef_floats(int64_t kmax, int64_t u_cols = 0) {

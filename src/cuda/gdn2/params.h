@@ -116,14 +116,17 @@ struct Gdn2BwdParams {
 };
 
 // The tensor-core chunk backward (chunk_bwd64.cu) for bf16/fp16 inputs, over the forward's chunks of 64 tokens. f is
-// the recomputed forward's parameter block: its chunk tables and workspace (W, U, P, kgT and A of every chunk).
+// the recomputed forward's parameter block: its chunk tables, segments and workspace (W, qg, kgT, U, P, gamma and A of
+// every chunk). The state-gradient pass runs over the forward's segments; with context parallelism it takes the
+// forward's seg_state for its transitions [dS0 | M] and seg_h0 for the gradient entering each segment from its right.
 struct Gdn2Bwd64Params {
   Gdn2Params f;
   const void* d_o = nullptr;             // [tokens, HV, V]
   ElemType d_o_type = ElemType::f32;
+  const float* dht = nullptr;            // [N, HV, K, V] or null
   const float* h = nullptr;              // [chunks, HV, K, V]: the state entering each chunk
-  const float* dh = nullptr;             // [chunks32, HV, K, V]: the gradient wrt the state leaving each 32-token chunk
-  const int64_t* dh_chunk = nullptr;     // [chunks]: the 32-token chunk each chunk ends with
+  float* dh = nullptr;                   // [chunks, HV, K, V]: the gradient wrt the state leaving each chunk
+  float* dh0 = nullptr;                  // [N, HV, K, V] or null
   float* dpt = nullptr;                  // [chunks, HV, 2, 64, 64]: dP (j <= i) and dT (j < i) of each chunk
   float* dgl = nullptr;                  // [chunks, HV, kmax]: the gradient wrt Γ_last through the state decay
   // [tokens, HV, K] per value head: the gradient kernel leaves d(q⊙Γ), dKt and d(b⊙k⊙Γ) in gq, gk and gb, the pair
