@@ -23,7 +23,10 @@ namespace gdn2::cuda {
 
 namespace {
 
-constexpr int kC = 64, kCols = 64, kThreads = 256, kLd = kC + 8;  // [.., 64] fp32 tiles: row stride 8 mod 32 words
+constexpr int kC = 64, kCols = 64, kLd = kC + 8;  // [.., 64] fp32 tiles: row stride 8 mod 32 words
+// The state-gradient pass runs 8 warps per block; the gradient and pair kernels 16 (one block per SM either way: their
+// shared memory allows no more, so the second eight warps hide latency).
+constexpr int kThreads = 256, kWideThreads = 512;
 constexpr float kSpan = 60.f;  // e^60 and e^-60 are far inside fp32 (and tf32) range
 
 __device__ __forceinline__ float bf(bf16 x) { return __bfloat162float(x); }
@@ -32,7 +35,7 @@ __device__ __forceinline__ float bf(bf16 x) { return __bfloat162float(x); }
 // cp.async; zeros past V and from row `valid` on.
 __device__ __forceinline__ void load_slice(float (*tile)[kLd], const float* src, int rows, int valid, int V, int v0) {
   const bool vec = V % 4 == 0;
-  for (int it = threadIdx.x; it < rows * (kCols / 4); it += kThreads) {
+  for (int it = threadIdx.x; it < rows * (kCols / 4); it += blockDim.x) {
     const int r = it / (kCols / 4), c4 = 4 * (it % (kCols / 4)), col = v0 + c4;
     float* d = &tile[r][c4];
     const float* s = src + static_cast<int64_t>(r) * V + col;
@@ -53,7 +56,7 @@ __device__ __forceinline__ void load_slice(float (*tile)[kLd], const float* src,
 // rows x cols bf16 from a dense row-major source (row stride cols) into tile rows of stride ld, 16-byte pieces.
 __device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* src, int src_ld, int rows, int cols) {
   const int pieces = cols / 8;
-  for (int it = threadIdx.x; it < rows * pieces; it += kThreads) {
+  for (int it = threadIdx.x; it < rows * pieces; it += blockDim.x) {
     const int r = it / pieces, c8 = 8 * (it % pieces);
     cp_async_16(tile + r * ld + c8, src + static_cast<int64_t>(r) * src_ld + c8);
   }
@@ -234,21 +237,21 @@ struct GradSmem {
   static_assert(kC * LDX <= KMAX * kLd, "a [kC][LDX] tile fits the space of a state slice");
 };
 
-// Warp w: rows 16 (w % 4) .. +15 of the chunk; of [kC, 64] tiles columns 32 (w / 4) .. +31, of [kC, KMAX] ones key
-// channels (w / 4) KMAX/2 .. + KMAX/2.
+// Warp w: rows 16 (w % 4) .. +15 of the chunk; of [kC, 64] tiles columns 16 (w / 4) .. +15, of [kC, KMAX] ones key
+// channels (w / 4) KMAX/4 .. + KMAX/4.
 template <int KMAX>
-__global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Params bp) {
+__global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Params bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   using Smem = GradSmem<KMAX>;
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
-  constexpr int NK = KMAX / 16;
+  constexpr int NK = KMAX / 32;
   const Gdn2Params& p = bp.f;
   const ChunkWork& cw = p.chunk;
   const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int K = p.K, V = p.V, group = p.HV / p.H;
   const int64_t tok0 = cw.chunk_tok0[c], blk = static_cast<int64_t>(c) * p.HV + hv;
   const int L = static_cast<int>(cw.chunk_len[c]);
-  const int r0 = 16 * (warp & 3), n32 = 32 * (warp >> 2), nk = (warp >> 2) * (KMAX / 2);
+  const int r0 = 16 * (warp & 3), n16 = 16 * (warp >> 2), nk = (warp >> 2) * (KMAX / 4);
   const int k_key = (K + 7) / 8, k_tri = (kC - r0) / 8;  // key-channel steps; steps of a triangular factor from r0
   const float* Sg = bp.h + blk * K * V;
   const float* dSg = bp.dh + blk * K * V;
@@ -259,7 +262,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
   load_bf16_tile(&sm.P[0][0], kLd, static_cast<const bf16*>(cw.P) + blk * kC * kC, kC, kC, kC);
   cp_async_commit();
 
-  float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[4][4], aT[4][4], dgl = 0.f;
+  float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[2][4], aT[2][4], dgl = 0.f;
   zero(aQ), zero(aKt), zero(aW), zero(aP), zero(aT);
   auto dO = [&](int r, int k) { return sm.dO[r][k]; };
   auto dV = [&](int r, int k) { return sm.dV[r][k]; };
@@ -273,29 +276,29 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
     load_bf16_tile(&sm.U[0][0], kLd, static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + v0, cw.vpad, kC, kCols);
     cp_async_commit();
     {  // dO: every load issued before the stores (a load cannot move above an earlier shared store)
-      constexpr int kIters = kC * kCols / kThreads;
+      constexpr int kIters = kC * kCols / kWideThreads;
       float o[kIters];
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
-        const int it = tid + u * kThreads, r = it / kCols, col = v0 + it % kCols;
+        const int it = tid + u * kWideThreads, r = it / kCols, col = v0 + it % kCols;
         o[u] = r < L && col < V
                    ? load_elem(bp.d_o, bp.d_o_type, ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col)
                    : 0.f;
       }
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
-        const int it = tid + u * kThreads;
+        const int it = tid + u * kWideThreads;
         sm.dO[it / kCols][it % kCols] = o[u];
       }
     }
     cp_async_wait<0>();
     __syncthreads();
-    float wg[4][4], vg[4][4];  // w and v at this thread's elements of dX, in flight during the products
+    float wg[2][4], vg[2][4];  // w and v at this thread's elements of dX, in flight during the products
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
+    for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
       for (int h = 0; h < 4; ++h) {
-        const int r = acc_row(r0, lane, h), col = acc_col(v0 + n32, lane, nt, h);
+        const int r = acc_row(r0, lane, h), col = acc_col(v0 + n16, lane, nt, h);
         const int64_t tok = tok0 + r;
         const bool ok = r < L && col < V;
         wg[nt][h] = ok ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) : 0.f;
@@ -304,19 +307,19 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
                         : 0.f;
       }
     {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
-      float vs[4][4], dv[4][4];
+      float vs[2][4], dv[2][4];
       zero(vs), zero(dv);
-      mma1_rows(vs, [&](int r, int k) { return bf(sm.W[r][k]); }, [&](int k, int n) { return sm.S[k][n]; }, r0, n32, 0,
+      mma1_rows(vs, [&](int r, int k) { return bf(sm.W[r][k]); }, [&](int k, int n) { return sm.S[k][n]; }, r0, n16, 0,
                 k_key, lane);
-      mma1_rows(dv, [&](int r, int k) { return bf(sm.Kt[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; }, r0, n32,
+      mma1_rows(dv, [&](int r, int k) { return bf(sm.Kt[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; }, r0, n16,
                 0, k_key, lane);
-      mma1_rows(dv, [&](int r, int k) { return bf(sm.P[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r0, n32,
+      mma1_rows(dv, [&](int r, int k) { return bf(sm.P[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r0, n16,
                 r0, k_tri, lane);
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
+      for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
         for (int h = 0; h < 4; ++h) {
-          const int r = acc_row(r0, lane, h), cc = acc_col(n32, lane, nt, h);
+          const int r = acc_row(r0, lane, h), cc = acc_col(n16, lane, nt, h);
           sm.Vn[r][cc] = bf(sm.U[r][cc]) - vs[nt][h];
           sm.dV[r][cc] = dv[nt][h];
         }
@@ -325,18 +328,18 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
     // Sums over the slice's columns: d(q⊙Γ) += dO S^T, -dW += dV' S^T, dKt += V' dS^T, dP += dO V'^T.
     mma1_rows2(aQ, aW, dO, dV, [&](int k, int n) { return sm.S[n][k]; }, r0, nk, 0, kCols / 8, lane);
     mma1_rows(aKt, Vn, [&](int k, int n) { return sm.dS[n][k]; }, r0, nk, 0, kCols / 8, lane);
-    mma1_rows(aP, dO, [&](int k, int n) { return sm.Vn[n][k]; }, r0, n32, 0, kCols / 8, lane);
+    mma1_rows(aP, dO, [&](int k, int n) { return sm.Vn[n][k]; }, r0, n16, 0, kCols / 8, lane);
     if (tid < K)
       for (int cc = 0; cc < kCols; ++cc) dgl += sm.dS[tid][cc] * sm.S[tid][cc];
-    float dx[4][4];  // dX = A^T dV'
+    float dx[2][4];  // dX = A^T dV'
     zero(dx);
-    mma1_rows(dx, At, dV, r0, n32, r0, k_tri, lane);
+    mma1_rows(dx, At, dV, r0, n16, r0, k_tri, lane);
     __syncthreads();  // V' is read
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
+    for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
       for (int h = 0; h < 4; ++h) {
-        const int r = acc_row(r0, lane, h), cc = acc_col(n32, lane, nt, h), col = v0 + cc;
+        const int r = acc_row(r0, lane, h), cc = acc_col(n16, lane, nt, h), col = v0 + cc;
         sm.Vn[r][cc] = dx[nt][h];
         if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
           const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col;
@@ -345,7 +348,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
         }
       }
     __syncthreads();
-    mma1_rows(aT, Vn, [&](int k, int n) { return bf(sm.U[n][k]); }, r0, n32, 0, kCols / 8, lane);  // dX U^T
+    mma1_rows(aT, Vn, [&](int k, int n) { return bf(sm.U[n][k]); }, r0, n16, 0, kCols / 8, lane);  // dX U^T
   }
   __syncthreads();  // every slice is done with S and dS
 
@@ -380,14 +383,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Para
   }
   __syncthreads();
   // dT = -(dX U^T + d(b⊙k⊙Γ) W^T), strictly below the diagonal; dP on and below it.
-  mma1_rows(aT, [&](int r, int k) { return dBK[r][k]; }, [&](int k, int n) { return bf(sm.W[n][k]); }, r0, n32, 0,
+  mma1_rows(aT, [&](int r, int k) { return dBK[r][k]; }, [&](int k, int n) { return bf(sm.W[n][k]); }, r0, n16, 0,
             k_key, lane);
   float* out = bp.dpt + blk * 2 * kC * kC;
 #pragma unroll
-  for (int nt = 0; nt < 4; ++nt)
+  for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
-      const int r = acc_row(r0, lane, h), j = acc_col(n32, lane, nt, h);
+      const int r = acc_row(r0, lane, h), j = acc_col(n16, lane, nt, h);
       out[r * kC + j] = r < L && j <= r ? aP[nt][h] : 0.f;
       out[kC * kC + r * kC + j] = r < L && j < r ? -aT[nt][h] : 0.f;
     }
@@ -403,17 +406,17 @@ struct PairSmem {
   float dP[kC][kLd], dT[kC][kLd];  // after the pair sums: the dg terms [kC][LDX] across both
   float gl[KMAX];
   float rq[kC], rk[kC];
-  float dot[2][2][kC];  // per channel half: the rows' partial sums q̂·dq̂ and k̂·dk̂ (L2 norm backward)
+  float dot[4][2][kC];  // per channel quarter: the rows' partial sums q̂·dq̂ and k̂·dk̂ (L2 norm backward)
   int wide[4];          // per 16-row block: its span exceeds kSpan
   static_assert(kC * LDX <= 2 * kC * kLd, "the dg terms fit the space of dP and dT");
 };
 
 template <int KMAX>
-__global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Params bp) {
+__global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Params bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   using Smem = PairSmem<KMAX>;
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
-  constexpr int NK = KMAX / 16;
+  constexpr int NK = KMAX / 32;
   const Gdn2Params& p = bp.f;
   const ChunkWork& cw = p.chunk;
   const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -424,7 +427,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
 
   {  // dP and dT by cp.async while the inputs load
     const float* src = bp.dpt + blk * 2 * kC * kC;
-    for (int it = tid; it < kC * kC / 4; it += kThreads) {
+    for (int it = tid; it < kC * kC / 4; it += kWideThreads) {
       const int r = it / (kC / 4), c4 = 4 * (it % (kC / 4));
       cp_async_16(&sm.dP[r][c4], src + r * kC + c4);
       cp_async_16(&sm.dT[r][c4], src + kC * kC + r * kC + c4);
@@ -432,13 +435,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
     cp_async_commit();
   }
   {  // q, k, g, b: loads in batches held in registers, then the stores
-    constexpr int kIters = kC * KMAX / kThreads, kBatch = 8;
+    constexpr int kIters = kC * KMAX / kWideThreads, kBatch = 8;
 #pragma unroll 1
     for (int u0 = 0; u0 < kIters; u0 += kBatch) {
       float qv[kBatch], kv[kBatch], gv[kBatch], bv[kBatch];
 #pragma unroll
       for (int u = 0; u < kBatch; ++u) {
-        const int idx = tid + (u0 + u) * kThreads, t = idx / KMAX, d = idx % KMAX;
+        const int idx = tid + (u0 + u) * kWideThreads, t = idx / KMAX, d = idx % KMAX;
         qv[u] = kv[u] = gv[u] = bv[u] = 0.f;
         if (t < L && d < K) {
           const int64_t tok = tok0 + t;
@@ -450,13 +453,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
       }
 #pragma unroll
       for (int u = 0; u < kBatch; ++u) {
-        const int idx = tid + (u0 + u) * kThreads, t = idx / KMAX, d = idx % KMAX;
+        const int idx = tid + (u0 + u) * kWideThreads, t = idx / KMAX, d = idx % KMAX;
         sm.q[t][d] = qv[u], sm.k[t][d] = kv[u], sm.G[t][d] = gv[u], sm.b[t][d] = bv[u];
       }
     }
   }
   __syncthreads();
-  for (int t = warp; t < kC; t += kThreads / 32) {  // 1/|q|, 1/|k|
+  for (int t = warp; t < kC; t += kWideThreads / 32) {  // 1/|q|, 1/|k|
     float qs = 0.f, ks = 0.f;
     for (int d = lane; d < KMAX; d += 32) qs += sm.q[t][d] * sm.q[t][d], ks += sm.k[t][d] * sm.k[t][d];
 #pragma unroll
@@ -478,7 +481,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
     sm.gl[tid] = run;
   }
   __syncthreads();
-  for (int idx = tid; idx < kC * KMAX; idx += kThreads) {
+  for (int idx = tid; idx < kC * KMAX; idx += kWideThreads) {
     const int t = idx / KMAX, d = idx % KMAX;
     sm.q[t][d] *= sm.rq[t];
     sm.k[t][d] *= sm.rk[t];
@@ -494,11 +497,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
   cp_async_wait<0>();
   __syncthreads();
 
-  // Warp w: rows 16 R .. +15 (R = w % 4), key channels nk .. + KMAX/2. Anchors: a = 16 R - 1 for the sums over j <= i
+  // Warp w: rows 16 R .. +15 (R = w % 4), key channels nk .. + KMAX/4. Anchors: a = 16 R - 1 for the sums over j <= i
   // (G_a = 0 for R = 0), b = 16 R + 15 for the sums over i >= j. A wide block keeps its own 16x16 pairs out of the
   // products and sums them pair by pair below. Every loop over a thread's elements is unrolled over the registers and
   // kept short: the code streams from the instruction cache.
-  const int R = warp & 3, r0 = 16 * R, nk = (warp >> 2) * (KMAX / 2);
+  const int R = warp & 3, r0 = 16 * R, nk = (warp >> 2) * (KMAX / 4);
   const bool wide = sm.wide[R];
   const float* Gb = sm.G[r0 + 15];
   auto Ga = [&](int d) { return r0 > 0 ? sm.G[r0 - 1][d] : 0.f; };
@@ -590,15 +593,16 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
       aq[nt][h] = gq, ab[nt][h] = gk, ak[nt][h] = dg, kt[nt][h] = ktd;
     }
   }
-  const int half = warp >> 2, g8 = lane >> 2;
+  const int quarter = warp >> 2, g8 = lane >> 2;
 #pragma unroll
-  for (int e = 0; e < 2; ++e) {  // a row's channels: 4 lanes of this warp and the other half's warp
+  for (int e = 0; e < 2; ++e) {  // a row's channels: 4 lanes of this warp and the other quarters' warps
 #pragma unroll
     for (int o = 1; o < 4; o <<= 1) {
       dq_dot[e] += __shfl_xor_sync(0xffffffffu, dq_dot[e], o);
       dk_dot[e] += __shfl_xor_sync(0xffffffffu, dk_dot[e], o);
     }
-    if ((lane & 3) == 0) sm.dot[half][0][r0 + g8 + 8 * e] = dq_dot[e], sm.dot[half][1][r0 + g8 + 8 * e] = dk_dot[e];
+    if ((lane & 3) == 0)
+      sm.dot[quarter][0][r0 + g8 + 8 * e] = dq_dot[e], sm.dot[quarter][1][r0 + g8 + 8 * e] = dk_dot[e];
   }
   __syncthreads();  // every pair sum has read dP and dT; the row sums are complete
   float(*DG)[Smem::LDX] = reinterpret_cast<float(*)[Smem::LDX]>(&sm.dP[0][0]);
@@ -610,8 +614,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
       DG[i][d] = ak[nt][h];
       float gq = aq[nt][h], gk = ab[nt][h];
       if (p.l2norm) {  // dx = rstd (dy - ŷ (ŷ·dy))
-        gq = sm.rq[i] * (gq - sm.q[i][d] * (sm.dot[0][0][i] + sm.dot[1][0][i]));
-        gk = sm.rk[i] * (gk - sm.k[i][d] * (sm.dot[0][1][i] + sm.dot[1][1][i]));
+        const float qd = sm.dot[0][0][i] + sm.dot[1][0][i] + sm.dot[2][0][i] + sm.dot[3][0][i];
+        const float kd = sm.dot[0][1][i] + sm.dot[1][1][i] + sm.dot[2][1][i] + sm.dot[3][1][i];
+        gq = sm.rq[i] * (gq - sm.q[i][d] * qd);
+        gk = sm.rk[i] * (gk - sm.k[i][d] * kd);
       }
       sm.q[i][d] = kt[nt][h];  // Kt ⊙ dKt, in the element's own place
       if (i >= L || d >= K) continue;
@@ -641,8 +647,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Para
 template <int KMAX>
 void launch(const Gdn2Bwd64Params& bp) {
   const dim3 grid(bp.f.chunk.chunks, bp.f.HV);
-  launch_with_smem(chunk_grad64_kernel<KMAX>, grid, kThreads, sizeof(GradSmem<KMAX>), bp.f.stream, bp);
-  launch_with_smem(chunk_pair64_kernel<KMAX>, grid, kThreads, sizeof(PairSmem<KMAX>), bp.f.stream, bp);
+  launch_with_smem(chunk_grad64_kernel<KMAX>, grid, kWideThreads, sizeof(GradSmem<KMAX>), bp.f.stream, bp);
+  launch_with_smem(chunk_pair64_kernel<KMAX>, grid, kWideThreads, sizeof(PairSmem<KMAX>), bp.f.stream, bp);
 }
 
 template <int KMAX>
