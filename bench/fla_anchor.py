@@ -41,6 +41,13 @@ def inputs(B, T, h=H):
 
 rows = []
 res = {"device": torch.cuda.get_device_name(0), "rows": rows}
+
+
+def save():  # after every row, so a run cut short by its time limit still leaves the rows it measured
+    with open(os.path.join(out_dir, "fla_anchor.json"), "w") as f:
+        json.dump(res, f, indent=1)
+
+
 x = torch.empty(1 << 30, device=dev, dtype=torch.uint8)
 y = torch.empty_like(x)
 res["copy_gbps"] = 2 * x.numel() / bench(lambda: y.copy_(x)) / 1e6
@@ -76,6 +83,7 @@ for name, B, T, seqlens in shapes:
         ms = bench(fn)
     rows.append({"suite": "ops.chunk_fwd", "impl": "fla.chunk_gdn2", "case": name, "ms": ms})
     print(rows[-1], flush=True)
+    save()
     del q, k, v, g, b, w
     torch.cuda.empty_cache()
 
@@ -100,6 +108,7 @@ for name, B, T, _ in shapes[:3]:
     peak_mb = (torch.cuda.max_memory_allocated() - base) / 1e6
     rows.append({"suite": "ops.chunk_fwd_bwd", "impl": "fla.chunk_gdn2", "case": name, "ms": ms, "peak_extra_mb": peak_mb})
     print(rows[-1], flush=True)
+    save()
     del q, k, v, g, b, w, do
     torch.cuda.empty_cache()
 
@@ -112,6 +121,6 @@ for B in [1, 8, 64, 256]:
     rows.append({"suite": "ops.decode", "impl": "fla.fused_recurrent_gdn2", "case": f"B{B}", "state_dtype": "fp32",
                  "ms": ms, "us": ms * 1e3})
     print(rows[-1], flush=True)
+    save()
 
-with open(os.path.join(out_dir, "fla_anchor.json"), "w") as f:
-    json.dump(res, f, indent=1)
+save()
