@@ -342,9 +342,9 @@ Gdn2Grads grads_to_inputs(const Gdn2Problem& p, const Gdn2Inputs& in, const Tens
   return r;
 }
 
-// bf16/fp16 inputs: the forward recomputed on tensor cores over its chunks of 64 tokens keeps its workspace (W, qg, kgT,
-// U, P, gamma and A per chunk) and its states every 64 tokens (or takes the stored ones: then only its intra kernel
-// runs); the state-gradient pass and the gradient kernels read them (chunk_bwd64.cu).
+// bf16/fp16 inputs: the forward recomputed on tensor cores over its chunks of 64 tokens keeps its workspace (W, qg,
+// kgT, U, P, gamma and A per chunk) and its states every 64 tokens (or takes the stored ones: then only its intra
+// kernel runs); the state-gradient pass and the gradient kernels read them (chunk_bwd64.cu).
 Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
                                  const Tensor& h64_stored) {
   Launch fwd = make_params(p, in, true);

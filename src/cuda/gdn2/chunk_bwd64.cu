@@ -79,7 +79,8 @@ __device__ __forceinline__ void dstage_load(DStage<KMAX>& st, const ChunkWork& c
   load_bf16_tile(&st.qg[0][0], DStage<KMAX>::LDK, static_cast<const bf16*>(cw.qg) + blk * kC * KMAX, KMAX, kC, KMAX);
   load_bf16_tile(&st.kgT[0][0], kLd, static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC, kC, KMAX, kC);
   load_bf16_tile(&st.P[0][0], kLd, static_cast<const bf16*>(cw.P) + blk * kC * kC, kC, kC, kC);
-  for (int idx = threadIdx.x; idx < KMAX / 4; idx += kThreads) cp_async_16(&st.gamma[4 * idx], cw.gamma + blk * KMAX + 4 * idx);
+  for (int idx = threadIdx.x; idx < KMAX / 4; idx += kThreads)
+    cp_async_16(&st.gamma[4 * idx], cw.gamma + blk * KMAX + 4 * idx);
   cp_async_commit();
 }
 
@@ -156,7 +157,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
 #pragma unroll
     for (int u = 0; u < kIters; ++u) {
       const int idx = tid + u * kThreads;
-      sm.dO[idx / kCols][idx % kCols] = o_next[u];
+      sm.dO[idx / kCols][idx % kCols] = round_tf32(o_next[u]);  // read by products only
     }
     if (more) load_dO(c - 1);  // in flight during this step
     if (!kTransition) {
@@ -176,14 +177,16 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 8-blocks start at the row block.
       float acc[4][4];
       zero(acc);
-      mma1_rows(acc, [&](int r, int k) { return bf(st.kgT[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; }, r1, n1,
-                0, k_key, lane);
-      mma1_rows(acc, [&](int r, int k) { return bf(st.P[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r1, n1,
-                r1, k_tok > r1 / 8 ? k_tok - r1 / 8 : 0, lane);
+      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.kgT[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; },
+                r1, n1, 0, k_key, lane);
+      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.P[k][r]); },
+                [&](int k, int n) { return stored_tf32(sm.dO[k][n]); }, r1, n1, r1, k_tok > r1 / 8 ? k_tok - r1 / 8 : 0,
+                lane);
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
-        for (int h = 0; h < 4; ++h) sm.dV[acc_row(r1, lane, h)][acc_col(n1, lane, nt, h)] = -acc[nt][h];
+        for (int h = 0; h < 4; ++h)
+          sm.dV[acc_row(r1, lane, h)][acc_col(n1, lane, nt, h)] = round_tf32(-acc[nt][h]);  // read by products only
     }
     __syncthreads();
     {  // dS <- Diag(γ) dS + qg^T dO + W^T (-dV'): each warp reads and writes only its own part of dS.
@@ -195,10 +198,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
           const int d = acc_row(r2, lane, h);
           acc[nt][h] = st.gamma[d] * sm.dS[d][acc_col(n2, lane, nt, h)];
         }
-      mma1_rows(acc, [&](int r, int k) { return bf(st.qg[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r2, n2,
-                0, k_tok, lane);
-      mma1_rows(acc, [&](int r, int k) { return bf(st.W[k][r]); }, [&](int k, int n) { return sm.dV[k][n]; }, r2, n2, 0,
-                k_tok, lane);
+      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.qg[k][r]); },
+                [&](int k, int n) { return stored_tf32(sm.dO[k][n]); }, r2, n2, 0, k_tok, lane);
+      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.W[k][r]); },
+                [&](int k, int n) { return stored_tf32(sm.dV[k][n]); }, r2, n2, 0, k_tok, lane);
 #pragma unroll
       for (int nt = 0; nt < NT2; ++nt)
 #pragma unroll
@@ -264,10 +267,15 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 
   float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[2][4], aT[2][4], dgl = 0.f;
   zero(aQ), zero(aKt), zero(aW), zero(aP), zero(aT);
-  auto dO = [&](int r, int k) { return sm.dO[r][k]; };
-  auto dV = [&](int r, int k) { return sm.dV[r][k]; };
-  auto Vn = [&](int r, int k) { return sm.Vn[r][k]; };
-  auto At = [&](int r, int k) { return bf(sm.A[k][r]); };  // A^T (upper triangular)
+  // Operands as the tensor cores take them: the workspace's bf16 widened, the fp32 tiles rounded to tf32 when stored.
+  auto dO = [&](int r, int k) { return stored_tf32(sm.dO[r][k]); };
+  auto dV = [&](int r, int k) { return stored_tf32(sm.dV[r][k]); };
+  auto Vn = [&](int r, int k) { return stored_tf32(sm.Vn[r][k]); };
+  auto At = [&](int r, int k) { return as_tf32(sm.A[k][r]); };  // A^T (upper triangular)
+  auto S = [&](int k, int n) { return stored_tf32(sm.S[k][n]); };
+  auto St = [&](int k, int n) { return stored_tf32(sm.S[n][k]); };
+  auto dS = [&](int k, int n) { return stored_tf32(sm.dS[k][n]); };
+  auto dSt = [&](int k, int n) { return stored_tf32(sm.dS[n][k]); };
 #pragma unroll 1
   for (int v0 = 0; v0 < cw.vpad; v0 += kCols) {
     __syncthreads();  // the previous slice's tiles are consumed
@@ -288,10 +296,27 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
         const int it = tid + u * kWideThreads;
-        sm.dO[it / kCols][it % kCols] = o[u];
+        sm.dO[it / kCols][it % kCols] = round_tf32(o[u]);  // read by products only
       }
     }
     cp_async_wait<0>();
+    __syncthreads();
+    // Σ dS ⊙ S over the slice in fp32 (the decay's gradient), then S and dS rounded to tf32 in place, as every product
+    // reads them. Thread it: row it / 4, columns it % 4 + 4j; the row's four threads hold the same sum.
+    for (int it = tid; it < KMAX * 4; it += kWideThreads) {
+      const int d = it >> 2, q = it & 3;
+      float part = 0.f;
+#pragma unroll
+      for (int j = 0; j < kCols / 4; ++j) {
+        const float x = sm.S[d][q + 4 * j], y = sm.dS[d][q + 4 * j];
+        part += x * y;
+        sm.S[d][q + 4 * j] = round_tf32(x);
+        sm.dS[d][q + 4 * j] = round_tf32(y);
+      }
+      part += __shfl_xor_sync(0xffffffffu, part, 1);
+      part += __shfl_xor_sync(0xffffffffu, part, 2);
+      dgl += part;
+    }
     __syncthreads();
     float wg[2][4], vg[2][4];  // w and v at this thread's elements of dX, in flight during the products
 #pragma unroll
@@ -309,28 +334,24 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
     {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
       float vs[2][4], dv[2][4];
       zero(vs), zero(dv);
-      mma1_rows(vs, [&](int r, int k) { return bf(sm.W[r][k]); }, [&](int k, int n) { return sm.S[k][n]; }, r0, n16, 0,
-                k_key, lane);
-      mma1_rows(dv, [&](int r, int k) { return bf(sm.Kt[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; }, r0, n16,
-                0, k_key, lane);
-      mma1_rows(dv, [&](int r, int k) { return bf(sm.P[k][r]); }, [&](int k, int n) { return sm.dO[k][n]; }, r0, n16,
+      mma1_rows(vs, [&](int r, int k) { return as_tf32(sm.W[r][k]); }, S, r0, n16, 0, k_key, lane);
+      mma1_rows(dv, [&](int r, int k) { return as_tf32(sm.Kt[k][r]); }, dS, r0, n16, 0, k_key, lane);
+      mma1_rows(dv, [&](int r, int k) { return as_tf32(sm.P[k][r]); }, [&](int k, int n) { return dO(k, n); }, r0, n16,
                 r0, k_tri, lane);
 #pragma unroll
       for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
         for (int h = 0; h < 4; ++h) {
           const int r = acc_row(r0, lane, h), cc = acc_col(n16, lane, nt, h);
-          sm.Vn[r][cc] = bf(sm.U[r][cc]) - vs[nt][h];
-          sm.dV[r][cc] = dv[nt][h];
+          sm.Vn[r][cc] = round_tf32(bf(sm.U[r][cc]) - vs[nt][h]);
+          sm.dV[r][cc] = round_tf32(dv[nt][h]);
         }
     }
     __syncthreads();
     // Sums over the slice's columns: d(q⊙Γ) += dO S^T, -dW += dV' S^T, dKt += V' dS^T, dP += dO V'^T.
-    mma1_rows2(aQ, aW, dO, dV, [&](int k, int n) { return sm.S[n][k]; }, r0, nk, 0, kCols / 8, lane);
-    mma1_rows(aKt, Vn, [&](int k, int n) { return sm.dS[n][k]; }, r0, nk, 0, kCols / 8, lane);
-    mma1_rows(aP, dO, [&](int k, int n) { return sm.Vn[n][k]; }, r0, n16, 0, kCols / 8, lane);
-    if (tid < K)
-      for (int cc = 0; cc < kCols; ++cc) dgl += sm.dS[tid][cc] * sm.S[tid][cc];
+    mma1_rows2(aQ, aW, dO, dV, St, r0, nk, 0, kCols / 8, lane);
+    mma1_rows(aKt, Vn, dSt, r0, nk, 0, kCols / 8, lane);
+    mma1_rows(aP, dO, [&](int k, int n) { return stored_tf32(sm.Vn[n][k]); }, r0, n16, 0, kCols / 8, lane);
     float dx[2][4];  // dX = A^T dV'
     zero(dx);
     mma1_rows(dx, At, dV, r0, n16, r0, k_tri, lane);
@@ -340,7 +361,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
       for (int h = 0; h < 4; ++h) {
         const int r = acc_row(r0, lane, h), cc = acc_col(n16, lane, nt, h), col = v0 + cc;
-        sm.Vn[r][cc] = dx[nt][h];
+        sm.Vn[r][cc] = round_tf32(dx[nt][h]);
         if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
           const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col;
           bp.gv[at] = dx[nt][h] * wg[nt][h];
@@ -348,7 +369,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
         }
       }
     __syncthreads();
-    mma1_rows(aT, Vn, [&](int k, int n) { return bf(sm.U[n][k]); }, r0, n16, 0, kCols / 8, lane);  // dX U^T
+    mma1_rows(aT, Vn, [&](int k, int n) { return as_tf32(sm.U[n][k]); }, r0, n16, 0, kCols / 8, lane);  // dX U^T
   }
   __syncthreads();  // every slice is done with S and dS
 
@@ -359,32 +380,33 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-      dWn[r][d] = aW[nt][h];
+      dWn[r][d] = round_tf32(aW[nt][h]);
       if (r < L && d < K) {
         const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d;
         bp.gq[at] = aQ[nt][h];
         bp.gk[at] = aKt[nt][h];
       }
     }
-  if (tid < KMAX) bp.dgl[blk * KMAX + tid] = dgl;
+  if ((tid & 3) == 0 && tid < KMAX * 4) bp.dgl[blk * KMAX + (tid >> 2)] = dgl;
   __syncthreads();
   {  // d(b⊙k⊙Γ) = A^T dW = -A^T (-dW)
     float x[NK][4];
     zero(x);
-    mma1_rows(x, At, [&](int k, int n) { return dWn[k][n]; }, r0, nk, r0, k_tri, lane);
+    mma1_rows(x, At, [&](int k, int n) { return stored_tf32(dWn[k][n]); }, r0, nk, r0, k_tri, lane);
 #pragma unroll
     for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
       for (int h = 0; h < 4; ++h) {
         const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-        dBK[r][d] = -x[nt][h];
-        if (bp.gb != nullptr && r < L && d < K) bp.gb[((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d] = -x[nt][h];
+        dBK[r][d] = round_tf32(-x[nt][h]);
+        if (bp.gb != nullptr && r < L && d < K)
+          bp.gb[((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d] = -x[nt][h];
       }
   }
   __syncthreads();
   // dT = -(dX U^T + d(b⊙k⊙Γ) W^T), strictly below the diagonal; dP on and below it.
-  mma1_rows(aT, [&](int r, int k) { return dBK[r][k]; }, [&](int k, int n) { return bf(sm.W[n][k]); }, r0, n16, 0,
-            k_key, lane);
+  mma1_rows(aT, [&](int r, int k) { return stored_tf32(dBK[r][k]); },
+            [&](int k, int n) { return as_tf32(sm.W[n][k]); }, r0, n16, 0, k_key, lane);
   float* out = bp.dpt + blk * 2 * kC * kC;
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt)
@@ -515,7 +537,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
     mma1_rows(ak, [&](int j, int i) { return sm.dP[i][j]; },
               [&](int i, int d) { return s * sm.q[i][d] * __expf(sm.G[i][d] - Gb[d]); }, r0, nk, i0, steps, lane);
     mma1_rows(ak, [&](int j, int i) { return sm.dT[i][j]; },
-              [&](int i, int d) { return sm.b[i][d] * sm.k[i][d] * __expf(sm.G[i][d] - Gb[d]); }, r0, nk, i0, steps, lane);
+              [&](int i, int d) { return sm.b[i][d] * sm.k[i][d] * __expf(sm.G[i][d] - Gb[d]); }, r0, nk, i0, steps,
+              lane);
   }
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)

@@ -87,6 +87,25 @@ __device__ __forceinline__ void mma3_rows(float (&acc)[NT][4], A&& a, B&& b, int
   }
 }
 
+// An operand element already in tf32 form, passed to the tensor cores as it is: a bf16 value widened (its low 16 bits
+// are zero) or an fp32 value rounded to tf32 once when it was stored (round_tf32). Accessors of mma1_rows return either
+// a float (rounded there, each time it is read) or a Tf32; the products are the same.
+struct Tf32 {
+  uint32_t bits;
+};
+__device__ __forceinline__ uint32_t tf32_bits(float x) { return tf32(x); }
+__device__ __forceinline__ uint32_t tf32_bits(Tf32 x) { return x.bits; }
+__device__ __forceinline__ Tf32 as_tf32(bf16 x) { return {static_cast<uint32_t>(__bfloat16_as_ushort(x)) << 16}; }
+__device__ __forceinline__ Tf32 stored_tf32(float x) { return {__float_as_uint(x)}; }  // x from round_tf32
+__device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(tf32(x) & 0xffffe000u); }
+
+// The A fragment (rows r, r + 8; columns k, k + 4) of an m16n8k8 tf32 product, read through a(row, column).
+template <class A>
+__device__ __forceinline__ void tf32_frag_a(uint32_t (&f)[4], A&& a, int r, int k) {
+  f[0] = tf32_bits(a(r, k)), f[1] = tf32_bits(a(r + 8, k)), f[2] = tf32_bits(a(r, k + 4));
+  f[3] = tf32_bits(a(r + 8, k + 4));
+}
+
 // acc[nt] += A[r0..r0+16, k0..k0+8·k_steps) · B[.., n0 + 8·nt..+8) for nt < NT in one tf32 pass (10-bit mantissas,
 // fp32 accumulation: the bf16-input paths), the fp32 elements read through a(r, k) and b(k, n) as for mma3_rows.
 template <int NT, class A, class B>
@@ -96,11 +115,12 @@ __device__ __forceinline__ void mma1_rows(float (&acc)[NT][4], A&& a, B&& b, int
 #pragma unroll 2
   for (int kk = 0; kk < k_steps; ++kk) {
     const int k = k0 + 8 * kk + t;
-    const uint32_t af[4] = {tf32(a(r, k)), tf32(a(r + 8, k)), tf32(a(r, k + 4)), tf32(a(r + 8, k + 4))};
+    uint32_t af[4];
+    tf32_frag_a(af, a, r, k);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       const int n = n0 + 8 * nt + g;
-      const uint32_t bf[2] = {tf32(b(k, n)), tf32(b(k + 4, n))};
+      const uint32_t bf[2] = {tf32_bits(b(k, n)), tf32_bits(b(k + 4, n))};
       mma_tf32_1688(acc[nt], af, bf);
     }
   }
@@ -114,12 +134,13 @@ __device__ __forceinline__ void mma1_rows2(float (&acc1)[NT][4], float (&acc2)[N
 #pragma unroll 1
   for (int kk = 0; kk < k_steps; ++kk) {
     const int k = k0 + 8 * kk + t;
-    const uint32_t f1[4] = {tf32(a1(r, k)), tf32(a1(r + 8, k)), tf32(a1(r, k + 4)), tf32(a1(r + 8, k + 4))};
-    const uint32_t f2[4] = {tf32(a2(r, k)), tf32(a2(r + 8, k)), tf32(a2(r, k + 4)), tf32(a2(r + 8, k + 4))};
+    uint32_t f1[4], f2[4];
+    tf32_frag_a(f1, a1, r, k);
+    tf32_frag_a(f2, a2, r, k);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       const int n = n0 + 8 * nt + g;
-      const uint32_t bf[2] = {tf32(b(k, n)), tf32(b(k + 4, n))};
+      const uint32_t bf[2] = {tf32_bits(b(k, n)), tf32_bits(b(k + 4, n))};
       mma_tf32_1688(acc1[nt], f1, bf);
       mma_tf32_1688(acc2[nt], f2, bf);
     }
