@@ -3,14 +3,17 @@
 # --quick --reps 1` (B4xT4096 forward, forward+backward, decode) under Nsight Compute and prints, per kernel, the
 # duration, achieved occupancy, executed instructions and DRAM throughput. The full report (with the warp-state
 # sections) lands in $OUT.
-# Usage: bench/device/profile.sh [kernel-name regex, default: every gdn2 kernel]
+# Usage: bench/device/profile.sh [kernel-name regex, default: every gdn2 kernel] [launches to profile, default 90]
+# e.g. the bf16 backward, one launch of each kernel: profile.sh 'regex:chunk_(dstate64|grad64|pair64)_kernel' 3
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp}"
 filter="${1:-regex:(chunk|recurrent|segment|reduce)_}"
 bench/device/build.sh || exit 1
-ncu --clock-control none --kernel-name "$filter" --launch-count 90 \
+launches="${2:-90}"
+ncu --clock-control none --kernel-name "$filter" --launch-count "$launches" \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables \
     --section SourceCounters --import-source yes \
     -o "$out/gdn2_profile" -f build/cuda/gdn2 ops cuda-bench --quick --reps 1 >"$out/profile_run.log" 2>&1 ||
   { tail -n 20 "$out/profile_run.log"; exit 1; }
@@ -27,6 +30,45 @@ for r in rows:
         per.setdefault(key, {})[want[r["Metric Name"]]] = f"{r.get('Metric Value')} {r.get('Metric Unit', '')}".strip()
 for (i, name), m in per.items():
     print(f"{i:>3} {name:<60} " + "  ".join(f"{k}={v}" for k, v in m.items()))
+PY
+# Per kernel (first instance of each name): what its warps wait on (stall reasons, cycles per issued instruction), which
+# pipes are busy, and shared-memory bank conflicts, from the raw page. Metric families differ between ncu versions, so
+# every matching column is taken by pattern and the top ones printed.
+ncu -i "$out/gdn2_profile.ncu-rep" --page raw --csv >"$out/profile_raw.csv" 2>/dev/null
+python3 - "$out/profile_raw.csv" <<'PY'
+import csv, re, sys
+rows = list(csv.reader(open(sys.argv[1], errors="replace")))
+if len(rows) < 3:
+    sys.exit(print("(no raw page)"))
+head, data, seen = rows[0], rows[2:], set()
+def num(x):
+    try:
+        return float(x.replace(",", ""))
+    except ValueError:
+        return None
+name_col = head.index("Kernel Name") if "Kernel Name" in head else None
+for r in data:
+    name = r[name_col][:60] if name_col is not None else "?"
+    if name in seen:
+        continue
+    seen.add(name)
+    vals = {h: num(v) for h, v in zip(head, r)}
+    print(f"== {name}")
+    for fam in (r"smsp__average_warps_issue_stalled_(\w+)_per_issue_active\.ratio",
+                r"smsp__average_warp_latency_issue_stalled_(\w+)", r"smsp__pcsamp_warps_issue_stalled_(\w+)$"):
+        st = sorted(((v, m.group(1)) for h, v in vals.items() if v and (m := re.fullmatch(fam, h))), reverse=True)
+        if st:
+            print("   stalls (" + fam.split("(")[0] + "*): " + ", ".join(f"{k} {v:.2f}" for v, k in st[:8]))
+            break
+    pipes = sorted(((v, h) for h, v in vals.items() if v and re.search(r"pipe_\w+_cycles_active.*pct", h)), reverse=True)
+    if pipes:
+        print("   pipes: " + ", ".join(f"{h.split('pipe_')[1].split('_cycles')[0]} {v:.0f}%" for v, h in pipes[:6]))
+    for key in ("smsp__inst_executed.sum", "sm__warps_active.avg.pct_of_peak_sustained_active",
+                "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum",
+                "l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum",
+                "l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum"):
+        if vals.get(key) is not None:
+            print(f"   {key} = {vals[key]:.4g}")
 PY
 # Source hot spots: the source page as CUDA lines and as SASS, top rows by warp stall samples. Where a page carries no
 # sampling column, its column names are printed instead, so the next run knows what this ncu writes.
