@@ -1,8 +1,9 @@
 // Chunk backward for bf16/fp16 inputs on tensor cores, over the forward's chunks of 64 tokens (the math of
 // src/cpu/gdn2_chunk.cpp, ChunkKernel::backward, at chunk 64). It reads what the recomputed forward left in its
-// workspace (chunk_intra.cu: W, U, P, kgT and A = (I + T)^-1, bf16), the states entering the chunks (h) and the state
-// gradients (dh, from the state-gradient pass of chunk_bwd.cu). Every product runs in one tf32 pass with fp32
-// accumulation (mma.cuh, mma1_rows); the solves of the fp32 path become products with the stored A.
+// workspace (chunk_intra.cu: W, qg, kgT, U, P, γ and A = (I + T)^-1, bf16) and the states entering the chunks (h).
+// Every product runs in one tf32 pass with fp32 accumulation (mma.cuh, mma1_rows); the solves of the fp32 path
+// (chunk_bwd.cu) become products with the stored A.
+//   0. chunk_dstate64_kernel, the reverse pass over each sequence's chunks for the state gradients dh (and dh0).
 //   1. chunk_grad64_kernel, one block per (chunk, value head), over slices of 64 columns of V: V' = U - W S,
 //      dV' = Kt dS + P^T dO, dX = A^T dV' (dv = dX⊙w, dw = dX⊙v), and the sums d(q⊙Γ) = dO S^T, dKt = V' dS^T,
 //      -dW = dV' S^T, dP = dO V'^T, dX U^T; then d(b⊙k⊙Γ) = A^T dW and dT = -(dX U^T + d(b⊙k⊙Γ) W^T) below the
