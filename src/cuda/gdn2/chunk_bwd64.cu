@@ -114,24 +114,43 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
   const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
   auto blk_of = [&](int c) { return static_cast<int64_t>(c) * p.HV + hv; };
   if (c_last > c_first) dstage_load(sm.st[0], cw, blk_of(c_last - 1));
-  for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-    float x = 0.f;  // rows past K stay zero
-    if (d < K) {
-      if (kTransition)
-        x = trans && d == col - cw.vpad ? 1.f : 0.f;
-      else if (!last)
-        x = cw.seg_h0[(seg_blk * KMAX + d) * cw.vpad + col];
-      else if (bp.dht != nullptr && col < V)
-        x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
-    }
-    sm.dS[d][cc] = x;
-  }
   // Product 1 (-dV'): warp w, rows 16 (w % 4) .. +15 and columns 32 (w / 4) .. +31. Product 2 (dS): key rows
-  // 16 (w % RT) .. +15 and the w / RT-th of 8 / RT column groups.
+  // 16 (w % RT) .. +15 and the w / RT-th of 8 / RT column groups. dS stays in fp32 in registers, in product 2's
+  // accumulator layout (each element in one thread); shared memory holds its tf32 copy for product 1.
   constexpr int RT = KMAX / 16, WPR = 8 / RT, NT2 = 8 / WPR;
   const int r1 = 16 * (warp & 3), n1 = 32 * (warp >> 2);
   const int r2 = 16 * (warp % RT), n2 = (warp / RT) * (kCols / WPR);
+  float dS[NT2][4];
+#pragma unroll
+  for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int d = acc_row(r2, lane, h), cc = acc_col(n2, lane, nt, h), col = col0 + cc;
+      float x = 0.f;  // rows past K stay zero
+      if (d < K) {
+        if (kTransition)
+          x = trans && d == col - cw.vpad ? 1.f : 0.f;
+        else if (!last)
+          x = cw.seg_h0[(seg_blk * KMAX + d) * cw.vpad + col];
+        else if (bp.dht != nullptr && col < V)
+          x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
+      }
+      dS[nt][h] = x;
+    }
+#pragma unroll
+  for (int nt = 0; nt < NT2; ++nt)  // after every load is issued
+#pragma unroll
+    for (int h = 0; h < 4; ++h) sm.dS[acc_row(r2, lane, h)][acc_col(n2, lane, nt, h)] = round_tf32(dS[nt][h]);
+  // This thread's elements of dS, rows below `rows` and columns col0 + .. below `cols`, to out (row stride ld).
+  auto store_dS = [&](float* out, int64_t ld, int rows, int cols) {
+#pragma unroll
+    for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const int d = acc_row(r2, lane, h), col = col0 + acc_col(n2, lane, nt, h);
+        if (d < rows && col < cols) out[static_cast<int64_t>(d) * ld + col] = dS[nt][h];
+      }
+  };
   const int k_key = (K + 7) / 8;
   // dO of a chunk, loaded into registers one chunk step ahead (thread elements idx = tid + u kThreads).
   constexpr int kIters = kC * kCols / kThreads;
@@ -161,13 +180,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       sm.dO[idx / kCols][idx % kCols] = round_tf32(o_next[u]);  // read by products only
     }
     if (more) load_dO(c - 1);  // in flight during this step
-    if (!kTransition) {
-      float* dh = bp.dh + blk_of(c) * K * V;
-      for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-        const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-        if (d < K && col < V) dh[static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
-      }
-    }
+    if (!kTransition) store_dS(bp.dh + blk_of(c) * K * V, V, K, V);
     if (more)
       cp_async_wait<1>();  // this chunk's stage (the group before the one just issued)
     else
@@ -178,8 +191,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 8-blocks start at the row block.
       float acc[4][4];
       zero(acc);
-      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.kgT[k][r]); }, [&](int k, int n) { return sm.dS[k][n]; },
-                r1, n1, 0, k_key, lane);
+      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.kgT[k][r]); },
+                [&](int k, int n) { return stored_tf32(sm.dS[k][n]); }, r1, n1, 0, k_key, lane);
       mma1_rows(acc, [&](int r, int k) { return as_tf32(st.P[k][r]); },
                 [&](int k, int n) { return stored_tf32(sm.dO[k][n]); }, r1, n1, r1, k_tok > r1 / 8 ? k_tok - r1 / 8 : 0,
                 lane);
@@ -190,39 +203,25 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
           sm.dV[acc_row(r1, lane, h)][acc_col(n1, lane, nt, h)] = round_tf32(-acc[nt][h]);  // read by products only
     }
     __syncthreads();
-    {  // dS <- Diag(γ) dS + qg^T dO + W^T (-dV'): each warp reads and writes only its own part of dS.
-      float acc[NT2][4];
+    {  // dS <- Diag(γ) dS + qg^T dO + W^T (-dV'); the tf32 copy of this warp's part after every read of it.
 #pragma unroll
       for (int nt = 0; nt < NT2; ++nt)
 #pragma unroll
-        for (int h = 0; h < 4; ++h) {
-          const int d = acc_row(r2, lane, h);
-          acc[nt][h] = st.gamma[d] * sm.dS[d][acc_col(n2, lane, nt, h)];
-        }
-      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.qg[k][r]); },
+        for (int h = 0; h < 4; ++h) dS[nt][h] *= st.gamma[acc_row(r2, lane, h)];
+      mma1_rows(dS, [&](int r, int k) { return as_tf32(st.qg[k][r]); },
                 [&](int k, int n) { return stored_tf32(sm.dO[k][n]); }, r2, n2, 0, k_tok, lane);
-      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.W[k][r]); },
+      mma1_rows(dS, [&](int r, int k) { return as_tf32(st.W[k][r]); },
                 [&](int k, int n) { return stored_tf32(sm.dV[k][n]); }, r2, n2, 0, k_tok, lane);
 #pragma unroll
       for (int nt = 0; nt < NT2; ++nt)
 #pragma unroll
-        for (int h = 0; h < 4; ++h) sm.dS[acc_row(r2, lane, h)][acc_col(n2, lane, nt, h)] = acc[nt][h];
+        for (int h = 0; h < 4; ++h) sm.dS[acc_row(r2, lane, h)][acc_col(n2, lane, nt, h)] = round_tf32(dS[nt][h]);
     }
   }
-  __syncthreads();
-  if (kTransition) {
-    const int ld = cw.vpad + KMAX;
-    float* E = cw.seg_state + seg_blk * KMAX * ld;
-    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-      const int d = idx / kCols, cc = idx % kCols;
-      E[static_cast<int64_t>(d) * ld + col0 + cc] = sm.dS[d][cc];
-    }
-  } else if (first && bp.dh0 != nullptr) {
-    for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-      const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-      if (d < K && col < V) bp.dh0[state_base + static_cast<int64_t>(d) * V + col] = sm.dS[d][cc];
-    }
-  }
+  if (kTransition)  // every row of the segment's slice of [dS0 | M], the zeros past K included
+    store_dS(cw.seg_state + seg_blk * KMAX * (cw.vpad + KMAX), cw.vpad + KMAX, KMAX, cw.vpad + KMAX);
+  else if (first && bp.dh0 != nullptr)
+    store_dS(bp.dh0 + state_base, V, K, V);
 }
 
 template <int KMAX>
