@@ -19,11 +19,11 @@ void launch_chunk_fwd_exact(const Gdn2Params& p);
 void launch_chunk_intra(const Gdn2Params& p);
 void launch_chunk_state(const Gdn2Params& p);
 
-// Chunk backward (fp32, 3xTF32 tensor-core products, chunks of 32), in two launches on one stream. States: every
-// chunk's coefficients (bp.coef), with bp.h64 set the states entering the second half of every 64-token chunk (h_sub),
-// then the reverse pass over chunks for the state gradients (dh, dh0); every chunk's T and P go to bp.tp. Grads: every
-// chunk's input gradients per value head (gq .. gw) from bp.h (the forward's chunk states), bp.dh and bp.tp; bp.coef is
-// not read.
+// Chunk backward for fp32 inputs (3xTF32 tensor-core products, chunks of 32), in two launches on one stream. States:
+// every chunk's coefficients (bp.coef), with bp.h64 set the states entering the second half of every 64-token chunk
+// (h_sub), then the reverse pass over chunks for the state gradients (dh, dh0); every chunk's T and P go to bp.tp.
+// Grads: every chunk's input gradients per value head (gq .. gw) from bp.h (the forward's chunk states), bp.dh and
+// bp.tp; bp.coef is not read.
 void launch_chunk_bwd_states(const Gdn2BwdParams& bp);
 void launch_chunk_bwd_grads(const Gdn2BwdParams& bp);
 // Chunk backward for bf16/fp16 inputs on tensor cores (tf32, fp32 accumulation) over the forward's chunks of 64
