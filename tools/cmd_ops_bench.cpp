@@ -13,6 +13,7 @@
 #include "gdn2/backend.h"
 #include "gdn2/ops/gdn2_random.h"
 #include "tools/cli.h"
+#include "gdn2_stamp.h"  // GDN2_GIT_COMMIT, GDN2_SOURCE_HASH (generated at build time)
 
 namespace gdn2::cli {
 
@@ -124,7 +125,8 @@ int run_bench(const BenchArgs& a, const std::string& command) {
                       {"mode", a.mode}, {"dtype", "fp32"}, {"state_dtype", "fp32"}, {"ms", s * 1e3},
                       {"anchor_ms", anchor_s * 1e3}, {"ratio_vs_anchor", anchor_s / s},
                       {"rel_rms_vs_reference", err}, {"threads", nthreads}, {"device", cpu_model()},
-                      {"commit", GDN2_GIT_COMMIT}, {"command", command}});
+                      {"commit", GDN2_GIT_COMMIT}, {"source_hash", GDN2_SOURCE_HASH},
+                      {"command", command}});
     };
     add("cpu.chunk_fwd", "gdn2.chunk_fwd_fp32", t_chunk, t_ref, err_chunk, threads);
     add("cpu.chunk_fwd", "gdn2.chunk_fwd_fp32", t_chunk1, t_ref, err_chunk, 1);

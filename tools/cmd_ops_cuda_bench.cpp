@@ -15,6 +15,7 @@
 #include "gdn2/ops/gdn2.h"
 #include "gdn2/ops/gdn2_random.h"
 #include "tools/cli.h"
+#include "gdn2_stamp.h"  // GDN2_GIT_COMMIT, GDN2_SOURCE_HASH (generated at build time)
 
 namespace gdn2::cli {
 
@@ -76,7 +77,8 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
                     {"seqlens", s.seqlens}, {"dtype", "bf16"}, {"state_dtype", "fp32"}, {"ms", ms},
                     {"mtok_s", tokens / ms / 1e3}, {"gbps", bytes / ms / 1e6}, {"copy_gbps", copy},
                     {"rel_rms_vs_reference", err}, {"reference", "gdn2 CPU chunk fp32, same inputs"},
-                    {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT}, {"command", command}});
+                    {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT},
+                    {"source_hash", GDN2_SOURCE_HASH}, {"command", command}});
   }
   // Forward + backward (training): the planned forward, then the backward op call, host wall time (the backward
   // allocates its scratch per call). Gate: every gradient against the CPU fp32 backward on the same inputs.
@@ -137,7 +139,8 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
                     {"rel_rms_vs_reference", err},
                     {"reference", "gdn2 CPU chunk backward fp32, same inputs (worst gradient)"},
                     {"timing", "host wall time of planned forward + backward op call, median"},
-                    {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT}, {"command", command}});
+                    {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT},
+                    {"source_hash", GDN2_SOURCE_HASH}, {"command", command}});
   }
 
   std::printf("\n%-16s %10s %10s %9s %10s\n", "decode step", "us", "state", "GB/s", "rel err");
@@ -170,7 +173,8 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
                       {"state_dtype", sd == DType::f32 ? "fp32" : "bf16"}, {"ms", ms}, {"us", ms * 1e3},
                       {"gbps", state_bytes / ms / 1e6}, {"copy_gbps", copy}, {"rel_rms_vs_reference", err},
                       {"reference", "gdn2 fp64 oracle, same inputs and initial state"},
-                      {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT}, {"command", command}});
+                      {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT},
+                      {"source_hash", GDN2_SOURCE_HASH}, {"command", command}});
     }
   }
   if (!a.json.empty()) {

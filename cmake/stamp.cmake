@@ -1,0 +1,33 @@
+# Writes OUT (a header) with the commit the build comes from and a hash of its sources, rewriting it only when they
+# change. The hash names the exact sources even where the tree travels without its git history or with a stale one:
+# scripts/source_hash.py computes it for any checkout. The commit gets "+modified" when the sources differ from it.
+execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${SRC} OUTPUT_VARIABLE commit
+                OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE git_failed)
+if(git_failed OR NOT commit)
+  set(commit "unknown")
+else()
+  execute_process(COMMAND git diff --quiet HEAD -- src tools include CMakeLists.txt WORKING_DIRECTORY ${SRC}
+                  RESULT_VARIABLE modified ERROR_QUIET)
+  if(modified)
+    string(APPEND commit "+modified")
+  endif()
+endif()
+file(GLOB_RECURSE files ${SRC}/src/* ${SRC}/tools/* ${SRC}/include/*)
+list(APPEND files ${SRC}/CMakeLists.txt)
+list(SORT files)
+set(listing "")
+foreach(f IN LISTS files)
+  file(SHA1 ${f} h)
+  file(RELATIVE_PATH rel ${SRC} ${f})
+  string(APPEND listing "${rel} ${h}\n")
+endforeach()
+string(SHA1 hash "${listing}")
+string(SUBSTRING ${hash} 0 12 hash)
+set(content "#pragma once\n#define GDN2_GIT_COMMIT \"${commit}\"\n#define GDN2_SOURCE_HASH \"${hash}\"\n")
+set(old "")
+if(EXISTS ${OUT})
+  file(READ ${OUT} old)
+endif()
+if(NOT old STREQUAL content)
+  file(WRITE ${OUT} "${content}")
+endif()
