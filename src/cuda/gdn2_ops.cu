@@ -315,32 +315,52 @@ Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in) { return 
 
 namespace {
 
-// The per-value-head gradient buffers summed to the inputs' shapes (over value-head groups, and over channels for
-// per-head gates); waits for the device.
-Gdn2Grads grads_to_inputs(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& gq, const Tensor& gk,
-                          const Tensor& gv, const Tensor& gg, const Tensor& gb, const Tensor& gw, const Tensor& dh0,
-                          cudaStream_t stream) {
-  const int64_t tokens = p.tokens();
-  auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {
-    if (!buf.defined()) return Tensor();
-    if (spec.form == GateForm::channel && spec.heads == p.HV) return buf.reshape(like.shape());  // nothing to sum
-    Tensor out = Tensor::empty(like.shape(), DType::f32, Device::cuda);
-    launch_reduce_heads(static_cast<const float*>(buf.raw()), tokens, static_cast<int>(p.HV), static_cast<int>(dim),
-                        static_cast<int>(spec.heads), spec.form == GateForm::channel, static_cast<float*>(out.raw_mut()),
-                        stream);
-    return out;
-  };
-  Gdn2Grads r;
-  r.dq = reduce(gq, {GateForm::channel, p.H}, p.K, in.q);
-  r.dk = reduce(gk, {GateForm::channel, p.H}, p.K, in.k);
-  r.dv = reduce(gv, {GateForm::channel, p.HV}, p.V, in.v);
-  r.dg = reduce(gg, p.g, p.K, in.g_log);
-  r.db = reduce(gb, p.b, p.K, in.b);
-  r.dw = reduce(gw, p.w, p.V, in.w);
-  r.dh0 = dh0;
-  GDN2_CUDA_CHECK(cudaStreamSynchronize(stream));
-  return r;
-}
+float* f32_ptr(Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; }
+
+// The per-value-head gradient buffers both backward paths fill, F32 [tokens, HV, dim] (a gate's only where the gate is
+// present; the gradient kernels write every element), and their sum to the inputs' shapes.
+struct GradBuffers {
+  Tensor gq, gk, gv, gg, gb, gw;
+
+  explicit GradBuffers(const Gdn2Problem& p) {
+    auto buffer = [&](bool on, int64_t dim) {
+      return on ? Tensor::empty({p.tokens(), p.HV, dim}, DType::f32, Device::cuda) : Tensor();
+    };
+    gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
+    gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
+    gw = buffer(p.w.form != GateForm::absent, p.V);
+  }
+
+  // Points a parameter block's gq .. gw at the buffers.
+  template <class Params>
+  void bind(Params& b) {
+    b.gq = f32_ptr(gq), b.gk = f32_ptr(gk), b.gv = f32_ptr(gv), b.gg = f32_ptr(gg), b.gb = f32_ptr(gb);
+    b.gw = f32_ptr(gw);
+  }
+
+  // Summed over value-head groups (and over channels for per-head gates) to the inputs' shapes; waits for the device.
+  Gdn2Grads to_inputs(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& dh0, cudaStream_t stream) const {
+    auto reduce = [&](const Tensor& buf, const GateSpec& spec, int64_t dim, const Tensor& like) -> Tensor {
+      if (!buf.defined()) return Tensor();
+      if (spec.form == GateForm::channel && spec.heads == p.HV) return buf.reshape(like.shape());  // nothing to sum
+      Tensor out = Tensor::empty(like.shape(), DType::f32, Device::cuda);
+      launch_reduce_heads(static_cast<const float*>(buf.raw()), p.tokens(), static_cast<int>(p.HV),
+                          static_cast<int>(dim), static_cast<int>(spec.heads), spec.form == GateForm::channel,
+                          static_cast<float*>(out.raw_mut()), stream);
+      return out;
+    };
+    Gdn2Grads r;
+    r.dq = reduce(gq, {GateForm::channel, p.H}, p.K, in.q);
+    r.dk = reduce(gk, {GateForm::channel, p.H}, p.K, in.k);
+    r.dv = reduce(gv, {GateForm::channel, p.HV}, p.V, in.v);
+    r.dg = reduce(gg, p.g, p.K, in.g_log);
+    r.db = reduce(gb, p.b, p.K, in.b);
+    r.dw = reduce(gw, p.w, p.V, in.w);
+    r.dh0 = dh0;
+    GDN2_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return r;
+  }
+};
 
 // bf16/fp16 inputs: the forward recomputed on tensor cores over its chunks of 64 tokens keeps its workspace (W, qg,
 // kgT, U, P, gamma and A per chunk) and its states every 64 tokens (or takes the stored ones: then only its intra
@@ -349,7 +369,7 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
                                  const Tensor& h64_stored) {
   Launch fwd = make_params(p, in, true);
   Gdn2Params& f = fwd.params;
-  const int64_t chunks = f.chunk.chunks, kmax = f.chunk.kmax, tokens = p.tokens();
+  const int64_t chunks = f.chunk.chunks, kmax = f.chunk.kmax;
   const int64_t blocks = std::max<int64_t>(chunks, 1) * p.HV;  // (chunk, value head) pairs, at least one
   Tensor h0;
   if (in.h0.defined()) {
@@ -391,19 +411,13 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
     b.dh0 = static_cast<float*>(dh0.raw_mut());
   }
   launch_chunk_bwd64_states(b);
-  auto buffer = [&](bool on, int64_t dim) {  // the gradient kernels write every element
-    return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
-  };
-  auto ptr = [](Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; };
-  Tensor gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
-  Tensor gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
-  Tensor gw = buffer(p.w.form != GateForm::absent, p.V);
+  GradBuffers g(p);
+  g.bind(b);
   Tensor dpt = Tensor::empty({blocks * 2 * kChunk * kChunk}, DType::f32, Device::cuda);
   Tensor dgl = Tensor::empty({blocks * kmax}, DType::f32, Device::cuda);
-  b.dpt = ptr(dpt), b.dgl = ptr(dgl);
-  b.gq = ptr(gq), b.gk = ptr(gk), b.gv = ptr(gv), b.gg = ptr(gg), b.gb = ptr(gb), b.gw = ptr(gw);
+  b.dpt = f32_ptr(dpt), b.dgl = f32_ptr(dgl);
   launch_chunk_bwd64(b);
-  return grads_to_inputs(p, in, gq, gk, gv, gg, gb, gw, dh0, f.stream);
+  return g.to_inputs(p, in, dh0, f.stream);
 }
 
 }  // namespace
@@ -444,7 +458,6 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
 
   // The forward's states entering every 32-token chunk: the stored states every 64 tokens (h64_stored) completed by the
   // states pass from the chunk coefficients, or recomputed by the exact CUDA-core forward every 32 tokens.
-  const int64_t tokens = p.tokens();
   Tensor h = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor dh = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
   Tensor h0;
@@ -511,16 +524,10 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   h64 = Tensor();
   bp.coef = nullptr;
   bp.h64 = nullptr;
-  auto buffer = [&](bool on, int64_t dim) {  // chunk_grad_kernel writes every element
-    return on ? Tensor::empty({tokens, p.HV, dim}, DType::f32, Device::cuda) : Tensor();
-  };
-  auto ptr = [](Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; };
-  Tensor gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
-  Tensor gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
-  Tensor gw = buffer(p.w.form != GateForm::absent, p.V);
-  bp.gq = ptr(gq), bp.gk = ptr(gk), bp.gv = ptr(gv), bp.gg = ptr(gg), bp.gb = ptr(gb), bp.gw = ptr(gw);
+  GradBuffers g(p);
+  g.bind(bp);
   launch_chunk_bwd_grads(bp);
-  return grads_to_inputs(p, in, gq, gk, gv, gg, gb, gw, dh0, bp.f.stream);
+  return g.to_inputs(p, in, dh0, bp.f.stream);
 }
 
 Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_recurrent); }
