@@ -261,15 +261,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   constexpr int kIters = kC * kCols / kThreads;
   float o_next[kIters];
   auto load_dO = [&](int c) {
-    const int64_t c0 = bp.chunk_tok0[c];
-    const int L = static_cast<int>(bp.chunk_len[c]);
-#pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
-      o_next[u] = !trans && t < L && col < V
-                      ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
-                      : 0.f;
-    }
+    load_value_tile<kIters, kThreads, kCols>(o_next, bp.d_o, bp.d_o_type, bp.chunk_tok0[c],
+                                             trans ? 0 : static_cast<int>(bp.chunk_len[c]), hv, p.HV, V, col0);
   };
   if (c_last > c_first) load_dO(c_last - 1);
   int buf = 0;
@@ -413,13 +406,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     {
       float o[kIters];
       load_w_v(p, c0, L, hv, v0, wr, vr);
-#pragma unroll
-      for (int u = 0; u < kIters; ++u) {
-        const int idx = tid + u * kThreads, t = idx / kCols, col = v0 + idx % kCols;
-        o[u] = t < L && col < V
-                   ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
-                   : 0.f;
-      }
+      load_value_tile<kIters, kThreads, kCols>(o, bp.d_o, bp.d_o_type, c0, L, hv, p.HV, V, v0);
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
         const int idx = tid + u * kThreads;

@@ -156,15 +156,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
   constexpr int kIters = kC * kCols / kThreads;
   float o_next[kIters];
   auto load_dO = [&](int c) {
-    const int64_t c0 = cw.chunk_tok0[c];
-    const int L = static_cast<int>(cw.chunk_len[c]);
-#pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int idx = tid + u * kThreads, t = idx / kCols, col = col0 + idx % kCols;
-      o_next[u] = !trans && t < L && col < V
-                      ? load_elem(bp.d_o, bp.d_o_type, ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col)
-                      : 0.f;
-    }
+    load_value_tile<kIters, kThreads, kCols>(o_next, bp.d_o, bp.d_o_type, cw.chunk_tok0[c],
+                                             trans ? 0 : static_cast<int>(cw.chunk_len[c]), hv, p.HV, V, col0);
   };
   if (c_last > c_first) load_dO(c_last - 1);
   int buf = 0;
@@ -283,16 +276,10 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
     load_slice(sm.dS, dSg, KMAX, K, V, v0);
     load_bf16_tile(&sm.U[0][0], kLd, static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + v0, cw.vpad, kC, kCols);
     cp_async_commit();
-    {  // dO: every load issued before the stores (a load cannot move above an earlier shared store)
+    {  // dO: every load issued before the stores
       constexpr int kIters = kC * kCols / kWideThreads;
       float o[kIters];
-#pragma unroll
-      for (int u = 0; u < kIters; ++u) {
-        const int it = tid + u * kWideThreads, r = it / kCols, col = v0 + it % kCols;
-        o[u] = r < L && col < V
-                   ? load_elem(bp.d_o, bp.d_o_type, ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col)
-                   : 0.f;
-      }
+      load_value_tile<kIters, kWideThreads, kCols>(o, bp.d_o, bp.d_o_type, tok0, L, hv, p.HV, V, v0);
 #pragma unroll
       for (int u = 0; u < kIters; ++u) {
         const int it = tid + u * kWideThreads;

@@ -58,6 +58,19 @@ __device__ __forceinline__ float load_decay(const Gdn2Params& p, int64_t tok, in
 
 namespace gdn2::cuda {
 
+// This thread's elements idx = threadIdx.x + u·THREADS (u < N) of a [rows][COLS] tile of x ([tokens, HV, V], element
+// type t): row idx / COLS is token tok0 + row, column col0 + idx % COLS of value head hv; zeros from row L on and past V.
+// Every load is issued before any is used (a load cannot move above an earlier shared-memory store).
+template <int N, int THREADS, int COLS = 64>
+__device__ __forceinline__ void load_value_tile(float (&o)[N], const void* x, ElemType t, int64_t tok0, int L, int hv,
+                                                int HV, int V, int col0) {
+#pragma unroll
+  for (int u = 0; u < N; ++u) {
+    const int idx = threadIdx.x + u * THREADS, r = idx / COLS, col = col0 + idx % COLS;
+    o[u] = r < L && col < V ? load_elem(x, t, ((tok0 + r) * HV + hv) * static_cast<int64_t>(V) + col) : 0.f;
+  }
+}
+
 // Flat token range [begin, end) of sequence n.
 __device__ __forceinline__ void sequence_range(const Gdn2Params& p, int n, int64_t& begin, int64_t& end) {
   if (p.seq_offsets != nullptr) {
