@@ -15,6 +15,7 @@
 //      16x16 pairs one by one instead), then the elementwise chain rule through Γ, Kt and b⊙k̂, the L2 norms and the
 //      cumsum of g.
 #include "cuda/common.cuh"
+#include "cuda/gdn2/chunk_stage.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
 #include "cuda/gdn2/mma.cuh"
@@ -63,35 +64,14 @@ __device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* s
   }
 }
 
-// One chunk's workspace tiles for the state-gradient pass (bf16 as chunk_intra.cu wrote them).
-template <int KMAX>
-struct DStage {
-  static constexpr int LDK = KMAX + 8;
-  bf16 W[kC][LDK];
-  bf16 qg[kC][LDK];
-  bf16 kgT[KMAX][kLd];
-  bf16 P[kC][kLd];
-  float gamma[KMAX];
-};
-
-template <int KMAX>
-__device__ __forceinline__ void dstage_load(DStage<KMAX>& st, const ChunkWork& cw, int64_t blk) {
-  load_bf16_tile(&st.W[0][0], DStage<KMAX>::LDK, static_cast<const bf16*>(cw.W) + blk * kC * KMAX, KMAX, kC, KMAX);
-  load_bf16_tile(&st.qg[0][0], DStage<KMAX>::LDK, static_cast<const bf16*>(cw.qg) + blk * kC * KMAX, KMAX, kC, KMAX);
-  load_bf16_tile(&st.kgT[0][0], kLd, static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC, kC, KMAX, kC);
-  load_bf16_tile(&st.P[0][0], kLd, static_cast<const bf16*>(cw.P) + blk * kC * kC, kC, kC, kC);
-  for (int idx = threadIdx.x; idx < KMAX / 4; idx += kThreads)
-    cp_async_16(&st.gamma[4 * idx], cw.gamma + blk * KMAX + 4 * idx);
-  cp_async_commit();
-}
-
 template <int KMAX>
 struct DstateSmem {
-  DStage<KMAX> st[2];  // the current chunk's tiles and the next one's (double buffer)
+  Stage<KMAX> st[2];  // the current chunk's tiles and the next one's (double buffer; U unused)
   float dO[kC][kLd];
   float dV[kC][kLd];  // -dV'
   float dS[KMAX][kLd];
 };
+static_assert(sizeof(DstateSmem<128>) <= 227 * 1024, "one block of the state-gradient pass fits an SM");
 
 // The state-gradient pass, one block per (64 columns, value head, segment; the forward's segments), walking the chunks
 // in reverse with its slice of dS in shared memory: dh[c] = dS, -dV' = -(Kt dS + P^T dO), then
@@ -113,7 +93,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
   const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
   auto blk_of = [&](int c) { return static_cast<int64_t>(c) * p.HV + hv; };
-  if (c_last > c_first) dstage_load(sm.st[0], cw, blk_of(c_last - 1));
+  auto stage_next = [&](Stage<KMAX>& st, int c) {
+    stage_load(st, cw, blk_of(c), 0, false);
+    cp_async_commit();
+  };
+  if (c_last > c_first) stage_next(sm.st[0], c_last - 1);
   // Product 1 (-dV'): warp w, rows 16 (w % 4) .. +15 and columns 32 (w / 4) .. +31. Product 2 (dS): key rows
   // 16 (w % RT) .. +15 and the w / RT-th of 8 / RT column groups. dS stays in fp32 in registers, in product 2's
   // accumulator layout (each element in one thread); shared memory holds its tf32 copy for product 1.
@@ -166,7 +150,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     const int L = static_cast<int>(cw.chunk_len[c]);
     __syncthreads();  // the previous chunk is done with every buffer, the other stage included
     const bool more = c > c_first;
-    if (more) dstage_load(sm.st[buf ^ 1], cw, blk_of(c - 1));
+    if (more) stage_next(sm.st[buf ^ 1], c - 1);
 #pragma unroll
     for (int u = 0; u < kIters; ++u) {
       const int idx = tid + u * kThreads;
@@ -179,7 +163,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     else
       cp_async_wait<0>();
     __syncthreads();
-    const DStage<KMAX>& st = sm.st[buf];
+    const Stage<KMAX>& st = sm.st[buf];
     const int k_tok = (L + 7) / 8;  // rows past L of the workspace and of dO are zeros
     {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 8-blocks start at the row block.
       float acc[4][4];

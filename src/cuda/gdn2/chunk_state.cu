@@ -8,6 +8,7 @@
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
+#include "cuda/gdn2/chunk_stage.cuh"
 #include "cuda/gdn2/mma.cuh"
 #include "cuda/gdn2/segment_scan.cuh"
 
@@ -18,48 +19,11 @@ namespace {
 constexpr int kC = 64, kCols = 64, kThreads = 256, kLdC = kC + 8;
 
 template <int KMAX>
-struct Stage {
-  static constexpr int LDK = KMAX + 8;
-  bf16 W[kC][LDK];
-  bf16 qg[kC][LDK];
-  bf16 kgT[KMAX][kLdC];
-  bf16 U[kC][kLdC];
-  bf16 P[kC][kLdC];
-  float gamma[KMAX];
-};
-
-template <int KMAX>
 struct StateSmem {
   Stage<KMAX> st[2];
   bf16 St[kCols][KMAX + 8];  // S^T in bf16: [column of V][key channel]
   bf16 VT[kCols][kLdC];      // V'^T: [column of V][token]
 };
-
-template <int KMAX>
-__device__ __forceinline__ void stage_load(Stage<KMAX>& st, const ChunkWork& cw, int64_t blk, int col0, bool with_u,
-                                           int tid) {
-  constexpr int RK = KMAX / 8;  // 16-byte pieces in a row of KMAX bf16
-  const bf16* W = static_cast<const bf16*>(cw.W) + blk * kC * KMAX;
-  const bf16* qg = static_cast<const bf16*>(cw.qg) + blk * kC * KMAX;
-  const bf16* kgT = static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC;
-  const bf16* U = static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + col0;
-  const bf16* P = static_cast<const bf16*>(cw.P) + blk * kC * kC;
-  for (int idx = tid; idx < kC * RK; idx += kThreads) {
-    const int r = idx / RK, c8 = 8 * (idx % RK);
-    cp_async_16(&st.W[r][c8], W + r * KMAX + c8);
-    cp_async_16(&st.qg[r][c8], qg + r * KMAX + c8);
-  }
-  for (int idx = tid; idx < KMAX * 8; idx += kThreads) {
-    const int r = idx / 8, c8 = 8 * (idx % 8);
-    cp_async_16(&st.kgT[r][c8], kgT + r * kC + c8);
-  }
-  for (int idx = tid; idx < kC * 8; idx += kThreads) {
-    const int r = idx / 8, c8 = 8 * (idx % 8);
-    if (with_u) cp_async_16(&st.U[r][c8], U + static_cast<int64_t>(r) * cw.vpad + c8);
-    cp_async_16(&st.P[r][c8], P + r * kC + c8);
-  }
-  for (int idx = tid; idx < KMAX / 4; idx += kThreads) cp_async_16(&st.gamma[4 * idx], cw.gamma + blk * KMAX + 4 * idx);
-}
 
 // One block per (64 columns, value head, segment). kTransition: the context-parallel first pass over every segment but
 // its sequence's last (params.h, ChunkWork): from a zero state, columns past vpad are the transition's (identity at
@@ -119,11 +83,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
   store_st();
 
   const int64_t hv_blocks = p.HV;
-  if (c_begin < c_end) stage_load(sm.st[0], cw, c_begin * hv_blocks + hv, col0, !trans, tid);
+  if (c_begin < c_end) stage_load(sm.st[0], cw, c_begin * hv_blocks + hv, col0, !trans);
   cp_async_commit();
   for (int c = c_begin; c < c_end; ++c) {
     const int cur = (c - c_begin) & 1;
-    if (c + 1 < c_end) stage_load(sm.st[cur ^ 1], cw, (c + 1) * hv_blocks + hv, col0, !trans, tid);
+    if (c + 1 < c_end) stage_load(sm.st[cur ^ 1], cw, (c + 1) * hv_blocks + hv, col0, !trans);
     cp_async_commit();
     if (!kTransition && p.h_chunks != nullptr)
       store_state(p.h_chunks + (static_cast<int64_t>(c) * p.HV + hv) * K * V, V, K, V);
