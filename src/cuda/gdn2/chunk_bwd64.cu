@@ -15,6 +15,7 @@
 //      16x16 pairs one by one instead), then the elementwise chain rule through Γ, Kt and b⊙k̂, the L2 norms and the
 //      cumsum of g.
 #include "cuda/common.cuh"
+#include "cuda/gdn2/chunk_prep.cuh"
 #include "cuda/gdn2/chunk_stage.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
@@ -413,7 +414,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
   const Gdn2Params& p = bp.f;
   const ChunkWork& cw = p.chunk;
   const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int K = p.K, group = p.HV / p.H, hq = hv / group;
+  const int K = p.K;
   const int64_t tok0 = cw.chunk_tok0[c], blk = static_cast<int64_t>(c) * p.HV + hv;
   const int L = static_cast<int>(cw.chunk_len[c]);
   const float s = p.scale;
@@ -427,52 +428,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
     }
     cp_async_commit();
   }
-  {  // q, k, g, b: loads in batches held in registers, then the stores
-    constexpr int kIters = kC * KMAX / kWideThreads, kBatch = 8;
-#pragma unroll 1
-    for (int u0 = 0; u0 < kIters; u0 += kBatch) {
-      float qv[kBatch], kv[kBatch], gv[kBatch], bv[kBatch];
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        const int idx = tid + (u0 + u) * kWideThreads, t = idx / KMAX, d = idx % KMAX;
-        qv[u] = kv[u] = gv[u] = bv[u] = 0.f;
-        if (t < L && d < K) {
-          const int64_t tok = tok0 + t;
-          qv[u] = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
-          kv[u] = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
-          gv[u] = load_decay(p, tok, hv, d);
-          bv[u] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        const int idx = tid + (u0 + u) * kWideThreads, t = idx / KMAX, d = idx % KMAX;
-        sm.q[t][d] = qv[u], sm.k[t][d] = kv[u], sm.G[t][d] = gv[u], sm.b[t][d] = bv[u];
-      }
-    }
-  }
-  __syncthreads();
-  for (int t = warp; t < kC; t += kWideThreads / 32) {  // 1/|q|, 1/|k|
-    float qs = 0.f, ks = 0.f;
-    for (int d = lane; d < KMAX; d += 32) qs += sm.q[t][d] * sm.q[t][d], ks += sm.k[t][d] * sm.k[t][d];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      qs += __shfl_xor_sync(0xffffffffu, qs, o);
-      ks += __shfl_xor_sync(0xffffffffu, ks, o);
-    }
-    if (lane == 0) {
-      sm.rq[t] = p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
-      sm.rk[t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
-    }
-  }
-  if (tid < KMAX) {
-    float run = 0.f;
-    for (int t = 0; t < kC; ++t) {
-      run += sm.G[t][tid];
-      sm.G[t][tid] = run;
-    }
-    sm.gl[tid] = run;
-  }
+  chunk_rows<kC, KMAX, kWideThreads, Smem::LDK>(p, tok0, L, hv, sm.q, sm.k, sm.G, sm.b, sm.rq, sm.rk, sm.gl);
   __syncthreads();
   for (int idx = tid; idx < kC * KMAX; idx += kWideThreads) {
     const int t = idx / KMAX, d = idx % KMAX;

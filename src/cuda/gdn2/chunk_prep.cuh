@@ -8,6 +8,64 @@ namespace gdn2::cuda {
 
 constexpr int kPrepChunk = 32, kPrepThreads = 256;
 
+// The rows a chunk's preparation starts from, for chunks of ROWS tokens and blocks of THREADS threads: q, k, g (the
+// decay, formed from f by the in-kernel gate when asked) and b of rows [0, L) from token c0 for value head hv into
+// [ROWS][LD] tiles (zeros past L and K); after a barrier, 1/|q| and 1/|k| of every row (1 without the in-op norm) and
+// G = cumsum g in place with gl = G_last (rows past L repeat it). Ends without a barrier.
+template <int ROWS, int KMAX, int THREADS, int LD>
+__device__ void chunk_rows(const Gdn2Params& p, int64_t c0, int L, int hv, float (*q)[LD], float (*k)[LD],
+                           float (*G)[LD], float (*b)[LD], float* rq, float* rk, float* gl) {
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int K = p.K, group = p.HV / p.H, hq = hv / group;
+  // Loads in batches held in registers, then the shared-memory stores: a load through a generic pointer cannot be
+  // moved above an earlier shared store, so a load-store loop would wait one memory latency per element.
+  constexpr int kIters = ROWS * KMAX / THREADS, kBatch = kIters < 8 ? kIters : 8;
+  static_assert(kIters % kBatch == 0, "batches of loads");
+#pragma unroll 1
+  for (int u0 = 0; u0 < kIters; u0 += kBatch) {
+    float qv[kBatch], kv[kBatch], gv[kBatch], bv[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int idx = tid + (u0 + u) * THREADS, t = idx / KMAX, d = idx % KMAX;
+      qv[u] = kv[u] = gv[u] = bv[u] = 0.f;
+      if (t < L && d < K) {
+        const int64_t tok = c0 + t;
+        qv[u] = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
+        kv[u] = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
+        gv[u] = load_decay(p, tok, hv, d);
+        bv[u] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int idx = tid + (u0 + u) * THREADS, t = idx / KMAX, d = idx % KMAX;
+      q[t][d] = qv[u], k[t][d] = kv[u], G[t][d] = gv[u], b[t][d] = bv[u];
+    }
+  }
+  __syncthreads();
+  for (int t = warp; t < ROWS; t += THREADS / 32) {
+    float qs = 0.f, ks = 0.f;
+    for (int d = lane; d < KMAX; d += 32) qs += q[t][d] * q[t][d], ks += k[t][d] * k[t][d];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      qs += __shfl_xor_sync(0xffffffffu, qs, o);
+      ks += __shfl_xor_sync(0xffffffffu, ks, o);
+    }
+    if (lane == 0) {
+      rq[t] = p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
+      rk[t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
+    }
+  }
+  for (int d = tid; d < KMAX; d += THREADS) {
+    float run = 0.f;
+    for (int t = 0; t < ROWS; ++t) {
+      run += G[t][d];
+      G[t][d] = run;
+    }
+    gl[d] = run;
+  }
+}
+
 // What the fp32 chunk kernels (forward and backward) form for a chunk of up to 32 tokens of value head hv starting
 // at token c0: the normalised q̂, k̂, G = cumsum g, b⊙k̂, T and P (P with the scale). Rows past L are zeros.
 template <int KMAX>
@@ -26,8 +84,7 @@ struct Prep {
 // are read instead of formed.
 template <int KMAX>
 __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int L, int hv, const float* tp = nullptr) {
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int K = p.K, group = p.HV / p.H, hq = hv / group;
+  const int tid = threadIdx.x, K = p.K;
   constexpr int kPairs = kPrepChunk * kPrepChunk, kPairIters = kPairs / kPrepThreads;
   float t_in[kPairIters], p_in[kPairIters];  // stored T and P: loads issued now, stored at the end
   if (tp != nullptr)
@@ -36,59 +93,14 @@ __device__ void chunk_prep(Prep<KMAX>& sm, const Gdn2Params& p, int64_t c0, int 
       t_in[u] = tp[tid + u * kPrepThreads];
       p_in[u] = tp[kPairs + tid + u * kPrepThreads];
     }
-  // Loads in batches held in registers, then the shared-memory stores: a load through a generic pointer cannot be
-  // moved above an earlier shared store, so a load-store loop would wait one memory latency per element.
-  constexpr int kIters = kPrepChunk * KMAX / kPrepThreads, kBatch = kIters < 8 ? kIters : 8;
-  static_assert(kIters % kBatch == 0, "batches of loads");
-#pragma unroll 1
-  for (int u0 = 0; u0 < kIters; u0 += kBatch) {
-    float qv[kBatch], kv[kBatch], gv[kBatch], bv[kBatch];
-#pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int idx = tid + (u0 + u) * kPrepThreads, t = idx / KMAX, d = idx % KMAX;
-      qv[u] = kv[u] = gv[u] = bv[u] = 0.f;
-      if (t < L && d < K) {
-        const int64_t tok = c0 + t;
-        qv[u] = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
-        kv[u] = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
-        gv[u] = load_decay(p, tok, hv, d);
-        bv[u] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int idx = tid + (u0 + u) * kPrepThreads, t = idx / KMAX, d = idx % KMAX;
-      sm.q[t][d] = qv[u], sm.k[t][d] = kv[u], sm.G[t][d] = gv[u], sm.bk[t][d] = bv[u];
-    }
-  }
-  __syncthreads();
-  for (int t = warp; t < kPrepChunk; t += (kPrepThreads / 32)) {
-    float qs = 0.f, ks = 0.f;
-    for (int d = lane; d < KMAX; d += 32) qs += sm.q[t][d] * sm.q[t][d], ks += sm.k[t][d] * sm.k[t][d];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      qs += __shfl_xor_sync(0xffffffffu, qs, o);
-      ks += __shfl_xor_sync(0xffffffffu, ks, o);
-    }
-    if (lane == 0) {
-      sm.rq[t] = p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
-      sm.rk[t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
-    }
-  }
+  chunk_rows<kPrepChunk, KMAX, kPrepThreads, Prep<KMAX>::KP>(p, c0, L, hv, sm.q, sm.k, sm.G, sm.bk, sm.rq, sm.rk,
+                                                          sm.gl);  // raw b in bk, made b⊙k̂ below
   __syncthreads();
   for (int idx = tid; idx < kPrepChunk * KMAX; idx += kPrepThreads) {
     const int t = idx / KMAX, d = idx % KMAX;
     sm.q[t][d] *= sm.rq[t];
     sm.k[t][d] *= sm.rk[t];
     sm.bk[t][d] *= sm.k[t][d];
-  }
-  for (int d = tid; d < KMAX; d += kPrepThreads) {
-    float run = 0.f;
-    for (int t = 0; t < kPrepChunk; ++t) {
-      run += sm.G[t][d];
-      sm.G[t][d] = run;
-    }
-    sm.gl[d] = run;
   }
   if (tp != nullptr) {  // T and P, loaded at the start
 #pragma unroll
