@@ -59,7 +59,8 @@ __device__ __forceinline__ float load_decay(const Gdn2Params& p, int64_t tok, in
 namespace gdn2::cuda {
 
 // This thread's elements idx = threadIdx.x + u·THREADS (u < N) of a [rows][COLS] tile of x ([tokens, HV, V], element
-// type t): row idx / COLS is token tok0 + row, column col0 + idx % COLS of value head hv; zeros from row L on and past V.
+// type t): row idx / COLS is token tok0 + row, column col0 + idx % COLS of value head hv; zeros from row L on and
+// past V.
 // Every load is issued before any is used (a load cannot move above an earlier shared-memory store).
 template <int N, int THREADS, int COLS = 64>
 __device__ __forceinline__ void load_value_tile(float (&o)[N], const void* x, ElemType t, int64_t tok0, int L, int hv,
