@@ -239,17 +239,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   auto coef_of = [&](int c) { return coef_at<KMAX>(bp, c, hv); };
   if (c_last > c_first) coef_prefetch(sm.coef[0], coef_of(c_last - 1));
   for (int idx = tid; idx < KMAX * kCols; idx += kThreads) {
-    const int d = idx / kCols, cc = idx % kCols, col = col0 + cc;
-    float x = 0.f;  // rows past K stay zero
-    if (d < K) {
-      if (kTransition)
-        x = trans && d == col - bp.vpad ? 1.f : 0.f;
-      else if (!last)
-        x = bp.seg_dS[(seg_blk * KMAX + d) * bp.vpad + col];
-      else if (bp.dht != nullptr && col < V)
-        x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
-    }
-    sm.dS[d][cc] = x;
+    const int d = idx / kCols, cc = idx % kCols;
+    sm.dS[d][cc] = reverse_pass_entry(kTransition, last, d, col0 + cc, K, V, bp.vpad, KMAX, seg_blk, bp.seg_dS, bp.dht,
+                                      state_base);
   }
   // Product 1 (-dV'): warp w, rows 16 (w & 1) .. +15 and columns 16 (w >> 1) .. +15. Product 2 (dS): key rows
   // 16 (w % RT) .. +15 and the w / RT-th of 8 / RT column groups.

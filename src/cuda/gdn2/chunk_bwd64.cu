@@ -110,17 +110,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
   for (int nt = 0; nt < NT2; ++nt)
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
-      const int d = acc_row(r2, lane, h), cc = acc_col(n2, lane, nt, h), col = col0 + cc;
-      float x = 0.f;  // rows past K stay zero
-      if (d < K) {
-        if (kTransition)
-          x = trans && d == col - cw.vpad ? 1.f : 0.f;
-        else if (!last)
-          x = cw.seg_h0[(seg_blk * KMAX + d) * cw.vpad + col];
-        else if (bp.dht != nullptr && col < V)
-          x = bp.dht[state_base + static_cast<int64_t>(d) * V + col];
-      }
-      dS[nt][h] = x;
+      dS[nt][h] = reverse_pass_entry(kTransition, last, acc_row(r2, lane, h), col0 + acc_col(n2, lane, nt, h), K, V,
+                                     cw.vpad, KMAX, seg_blk, cw.seg_h0, bp.dht, state_base);
     }
 #pragma unroll
   for (int nt = 0; nt < NT2; ++nt)  // after every load is issued

@@ -34,6 +34,19 @@ __device__ __forceinline__ Segment segment_of(const int64_t* seg_seq, const int6
   return {n, c_begin, c_end, c_begin == seq_chunk0[n], c_end == seq_chunk0[n + 1]};
 }
 
+// The state gradient a block of a reverse (state-gradient) pass starts from at row d < K, column col of value head
+// block (seg_blk = segment · HV + hv): in the transition pass the identity on the columns past vpad (zeros elsewhere);
+// otherwise, for a sequence's last segment, dht (or zero), and for any other, what the reverse scan left in seg_dS
+// ([segs, HV, kmax, vpad]).
+__device__ __forceinline__ float reverse_pass_entry(bool transition, bool last, int d, int col, int K, int V, int vpad,
+                                                    int kmax, int64_t seg_blk, const float* seg_dS, const float* dht,
+                                                    int64_t state_base) {
+  if (d >= K) return 0.f;  // rows past K stay zero
+  if (transition) return col >= vpad && d == col - vpad ? 1.f : 0.f;
+  if (!last) return seg_dS[(seg_blk * kmax + d) * vpad + col];
+  return dht != nullptr && col < V ? dht[state_base + static_cast<int64_t>(d) * V + col] : 0.f;
+}
+
 constexpr int kScanThreads = 256, kScanCols = 64;
 
 template <int KMAX>
