@@ -56,7 +56,7 @@ __device__ __forceinline__ void load_slice(float (*tile)[kLd], const float* src,
   }
 }
 
-// rows x cols bf16 from a dense row-major source (row stride cols) into tile rows of stride ld, 16-byte pieces.
+// rows x cols bf16 from a row-major source (row stride src_ld) into tile rows of stride ld, 16-byte pieces.
 __device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* src, int src_ld, int rows, int cols) {
   const int pieces = cols / 8;
   for (int it = threadIdx.x; it < rows * pieces; it += blockDim.x) {
@@ -75,7 +75,7 @@ struct DstateSmem {
 static_assert(sizeof(DstateSmem<128>) <= 227 * 1024, "one block of the state-gradient pass fits an SM");
 
 // The state-gradient pass, one block per (64 columns, value head, segment; the forward's segments), walking the chunks
-// in reverse with its slice of dS in shared memory: dh[c] = dS, -dV' = -(Kt dS + P^T dO), then
+// in reverse with its slice of dS (in registers, below): dh[c] = dS, -dV' = -(Kt dS + P^T dO), then
 // dS <- Diag(γ) dS + qg^T dO + W^T (-dV'); dh0 = dS at the start. kTransition: the context-parallel first pass over
 // every segment but its sequence's first, from a zero gradient with kmax identity columns past vpad (dO = 0), giving
 // [dS0 | M] in seg_state (as chunk_bwd.cu's pass does over chunks of 32).
