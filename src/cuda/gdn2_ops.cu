@@ -317,6 +317,26 @@ namespace {
 
 float* f32_ptr(Tensor& x) { return x.defined() ? static_cast<float*>(x.raw_mut()) : nullptr; }
 
+// The cotangents and the initial state's gradient both backward paths bind: d_o as given, dht in F32, and dh0 (F32
+// [N, HV, K, V]) when the problem has an initial state.
+struct BwdEnds {
+  Tensor dht32, dh0;
+
+  template <class Params>
+  BwdEnds(const Gdn2Problem& p, const Tensor& d_o, const Tensor& dht, Params& b) {
+    b.d_o = d_o.raw();
+    b.d_o_type = elem_type(d_o, kOp, "d_o");
+    if (dht.defined()) {
+      dht32 = as_f32(dht);
+      b.dht = static_cast<const float*>(dht32.raw());
+    }
+    if (p.has_h0) {
+      dh0 = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
+      b.dh0 = static_cast<float*>(dh0.raw_mut());
+    }
+  }
+};
+
 // The per-value-head gradient buffers both backward paths fill, F32 [tokens, HV, dim] (a gate's only where the gate is
 // present; the gradient kernels write every element), and their sum to the inputs' shapes.
 struct GradBuffers {
@@ -396,20 +416,10 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
   }
   Gdn2Bwd64Params b;
   b.f = f;
-  b.d_o = d_o.raw();
-  b.d_o_type = elem_type(d_o, kOp, "d_o");
-  Tensor dht32;
-  if (dht.defined()) {
-    dht32 = as_f32(dht);
-    b.dht = static_cast<const float*>(dht32.raw());
-  }
+  const BwdEnds ends(p, d_o, dht, b);
   b.h = static_cast<const float*>(h64.raw());
-  Tensor dh = Tensor::empty({std::max<int64_t>(chunks, 1), p.HV, p.K, p.V}, DType::f32, Device::cuda), dh0;
+  Tensor dh = Tensor::empty({std::max<int64_t>(chunks, 1), p.HV, p.K, p.V}, DType::f32, Device::cuda);
   b.dh = static_cast<float*>(dh.raw_mut());
-  if (p.has_h0) {
-    dh0 = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
-    b.dh0 = static_cast<float*>(dh0.raw_mut());
-  }
   launch_chunk_bwd64_states(b);
   GradBuffers g(p);
   g.bind(b);
@@ -417,7 +427,7 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
   Tensor dgl = Tensor::empty({blocks * kmax}, DType::f32, Device::cuda);
   b.dpt = f32_ptr(dpt), b.dgl = f32_ptr(dgl);
   launch_chunk_bwd64(b);
-  return g.to_inputs(p, in, dh0, f.stream);
+  return g.to_inputs(p, in, ends.dh0, f.stream);
 }
 
 }  // namespace
@@ -498,13 +508,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     bp.coef_u_cols = bp.vpad;
   }
 
-  bp.d_o = d_o.raw();
-  bp.d_o_type = elem_type(d_o, kOp, "d_o");
-  Tensor dht32;
-  if (dht.defined()) {
-    dht32 = as_f32(dht);
-    bp.dht = static_cast<const float*>(dht32.raw());
-  }
+  const BwdEnds ends(p, d_o, dht, bp);
   bp.h = static_cast<const float*>(h.raw());
   bp.dh = static_cast<float*>(dh.raw_mut());
   Tensor coef, tp;  // each chunk's coefficients for the states pass (kernels.h, chunk_coef_floats); T and P
@@ -514,11 +518,6 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
     bp.coef = static_cast<float*>(coef.raw_mut());
     bp.tp = static_cast<float*>(tp.raw_mut());
   }
-  Tensor dh0;
-  if (p.has_h0) {
-    dh0 = Tensor::empty({p.N, p.HV, p.K, p.V}, DType::f32, Device::cuda);
-    bp.dh0 = static_cast<float*>(dh0.raw_mut());
-  }
   launch_chunk_bwd_states(bp);
   coef = Tensor();  // the gradient buffers below may reuse these
   h64 = Tensor();
@@ -527,7 +526,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   GradBuffers g(p);
   g.bind(bp);
   launch_chunk_bwd_grads(bp);
-  return g.to_inputs(p, in, dh0, bp.f.stream);
+  return g.to_inputs(p, in, ends.dh0, bp.f.stream);
 }
 
 Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in) { return run(p, in, launch_recurrent); }
