@@ -15,7 +15,7 @@ our_gate_err = float(m.group(1)) if m else None
 fla_err = fla.get("fla_chunk_rel_err_vs_fp32_naive")
 out = []
 for r in ours:
-    a = anchor.get((r["suite"], r["case"]))
+    a = anchor.get((r["suite"], r.get("anchor_case", r["case"])))
     row = dict(r)
     if a is not None and not (r["suite"] == "ops.decode" and r["state_dtype"] != "fp32"):
         row["anchor"] = a["impl"]
@@ -46,6 +46,7 @@ train = [r for r in out if r["suite"] == "ops.chunk_fwd_bwd"]
 if train:
     lines += ["", "Forward + backward memory beyond the inputs: " + "; ".join(
         f"{r['case']} gdn2 {r['extra_mb']:.0f} MB (peak), fla "
-        f"{anchor.get((r['suite'], r['case']), {}).get('peak_extra_mb', float('nan')):.0f} MB (peak)" for r in train)]
+        f"{anchor.get((r['suite'], r.get('anchor_case', r['case'])), {}).get('peak_extra_mb', float('nan')):.0f} MB (peak)"
+        for r in train)]
 open(sys.argv[5], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

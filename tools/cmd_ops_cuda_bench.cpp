@@ -81,66 +81,78 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
                     {"source_hash", GDN2_SOURCE_HASH}, {"command", command}});
   }
   // Forward + backward (training): the planned forward, then the backward op call, host wall time (the backward
-  // allocates its scratch per call). Gate: every gradient against the CPU fp32 backward on the same inputs.
+  // allocates its scratch per call). Two ways to give the backward the forward's chunks (include/gdn2/ops/gdn2.h):
+  // store (the forward's chunk states and workspace, the training default) and recompute (nothing kept). Gate: every
+  // gradient against the CPU fp32 backward on the same inputs.
   std::vector<Prefill> train_shapes(shapes.begin(), shapes.begin() + std::min<size_t>(shapes.size(), 3));
-  std::printf("\n%-16s %10s %10s %9s %10s\n", "chunk fwd+bwd", "ms", "Mtok/s", "extra MB", "rel err");
+  std::printf("\n%-26s %10s %10s %9s %10s\n", "chunk fwd+bwd", "ms", "Mtok/s", "extra MB", "rel err");
   for (const Prefill& s : train_shapes) {
     const Gdn2RandomSpec spec = prefill_spec(s, 43);
     const Gdn2Inputs in = gdn2_random_inputs(spec);
-    const Gdn2Options opt = gdn2_random_options(spec);
     const auto [d_o_cpu, dht_unused] = gdn2_random_cotangents(spec, 44);
     const Gdn2Inputs d = gdn2_inputs_to(in, Device::cuda);
     const Tensor d_o = d_o_cpu.to(DType::bf16).to(Device::cuda);
-    Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
-    Gdn2Grads g;
-    auto step = [&] {
-      plan.run();
-      plan.sync();
-      g = gdn2_chunk_bwd(d, opt, d_o, Tensor());
-    };
-    step();
-    const Gdn2Grads ref = gdn2_chunk_bwd(in, opt, d_o.cpu(), Tensor());
-    double err = 0.0;
-    for (auto [x, y] : {std::pair{&g.dq, &ref.dq}, {&g.dk, &ref.dk}, {&g.dv, &ref.dv}, {&g.dg, &ref.dg},
-                        {&g.db, &ref.db}, {&g.dw, &ref.dw}})
-      err = std::max(err, rel_rms_error(*x, *y));
-    std::vector<double> times;
-    for (int r = 0; r < std::max(3, a.reps / 4); ++r) {
-      const auto t0 = std::chrono::steady_clock::now();
-      step();
-      times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    const Gdn2Grads ref = gdn2_chunk_bwd(in, gdn2_random_options(spec), d_o.cpu(), Tensor());
+    for (const bool store : {true, false}) {
+      Gdn2Options opt = gdn2_random_options(spec);
+      opt.chunk_states = store;
+      const std::string name = s.name + (store ? "" : "/recompute");
+      Gdn2Grads g;
+      auto fwd_bwd = [&](Gdn2Plan& plan) {
+        plan.run();
+        plan.sync();
+        return gdn2_chunk_bwd(d, opt, d_o, Tensor(), plan.outputs().h, plan.outputs().work);
+      };
+      {
+        Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
+        g = fwd_bwd(plan);
+      }
+      double err = 0.0;
+      for (auto [x, y] : {std::pair{&g.dq, &ref.dq}, {&g.dk, &ref.dk}, {&g.dv, &ref.dv}, {&g.dg, &ref.dg},
+                          {&g.db, &ref.db}, {&g.dw, &ref.dw}})
+        err = std::max(err, rel_rms_error(*x, *y));
+      g = Gdn2Grads();
+      std::vector<double> times;
+      {
+        Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
+        for (int r = 0; r < std::max(3, a.reps / 4) + 1; ++r) {
+          const auto t0 = std::chrono::steady_clock::now();
+          g = fwd_bwd(plan);
+          if (r > 0)
+            times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+      }
+      g = Gdn2Grads();
+      std::sort(times.begin(), times.end());
+      const double ms = times[times.size() / 2];
+      // Device memory beyond the inputs and d_o at the peak of one forward + backward (forward outputs and workspace,
+      // the backward's scratch and the gradients), as fla's row measures it with torch.cuda.max_memory_allocated.
+      const double tokens = static_cast<double>(spec.tokens());
+      double extra_mb = 0.0;
+      {
+        const int64_t base = cuda_memory_held();
+        cuda_memory_reset_peak();
+        Gdn2Plan fresh(d, opt, Gdn2Kernel::chunk);
+        const Gdn2Grads once = fwd_bwd(fresh);
+        extra_mb = static_cast<double>(cuda_memory_held_peak() - base) / 1e6;
+      }
+      const double budget = a.gate;  // chunk states from the tensor-core forward: bf16 products
+      std::printf("%-26s %10.3f %10.1f %9.0f %10.2e %s\n", name.c_str(), ms, tokens / ms / 1e3, extra_mb, err,
+                  err <= budget ? "" : "GATE FAILED");
+      if (err > budget) continue;
+      const double bytes = 2.0 * static_cast<double>(input_bytes(in)) + static_cast<double>(d_o.nbytes());
+      rows.push_back({{"suite", "ops.chunk_fwd_bwd"}, {"impl", "gdn2"}, {"case", name}, {"anchor_case", s.name},
+                      {"saved", store ? "store: the forward's chunk states and workspace" : "recompute"},
+                      {"shape", {{"B", s.B}, {"T", s.T}, {"H", H}, {"HV", H}, {"K", K}, {"V", V}}}, {"dtype", "bf16"},
+                      {"state_dtype", "fp32"}, {"ms", ms}, {"mtok_s", tokens / ms / 1e3}, {"gbps", bytes / ms / 1e6},
+                      {"copy_gbps", copy}, {"extra_mb", extra_mb},
+                      {"extra_mb_measures", "peak device memory held by tensors during one forward + backward, beyond the inputs and d_o"},
+                      {"rel_rms_vs_reference", err},
+                      {"reference", "gdn2 CPU chunk backward fp32, same inputs (worst gradient)"},
+                      {"timing", "host wall time of planned forward + backward op call, median"},
+                      {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT},
+                      {"source_hash", GDN2_SOURCE_HASH}, {"command", command}});
     }
-    std::sort(times.begin(), times.end());
-    const double ms = times[times.size() / 2];
-    // Device memory beyond the inputs and d_o at the peak of one forward + backward (forward outputs and workspace,
-    // the backward's scratch and the gradients), as fla's row measures it with torch.cuda.max_memory_allocated.
-    const double tokens = static_cast<double>(spec.tokens());
-    g = Gdn2Grads();
-    double extra_mb = 0.0;
-    {
-      const int64_t base = cuda_memory_held();
-      cuda_memory_reset_peak();
-      Gdn2Plan fresh(d, opt, Gdn2Kernel::chunk);
-      fresh.run();
-      fresh.sync();
-      const Gdn2Grads once = gdn2_chunk_bwd(d, opt, d_o, Tensor());
-      extra_mb = static_cast<double>(cuda_memory_held_peak() - base) / 1e6;
-    }
-    const double budget = a.gate;  // chunk states from the tensor-core forward: bf16 products
-    std::printf("%-16s %10.3f %10.1f %9.0f %10.2e %s\n", s.name.c_str(), ms, tokens / ms / 1e3, extra_mb, err,
-                err <= budget ? "" : "GATE FAILED");
-    if (err > budget) continue;
-    const double bytes = 2.0 * static_cast<double>(input_bytes(in)) + static_cast<double>(d_o.nbytes());
-    rows.push_back({{"suite", "ops.chunk_fwd_bwd"}, {"impl", "gdn2"}, {"case", s.name},
-                    {"shape", {{"B", s.B}, {"T", s.T}, {"H", H}, {"HV", H}, {"K", K}, {"V", V}}}, {"dtype", "bf16"},
-                    {"state_dtype", "fp32"}, {"ms", ms}, {"mtok_s", tokens / ms / 1e3}, {"gbps", bytes / ms / 1e6},
-                    {"copy_gbps", copy}, {"extra_mb", extra_mb},
-                    {"extra_mb_measures", "peak device memory held by tensors during one forward + backward, beyond the inputs and d_o"},
-                    {"rel_rms_vs_reference", err},
-                    {"reference", "gdn2 CPU chunk backward fp32, same inputs (worst gradient)"},
-                    {"timing", "host wall time of planned forward + backward op call, median"},
-                    {"device", backend_describe(Backend::cuda)}, {"commit", GDN2_GIT_COMMIT},
-                    {"source_hash", GDN2_SOURCE_HASH}, {"command", command}});
   }
 
   std::printf("\n%-16s %10s %10s %9s %10s\n", "decode step", "us", "state", "GB/s", "rel err");

@@ -10,11 +10,12 @@ namespace gdn2::cuda {
 // Outputs are CUDA tensors: o in v's dtype when v is BF16/F16, else F32; ht F32.
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Problem& p, const Gdn2Inputs& in);
 Gdn2Outputs gdn2_recurrent(const Gdn2Problem& p, const Gdn2Inputs& in);
-// Chunkwise backward (fp32 CUDA cores): F32 gradients shaped like the inputs, dg wrt the op's g (the in-op gate's
-// chain rule is the caller's). h64: the forward's F32 states entering its 64-token chunks (chunk_states), or
-// undefined to recompute them.
+// Chunkwise backward (tensor cores for bf16/fp16 inputs, fp32 CUDA cores for fp32): F32 gradients shaped like the
+// inputs, dg wrt the op's g (the in-op gate's chain rule is the caller's). h64: the forward's F32 states entering its
+// 64-token chunks (chunk_states), or undefined to recompute them; work: with h64, the same forward's
+// Gdn2Outputs::work (bf16/fp16 inputs), or undefined.
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
-                         const Tensor& h64 = Tensor());
+                         const Tensor& h64 = Tensor(), const Tensor& work = Tensor());
 // In place on `state` (F32 or BF16 [N, HV, K, V]; at most kGdn2StepMaxTokens per sequence); returns o [B, T, HV, V].
 Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& state);
 

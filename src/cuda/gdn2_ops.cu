@@ -38,7 +38,8 @@ InputView view(const Tensor& t, const GateSpec& spec, int64_t dim, const char* n
 // (params.h) and, with context parallelism, the segments' transitions and entry states. Byte offsets, 256-aligned.
 struct WorkLayout {
   int64_t chunks = 0, kmax = 0, vpad = 0, segs = 0, seg_chunks = 0;  // seg_chunks: the longest segment
-  int64_t offsets = -1, tables = -1, W = 0, qg = 0, kgT = 0, U = 0, P = 0, gamma = 0, seg_state = -1, seg_h0 = -1;
+  int64_t offsets = -1, tables = -1, W = 0, qg = 0, kgT = 0, U = 0, P = 0, gamma = 0, A = -1, seg_state = -1,
+          seg_h0 = -1;
   int64_t total = 0;
 };
 
@@ -150,7 +151,9 @@ int64_t segment_chunks(const Gdn2Problem& p, int64_t chunk_tokens, int64_t vtile
   return best;
 }
 
-WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
+// with_a: also A = (I + T)^-1 per (chunk, value head), which the backward reads; a tensor-core forward with
+// chunk_states keeps it too (its workspace is what the backward reuses, Gdn2Outputs::work).
+WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, bool with_a = false) {
   WorkLayout w;
   auto take = [&w](int64_t bytes) {
     const int64_t at = w.total;
@@ -184,6 +187,7 @@ WorkLayout work_layout(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk) {
   w.U = take(blocks * kChunk * w.vpad * 2);
   w.P = take(blocks * kChunk * kChunk * 2);
   w.gamma = take(blocks * w.kmax * 4);
+  if (with_a || p.chunk_states) w.A = take(blocks * kChunk * kChunk * 2);
   return w;
 }
 
@@ -221,12 +225,13 @@ void work_bind(const Gdn2Problem& p, const WorkLayout& w, std::byte* base, Gdn2P
   cw.vpad = static_cast<int32_t>(w.vpad);
   cw.W = base + w.W, cw.qg = base + w.qg, cw.kgT = base + w.kgT, cw.U = base + w.U, cw.P = base + w.P;
   cw.gamma = reinterpret_cast<float*>(base + w.gamma);
+  if (w.A >= 0) cw.A = base + w.A;
 }
 
 // The parameter block of one launch; its workspace is `workspace` (at least work_layout(...).total bytes of device
 // memory) or, when null, allocated and owned by the Launch.
 Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, void* workspace = nullptr,
-                   int64_t workspace_bytes = 0) {
+                   int64_t workspace_bytes = 0, bool with_a = false) {
   Launch l;
   Gdn2Params& k = l.params;
   k.N = static_cast<int32_t>(p.N);
@@ -256,7 +261,7 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, void*
     if (x->form == Gate::channel)
       k.vec8 = k.vec8 && reinterpret_cast<std::uintptr_t>(x->ptr) % 16 == 0 && x->stride_token % 8 == 0 &&
                x->stride_head % 8 == 0;
-  const WorkLayout w = work_layout(p, in, chunk);
+  const WorkLayout w = work_layout(p, in, chunk, with_a);
   if (workspace == nullptr && w.total > 0) {
     l.workspace = Tensor::empty({w.total}, DType::u8, Device::cuda);
     workspace = l.workspace.raw_mut();
@@ -294,7 +299,10 @@ Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const
   l.params.o_type = elem_type(out.o, kOp, "o");
   l.params.ht = out.ht.raw_mut();
   l.params.state_type = ElemType::f32;
-  if (launch == launch_chunk_fwd) out.h = chunk_states_output(p, l.params);
+  if (launch == launch_chunk_fwd) {
+    out.h = chunk_states_output(p, l.params);
+    if (out.h.defined() && chunk_uses_tensor_cores(p, in)) out.work = l.workspace;  // kept for the backward
+  }
   launch(l.params);
   GDN2_CUDA_CHECK(cudaStreamSynchronize(l.params.stream));
   return out;
@@ -383,14 +391,16 @@ struct GradBuffers {
 };
 
 // bf16/fp16 inputs: the forward recomputed on tensor cores over its chunks of 64 tokens keeps its workspace (W, qg,
-// kgT, U, P, gamma and A per chunk) and its states every 64 tokens (or takes the stored ones: then only its intra
-// kernel runs); the state-gradient pass and the gradient kernels read them (chunk_bwd64.cu).
+// kgT, U, P, gamma and A per chunk) and its states every 64 tokens; or the stored states alone (then only its intra
+// kernel runs); or the stored states and the forward's own workspace (`work`, Gdn2Outputs::work: nothing runs again).
+// The state-gradient pass and the gradient kernels read them (chunk_bwd64.cu).
 Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
-                                 const Tensor& h64_stored) {
-  Launch fwd = make_params(p, in, true);
+                                 const Tensor& h64_stored, const Tensor& work) {
+  Launch fwd = work.defined() ? make_params(p, in, true, const_cast<Tensor&>(work).raw_mut(),
+                                            static_cast<int64_t>(work.nbytes()), true)
+                              : make_params(p, in, true, nullptr, 0, true);
   Gdn2Params& f = fwd.params;
-  const int64_t chunks = f.chunk.chunks, kmax = f.chunk.kmax;
-  const int64_t blocks = std::max<int64_t>(chunks, 1) * p.HV;  // (chunk, value head) pairs, at least one
+  const int64_t chunks = f.chunk.chunks;
   Tensor h0;
   if (in.h0.defined()) {
     h0 = as_f32(in.h0);
@@ -399,8 +409,6 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
   f.state_type = ElemType::f32;
   f.o = nullptr;
   f.ht = nullptr;
-  Tensor a_inv = Tensor::empty({blocks * kChunk * kChunk}, DType::bf16, Device::cuda);
-  f.chunk.A = a_inv.raw_mut();
   Tensor h64;
   if (h64_stored.defined()) {
     GDN2_CHECK(h64_stored.shape() == (Shape{chunks, p.HV, p.K, p.V}) && h64_stored.dtype() == DType::f32 &&
@@ -408,7 +416,7 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
                ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
                shape_str({chunks, p.HV, p.K, p.V}), ", got ", h64_stored.describe());
     h64 = h64_stored;
-    if (chunks > 0) launch_chunk_intra(f);
+    if (chunks > 0 && !work.defined()) launch_chunk_intra(f);
   } else {
     h64 = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
     f.h_chunks = static_cast<float*>(h64.raw_mut());
@@ -423,8 +431,9 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
   launch_chunk_bwd64_states(b);
   GradBuffers g(p);
   g.bind(b);
+  const int64_t blocks = std::max<int64_t>(chunks, 1) * p.HV;  // (chunk, value head) pairs, at least one
   Tensor dpt = Tensor::empty({blocks * 2 * kChunk * kChunk}, DType::f32, Device::cuda);
-  Tensor dgl = Tensor::empty({blocks * kmax}, DType::f32, Device::cuda);
+  Tensor dgl = Tensor::empty({blocks * f.chunk.kmax}, DType::f32, Device::cuda);
   b.dpt = f32_ptr(dpt), b.dgl = f32_ptr(dgl);
   launch_chunk_bwd64(b);
   return g.to_inputs(p, in, ends.dh0, f.stream);
@@ -433,10 +442,18 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
 }  // namespace
 
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tensor& d_o, const Tensor& dht,
-                         const Tensor& h64_stored) {
+                         const Tensor& h64_stored, const Tensor& work) {
   GDN2_CHECK(d_o.device() == Device::cuda && (!dht.defined() || dht.device() == Device::cuda), ShapeError,
              "gdn2_chunk_bwd: d_o and dht must be on the inputs' device (cuda), got ", d_o.describe());
-  if (chunk_uses_tensor_cores(p, in)) return chunk_bwd_tensor_cores(p, in, d_o, dht, h64_stored);
+  const bool tensor_cores = chunk_uses_tensor_cores(p, in);
+  if (work.defined()) {
+    const int64_t need = work_layout(p, in, true, true).total;
+    GDN2_CHECK(tensor_cores && h64_stored.defined() && work.device() == Device::cuda && work.dtype() == DType::u8 &&
+                   static_cast<int64_t>(work.nbytes()) >= need,
+               ShapeError, "gdn2_chunk_bwd on CUDA: `work` must be the Gdn2Outputs::work of the chunk_states forward of ",
+               "these bf16/fp16 inputs (at least ", need, " bytes, with its h), got ", work.describe());
+  }
+  if (tensor_cores) return chunk_bwd_tensor_cores(p, in, d_o, dht, h64_stored, work);
   // fp32 inputs: the fp32 kernels over chunks of 32 tokens (fp32 budget).
   constexpr int64_t kBwdChunk = 32;  // chunk_bwd.cu
   Launch l = make_params(p, in, false);
@@ -592,6 +609,8 @@ std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, 
     k.ht = outputs.ht.raw_mut();
     k.state_type = ElemType::f32;
     if (chunk) outputs.h = chunk_states_output(p, k);
+    if (outputs.h.defined() && chunk_uses_tensor_cores(p, in))
+      outputs.work = workspace != nullptr ? *workspace : plan->launch.workspace;
   }
   GDN2_CUDA_CHECK(cudaStreamCreateWithFlags(&plan->stream, cudaStreamNonBlocking));
   return plan;

@@ -93,8 +93,9 @@ Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt) {
 }
 
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht,
-                         const Tensor& h) {
+                         const Tensor& h, const Tensor& work) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_chunk_bwd");
+  GDN2_CHECK(!work.defined() || h.defined(), ShapeError, "gdn2_chunk_bwd: the forward's work comes with its h");
   gdn2_check_cotangents(p, d_o, dht, "gdn2_chunk_bwd");
   if (h.defined()) {
     GDN2_CHECK(h.shape() == (Shape{p.chunks(), p.HV, p.K, p.V}) && h.device() == p.device &&
@@ -108,11 +109,13 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
     GDN2_CHECK(!h.defined() || (p.chunk_size == 64 && h.dtype() == DType::f32), UnsupportedError,
                "gdn2_chunk_bwd: stored states on CUDA must be the F32 states of a chunk_size 64 forward, got ",
                "chunk_size ", p.chunk_size, " and ", h.describe());
-    return gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht, h));
+    return gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht, h, work));
   }
 #else
   on_cuda(p, "gdn2_chunk_bwd");
 #endif
+  GDN2_CHECK(!work.defined(), ShapeError, "gdn2_chunk_bwd: a forward's work exists only on CUDA; got ", work.describe(),
+             " for inputs on the CPU");
   return gate_grads(p, in, cpu::gdn2_chunk_bwd(p, gate_resolved(p, in), d_o, dht, h, opt.compute));
 }
 

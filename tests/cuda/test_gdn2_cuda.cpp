@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "gdn2/backend.h"
 #include "gdn2/ops/gdn2_golden.h"
@@ -370,8 +372,9 @@ TEST(Gdn2Cuda, MixedDevicesAreRefused) {
 
 // Store instead of recompute: the backward on the forward's stored 64-token states (chunk_states) gives the
 // recomputing backward's gradients (bf16 inputs: the same tensor-core states, bitwise; fp32 inputs: states every 32
-// tokens by another route, within fp32 rounding), on packed sequences with an initial state; states of another
-// chunk size are refused.
+// tokens by another route, within fp32 rounding), on packed sequences with an initial state. bf16 inputs also store
+// the forward's workspace (the op's and a plan's), which the backward reads without changing it (twice, bitwise the
+// same). States of another chunk size, a workspace without its states or cut short are refused.
 TEST(Gdn2Cuda, BackwardOnStoredStates) {
   REQUIRE_GPU();
   for (DType dt : {DType::bf16, DType::f32}) {
@@ -382,19 +385,35 @@ TEST(Gdn2Cuda, BackwardOnStoredStates) {
     opt.chunk_states = true;
     const auto [d_o, dht] = gdn2_random_cotangents(s, 32);
     const Tensor d_o_dev = d_o.to(Device::cuda), dht_dev = dht.to(Device::cuda);
-    const Tensor h = gdn2_chunk_fwd(d, opt).h;
-    const Gdn2Grads stored = gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev, h);
+    const Gdn2Outputs fwd = gdn2_chunk_fwd(d, opt);
+    ASSERT_EQ(fwd.work.defined(), dt == DType::bf16);
     const Gdn2Grads recomputed = gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev);
-    for (auto [x, y, name] : {std::tuple{&stored.dq, &recomputed.dq, "dq"}, {&stored.dk, &recomputed.dk, "dk"},
-                              {&stored.dv, &recomputed.dv, "dv"}, {&stored.dg, &recomputed.dg, "dg"},
-                              {&stored.db, &recomputed.db, "db"}, {&stored.dw, &recomputed.dw, "dw"},
-                              {&stored.dh0, &recomputed.dh0, "dh0"}}) {
-      ASSERT_TRUE(x->defined() && y->defined()) << name;
-      if (dt == DType::bf16) {
-        const Tensor a = x->cpu(), b = y->cpu();
-        EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name << " bf16";
-      } else {
-        EXPECT_LE(rel_rms_error(*x, *y), 1e-6) << name << " f32";
+    std::vector<std::pair<Gdn2Grads, std::string>> runs;
+    runs.emplace_back(gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev, fwd.h), "states");
+    if (dt == DType::bf16) {
+      for (int twice = 0; twice < 2; ++twice)
+        runs.emplace_back(gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev, fwd.h, fwd.work), "states and workspace");
+      Gdn2Plan plan(d, opt, Gdn2Kernel::chunk);
+      plan.run();
+      plan.sync();
+      ASSERT_TRUE(plan.outputs().work.defined());
+      runs.emplace_back(gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev, plan.outputs().h, plan.outputs().work), "plan's");
+      EXPECT_THROW(gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev, Tensor(), fwd.work), ShapeError);
+      EXPECT_THROW(gdn2_chunk_bwd(d, opt, d_o_dev, dht_dev, fwd.h, fwd.work.slice0(0, fwd.work.numel() - 256)),
+                   ShapeError);
+    }
+    for (const auto& [stored, how] : runs) {
+      for (auto [x, y, name] : {std::tuple{&stored.dq, &recomputed.dq, "dq"}, {&stored.dk, &recomputed.dk, "dk"},
+                                {&stored.dv, &recomputed.dv, "dv"}, {&stored.dg, &recomputed.dg, "dg"},
+                                {&stored.db, &recomputed.db, "db"}, {&stored.dw, &recomputed.dw, "dw"},
+                                {&stored.dh0, &recomputed.dh0, "dh0"}}) {
+        ASSERT_TRUE(x->defined() && y->defined()) << name << " " << how;
+        if (dt == DType::bf16) {
+          const Tensor a = x->cpu(), b = y->cpu();
+          EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name << " bf16, " << how;
+        } else {
+          EXPECT_LE(rel_rms_error(*x, *y), 1e-6) << name << " f32";
+        }
       }
     }
     Gdn2Options other = opt;

@@ -47,7 +47,8 @@ struct Gdn2Options {
 
 struct Gdn2Outputs {
   Tensor o, ht;
-  Tensor h;  // with Gdn2Options::chunk_states
+  Tensor h;     // with Gdn2Options::chunk_states
+  Tensor work;  // with chunk_states on CUDA for bf16/fp16 q, k, v: the forward's chunk workspace (opaque bytes)
 };
 
 struct Gdn2Grads {
@@ -76,9 +77,13 @@ Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt = {});
 // pass again and keeps nothing between the calls. Store: pass the forward's h (opt.chunk_states, same chunk_size),
 // which saves that pass at the cost of keeping [chunks, HV, K, V] fp32 alive from forward to backward (4·K·V bytes
 // per chunk and value head: 64 KB at K = V = 128, e.g. 268 MB for B4×T4096×HV16). On CUDA the stored h must be the
-// F32 states of a chunk_size 64 forward (what the CUDA forward gives); the backward skips its forward recompute.
+// F32 states of a chunk_size 64 forward (what the CUDA forward gives). With bf16/fp16 inputs on CUDA, pass also the
+// forward's `work` (its chunk workspace: the WY factors, decayed q and k, U, the pair scores and (I + T)^-1, about
+// 1.3 KB per token and value head at K = V = 128, 340 MB for B4×T4096×HV16) and the backward runs no forward kernel
+// again; without it the forward's intra-chunk kernel runs again. The peak memory of forward + backward is the same
+// either way (the backward's recompute allocates that workspace itself).
 Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Tensor& d_o, const Tensor& dht,
-                         const Tensor& h = Tensor());
+                         const Tensor& h = Tensor(), const Tensor& work = Tensor());
 
 // A forward call planned once and launched many times with no allocation: outputs (and the kernel parameter block)
 // are made by the constructor; run() launches asynchronously on the plan's own stream (CUDA) or runs (CPU);
