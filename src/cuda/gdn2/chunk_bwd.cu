@@ -87,14 +87,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_coef_kernel(Gdn2BwdParams b
   // U = (I + T)^-1 (w⊙v), 64 columns at a time.
   const int ucols = bp.coef_u_cols;
   for (int v0 = 0; v0 < ucols; v0 += kCols) {
-    float wr[kPrepTileIters], vr[kPrepTileIters];
+    float wr[kPrepTilePieces][8], vr[kPrepTilePieces][8];
     load_w_v(p, c0, L, hv, v0, wr, vr);
     __syncthreads();  // the previous slice is written out
 #pragma unroll
-    for (int u = 0; u < kPrepTileIters; ++u) {
-      const int idx = tid + u * kThreads;
-      cs.X[idx / kCols][idx % kCols] = wr[u] * vr[u];
-    }
+    for (int u = 0; u < kPrepTilePieces; ++u)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) cs.X[piece_row<kThreads>(u)][piece_col<kThreads>(u) + e] = wr[u][e] * vr[u][e];
     __syncthreads();
     solve_lower<kCols + 1>(sm.T, cs.X, L, kCols);
     __syncthreads();
@@ -250,8 +249,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
   const int r2 = 16 * (warp % RT), n2 = (warp / RT) * (kCols / WPR);
   const int k_key = (K + 7) / 8;
   // dO of a chunk, loaded into registers one chunk step ahead (thread elements idx = tid + u kThreads).
-  constexpr int kIters = kC * kCols / kThreads;
-  float o_next[kIters];
+  constexpr int kIters = kC * kCols / 8 / kThreads;  // pieces of eight columns (load.cuh, load_value_tile)
+  float o_next[kIters][8];
   auto load_dO = [&](int c) {
     load_value_tile<kIters, kThreads, kCols>(o_next, bp.d_o, bp.d_o_type, bp.chunk_tok0[c],
                                              trans ? 0 : static_cast<int>(bp.chunk_len[c]), hv, p.HV, V, col0);
@@ -264,10 +263,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate_kernel(Gdn2BwdParams
     const bool more = c > c_first;
     if (more) coef_prefetch(sm.coef[buf ^ 1], coef_of(c - 1));
 #pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int idx = tid + u * kThreads;
-      sm.dO[idx / kCols][idx % kCols] = o_next[u];
-    }
+    for (int u = 0; u < kIters; ++u)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sm.dO[piece_row<kThreads>(u)][piece_col<kThreads>(u) + e] = o_next[u][e];
     if (more) load_dO(c - 1);  // in flight during this step
     if (!kTransition) {
       float* dh = bp.dh + (static_cast<int64_t>(c) * p.HV + hv) * K * V;
@@ -393,18 +391,20 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     }
     cp_async_commit();
     // w and v of this thread's elements (idx = tid + u kThreads) stay in registers for dv and dw at the slice's end.
-    constexpr int kIters = kPrepTileIters;
-    float wr[kIters], vr[kIters];
+    constexpr int kIters = kPrepTilePieces;  // pieces of eight columns (load.cuh, load_value_tile)
+    float wr[kIters][8], vr[kIters][8];
     {
-      float o[kIters];
+      float o[kIters][8];
       load_w_v(p, c0, L, hv, v0, wr, vr);
       load_value_tile<kIters, kThreads, kCols>(o, bp.d_o, bp.d_o_type, c0, L, hv, p.HV, V, v0);
 #pragma unroll
-      for (int u = 0; u < kIters; ++u) {
-        const int idx = tid + u * kThreads;
-        sm.U[idx / kCols][idx % kCols] = wr[u] * vr[u];
-        sm.dO[idx / kCols][idx % kCols] = o[u];
-      }
+      for (int u = 0; u < kIters; ++u)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const int t = piece_row<kThreads>(u), cc = piece_col<kThreads>(u) + e;
+          sm.U[t][cc] = wr[u][e] * vr[u][e];
+          sm.dO[t][cc] = o[u][e];
+        }
     }
     cp_async_wait<0>();
     __syncthreads();
@@ -448,14 +448,16 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_kernel(Gdn2BwdParams b
     mma3_rows(aT, [&](int r, int k) { return sm.dV[r][k]; }, [&](int k, int n) { return sm.U[n][k]; }, r0, n8, 0,
               kCols / 8, lane);
 #pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int idx = tid + u * kThreads, t = idx / kCols, cc = idx % kCols, col = v0 + cc;
-      if (t >= L || col >= V) continue;
-      const int64_t at = ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col;
-      const float x = sm.dV[t][cc];
-      bp.gv[at] = x * wr[u];
-      if (bp.gw != nullptr) bp.gw[at] = x * vr[u];
-    }
+    for (int u = 0; u < kIters; ++u)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const int t = piece_row<kThreads>(u), cc = piece_col<kThreads>(u) + e, col = v0 + cc;
+        if (t >= L || col >= V) continue;
+        const int64_t at = ((c0 + t) * p.HV + hv) * static_cast<int64_t>(V) + col;
+        const float x = sm.dV[t][cc];
+        bp.gv[at] = x * wr[u][e];
+        if (bp.gw != nullptr) bp.gw[at] = x * vr[u][e];
+      }
   }
   __syncthreads();  // every slice is done with S, dS, U, V', dO, dX
   const bool row_ok = i < L;

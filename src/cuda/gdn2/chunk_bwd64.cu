@@ -128,9 +128,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       }
   };
   const int k_key = (K + 7) / 8;
-  // dO of a chunk, loaded into registers one chunk step ahead (thread elements idx = tid + u kThreads).
-  constexpr int kIters = kC * kCols / kThreads;
-  float o_next[kIters];
+  // dO of a chunk, loaded into registers one chunk step ahead (pieces of eight columns, load.cuh, load_value_tile).
+  constexpr int kIters = kC * kCols / 8 / kThreads;
+  float o_next[kIters][8];
   auto load_dO = [&](int c) {
     load_value_tile<kIters, kThreads, kCols>(o_next, bp.d_o, bp.d_o_type, cw.chunk_tok0[c],
                                              trans ? 0 : static_cast<int>(cw.chunk_len[c]), hv, p.HV, V, col0);
@@ -144,10 +144,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     const bool more = c > c_first;
     if (more) stage_next(sm.st[buf ^ 1], c - 1);
 #pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int idx = tid + u * kThreads;
-      sm.dO[idx / kCols][idx % kCols] = round_tf32(o_next[u]);  // read by products only
-    }
+    for (int u = 0; u < kIters; ++u)
+#pragma unroll
+      for (int e = 0; e < 8; ++e)  // read by products only
+        sm.dO[piece_row<kThreads>(u)][piece_col<kThreads>(u) + e] = round_tf32(o_next[u][e]);
     if (more) load_dO(c - 1);  // in flight during this step
     if (!kTransition) store_dS(bp.dh + blk_of(c) * K * V, V, K, V);
     if (more)
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   const Gdn2Params& p = bp.f;
   const ChunkWork& cw = p.chunk;
   const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int K = p.K, V = p.V, group = p.HV / p.H;
+  const int K = p.K, V = p.V, hw = input_head(p.w, hv, p.HV, p.HV / p.H);
   const int64_t tok0 = cw.chunk_tok0[c], blk = static_cast<int64_t>(c) * p.HV + hv;
   const int L = static_cast<int>(cw.chunk_len[c]);
   const int r0 = 16 * (warp & 3), n16 = 16 * (warp >> 2), nk = (warp >> 2) * (KMAX / 4);
@@ -253,14 +253,14 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
     load_bf16_tile(&sm.U[0][0], kLd, static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + v0, cw.vpad, kC, kCols);
     cp_async_commit();
     {  // dO: every load issued before the stores
-      constexpr int kIters = kC * kCols / kWideThreads;
-      float o[kIters];
+      constexpr int kIters = kC * kCols / 8 / kWideThreads;
+      float o[kIters][8];
       load_value_tile<kIters, kWideThreads, kCols>(o, bp.d_o, bp.d_o_type, tok0, L, hv, p.HV, V, v0);
 #pragma unroll
-      for (int u = 0; u < kIters; ++u) {
-        const int it = tid + u * kWideThreads;
-        sm.dO[it / kCols][it % kCols] = round_tf32(o[u]);  // read by products only
-      }
+      for (int u = 0; u < kIters; ++u)
+#pragma unroll
+        for (int e = 0; e < 8; ++e)  // read by products only
+          sm.dO[piece_row<kWideThreads>(u)][piece_col<kWideThreads>(u) + e] = round_tf32(o[u][e]);
     }
     cp_async_wait<0>();
     __syncthreads();
@@ -281,18 +281,15 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       dgl += part;
     }
     __syncthreads();
-    float wg[2][4], vg[2][4];  // w and v at this thread's elements of dX, in flight during the products
+    // w and v at this thread's elements of dX (column pairs h, h + 1), in flight during the products.
+    float wg[2][2][2], vg[2][2][2];
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-      for (int h = 0; h < 4; ++h) {
-        const int r = acc_row(r0, lane, h), col = acc_col(v0 + n16, lane, nt, h);
-        const int64_t tok = tok0 + r;
-        const bool ok = r < L && col < V;
-        wg[nt][h] = ok ? load_gate(p.w, tok, hv, group, p.HV, col, 1.f) : 0.f;
-        vg[nt][h] = ok && bp.gw != nullptr
-                        ? load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col)
-                        : 0.f;
+      for (int e = 0; e < 2; ++e) {
+        const int r = acc_row(r0, lane, 2 * e), col = acc_col(v0 + n16, lane, nt, 0);
+        load_input(wg[nt][e], p.w, tok0 + r, hw, col, V, r < L, p.vec8, 1.f);
+        load_input(vg[nt][e], p.v, tok0 + r, hv, col, V, r < L && bp.gw != nullptr, p.vec8, 0.f);
       }
     {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
       float vs[2][4], dv[2][4];
@@ -327,8 +324,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
         sm.Vn[r][cc] = round_tf32(dx[nt][h]);
         if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
           const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col;
-          bp.gv[at] = dx[nt][h] * wg[nt][h];
-          if (bp.gw != nullptr) bp.gw[at] = dx[nt][h] * vg[nt][h];
+          bp.gv[at] = dx[nt][h] * wg[nt][h >> 1][h & 1];
+          if (bp.gw != nullptr) bp.gw[at] = dx[nt][h] * vg[nt][h >> 1][h & 1];
         }
       }
     __syncthreads();

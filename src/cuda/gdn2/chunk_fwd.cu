@@ -32,12 +32,14 @@ __device__ void exact_chunk_step(Smem<KMAX>& sm, const Gdn2Params& p, int64_t c0
   // 1. The chunk's q̂, k̂, G = cumsum g, b ⊙ k̂, T and P (chunk_prep.cuh); w ⊙ v on this block's columns.
   chunk_prep(sm.c, p, c0, L, hv);
   {  // all loads first, then the stores (a generic load cannot pass an earlier shared store)
-    float wr[kPrepTileIters], vr[kPrepTileIters];
+    float wr[kPrepTilePieces][8], vr[kPrepTilePieces][8];
     load_w_v(p, c0, L, hv, col0, wr, vr);
 #pragma unroll
-    for (int u = 0; u < kPrepTileIters; ++u) {
-      const int idx = tid + u * kThreads, t = idx / kCols;
-      if (t < L) sm.x[t][idx % kCols] = wr[u] * vr[u];
+    for (int u = 0; u < kPrepTilePieces; ++u) {
+      const int t = piece_row<kThreads>(u);
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if (t < L) sm.x[t][piece_col<kThreads>(u) + e] = wr[u][e] * vr[u][e];
     }
   }
   // 2. Γ-scaled rows: s q̂ ⊙ Γ, b ⊙ k̂ ⊙ Γ, k̂ ⊙ e^{G_last - G} (over G), and γ = e^{G_last}.

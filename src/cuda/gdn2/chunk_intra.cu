@@ -83,42 +83,6 @@ __device__ __forceinline__ uint4 times_exp2_8(const bf16* x, const float* G) {
   return pack8(v);
 }
 
-// Channels d0..d0+7 of one token of an input for value head reading `head`: 0 outside the row or past dim, `absent`
-// for an absent gate, a per-head gate broadcast. vec: 16-byte loads are allowed (params.h, Gdn2Params::vec8).
-__device__ __forceinline__ void load8(float (&x)[8], const InputView& v, int64_t tok, int head, int d0, int dim,
-                                      bool row_ok, bool vec, float absent) {
-  if (v.form == Gate::absent || !row_ok || d0 >= dim) {
-#pragma unroll
-    for (int e = 0; e < 8; ++e) x[e] = v.form == Gate::absent && row_ok && d0 + e < dim ? absent : 0.f;
-    return;
-  }
-  const int64_t base = tok * v.stride_token + head * v.stride_head;
-  if (v.form == Gate::head) {
-    const float s = load_elem(v.ptr, v.type, base);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) x[e] = d0 + e < dim ? s : 0.f;
-    return;
-  }
-  if (vec) {  // dim is a multiple of 8 here, so d0 + 8 <= dim
-    switch (v.type) {
-      case ElemType::bf16: unpack8(x, *reinterpret_cast<const uint4*>(static_cast<const bf16*>(v.ptr) + base + d0)); return;
-      case ElemType::f16: {
-        const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const __half*>(v.ptr) + base + d0);
-        const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[e]));
-          x[2 * e] = f.x, x[2 * e + 1] = f.y;
-        }
-        return;
-      }
-      default: load_f32x8(x, static_cast<const float*>(v.ptr) + base + d0); return;
-    }
-  }
-#pragma unroll
-  for (int e = 0; e < 8; ++e) x[e] = d0 + e < dim ? load_elem(v.ptr, v.type, base + d0 + e) : 0.f;
-}
-
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -220,7 +184,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
 #pragma unroll
           for (int e = 0; e < 8; ++e) v[e] = 0.f;
       } else {
-        load8(v, view, tok0 + i, head, c8, K, i < L, vec, absent);
+        load_input(v, view, tok0 + i, head, c8, K, i < L, vec, absent);
       }
     };
 #pragma unroll 1
@@ -512,8 +476,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
           if (!ok || p.w.form != Gate::channel) wv[e] = 1.f;
         }
       } else {
-        load8(vv, p.v, tok0 + i, hv, v0 + c8, V, i < L, vec, 0.f);
-        load8(wv, p.w, tok0 + i, hw, v0 + c8, V, i < L, vec, 1.f);
+        load_input(vv, p.v, tok0 + i, hv, v0 + c8, V, i < L, vec, 0.f);
+        load_input(wv, p.w, tok0 + i, hw, v0 + c8, V, i < L, vec, 1.f);
       }
 #pragma unroll
       for (int e = 0; e < 8; ++e) vv[e] *= wv[e];

@@ -17,30 +17,37 @@ __device__ void chunk_rows(const Gdn2Params& p, int64_t c0, int L, int hv, float
                            float (*G)[LD], float (*b)[LD], float* rq, float* rk, float* gl) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int K = p.K, group = p.HV / p.H, hq = hv / group;
-  // Loads in batches held in registers, then the shared-memory stores: a load through a generic pointer cannot be
-  // moved above an earlier shared store, so a load-store loop would wait one memory latency per element.
-  constexpr int kIters = ROWS * KMAX / THREADS, kBatch = kIters < 8 ? kIters : 8;
-  static_assert(kIters % kBatch == 0, "batches of loads");
-#pragma unroll 1
-  for (int u0 = 0; u0 < kIters; u0 += kBatch) {
-    float qv[kBatch], kv[kBatch], gv[kBatch], bv[kBatch];
+  const int hg = input_head(p.g, hv, p.HV, group), hb = input_head(p.b, hv, p.HV, group);
+  // Pieces of eight channels (16-byte loads where the layout allows), every load issued before the shared-memory stores:
+  // a load through a generic pointer cannot be moved above an earlier shared store.
+  constexpr int kPieces = ROWS * KMAX / 8, kIters = (kPieces + THREADS - 1) / THREADS;
+  float qv[kIters][8], kv[kIters][8], gv[kIters][8], bv[kIters][8];
 #pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int idx = tid + (u0 + u) * THREADS, t = idx / KMAX, d = idx % KMAX;
-      qv[u] = kv[u] = gv[u] = bv[u] = 0.f;
-      if (t < L && d < K) {
-        const int64_t tok = c0 + t;
-        qv[u] = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
-        kv[u] = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
-        gv[u] = load_decay(p, tok, hv, d);
-        bv[u] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
-      }
+  for (int u = 0; u < kIters; ++u) {
+    const int idx = tid + u * THREADS, t = idx / (KMAX / 8), d0 = 8 * (idx % (KMAX / 8));
+    const bool ok = idx < kPieces && t < L;
+    const int64_t tok = c0 + t;
+    load_input(qv[u], p.q, tok, hq, d0, K, ok, p.vec8, 0.f);
+    load_input(kv[u], p.k, tok, hq, d0, K, ok, p.vec8, 0.f);
+    load_input(gv[u], p.g, tok, hg, d0, K, ok, p.vec8, 0.f);
+    load_input(bv[u], p.b, tok, hb, d0, K, ok, p.vec8, 0.f);
+  }
+#pragma unroll
+  for (int u = 0; u < kIters; ++u) {
+    const int idx = tid + u * THREADS, t = idx / (KMAX / 8), d0 = 8 * (idx % (KMAX / 8));
+    if (idx >= kPieces) break;
+    if (p.a_log != nullptr && t < L) {  // the in-kernel decay gate (load.cuh, load_decay)
+      const float dt0 = p.dt_bias == nullptr || p.g.form == Gate::channel ? 0.f : p.dt_bias[hg];
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if (d0 + e < K) {
+          const float dt = p.dt_bias != nullptr && p.g.form == Gate::channel ? p.dt_bias[hg * K + d0 + e] : dt0;
+          gv[u][e] = decay_from_f(gv[u][e], p.a_log[hg], dt);
+        }
     }
 #pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int idx = tid + (u0 + u) * THREADS, t = idx / KMAX, d = idx % KMAX;
-      q[t][d] = qv[u], k[t][d] = kv[u], G[t][d] = gv[u], b[t][d] = bv[u];
-    }
+    for (int e = 0; e < 8; ++e)
+      q[t][d0 + e] = qv[u][e], k[t][d0 + e] = kv[u][e], G[t][d0 + e] = gv[u][e], b[t][d0 + e] = bv[u][e];
   }
   __syncthreads();
   for (int t = warp; t < ROWS; t += THREADS / 32) {
@@ -169,21 +176,18 @@ __device__ void solve_lower_t(const float (*T)[kPrepChunk + 1], float (*R)[LD], 
 // tile, columns lane and lane + 32 of the slice.
 constexpr int kPrepCols = 64;
 
-// w and v at the elements idx = tid + u·kPrepThreads of a [kPrepChunk][kPrepCols] tile (token c0 + idx / kPrepCols,
-// column col0 + idx % kPrepCols), zeros past L and V. Every load is issued before any is used.
-constexpr int kPrepTileIters = kPrepChunk * kPrepCols / kPrepThreads;
+// w and v at this thread's pieces of eight columns of a [kPrepChunk][kPrepCols] tile (load.cuh, load_value_tile's
+// pieces; token c0 + piece_row, columns col0 + piece_col ..), zeros past L and V. Every load is issued before any is
+// used.
+constexpr int kPrepTilePieces = kPrepChunk * kPrepCols / 8 / kPrepThreads;
 __device__ __forceinline__ void load_w_v(const Gdn2Params& p, int64_t c0, int L, int hv, int col0,
-                                         float (&w)[kPrepTileIters], float (&v)[kPrepTileIters]) {
-  const int group = p.HV / p.H, V = p.V;
+                                         float (&w)[kPrepTilePieces][8], float (&v)[kPrepTilePieces][8]) {
+  const int hw = input_head(p.w, hv, p.HV, p.HV / p.H);
 #pragma unroll
-  for (int u = 0; u < kPrepTileIters; ++u) {
-    const int idx = threadIdx.x + u * kPrepThreads, t = idx / kPrepCols, col = col0 + idx % kPrepCols;
-    w[u] = v[u] = 0.f;
-    if (t < L && col < V) {
-      const int64_t tok = c0 + t;
-      w[u] = load_gate(p.w, tok, hv, group, p.HV, col, 1.f);
-      v[u] = load_elem(p.v.ptr, p.v.type, tok * p.v.stride_token + hv * p.v.stride_head + col);
-    }
+  for (int u = 0; u < kPrepTilePieces; ++u) {
+    const int t = piece_row<kPrepThreads, kPrepCols>(u), col = col0 + piece_col<kPrepThreads, kPrepCols>(u);
+    load_input(w[u], p.w, c0 + t, hw, col, p.V, t < L, p.vec8, 1.f);
+    load_input(v[u], p.v, c0 + t, hv, col, p.V, t < L, p.vec8, 0.f);
   }
 }
 

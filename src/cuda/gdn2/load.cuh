@@ -4,6 +4,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+
 #include "cuda/gdn2/params.h"
 
 namespace gdn2::cuda {
@@ -58,19 +60,85 @@ __device__ __forceinline__ float load_decay(const Gdn2Params& p, int64_t tok, in
 
 namespace gdn2::cuda {
 
-// This thread's elements idx = threadIdx.x + u·THREADS (u < N) of a [rows][COLS] tile of x ([tokens, HV, V], element
-// type t): row idx / COLS is token tok0 + row, column col0 + idx % COLS of value head hv; zeros from row L on and
-// past V.
-// Every load is issued before any is used (a load cannot move above an earlier shared-memory store).
+// Elements i .. i + E - 1 (E = 2 or 8) of x (element type t) into y, those from `valid` on zero: one vector load (two
+// for eight fp32) when vec and all E are valid (then x + i is aligned to E elements, 16 bytes at most), else one by one.
+template <int E>
+__device__ __forceinline__ void load_elems(float (&y)[E], const void* x, ElemType t, int64_t i, int valid, bool vec) {
+  static_assert(E == 2 || E == 8, "pieces of 2 or 8 elements");
+  if (vec && valid >= E) {
+    if (t == ElemType::f32) {
+      const float* f = static_cast<const float*>(x) + i;
+      if constexpr (E == 8) {
+        const float4 a = *reinterpret_cast<const float4*>(f), b = *reinterpret_cast<const float4*>(f + 4);
+        y[0] = a.x, y[1] = a.y, y[2] = a.z, y[3] = a.w, y[4] = b.x, y[5] = b.y, y[6] = b.z, y[7] = b.w;
+      } else {
+        const float2 v = *reinterpret_cast<const float2*>(f);
+        y[0] = v.x, y[1] = v.y;
+      }
+      return;
+    }
+    uint32_t w[E / 2];  // E 16-bit values, two per word
+    const auto* h = static_cast<const uint16_t*>(x) + i;
+    if constexpr (E == 8) {
+      const uint4 u = *reinterpret_cast<const uint4*>(h);
+      w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
+    } else {
+      w[0] = *reinterpret_cast<const uint32_t*>(h);
+    }
+#pragma unroll
+    for (int e = 0; e < E / 2; ++e) {
+      const float2 f = t == ElemType::bf16 ? __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[e]))
+                                           : __half22float2(*reinterpret_cast<const __half2*>(&w[e]));
+      y[2 * e] = f.x, y[2 * e + 1] = f.y;
+    }
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < E; ++e) y[e] = e < valid ? load_elem(x, t, i + e) : 0.f;
+}
+
+// Channels d0 .. d0 + E - 1 of one token of an input for the input head `head`: 0 outside the row or past dim, `absent`
+// for an absent gate, a per-head gate broadcast. vec: vector loads are allowed (params.h, Gdn2Params::vec8; d0 a
+// multiple of E).
+template <int E>
+__device__ __forceinline__ void load_input(float (&x)[E], const InputView& v, int64_t tok, int head, int d0, int dim,
+                                           bool row_ok, bool vec, float absent) {
+  if (v.form == Gate::absent || !row_ok || d0 >= dim) {
+#pragma unroll
+    for (int e = 0; e < E; ++e) x[e] = v.form == Gate::absent && row_ok && d0 + e < dim ? absent : 0.f;
+    return;
+  }
+  const int64_t base = tok * v.stride_token + head * v.stride_head;
+  if (v.form == Gate::head) {
+    const float s = load_elem(v.ptr, v.type, base);
+#pragma unroll
+    for (int e = 0; e < E; ++e) x[e] = d0 + e < dim ? s : 0.f;
+    return;
+  }
+  load_elems(x, v.ptr, v.type, base + d0, dim - d0, vec);
+}
+
+// This thread's pieces u < N of eight columns of a [rows][COLS] tile of x ([tokens, HV, V], element type t): piece
+// idx = threadIdx.x + u·THREADS is row idx / (COLS / 8), token tok0 + row, columns col0 + 8 (idx % (COLS / 8)) .. + 7
+// of value head hv (col0 a multiple of 8); zeros from row L on and past V. 16-byte loads where V is a multiple of 8
+// and x 16-byte aligned. Every load is issued before any is used (a load cannot move above an earlier shared-memory
+// store).
 template <int N, int THREADS, int COLS = 64>
-__device__ __forceinline__ void load_value_tile(float (&o)[N], const void* x, ElemType t, int64_t tok0, int L, int hv,
-                                                int HV, int V, int col0) {
+__device__ __forceinline__ void load_value_tile(float (&o)[N][8], const void* x, ElemType t, int64_t tok0, int L,
+                                                int hv, int HV, int V, int col0) {
+  const bool vec = V % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
 #pragma unroll
   for (int u = 0; u < N; ++u) {
-    const int idx = threadIdx.x + u * THREADS, r = idx / COLS, col = col0 + idx % COLS;
-    o[u] = r < L && col < V ? load_elem(x, t, ((tok0 + r) * HV + hv) * static_cast<int64_t>(V) + col) : 0.f;
+    const int idx = threadIdx.x + u * THREADS, r = idx / (COLS / 8), col = col0 + 8 * (idx % (COLS / 8));
+    load_elems(o[u], x, t, ((tok0 + r) * HV + hv) * static_cast<int64_t>(V) + col, r < L ? V - col : 0, vec);
   }
 }
+
+// Row r and the first of the eight columns of piece u of load_value_tile's tile.
+template <int THREADS, int COLS = 64>
+__device__ __forceinline__ int piece_row(int u) { return (threadIdx.x + u * THREADS) / (COLS / 8); }
+template <int THREADS, int COLS = 64>
+__device__ __forceinline__ int piece_col(int u) { return 8 * ((threadIdx.x + u * THREADS) % (COLS / 8)); }
 
 // Flat token range [begin, end) of sequence n.
 __device__ __forceinline__ void sequence_range(const Gdn2Params& p, int n, int64_t& begin, int64_t& end) {
