@@ -416,11 +416,9 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
                ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
                shape_str({chunks, p.HV, p.K, p.V}), ", got ", h64_stored.describe());
     h64 = h64_stored;
-    if (chunks > 0 && !work.defined()) launch_chunk_intra(f);
   } else {
     h64 = Tensor::empty({chunks, p.HV, p.K, p.V}, DType::f32, Device::cuda);
     f.h_chunks = static_cast<float*>(h64.raw_mut());
-    launch_chunk_fwd(f);
   }
   Gdn2Bwd64Params b;
   b.f = f;
@@ -428,13 +426,19 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
   b.h = static_cast<const float*>(h64.raw());
   Tensor dh = Tensor::empty({std::max<int64_t>(chunks, 1), p.HV, p.K, p.V}, DType::f32, Device::cuda);
   b.dh = static_cast<float*>(dh.raw_mut());
-  launch_chunk_bwd64_states(b);
+  // Every buffer before the first launch: an allocation waits for the device (device_memory.cu), which would hold the
+  // next launch back until the previous kernel ends.
   GradBuffers g(p);
   g.bind(b);
   const int64_t blocks = std::max<int64_t>(chunks, 1) * p.HV;  // (chunk, value head) pairs, at least one
   Tensor dpt = Tensor::empty({blocks * 2 * kChunk * kChunk}, DType::f32, Device::cuda);
   Tensor dgl = Tensor::empty({blocks * f.chunk.kmax}, DType::f32, Device::cuda);
   b.dpt = f32_ptr(dpt), b.dgl = f32_ptr(dgl);
+  if (!h64_stored.defined())
+    launch_chunk_fwd(f);
+  else if (chunks > 0 && !work.defined())
+    launch_chunk_intra(f);
+  launch_chunk_bwd64_states(b);
   launch_chunk_bwd64(b);
   return g.to_inputs(p, in, ends.dh0, f.stream);
 }
