@@ -1,8 +1,15 @@
-// Dense ops: shape contracts and dispatch to the CPU kernels; elementwise ops are small enough to live here.
+// Dense ops: shape contracts and dispatch to the CPU kernels or, for CUDA tensors, the CUDA backend (linear); elementwise
+// ops are small enough to live here.
 #include "gdn2/ops/dense.h"
+
+#include <initializer_list>
+#include <utility>
 
 #include "cpu/dense.h"
 #include "cpu/elementwise.h"
+#ifdef GDN2_WITH_CUDA
+#include "cuda/dense.h"
+#endif
 
 namespace gdn2 {
 
@@ -29,6 +36,36 @@ Shape with_last(const Shape& s, int64_t last) {
   return r;
 }
 
+// Whether a linear call runs on the GPU: x on CUDA, every other tensor there too, in x's dtype (F32, BF16 or F16),
+// the parameter gradients in F32 or x's dtype (fp32 master gradients of low-precision layers). CPU tensors take the
+// CPU checks.
+bool linear_on_cuda(const Tensor& x, std::initializer_list<std::pair<const Tensor*, const char*>> same,
+                    std::initializer_list<std::pair<const Tensor*, const char*>> grads, const char* op, int64_t in,
+                    int64_t out) {
+  GDN2_CHECK(x.defined(), ValueError, op, ": x is required");
+  const Device dev = x.device();
+  for (const auto& list : {same, grads})
+    for (const auto& [t, name] : list)
+      GDN2_CHECK(t == nullptr || !t->defined() || t->device() == dev, ShapeError, op, ": ", name, " is on another device than x (",
+                 t->describe(), ")");
+  if (dev != Device::cuda) return false;
+#ifdef GDN2_WITH_CUDA
+  GDN2_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::bf16 || x.dtype() == DType::f16, DTypeError, op,
+             ": x must be F32, BF16 or F16 on the GPU, got ", x.describe());
+  for (const auto& [t, name] : same)
+    GDN2_CHECK(t == nullptr || !t->defined() || t->dtype() == x.dtype(), DTypeError, op, ": ", name, " ",
+               t->describe(), " must have x's dtype ", dtype_name(x.dtype()));
+  for (const auto& [t, name] : grads)
+    GDN2_CHECK(t == nullptr || t->dtype() == DType::f32 || t->dtype() == x.dtype(), DTypeError, op, ": gradient ",
+               name, " must be F32 or x's dtype, got ", t->describe());
+  GDN2_CHECK(in > 0 && out > 0, ShapeError, op, " on CUDA: in and out features must be positive, got ", in, " and ",
+             out);
+  return true;
+#else
+  GDN2_THROW(UnsupportedError, op, ": CUDA tensors need a build with the CUDA backend");
+#endif
+}
+
 template <class F>
 auto by_dtype(DType dt, F&& f) {
   return dt == DType::f64 ? f(double{}) : f(float{});
@@ -37,15 +74,20 @@ auto by_dtype(DType dt, F&& f) {
 }  // namespace
 
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_compute(x, "linear", "x");
-  check_same(x, weight, "linear", "x", "weight");
+  GDN2_CHECK(x.defined() && weight.defined(), ValueError, "linear: x and weight are required");
   GDN2_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), ShapeError, "linear: x ",
              x.describe(), " does not match weight ", weight.describe(), " ([out, in])");
   const int64_t in = weight.size(1), out = weight.size(0), rows = x.numel() / std::max<int64_t>(in, 1);
-  if (bias.defined()) {
-    check_same(x, bias, "linear", "x", "bias");
-    GDN2_CHECK(bias.shape() == Shape{out}, ShapeError, "linear: bias must be [", out, "], got ", bias.describe());
+  GDN2_CHECK(!bias.defined() || bias.shape() == Shape{out}, ShapeError, "linear: bias must be [", out, "], got ",
+             bias.describe());
+  if (linear_on_cuda(x, {{&weight, "weight"}, {&bias, "bias"}}, {}, "linear", in, out)) {
+#ifdef GDN2_WITH_CUDA
+    return cuda::linear_forward(x, weight, bias, rows, in, out);
+#endif
   }
+  check_compute(x, "linear", "x");
+  check_same(x, weight, "linear", "x", "weight");
+  if (bias.defined()) check_same(x, bias, "linear", "x", "bias");
   Tensor y = Tensor::empty(with_last(x.shape(), out), x.dtype());
   by_dtype(x.dtype(), [&](auto r) {
     using R = decltype(r);
@@ -57,15 +99,30 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
 }
 
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias) {
-  check_compute(x, "linear_backward", "x");
-  check_same(x, dy, "linear_backward", "x", "dy");
-  check_same(x, weight, "linear_backward", "x", "weight");
+  GDN2_CHECK(x.defined() && weight.defined() && dy.defined(), ValueError,
+             "linear_backward: dy, x and weight are required");
+  GDN2_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), ShapeError, "linear_backward: x ",
+             x.describe(), " does not match weight ", weight.describe(), " ([out, in])");
   const int64_t in = weight.size(1), out = weight.size(0), rows = x.numel() / std::max<int64_t>(in, 1);
   GDN2_CHECK(dy.shape() == with_last(x.shape(), out), ShapeError, "linear_backward: dy ", dy.describe(),
              " does not match x ", x.describe(), " and weight ", weight.describe());
+  GDN2_CHECK(dweight == nullptr || (dweight->defined() && dweight->shape() == weight.shape()), ShapeError,
+             "linear_backward: gradient dweight must be ", shape_str(weight.shape()), ", got ",
+             dweight ? dweight->describe() : "");
+  GDN2_CHECK(dbias == nullptr || (dbias->defined() && dbias->shape() == Shape{out}), ShapeError,
+             "linear_backward: dbias must be [", out, "], got ", dbias ? dbias->describe() : "");
+  if (linear_on_cuda(x, {{&dy, "dy"}, {&weight, "weight"}}, {{dweight, "dweight"}, {dbias, "dbias"}},
+                     "linear_backward", in, out)) {
+#ifdef GDN2_WITH_CUDA
+    return cuda::linear_backward(dy, x, weight, dweight, dbias, rows, in, out);
+#endif
+  }
+  check_compute(x, "linear_backward", "x");
+  check_same(x, dy, "linear_backward", "x", "dy");
+  check_same(x, weight, "linear_backward", "x", "weight");
   check_grad(dweight, weight, "linear_backward", "dweight");
-  if (dbias) GDN2_CHECK(dbias->defined() && dbias->shape() == Shape{out} && dbias->dtype() == x.dtype(), ShapeError,
-                        "linear_backward: dbias must be [", out, "]");
+  if (dbias) GDN2_CHECK(dbias->dtype() == x.dtype(), ShapeError, "linear_backward: dbias must be [", out, "] ",
+                        dtype_name(x.dtype()));
   Tensor dx = Tensor::empty(x.shape(), x.dtype());
   by_dtype(x.dtype(), [&](auto r) {
     using R = decltype(r);

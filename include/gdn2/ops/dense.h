@@ -13,6 +13,8 @@
 namespace gdn2 {
 
 // y [..., out] = x [..., in] · weight[out, in]^T + bias [out] (bias optional).
+// CUDA tensors (cuBLASLt): x F32, BF16 or F16 with weight, bias and dy in x's dtype, fp32 accumulation, y and dx in x's
+// dtype; dweight and dbias may be F32 (the master gradients of a low-precision layer) or x's dtype; in, out > 0.
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 // Returns dx [..., in]; dweight += dy^T x; dbias += Σ_rows dy.
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias);
