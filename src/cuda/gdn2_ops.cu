@@ -450,13 +450,11 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   GDN2_CHECK(d_o.device() == Device::cuda && (!dht.defined() || dht.device() == Device::cuda), ShapeError,
              "gdn2_chunk_bwd: d_o and dht must be on the inputs' device (cuda), got ", d_o.describe());
   const bool tensor_cores = chunk_uses_tensor_cores(p, in);
-  if (work.defined()) {
-    const int64_t need = work_layout(p, in, true, true).total;
-    GDN2_CHECK(tensor_cores && h64_stored.defined() && work.device() == Device::cuda && work.dtype() == DType::u8 &&
-                   static_cast<int64_t>(work.nbytes()) >= need,
-               ShapeError, "gdn2_chunk_bwd on CUDA: `work` must be the Gdn2Outputs::work of the chunk_states forward of ",
-               "these bf16/fp16 inputs (at least ", need, " bytes, with its h), got ", work.describe());
-  }
+  // The workspace's size is checked where it is bound (make_params).
+  GDN2_CHECK(!work.defined() || (tensor_cores && h64_stored.defined() && work.device() == Device::cuda &&
+                                 work.dtype() == DType::u8),
+             ShapeError, "gdn2_chunk_bwd on CUDA: `work` must be the Gdn2Outputs::work of the chunk_states forward of ",
+             "these bf16/fp16 inputs, with its h; got ", work.describe());
   if (tensor_cores) return chunk_bwd_tensor_cores(p, in, d_o, dht, h64_stored, work);
   // fp32 inputs: the fp32 kernels over chunks of 32 tokens (fp32 budget).
   constexpr int64_t kBwdChunk = 32;  // chunk_bwd.cu

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cpu/op_test_util.h"
+#include "cuda/require_gpu.h"
 #include "gdn2/backend.h"
 #include "gdn2/ops/decay_gate.h"
 
@@ -14,9 +15,6 @@ namespace gdn2 {
 namespace {
 
 using test::random_tensor;
-
-#define REQUIRE_GPU() \
-  if (!backend_available(Backend::cuda)) GTEST_SKIP() << "no usable CUDA device: " << backend_describe(Backend::cuda)
 
 struct Case {
   const char* name;

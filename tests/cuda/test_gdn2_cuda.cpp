@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/require_gpu.h"
 #include "gdn2/backend.h"
 #include "gdn2/ops/gdn2_golden.h"
 #include "gdn2/ops/gdn2_random.h"
@@ -19,9 +20,6 @@ namespace {
 
 constexpr double kBudgetF32 = 1e-4;   // SPEC §6: fp32 GPU paths
 constexpr double kBudgetBf16 = 8e-3;  // bf16 outputs: their rounding (2^-9 relative) dominates
-
-#define REQUIRE_GPU() \
-  if (!backend_available(Backend::cuda)) GTEST_SKIP() << "no usable CUDA device: " << backend_describe(Backend::cuda)
 
 Gdn2Inputs to_cuda(const Gdn2Inputs& in) { return gdn2_inputs_to(in, Device::cuda); }
 
