@@ -17,6 +17,7 @@ void add_ops_cuda_bench_command(CLI::App& ops, Context& ctx);
 void add_model_commands(CLI::App& app, Context& ctx);      // layer check, model check, model info
 void add_generate_command(CLI::App& app, Context& ctx);
 void add_train_command(CLI::App& app, Context& ctx);
+void add_train_bench_command(CLI::App& app, Context& ctx);
 void add_data_commands(CLI::App& app, Context& ctx);
 void add_ops_attn_bench_command(CLI::App& ops, Context& ctx);
 void add_tokenizer_command(CLI::App& app, Context& ctx);

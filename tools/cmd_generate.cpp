@@ -49,13 +49,14 @@ struct GenerateArgs {
   SamplingOptions sampling;
   int threads = 0;
   bool greedy = false;
+  std::string backend = "cpu";
 };
 
 }  // namespace
 
 int run_generate(const std::string& model_dir, const std::string& tokenizer_path, const std::string& prompt,
-                 const SamplingOptions& so) {
-  auto model = model_load(model_dir);
+                 const SamplingOptions& so, Device device) {
+  auto model = model_load(model_dir, DType::f32, device);
   const Tokenizer tok = Tokenizer::from_file(tokenizer_path);
   GDN2_CHECK(tok.vocab_size() <= model->config().vocab_size, ValueError, "the tokenizer has ", tok.vocab_size(),
              " tokens, the model only ", model->config().vocab_size);
@@ -80,7 +81,7 @@ int run_generate(const std::string& model_dir, const std::string& tokenizer_path
 
 void add_generate_command(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<GenerateArgs>();
-  CLI::App* cmd = app.add_subcommand("generate", "generate text from a trained model (CPU)");
+  CLI::App* cmd = app.add_subcommand("generate", "generate text from a trained model (CPU, or the GPU with --backend cuda)");
   cmd->add_option("--model", a->model, "model directory (config.json + model.safetensors)")
       ->required()
       ->check(CLI::ExistingDirectory);
@@ -94,11 +95,15 @@ void add_generate_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--prefill-chunk", a->sampling.prefill_chunk, "feed the prompt in pieces of this many tokens");
   cmd->add_flag("--greedy", a->greedy, "argmax decoding (same as --temperature 0)");
   cmd->add_option("--threads", a->threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
+  cmd->add_option("--backend", a->backend, "cpu, or cuda (BF16 on the GPU)")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->callback([a, &ctx] {
     set_cpu_threads(a->threads);
     if (a->greedy) a->sampling.temperature = 0;
     const std::string tok = a->tokenizer.empty() ? a->model + "/tokenizer.json" : a->tokenizer;
-    ctx.exit_code = run_generate(a->model, tok, a->prompt, a->sampling);
+    const Backend backend = backend_from_name(a->backend);
+    backend_require(backend);
+    ctx.exit_code = run_generate(a->model, tok, a->prompt, a->sampling,
+                                 backend == Backend::cuda ? Device::cuda : Device::cpu);
   });
 }
 

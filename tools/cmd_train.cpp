@@ -6,6 +6,7 @@
 #include "gdn2/backend.h"
 #include "gdn2/data/corpus.h"
 #include "gdn2/data/prepare.h"
+#include "gdn2/distributed.h"
 #include "gdn2/generate.h"
 #include "gdn2/model/checkpoint.h"
 #include "gdn2/tokenizer.h"
@@ -15,7 +16,7 @@
 namespace gdn2::cli {
 
 int run_generate(const std::string& model_dir, const std::string& tokenizer_path, const std::string& prompt,
-                 const SamplingOptions& so);
+                 const SamplingOptions& so, Device device);
 
 namespace {
 
@@ -25,6 +26,7 @@ struct TrainArgs {
   uint64_t init_seed = 0;
   int64_t sample_tokens = 80;
   int threads = 0;
+  std::string backend = "cpu";
 };
 
 int run_train(TrainArgs& a) {
@@ -34,12 +36,27 @@ int run_train(TrainArgs& a) {
   if (cfg.eos_token_id < 0) cfg.eos_token_id = data.eos_id();
   GDN2_CHECK(static_cast<int64_t>(data.vocab_size()) <= cfg.vocab_size, ValueError, a.config, ": vocab_size ",
              cfg.vocab_size, " is smaller than the data's ", data.vocab_size());
-  LanguageModel model(cfg);
+  const Backend backend = backend_from_name(a.backend);
+  backend_require(backend);
+  const Device device = backend == Backend::cuda ? Device::cuda : Device::cpu;
+  // Launched by torchrun / mpirun with a world of several processes: data parallel, one GPU each (chosen before the
+  // model takes any device memory).
+  std::unique_ptr<DataParallel> dp;
+  if (const auto env = dist_env_from_environment(); env && env->world > 1) {
+    GDN2_CHECK(backend == Backend::cuda, ValueError, "data-parallel training (WORLD_SIZE ", env->world,
+               ") needs --backend cuda");
+    dp = std::make_unique<DataParallel>(*env);
+    a.opt.data_parallel = dp.get();
+    if (dp->rank() != 0) a.sample_tokens = 0;
+  }
+  LanguageModel model(cfg, DType::f32, device);
   model.init_random(a.init_seed);
-  std::fprintf(stderr, "model: %s\ndata: %s: %ld train tokens, %ld held-out tokens\n%s\n", cfg.describe().c_str(),
-               a.data.c_str(), static_cast<long>(data.train_tokens()), static_cast<long>(data.val_shard().size()),
-               backend_describe(Backend::cpu).c_str());
+  std::fprintf(stderr, "model: %s\ndata: %s: %ld train tokens, %ld held-out tokens\n%s (compute %s)\n",
+               cfg.describe().c_str(), a.data.c_str(), static_cast<long>(data.train_tokens()),
+               static_cast<long>(data.val_shard().size()), backend_describe(backend).c_str(),
+               std::string(dtype_name(model.compute_dtype())).c_str());
   const TrainResult r = train_model(model, data, a.opt);
+  if (dp != nullptr && dp->rank() != 0) return 0;  // rank 0 reports and samples
   std::printf("trained %ld steps (%ld tokens) in %.1f s: %.0f tokens/s; final train loss %.4f, held-out loss %.4f\n",
               static_cast<long>(r.steps_done), static_cast<long>(r.tokens), r.seconds,
               static_cast<double>(r.tokens) / r.seconds, r.log.empty() ? 0.0 : r.log.back().loss, r.final_val_loss);
@@ -60,7 +77,7 @@ int run_train(TrainArgs& a) {
     so.temperature = 0.8;
     so.top_p = 0.95;
     so.seed = 1;
-    return run_generate(model_dir, a.tokenizer, a.sample_prompt, so);
+    return run_generate(model_dir, a.tokenizer, a.sample_prompt, so, device);
   }
   return 0;
 }
@@ -70,7 +87,7 @@ int run_train(TrainArgs& a) {
 void add_train_command(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<TrainArgs>();
   TrainOptions& o = a->opt;
-  CLI::App* cmd = app.add_subcommand("train", "train a model on token shards (CPU)");
+  CLI::App* cmd = app.add_subcommand("train", "train a model on token shards (CPU, or the GPU with --backend cuda)");
   cmd->add_option("--config", a->config, "model config.json")->required()->check(CLI::ExistingFile);
   cmd->add_option("--data", a->data, "token shard directory (gdn2 data prepare)")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--out", o.out_dir, "output directory: checkpoints/, model/, loss.png")->required();
@@ -97,6 +114,8 @@ void add_train_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--sample-prompt", a->sample_prompt, "prompt of the sample printed at the end");
   cmd->add_option("--sample-tokens", a->sample_tokens, "length of that sample (0: none)")->check(CLI::Range(0, 1 << 16));
   cmd->add_option("--threads", a->threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
+  cmd->add_option("--backend", a->backend, "cpu, or cuda (BF16 mixed precision on the GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->callback([a, &ctx] { ctx.exit_code = run_train(*a); });
 }
 

@@ -26,6 +26,12 @@ struct DeviceMemory {
   // Copies between any two places; at least one side is on the device. Synchronous.
   void (*copy)(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) = nullptr;
   void (*zero)(void* p, size_t bytes) = nullptr;
+  // Converts n elements between two float dtypes (F64, F32, F16, BF16), both on the device.
+  void (*convert)(const void* src, DType src_dt, void* dst, DType dst_dt, size_t n) = nullptr;
+  // Copies `rows` runs of `width` bytes, run r from src + r·src_pitch to dst + r·dst_pitch; at least one side is on
+  // the device. Synchronous for the host.
+  void (*copy_rows)(void* dst, bool dst_on_device, size_t dst_pitch, const void* src, bool src_on_device,
+                    size_t src_pitch, size_t width, size_t rows) = nullptr;
 };
 // The CUDA memory functions; UnsupportedError when this build has no CUDA backend.
 const DeviceMemory& cuda_memory();
@@ -101,6 +107,12 @@ class Tensor {
   Device device_ = Device::cpu;
   bool read_only_ = false;
 };
+
+// Copies `rows` runs of `width` bytes from src to dst (any devices), run r starting at byte src_offset + r·src_pitch
+// of src and dst_offset + r·dst_pitch of dst, e.g. to join or cut tensors along a middle dimension. Every run must lie
+// inside its tensor (ShapeError otherwise); dst must be writable.
+void copy_rows(Tensor& dst, size_t dst_offset, size_t dst_pitch, const Tensor& src, size_t src_offset,
+               size_t src_pitch, size_t width, size_t rows);
 
 // rms(x - ref) / rms(ref) over all elements (rms(x - ref) when ref is all zero).
 // Any NaN or infinity in x or ref gives +infinity, so that a NaN never passes a budget.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gdn2/data/dataset.h"
+#include "gdn2/distributed.h"
 #include "gdn2/model/lm.h"
 
 namespace gdn2 {
@@ -28,6 +29,9 @@ struct TrainOptions {
   bool resume = true;              // continue from out_dir/checkpoints/latest when present
   bool progress = true;            // progress line on stderr
   int64_t stop_after = 0;          // > 0: stop (with a checkpoint) after this many steps of this run (tests)
+  // Data parallel across processes (one per GPU): `batch` is then the global batch, split evenly over the ranks;
+  // gradients and losses are averaged; rank 0 alone prints, checkpoints and writes the outputs.
+  DataParallel* data_parallel = nullptr;
 };
 
 struct StepLog {
@@ -48,6 +52,18 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
 // Held-out loss: mean over up to max_batches batches of the val split.
 double evaluate_loss(LanguageModel& model, const TokenDataset& data, int64_t batch, int64_t seq_len,
                      int64_t max_batches);
+
+// Training throughput on random tokens: `warmup` untimed then `steps` timed optimizer steps (zero_grad, forward,
+// backward, clipping at 1, AdamW) of batch x seq_len tokens, timed by wall clock until the device is idle.
+struct ThroughputResult {
+  double step_s = 0, tokens_per_s = 0;
+  int64_t peak_bytes = 0;       // device memory held by tensors at most during the timed steps (0 on the CPU)
+  std::vector<double> losses;   // every step's loss, warmup included
+};
+// With data_parallel, every rank runs `batch` sequences of its own and the gradients are averaged; tokens_per_s then
+// counts all ranks' tokens.
+ThroughputResult train_throughput(LanguageModel& model, int64_t batch, int64_t seq_len, int64_t warmup,
+                                  int64_t steps, uint64_t seed = 1, DataParallel* data_parallel = nullptr);
 
 // The learning rate at `step` (1-based) of `total` for the options' schedule.
 double learning_rate(const TrainOptions& o, int64_t step, int64_t total);

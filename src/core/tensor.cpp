@@ -121,7 +121,17 @@ void Tensor::check_dtype(DType want) const {
 
 Tensor Tensor::to(DType dt) const {
   GDN2_CHECK(defined(), ValueError, "conversion of an undefined tensor");
-  if (!is_cpu()) return cpu().to(dt).to(device_);
+  if (!is_cpu()) {
+    Tensor t = empty(shape_, dt, device_);
+    if (numel_ == 0) return t;
+    if (dt == dtype_)
+      detail::cuda_memory().copy(t.data_, true, data_, true, nbytes());
+    else if (dtype_is_float(dt) && dtype_is_float(dtype_))
+      detail::cuda_memory().convert(data_, dtype_, t.data_, dt, static_cast<size_t>(numel_));
+    else
+      return cpu().to(dt).to(device_);
+    return t;
+  }
   Tensor t = empty(shape_, dt);
   dtype_convert(data_, dtype_, t.data_, dt, static_cast<size_t>(numel_));
   return t;
@@ -158,6 +168,25 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
   t.numel_ = row * (end - begin);
   t.data_ = static_cast<std::byte*>(data_) + static_cast<size_t>(begin * row) * dtype_size(dtype_);
   return t;
+}
+
+void copy_rows(Tensor& dst, size_t dst_offset, size_t dst_pitch, const Tensor& src, size_t src_offset,
+               size_t src_pitch, size_t width, size_t rows) {
+  GDN2_CHECK(dst.defined() && src.defined(), ValueError, "copy_rows: undefined tensor");
+  if (rows == 0 || width == 0) return;
+  auto fits = [&](const Tensor& t, size_t offset, size_t pitch) {
+    return offset <= t.nbytes() && width <= t.nbytes() - offset &&
+           (rows - 1) <= (t.nbytes() - offset - width) / std::max<size_t>(pitch, 1) && (pitch >= width || rows == 1);
+  };
+  GDN2_CHECK(fits(src, src_offset, src_pitch) && fits(dst, dst_offset, dst_pitch), ShapeError, "copy_rows: ", rows,
+             " runs of ", width, " bytes do not fit ", src.describe(), " -> ", dst.describe());
+  auto* d = static_cast<std::byte*>(dst.raw_mut()) + dst_offset;
+  const auto* s = static_cast<const std::byte*>(src.raw()) + src_offset;
+  if (dst.is_cpu() && src.is_cpu()) {
+    for (size_t r = 0; r < rows; ++r) std::memcpy(d + r * dst_pitch, s + r * src_pitch, width);
+    return;
+  }
+  detail::cuda_memory().copy_rows(d, !dst.is_cpu(), dst_pitch, s, !src.is_cpu(), src_pitch, width, rows);
 }
 
 double Tensor::item(int64_t flat_index) const {

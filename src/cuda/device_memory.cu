@@ -1,6 +1,12 @@
-// CUDA memory for gdn2::Tensor: allocation, copies and zero-fill, installed into core through detail::cuda_memory.
+// CUDA memory for gdn2::Tensor: allocation, copies, zero-fill and dtype conversion, installed into core through
+// detail::cuda_memory.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "gdn2/tensor.h"
@@ -41,13 +47,15 @@ void count(int64_t bytes) {
   }
 }
 
-// Memory is handed out on the legacy stream and returned after the device is idle, as cudaFree does: a tensor's
-// memory is never reused while a kernel on any stream may still touch it.
+// Memory is handed out and returned in the order of the legacy stream (stream-ordered, as frameworks' caching
+// allocators do): a freed tensor's memory is reused only by work enqueued after every kernel already on the legacy
+// stream, or on a blocking stream (which the legacy stream waits for), so neither allocation nor release waits for
+// the device. Work on a non-blocking stream (a Gdn2Plan's) joins the legacy stream before and after its launches
+// (plan_run), so it is ordered the same way.
 std::shared_ptr<void> alloc(size_t bytes) {
   void* p = nullptr;
   const bool pool = pooled();
-  cudaError_t st = pool ? cudaMallocAsync(&p, bytes, cudaStreamLegacy) : cudaMalloc(&p, bytes);
-  if (st == cudaSuccess && pool) st = cudaStreamSynchronize(cudaStreamLegacy);
+  const cudaError_t st = pool ? cudaMallocAsync(&p, bytes, cudaStreamLegacy) : cudaMalloc(&p, bytes);
   if (st != cudaSuccess) {
     cudaGetLastError();
     GDN2_THROW(DeviceError, "cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorString(st));
@@ -60,7 +68,6 @@ std::shared_ptr<void> alloc(size_t bytes) {
       count(-n);
     });
   return std::shared_ptr<void>(p, [n](void* q) {
-    cudaDeviceSynchronize();
     cudaFreeAsync(q, cudaStreamLegacy);
     count(-n);
   });
@@ -74,6 +81,63 @@ void copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes) 
 
 void zero(void* p, size_t bytes) { GDN2_CUDA_CHECK(cudaMemset(p, 0, bytes)); }
 
+void copy_rows(void* dst, bool dst_dev, size_t dst_pitch, const void* src, bool src_dev, size_t src_pitch, size_t width,
+               size_t rows) {
+  const cudaMemcpyKind kind = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                                      : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  GDN2_CUDA_CHECK(cudaMemcpy2D(dst, std::max(dst_pitch, width), src, std::max(src_pitch, width), width, rows, kind));
+}
+
+template <class T>
+__device__ __forceinline__ double load_as_double(const void* p, size_t i) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __bfloat162float(static_cast<const T*>(p)[i]);
+  else if constexpr (std::is_same_v<T, __half>)
+    return __half2float(static_cast<const T*>(p)[i]);
+  else
+    return static_cast<double>(static_cast<const T*>(p)[i]);
+}
+
+template <class T>
+__device__ __forceinline__ void store_from_double(void* p, size_t i, double x) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    static_cast<T*>(p)[i] = __double2bfloat16(x);
+  else if constexpr (std::is_same_v<T, __half>)
+    static_cast<T*>(p)[i] = __double2half(x);
+  else
+    static_cast<T*>(p)[i] = static_cast<T>(x);
+}
+
+// Elementwise conversion through double (exact for every source), rounding once to the destination's nearest value.
+template <class S, class D>
+__global__ void convert_kernel(const void* src, void* dst, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    store_from_double<D>(dst, i, load_as_double<S>(src, i));
+}
+
+template <class F>
+void by_float_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::f64: f(double{}); break;
+    case DType::f32: f(float{}); break;
+    case DType::f16: f(__half{}); break;
+    case DType::bf16: f(__nv_bfloat16{}); break;
+    default: GDN2_THROW(DTypeError, "device conversion of ", dtype_name(dt), ": float dtypes only");
+  }
+}
+
+void convert(const void* src, DType src_dt, void* dst, DType dst_dt, size_t n) {
+  if (n == 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 132 * 16));
+  by_float_dtype(src_dt, [&](auto s) {
+    by_float_dtype(dst_dt, [&](auto d) {
+      convert_kernel<decltype(s), decltype(d)><<<blocks, 256>>>(src, dst, n);
+    });
+  });
+  GDN2_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace
 
 DeviceMemory make() {
@@ -81,6 +145,8 @@ DeviceMemory make() {
   m.alloc = alloc;
   m.copy = copy;
   m.zero = zero;
+  m.convert = convert;
+  m.copy_rows = copy_rows;
   return m;
 }
 

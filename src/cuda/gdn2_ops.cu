@@ -304,7 +304,6 @@ Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const
     if (out.h.defined() && chunk_uses_tensor_cores(p, in)) out.work = l.workspace;  // kept for the backward
   }
   launch(l.params);
-  GDN2_CUDA_CHECK(cudaStreamSynchronize(l.params.stream));
   return out;
 }
 
@@ -385,7 +384,6 @@ struct GradBuffers {
     r.db = reduce(gb, p.b, p.K, in.b);
     r.dw = reduce(gw, p.w, p.V, in.w);
     r.dh0 = dh0;
-    GDN2_CUDA_CHECK(cudaStreamSynchronize(stream));
     return r;
   }
 };
@@ -561,7 +559,6 @@ Tensor gdn2_recurrent_step(const Gdn2Problem& p, const Gdn2Inputs& in, Tensor& s
   l.params.o = o.raw_mut();
   l.params.o_type = elem_type(o, kOp, "o");
   launch_recurrent(l.params);
-  GDN2_CUDA_CHECK(cudaStreamSynchronize(l.params.stream));
   return o;
 }
 
@@ -574,8 +571,14 @@ struct CudaPlan {
   Tensor h0;  // F32 copy of a non-F32 h0
   bool chunk = false;
   cudaStream_t stream = nullptr;
+  cudaEvent_t before = nullptr, after = nullptr;  // joins with the legacy stream (plan_run)
   ~CudaPlan() {
-    if (stream != nullptr) cudaStreamDestroy(stream);
+    if (stream != nullptr) {
+      cudaStreamSynchronize(stream);  // the outputs and workspace are released after the last run
+      cudaStreamDestroy(stream);
+    }
+    if (before != nullptr) cudaEventDestroy(before);
+    if (after != nullptr) cudaEventDestroy(after);
   }
 };
 
@@ -615,16 +618,31 @@ std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, 
       outputs.work = workspace != nullptr ? *workspace : plan->launch.workspace;
   }
   GDN2_CUDA_CHECK(cudaStreamCreateWithFlags(&plan->stream, cudaStreamNonBlocking));
+  GDN2_CUDA_CHECK(cudaEventCreateWithFlags(&plan->before, cudaEventDisableTiming));
+  GDN2_CUDA_CHECK(cudaEventCreateWithFlags(&plan->after, cudaEventDisableTiming));
   return plan;
 }
 
 void plan_run(CudaPlan& plan, void* stream) {
   Gdn2Params k = plan.launch.params;
   k.stream = stream != nullptr ? static_cast<cudaStream_t>(stream) : plan.stream;
+  // Tensor memory is stream-ordered on the legacy stream (device_memory.cu): outside a graph capture, the run waits
+  // for the legacy stream's work (the inputs' writers) and the legacy stream waits for the run (later frees).
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  GDN2_CUDA_CHECK(cudaStreamIsCapturing(k.stream, &capture));
+  const bool join = capture == cudaStreamCaptureStatusNone && k.stream != cudaStreamLegacy;
+  if (join) {
+    GDN2_CUDA_CHECK(cudaEventRecord(plan.before, cudaStreamLegacy));
+    GDN2_CUDA_CHECK(cudaStreamWaitEvent(k.stream, plan.before, 0));
+  }
   if (plan.chunk)
     launch_chunk_fwd(k);
   else
     launch_recurrent(k);
+  if (join) {
+    GDN2_CUDA_CHECK(cudaEventRecord(plan.after, k.stream));
+    GDN2_CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, plan.after, 0));
+  }
 }
 
 void plan_sync(CudaPlan& plan) { GDN2_CUDA_CHECK(cudaStreamSynchronize(plan.stream)); }

@@ -79,7 +79,7 @@ GenerateResult generate(LanguageModel& model, const std::vector<int32_t>& prompt
   r.prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
   t0 = Clock::now();
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
-    const Tensor l32 = logits.dtype() == DType::f32 ? logits : logits.to(DType::f32);
+    const Tensor l32 = logits.dtype() == DType::f32 ? logits.cpu() : logits.to(DType::f32).cpu();
     const int32_t next = sample_token(l32.data<float>(), V, o, rng);
     r.tokens.push_back(next);
     const bool go_on = on_token ? on_token(next) : true;

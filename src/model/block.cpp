@@ -29,14 +29,14 @@ RmsNormOptions zero_centred(double eps) {
 
 Tensor Block::forward(const Tensor& x, LayerCache* cache, bool save) {
   const RmsNormOptions nopt = zero_centred(eps_);
-  RmsNormResult n1 = rms_norm_forward(x, p("input_layernorm.weight").value, Tensor(), nopt);
+  RmsNormResult n1 = rms_norm_forward(x, p("input_layernorm.weight").w(), Tensor(), nopt);
   Tensor h = mixer_->forward(n1.y, cache, save);
   add_inplace(h, x);
-  RmsNormResult n2 = rms_norm_forward(h, p("post_attention_layernorm.weight").value, Tensor(), nopt);
-  const Tensor gate = linear_forward(n2.y, p("mlp.gate_proj.weight").value);
-  const Tensor up = linear_forward(n2.y, p("mlp.up_proj.weight").value);
+  RmsNormResult n2 = rms_norm_forward(h, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
+  const Tensor gate = linear_forward(n2.y, p("mlp.gate_proj.weight").w());
+  const Tensor up = linear_forward(n2.y, p("mlp.up_proj.weight").w());
   const Tensor act = swiglu_forward(gate, up);
-  Tensor y = linear_forward(act, p("mlp.down_proj.weight").value);
+  Tensor y = linear_forward(act, p("mlp.down_proj.weight").w());
   add_inplace(y, h);
   if (save) saved_ = Saved{x, n1.y, n1.rstd, h, n2.y, n2.rstd, gate, up, act};
   return y;
@@ -46,17 +46,17 @@ Tensor Block::backward(const Tensor& dy) {
   const Saved& s = saved_;
   GDN2_CHECK(s.x.defined(), ValueError, prefix_, ": backward without a saved forward");
   const RmsNormOptions nopt = zero_centred(eps_);
-  const Tensor d_act = linear_backward(dy, s.act, p("mlp.down_proj.weight").value, &p("mlp.down_proj.weight").grad, nullptr);
+  const Tensor d_act = linear_backward(dy, s.act, p("mlp.down_proj.weight").w(), &p("mlp.down_proj.weight").grad, nullptr);
   Tensor d_gate, d_up;
   swiglu_backward(d_act, s.gate, s.up, d_gate, d_up);
-  Tensor d_n2 = linear_backward(d_gate, s.n2, p("mlp.gate_proj.weight").value, &p("mlp.gate_proj.weight").grad, nullptr);
-  add_inplace(d_n2, linear_backward(d_up, s.n2, p("mlp.up_proj.weight").value, &p("mlp.up_proj.weight").grad, nullptr));
-  RmsNormGrads g2 = rms_norm_backward(d_n2, s.h, s.r2, p("post_attention_layernorm.weight").value, Tensor(), nopt);
+  Tensor d_n2 = linear_backward(d_gate, s.n2, p("mlp.gate_proj.weight").w(), &p("mlp.gate_proj.weight").grad, nullptr);
+  add_inplace(d_n2, linear_backward(d_up, s.n2, p("mlp.up_proj.weight").w(), &p("mlp.up_proj.weight").grad, nullptr));
+  RmsNormGrads g2 = rms_norm_backward(d_n2, s.h, s.r2, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
   add_inplace(p("post_attention_layernorm.weight").grad, g2.dweight);
   Tensor dh = dy.clone();
   add_inplace(dh, g2.dx);
   const Tensor d_n1 = mixer_->backward(dh);
-  RmsNormGrads g1 = rms_norm_backward(d_n1, s.x, s.r1, p("input_layernorm.weight").value, Tensor(), nopt);
+  RmsNormGrads g1 = rms_norm_backward(d_n1, s.x, s.r1, p("input_layernorm.weight").w(), Tensor(), nopt);
   add_inplace(p("input_layernorm.weight").grad, g1.dweight);
   add_inplace(dh, g1.dx);
   return dh;

@@ -28,13 +28,13 @@ bool file_exists(const std::string& path) {
 }
 
 // Copies a file tensor into a parameter, converting dtype, checking shape and finiteness.
-void copy_into(Param& p, const Tensor& t, const std::string& where) {
+void copy_into(ParamStore& params, Param& p, const Tensor& t, const std::string& where) {
   GDN2_CHECK(t.numel() == p.value.numel() && (t.shape() == p.spec.shape || t.numel() == 0), FormatError, where,
              ": tensor for '", p.spec.name, "' is ", t.describe(), ", the model expects ", shape_str(p.spec.shape));
   GDN2_CHECK(dtype_is_float(t.dtype()), FormatError, where, ": tensor for '", p.spec.name, "' is ", t.describe());
-  Tensor v = t.to(p.value.dtype());
+  const Tensor v = t.to(params.dtype());
   GDN2_CHECK(all_finite(v), FormatError, where, ": tensor for '", p.spec.name, "' has NaN or infinite values");
-  p.value = v.reshape(p.spec.shape);
+  params.set(p, v);
 }
 
 // The rows [r0, r0 + n) of a 2-D tensor.
@@ -145,7 +145,7 @@ WeightIndex index_weights(const std::string& dir) {
 void model_save(const LanguageModel& model, const std::string& dir, const std::map<std::string, std::string>& metadata) {
   make_dir(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const Param& p : model.params().all()) tensors.emplace_back(p.spec.name, p.value);
+  for (const Param& p : model.params().all()) tensors.emplace_back(p.spec.name, p.value.cpu());
   std::map<std::string, std::string> meta = metadata;
   meta["format"] = "pt";
   safetensors_write(dir + "/model.safetensors", tensors, meta);
@@ -159,13 +159,13 @@ void model_load_tensors(LanguageModel& model, const SafetensorsFile& file,
     if (name.empty()) continue;
     GDN2_CHECK(file.contains(name), FormatError, file.path(), ": no tensor '", name, "' for parameter '", p.spec.name,
                "'");
-    copy_into(p, file.get(name), file.path());
+    copy_into(model.params(), p, file.get(name), file.path());
   }
 }
 
-std::unique_ptr<LanguageModel> model_load(const std::string& dir, DType dtype) {
+std::unique_ptr<LanguageModel> model_load(const std::string& dir, DType dtype, Device device) {
   const ModelConfig cfg = ModelConfig::load(dir + "/config.json");
-  auto model = std::make_unique<LanguageModel>(cfg, dtype);
+  auto model = std::make_unique<LanguageModel>(cfg, dtype, device);
   WeightIndex ix = index_weights(dir);
   auto get = [&](const std::string& name) -> Tensor {
     const auto it = ix.file_of.find(name);
@@ -198,7 +198,7 @@ std::unique_ptr<LanguageModel> model_load(const std::string& dir, DType dtype) {
       GDN2_CHECK(t.defined(), FormatError, dir, ": checkpoint has no tensor '", n, "'");
       used.insert(n);
     }
-    copy_into(prm, t, dir);
+    copy_into(model->params(), prm, t, dir);
   }
   for (const auto& [name, file] : ix.file_of) {
     if (used.count(name) || skipped(name)) continue;

@@ -15,14 +15,10 @@ Tensor concat_time(const Tensor& a, const Tensor& b) {
   const int64_t B = a.size(0), T1 = a.size(1), T2 = b.size(1), row = a.numel() / std::max<int64_t>(B * T1, 1);
   Shape s = a.shape();
   s[1] = T1 + T2;
-  Tensor out = Tensor::empty(s, a.dtype());
-  const size_t e = dtype_size(a.dtype());
-  auto* dst = static_cast<std::byte*>(out.raw_mut());
-  for (int64_t i = 0; i < B; ++i) {
-    std::memcpy(dst + i * (T1 + T2) * row * e, static_cast<const std::byte*>(a.raw()) + i * T1 * row * e, T1 * row * e);
-    std::memcpy(dst + (i * (T1 + T2) + T1) * row * e, static_cast<const std::byte*>(b.raw()) + i * T2 * row * e,
-                T2 * row * e);
-  }
+  Tensor out = Tensor::empty(s, a.dtype(), a.device());
+  const size_t e = dtype_size(a.dtype()), n1 = T1 * row * e, n2 = T2 * row * e;
+  copy_rows(out, 0, n1 + n2, a, 0, n1, n1, B);
+  copy_rows(out, n1, n1 + n2, b, 0, n2, n2, B);
   return out;
 }
 
@@ -33,11 +29,9 @@ Tensor keep_last(const Tensor& a, int64_t n) {
   const int64_t row = a.numel() / std::max<int64_t>(B * T, 1);
   Shape s = a.shape();
   s[1] = n;
-  Tensor out = Tensor::empty(s, a.dtype());
+  Tensor out = Tensor::empty(s, a.dtype(), a.device());
   const size_t e = dtype_size(a.dtype());
-  for (int64_t i = 0; i < B; ++i)
-    std::memcpy(static_cast<std::byte*>(out.raw_mut()) + i * n * row * e,
-                static_cast<const std::byte*>(a.raw()) + (i * T + T - n) * row * e, n * row * e);
+  copy_rows(out, 0, n * row * e, a, (T - n) * row * e, T * row * e, n * row * e, B);
   return out;
 }
 
@@ -72,15 +66,15 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
   GDN2_CHECK(!save || cache == nullptr, ValueError, prefix_, ": training forward takes no cache");
   const int64_t B = x.size(0), T = x.size(1);
   // q_proj gives, per head, the query and the output gate side by side.
-  std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").value).reshape({B, T, Hq_, 2 * hd_}),
+  std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").w()).reshape({B, T, Hq_, 2 * hd_}),
                                       {hd_, hd_});
-  const Tensor k_raw = linear_forward(x, p("k_proj.weight").value).reshape({B, T, Hkv_, hd_});
-  const Tensor v = linear_forward(x, p("v_proj.weight").value).reshape({B, T, Hkv_, hd_});
+  const Tensor k_raw = linear_forward(x, p("k_proj.weight").w()).reshape({B, T, Hkv_, hd_});
+  const Tensor v = linear_forward(x, p("v_proj.weight").w()).reshape({B, T, Hkv_, hd_});
   RmsNormOptions nopt;
   nopt.eps = eps_;
   nopt.zero_centred = true;
-  RmsNormResult qn = rms_norm_forward(qg[0], p("q_norm.weight").value, Tensor(), nopt);
-  RmsNormResult kn = rms_norm_forward(k_raw, p("k_norm.weight").value, Tensor(), nopt);
+  RmsNormResult qn = rms_norm_forward(qg[0], p("q_norm.weight").w(), Tensor(), nopt);
+  RmsNormResult kn = rms_norm_forward(k_raw, p("k_norm.weight").w(), Tensor(), nopt);
   const int64_t start = cache ? cache->length : 0;
   const Tensor q = rope(qn.y, start), k = rope(kn.y, start);
   Tensor keys = k, values = v;
@@ -97,7 +91,7 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
   }
   const Tensor gate_sig = sigmoid_forward(qg[1]);
   const Tensor gated = mul_forward(a.o, gate_sig).reshape({B, T, Hq_ * hd_});
-  Tensor y = linear_forward(gated, p("o_proj.weight").value);
+  Tensor y = linear_forward(gated, p("o_proj.weight").w());
   if (save) saved_ = Saved{x, qg[0], k_raw, qn.rstd, kn.rstd, q, k, v, a.o, a.lse, gate_sig, gated};
   return y;
 }
@@ -107,22 +101,22 @@ Tensor GatedAttention::backward(const Tensor& dy) {
   GDN2_CHECK(s.x.defined(), ValueError, prefix_, ": backward without a saved forward");
   const int64_t B = s.x.size(0), T = s.x.size(1);
   const Tensor d_gated =
-      linear_backward(dy, s.gated, p("o_proj.weight").value, &p("o_proj.weight").grad, nullptr).reshape({B, T, Hq_, hd_});
+      linear_backward(dy, s.gated, p("o_proj.weight").w(), &p("o_proj.weight").grad, nullptr).reshape({B, T, Hq_, hd_});
   const Tensor d_o = mul_forward(d_gated, s.gate_sig);
   const Tensor d_gate = sigmoid_backward(mul_forward(d_gated, s.o), s.gate_sig);
   AttentionGrads ag = attention_backward(d_o, s.q, s.k, s.v, s.o, s.lse, attn_);
   RmsNormOptions nopt;
   nopt.eps = eps_;
   nopt.zero_centred = true;
-  RmsNormGrads qg = rms_norm_backward(rope_back(ag.dq), s.q_raw, s.q_rstd, p("q_norm.weight").value, Tensor(), nopt);
-  RmsNormGrads kg = rms_norm_backward(rope_back(ag.dk), s.k_raw, s.k_rstd, p("k_norm.weight").value, Tensor(), nopt);
+  RmsNormGrads qg = rms_norm_backward(rope_back(ag.dq), s.q_raw, s.q_rstd, p("q_norm.weight").w(), Tensor(), nopt);
+  RmsNormGrads kg = rms_norm_backward(rope_back(ag.dk), s.k_raw, s.k_rstd, p("k_norm.weight").w(), Tensor(), nopt);
   add_inplace(p("q_norm.weight").grad, qg.dweight);
   add_inplace(p("k_norm.weight").grad, kg.dweight);
   const Tensor d_qproj = concat_last({qg.dx, d_gate}).reshape({B, T, Hq_ * 2 * hd_});
-  Tensor dx = linear_backward(d_qproj, s.x, p("q_proj.weight").value, &p("q_proj.weight").grad, nullptr);
-  add_inplace(dx, linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight").value,
+  Tensor dx = linear_backward(d_qproj, s.x, p("q_proj.weight").w(), &p("q_proj.weight").grad, nullptr);
+  add_inplace(dx, linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight").w(),
                                   &p("k_proj.weight").grad, nullptr));
-  add_inplace(dx, linear_backward(ag.dv.reshape({B, T, Hkv_ * hd_}), s.x, p("v_proj.weight").value,
+  add_inplace(dx, linear_backward(ag.dv.reshape({B, T, Hkv_ * hd_}), s.x, p("v_proj.weight").w(),
                                   &p("v_proj.weight").grad, nullptr));
   return dx;
 }

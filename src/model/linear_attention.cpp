@@ -2,7 +2,6 @@
 // gated output norm; forward with optional inference cache, and the matching backward.
 #include "model/linear_attention.h"
 
-#include "gdn2/ops/decay_gate.h"
 #include "gdn2/ops/dense.h"
 #include "gdn2/ops/norm.h"
 #include "gdn2/ops/short_conv.h"
@@ -10,6 +9,9 @@
 namespace gdn2 {
 
 namespace {
+
+// Decode caches (short-conv inputs, recurrent state) are kept in F32 (F64 for F64 models).
+DType state_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64 : DType::f32; }
 
 Tensor doubled(const Tensor& x) {
   Tensor y = x.clone();
@@ -32,21 +34,28 @@ LinearAttention::LinearAttention(const ModelConfig& c, LayerKind kind, std::stri
       neg_eig_(c.allow_neg_eigval),
       norm_eps_(c.linear_norm_eps) {}
 
+Gdn2Options LinearAttention::rec_options(const Tensor& x) const {
+  Gdn2Options opt;
+  opt.qk_l2norm = true;
+  opt.compute = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  return opt;
+}
+
 Tensor LinearAttention::proj(const char* name, const Tensor& x, const char* bias) {
-  return linear_forward(x, p(name).value, bias ? p(bias).value : Tensor());
+  return linear_forward(x, p(name).w(), bias ? p(bias).w() : Tensor());
 }
 
 Tensor LinearAttention::proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias) {
-  return linear_backward(dy, x, p(name).value, &p(name).grad, bias ? &p(bias).grad : nullptr);
+  return linear_backward(dy, x, p(name).w(), &p(name).grad, bias ? &p(bias).grad : nullptr);
 }
 
 Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save) {
-  const Tensor& w = p(name).value;
+  const Tensor& w = p(name).w();
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   Tensor y;
   if (cache != nullptr && T == 1) {
     Tensor& state = cache->conv[i];
-    if (!state.defined()) state = Tensor::zeros({B, C, w.size(-1) - 1}, x.dtype());
+    if (!state.defined()) state = Tensor::zeros({B, C, w.size(-1) - 1}, state_dtype(x), x.device());
     y = short_conv_step(x.reshape({B, C}), state, w, Tensor(), ConvActivation::silu).reshape({B, 1, C});
   } else {
     ShortConvResult r = short_conv_forward(x, w, Tensor(), ConvActivation::silu, Tensor(),
@@ -62,7 +71,7 @@ Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCach
 }
 
 Tensor LinearAttention::conv_back(int i, const char* name, const Tensor& dy) {
-  ShortConvGrads g = short_conv_backward(dy, saved_.pre_conv[i], p(name).value, Tensor(), ConvActivation::silu);
+  ShortConvGrads g = short_conv_backward(dy, saved_.pre_conv[i], p(name).w(), Tensor(), ConvActivation::silu);
   add_inplace(p(name).grad, g.dweight);
   return g.dx;
 }
@@ -85,18 +94,19 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
     in.k = conv(1, "k_conv1d.weight", proj("k_proj.weight", x), cache, save).reshape({B, T, H_, K_});
     in.v = conv(2, "v_conv1d.weight", proj("v_proj.weight", x), cache, save).reshape({B, T, HV_, V_});
   }
-  // Gates: decay g (log space), erase b, write w.
-  Tensor f_low, f, b_sig, w_sig;
+  // Gates: decay g (log space, formed in the recurrence op from its pre-activation f, A_log and dt_bias), erase b,
+  // write w.
+  Tensor f_low, b_sig, w_sig;
+  in.A_log = p("A_log").w();
+  in.dt_bias = p("dt_bias").w();
   if (kind_ == LayerKind::gdn) {
-    f = proj("in_proj_a.weight", x);  // [B, T, HV]
-    in.g_log = decay_gate_forward(f, p("A_log").value, p("dt_bias").value, 1);
+    in.g_log = proj("in_proj_a.weight", x);  // [B, T, HV]
     b_sig = sigmoid_forward(proj("in_proj_b.weight", x));
     in.b = neg_eig_ ? doubled(b_sig) : b_sig;
     in.w = in.b;
   } else {
     f_low = proj("f_proj.0.weight", x);
-    f = proj("f_proj.1.weight", f_low).reshape({B, T, Hg_, K_});
-    in.g_log = decay_gate_forward(f, p("A_log").value, p("dt_bias").value, K_);
+    in.g_log = proj("f_proj.1.weight", f_low).reshape({B, T, Hg_, K_});
     if (kind_ == LayerKind::gdn2) {
       b_sig = sigmoid_forward(proj("b_proj.weight", x));
       in.b = (neg_eig_ ? doubled(b_sig) : b_sig).reshape({B, T, H_, K_});
@@ -110,17 +120,18 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
       in.w = w_sig.reshape({B, T, HV_, V_});
     }
   }
-  // The recurrence: chunked for sequences, the in-place step for single-token decode.
-  Gdn2Options opt;
-  opt.qk_l2norm = true;
-  opt.compute = x.dtype();
+  // The recurrence: chunked for sequences, the in-place step for single-token decode. A training forward on the GPU
+  // keeps the chunk states and workspace, so that the backward runs no forward kernel again.
+  Gdn2Options opt = rec_options(x);
+  opt.chunk_states = save && !x.is_cpu();
   Tensor o;
-  if (cache != nullptr && T == 1 && x.dtype() == DType::f32) {
-    if (!cache->state.defined()) cache->state = Tensor::zeros({B, HV_, K_, V_}, DType::f32);
+  Gdn2Outputs r;
+  if (cache != nullptr && T == 1 && x.dtype() != DType::f64) {
+    if (!cache->state.defined()) cache->state = Tensor::zeros({B, HV_, K_, V_}, DType::f32, x.device());
     o = gdn2_recurrent_step(in, cache->state, opt);
   } else {
     if (cache != nullptr) in.h0 = cache->state;
-    Gdn2Outputs r = gdn2_chunk_fwd(in, opt);
+    r = gdn2_chunk_fwd(in, opt);
     o = r.o;
     if (cache != nullptr) cache->state = r.ht;
     in.h0 = Tensor();
@@ -138,13 +149,14 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
     gate = proj("g_proj.1.weight", gate_low, "g_proj.1.bias").reshape({B, T, HV_, V_});
     nopt.gate_activation = NormGateActivation::sigmoid;
   }
-  RmsNormResult nr = rms_norm_forward(o, p(norm_name).value, gate, nopt);
+  RmsNormResult nr = rms_norm_forward(o, p(norm_name).w(), gate, nopt);
   const Tensor normed = nr.y.reshape({B, T, HV_ * V_});
   Tensor y = proj(kind_ == LayerKind::gdn ? "out_proj.weight" : "o_proj.weight", normed);
   if (save) {
     saved_.x = x;
     saved_.f_low = f_low;
-    saved_.f = f;
+    saved_.h = r.h;
+    saved_.work = r.work;
     saved_.b_sig = b_sig;
     saved_.w_sig = w_sig;
     saved_.rec = in;
@@ -169,7 +181,7 @@ Tensor LinearAttention::backward(const Tensor& dy) {
   nopt.eps = norm_eps_;
   nopt.gate_activation = gdn ? NormGateActivation::silu : NormGateActivation::sigmoid;
   const char* norm_name = gdn ? "norm.weight" : "o_norm.weight";
-  RmsNormGrads ng = rms_norm_backward(d_normed.reshape({B, T, HV_, V_}), s.o, s.o_rstd, p(norm_name).value, s.gate, nopt);
+  RmsNormGrads ng = rms_norm_backward(d_normed.reshape({B, T, HV_, V_}), s.o, s.o_rstd, p(norm_name).w(), s.gate, nopt);
   add_inplace(p(norm_name).grad, ng.dweight);
   const Tensor d_gate = ng.dgate.reshape({B, T, HV_ * V_});
   Tensor dx;
@@ -179,21 +191,16 @@ Tensor LinearAttention::backward(const Tensor& dy) {
     dx = proj_back("g_proj.0.weight", proj_back("g_proj.1.weight", d_gate, s.gate_low, "g_proj.1.bias"), x);
   }
   // The recurrence.
-  Gdn2Options opt;
-  opt.qk_l2norm = true;
-  opt.compute = x.dtype();
-  Gdn2Grads g = gdn2_chunk_bwd(s.rec, opt, ng.dx, Tensor());
+  Gdn2Grads g = gdn2_chunk_bwd(s.rec, rec_options(x), ng.dx, Tensor(), s.h, s.work);
   // Gates.
   auto sigmoid_back = [&](Tensor d, const Tensor& sig) {
     if (neg_eig_) scale_inplace(d, 2.0);
     return sigmoid_backward(d.reshape(sig.shape()), sig);
   };
-  DecayGateGrads gg;
   if (gdn) {
     add_inplace(g.db, g.dw);  // b and w are the same β
     add_inplace(dx, proj_back("in_proj_b.weight", sigmoid_back(g.db, s.b_sig), x));
-    gg = decay_gate_backward(g.dg, s.f, p("A_log").value, p("dt_bias").value, 1);
-    add_inplace(dx, proj_back("in_proj_a.weight", gg.df, x));
+    add_inplace(dx, proj_back("in_proj_a.weight", g.dg, x));
   } else {
     if (kind_ == LayerKind::kda) add_inplace(g.db, g.dw);
     if (kind_ != LayerKind::ssd) add_inplace(dx, proj_back("b_proj.weight", sigmoid_back(g.db, s.b_sig), x));
@@ -201,12 +208,11 @@ Tensor LinearAttention::backward(const Tensor& dy) {
       const Tensor dw = sigmoid_backward(g.dw.reshape(s.w_sig.shape()), s.w_sig);
       add_inplace(dx, proj_back("w_proj.weight", dw, x));
     }
-    gg = decay_gate_backward(g.dg, s.f, p("A_log").value, p("dt_bias").value, K_);
-    const Tensor df = gg.df.reshape({B, T, Hg_ * K_});
+    const Tensor df = g.dg.reshape({B, T, Hg_ * K_});
     add_inplace(dx, proj_back("f_proj.0.weight", proj_back("f_proj.1.weight", df, s.f_low), x));
   }
-  add_inplace(p("A_log").grad, gg.dA_log);
-  add_inplace(p("dt_bias").grad, gg.ddt_bias);
+  add_inplace(p("A_log").grad, g.dA_log);
+  add_inplace(p("dt_bias").grad, g.ddt_bias);
   // Short convs and input projections.
   if (gdn) {
     const Tensor dqkv = concat_last({g.dq.reshape({B, T, H_ * K_}), g.dk.reshape({B, T, H_ * K_}),

@@ -20,14 +20,16 @@ class LinearAttention final : public Mixer {
   struct Saved {
     Tensor x;
     Tensor pre_conv[3], post_conv[3];  // projections before / after conv + SiLU (q, k, v; or fused qkv in [0])
-    Tensor f_low, f;                   // decay gate: low-rank projection, pre-activation
+    Tensor f_low;                      // decay gate's low-rank projection
     Tensor b_sig, w_sig;               // sigmoid outputs (before the x2 of allow_neg_eigval)
-    Gdn2Inputs rec;                    // the recurrence's inputs (q, k, v, g, b, w)
+    Gdn2Inputs rec;                    // the recurrence's inputs (q, k, v, gate pre-activation f with A_log, b, w)
+    Tensor h, work;                    // the recurrence's chunk states and workspace for its backward (GPU)
     Tensor o, o_rstd, gate_low, gate;  // recurrence output, output-norm rstd, output gate (low rank, full)
     Tensor normed;                     // output norm result, input of the out projection
   };
 
   Param& p(const char* name) { return params_.at(prefix_ + name); }
+  Gdn2Options rec_options(const Tensor& x) const;
   Tensor proj(const char* name, const Tensor& x, const char* bias = nullptr);
   Tensor proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias = nullptr);
   Tensor conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save);

@@ -22,26 +22,38 @@ int64_t InferenceState::bytes() const {
   return n;
 }
 
-LanguageModel::LanguageModel(const ModelConfig& config, DType dtype)
-    : config_(config), dtype_(dtype), params_(std::make_unique<ParamStore>(config, dtype)) {
+LanguageModel::LanguageModel(const ModelConfig& config, DType dtype, Device device, std::optional<DType> compute)
+    : config_(config),
+      dtype_(dtype),
+      params_(std::make_unique<ParamStore>(
+          config, dtype, device, compute.value_or(device == Device::cuda && dtype == DType::f32 ? DType::bf16 : dtype))) {
   config_.validate("model config");
   for (int64_t i = 0; i < config_.num_layers(); ++i) blocks_.push_back(std::make_unique<Block>(config_, i, *params_));
 }
 
 LanguageModel::~LanguageModel() = default;
 
+Device LanguageModel::device() const { return params_->device(); }
+DType LanguageModel::compute_dtype() const { return params_->compute_dtype(); }
+
+int64_t LanguageModel::num_params() const {
+  int64_t n = 0;
+  for (const Param& p : params_->all()) n += p.value.numel();
+  return n;
+}
+
 void LanguageModel::init_random(uint64_t seed) {
   params_->init(seed, config_.initializer_range, config_.num_layers());
 }
 
 const Tensor& LanguageModel::head_weight() const {
-  return params_->at(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight").value;
+  return params_->at(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight").w();
 }
 
 Tensor LanguageModel::embed(const Tensor& ids) const {
   GDN2_CHECK(ids.dim() == 2 && ids.dtype() == DType::i32, ShapeError, "model input ids must be I32 [B, T], got ",
              ids.describe());
-  return embedding_forward(ids, params_->at("model.embed_tokens.weight").value);
+  return embedding_forward(ids, params_->at("model.embed_tokens.weight").w());
 }
 
 double LanguageModel::forward_loss(const Tensor& ids, const Tensor& targets, bool train, double grad_scale) {
@@ -53,11 +65,11 @@ double LanguageModel::forward_loss(const Tensor& ids, const Tensor& targets, boo
   RmsNormOptions nopt;
   nopt.eps = config_.rms_norm_eps;
   nopt.zero_centred = true;
-  RmsNormResult fn = rms_norm_forward(h, params_->at("model.norm.weight").value, Tensor(), nopt);
+  RmsNormResult fn = rms_norm_forward(h, params_->at("model.norm.weight").w(), Tensor(), nopt);
   Param& head = params_->at(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
   if (train)
     GDN2_CHECK(head.grad.defined(), ValueError, "training forward before params().zero_grad()");
-  LmLoss loss = lm_head_cross_entropy(fn.y.reshape({B * T, D}), head.value, targets.reshape({B * T}), train,
+  LmLoss loss = lm_head_cross_entropy(fn.y.reshape({B * T, D}), head.w(), targets.reshape({B * T}), train,
                                       train ? &head.grad : nullptr, grad_scale);
   if (train) {
     saved_ids_ = ids;
@@ -76,7 +88,7 @@ void LanguageModel::backward() {
   nopt.eps = config_.rms_norm_eps;
   nopt.zero_centred = true;
   Param& norm = params_->at("model.norm.weight");
-  RmsNormGrads g = rms_norm_backward(saved_dh_, saved_final_in_, saved_final_rstd_, norm.value, Tensor(), nopt);
+  RmsNormGrads g = rms_norm_backward(saved_dh_, saved_final_in_, saved_final_rstd_, norm.w(), Tensor(), nopt);
   add_inplace(norm.grad, g.dweight);
   Tensor dh = g.dx;
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
@@ -109,17 +121,15 @@ Tensor LanguageModel::forward_logits(const Tensor& ids, InferenceState* state, b
   }
   if (state) state->length += T;
   if (last_only && T > 1) {
-    Tensor last = Tensor::empty({B, 1, D}, h.dtype());
+    Tensor last = Tensor::empty({B, 1, D}, h.dtype(), h.device());
     const size_t row = static_cast<size_t>(D) * dtype_size(h.dtype());
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(static_cast<std::byte*>(last.raw_mut()) + b * row,
-                  static_cast<const std::byte*>(h.raw()) + (b * T + T - 1) * row, row);
+    copy_rows(last, 0, row, h, (T - 1) * row, T * row, row, B);
     h = last;
   }
   RmsNormOptions nopt;
   nopt.eps = config_.rms_norm_eps;
   nopt.zero_centred = true;
-  RmsNormResult fn = rms_norm_forward(h, params_->at("model.norm.weight").value, Tensor(), nopt);
+  RmsNormResult fn = rms_norm_forward(h, params_->at("model.norm.weight").w(), Tensor(), nopt);
   return linear_forward(fn.y, head_weight());
 }
 

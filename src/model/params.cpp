@@ -7,12 +7,36 @@
 
 namespace gdn2 {
 
-ParamStore::ParamStore(const ModelConfig& c, DType dtype) : dtype_(dtype) {
-  GDN2_CHECK(dtype == DType::f32 || dtype == DType::f64, DTypeError, "model parameters must be F32 or F64");
+ParamStore::ParamStore(const ModelConfig& c, DType dtype, Device device, DType compute)
+    : dtype_(dtype), compute_(compute), device_(device) {
+  GDN2_CHECK(dtype == DType::f32 || dtype == DType::f64, DTypeError, "model parameters must be F32 or F64, got ",
+             dtype_name(dtype));
+  GDN2_CHECK(compute == dtype || (device == Device::cuda && dtype == DType::f32 &&
+                                  (compute == DType::bf16 || compute == DType::f16)),
+             DTypeError, "a model of ", dtype_name(dtype), " parameters on the ", device_name(device),
+             " computes in ", dtype_name(dtype), (device == Device::cuda ? " (or BF16 / F16 below F32)" : ""),
+             ", not ", dtype_name(compute));
   for (ParamSpec& s : model_param_specs(c)) {
     index_[s.name] = params_.size();
-    params_.push_back({s, Tensor::zeros(s.shape, dtype), Tensor()});
+    params_.push_back({s, Tensor::zeros(s.shape, dtype, device), Tensor(), Tensor()});
+    refresh_compute(params_.back());
   }
+}
+
+void ParamStore::set(Param& p, const Tensor& t) {
+  GDN2_CHECK(t.defined() && t.numel() == shape_numel(p.spec.shape), ShapeError, "parameter '", p.spec.name, "' is ",
+             shape_str(p.spec.shape), ", got ", t.describe());
+  Tensor v = t.to(dtype_);  // always a copy: t may be a read-only view of a file
+  if (v.device() != device_) v = v.to(device_);
+  p.value = v.reshape(p.spec.shape);
+  refresh_compute(p);
+}
+
+void ParamStore::refresh_compute(Param& p) {
+  const std::string& n = p.spec.name;
+  const bool linear = p.spec.shape.size() == 2 || (n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0);
+  if (compute_ == dtype_ || !linear) return;
+  p.compute = p.value.to(compute_);
 }
 
 void ParamStore::init(uint64_t seed, double initializer_range, int64_t num_layers) {
@@ -39,7 +63,7 @@ void ParamStore::init(uint64_t seed, double initializer_range, int64_t num_layer
         }
       }
     }
-    p.value = Tensor::from_vector(p.spec.shape, v).to(dtype_);
+    set(p, Tensor::from_vector(p.spec.shape, v));
   }
 }
 
@@ -53,10 +77,12 @@ const Param& ParamStore::at(const std::string& name) const { return const_cast<P
 
 void ParamStore::zero_grad() {
   for (Param& p : params_) {
-    if (p.grad.defined())
+    if (p.grad.defined() && p.grad.is_cpu())
       std::memset(p.grad.raw_mut(), 0, p.grad.nbytes());
+    else if (p.grad.defined())
+      detail::cuda_memory().zero(p.grad.raw_mut(), p.grad.nbytes());
     else
-      p.grad = Tensor::zeros(p.spec.shape, dtype_);
+      p.grad = Tensor::zeros(p.spec.shape, dtype_, device_);
   }
 }
 

@@ -12,13 +12,20 @@ namespace gdn2 {
 
 struct Param {
   ParamSpec spec;
-  Tensor value;  // model dtype (F32, or F64 for finite-difference tests)
-  Tensor grad;   // same shape and dtype; zeros after zero_grad()
+  Tensor value;    // master value in the model's dtype (F32, or F64 for finite-difference tests), on its device
+  Tensor grad;     // like value; zeros after zero_grad()
+  Tensor compute;  // value rounded to the compute dtype, for the linear layers' weights and biases, the embedding and
+                   // the LM head of a model computing below its parameters' precision (BF16 on the GPU); else undefined
+  // What the forward reads: the compute copy when there is one, else the master value.
+  const Tensor& w() const { return compute.defined() ? compute : value; }
 };
 
 class ParamStore {
  public:
-  ParamStore(const ModelConfig& c, DType dtype);  // values zeroed; call init() or load weights
+  // Values zeroed; call init() or load weights. `compute` is the dtype the 2-D parameters (linear weights, embedding,
+  // LM head) and the linear biases are read in: the model's dtype (no copies) or, on the GPU, BF16 / F16 below an F32
+  // model (mixed precision: the other parameters, the gradients and the optimizer stay in the model's dtype).
+  ParamStore(const ModelConfig& c, DType dtype, Device device = Device::cpu, DType compute = DType::f32);
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
@@ -29,11 +36,18 @@ class ParamStore {
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
   std::vector<Param>& all() { return params_; }
   const std::vector<Param>& all() const { return params_; }
+  // p.value = t converted to the model's dtype and device (t has p's element count), and its compute copy redone.
+  void set(Param& p, const Tensor& t);
+  // Redoes p's compute copy from its value (after an update of the value in place).
+  void refresh_compute(Param& p);
   void zero_grad();
   DType dtype() const { return dtype_; }
+  DType compute_dtype() const { return compute_; }
+  Device device() const { return device_; }
 
  private:
-  DType dtype_;
+  DType dtype_, compute_;
+  Device device_;
   std::vector<Param> params_;
   std::unordered_map<std::string, size_t> index_;
 };

@@ -162,8 +162,19 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
   GDN2_CHECK(o.schedule == "cosine" || o.schedule == "wsd", ValueError, "train: schedule must be cosine or wsd");
   GDN2_CHECK(static_cast<int64_t>(data.vocab_size()) <= model.config().vocab_size, ValueError, "train: the data's vocab (",
              data.vocab_size(), ") is larger than the model's (", model.config().vocab_size, ")");
+  DataParallel* dp = o.data_parallel;
+  const bool lead = dp == nullptr || dp->rank() == 0;  // prints, checkpoints and writes the outputs
+  const int64_t world = dp ? dp->world() : 1, rank = dp ? dp->rank() : 0;
+  GDN2_CHECK(o.batch % world == 0, ValueError, "train: the batch (", o.batch, ") must split evenly over ", world,
+             " ranks");
+  if (!lead) o.progress = false;
   std::filesystem::create_directories(o.out_dir + "/checkpoints");
   AdamW opt(model.params(), {o.beta1, o.beta2, o.adam_eps, o.weight_decay});
+  std::vector<Tensor*> grads, values;
+  for (Param& p : model.params().all()) {
+    grads.push_back(&p.grad);
+    values.push_back(&p.value);
+  }
   TrainResult r;
   r.total_steps = o.steps;
   bool schedule_fixed = o.time_budget_s <= 0;
@@ -172,7 +183,7 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
       auto loaded = model_load(*dir, model.dtype());
       GDN2_CHECK(loaded->config().to_json_text() == model.config().to_json_text(), ValueError, *dir,
                  ": the checkpoint's config differs from this run's model");
-      for (Param& p : model.params().all()) p.value = loaded->params().at(p.spec.name).value;
+      for (Param& p : model.params().all()) model.params().set(p, loaded->params().at(p.spec.name).value);
       opt.load(*dir + "/optimizer.safetensors");
       restore_state(*dir + "/trainer_state.json", o, r);
       schedule_fixed = true;
@@ -181,7 +192,12 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
                      static_cast<long>(r.total_steps));
     }
   }
+  if (dp != nullptr) {  // every rank starts from rank 0's parameters
+    dp->broadcast(values);
+    for (Param& p : model.params().all()) model.params().refresh_compute(p);
+  }
   const int64_t tokens_per_step = o.batch * o.seq_len * o.accum;
+  const int64_t rows = o.batch / world;  // this rank's rows of each global batch
   const auto run_start = Clock::now();
   const double seconds_before = r.seconds;
   double ema = r.log.empty() ? -1 : r.log.back().loss;
@@ -193,8 +209,14 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
     double loss = 0;
     for (int64_t a = 0; a < o.accum; ++a) {
       const TokenBatch b = data.sample(o.seed, static_cast<uint64_t>((step - 1) * o.accum + a), o.batch, o.seq_len);
-      loss += model.forward_loss(b.inputs, b.targets, true, 1.0 / static_cast<double>(o.accum)) / static_cast<double>(o.accum);
+      const Tensor inputs = b.inputs.slice0(rank * rows, (rank + 1) * rows);
+      const Tensor targets = b.targets.slice0(rank * rows, (rank + 1) * rows);
+      loss += model.forward_loss(inputs, targets, true, 1.0 / static_cast<double>(o.accum)) / static_cast<double>(o.accum);
       model.backward();
+    }
+    if (dp != nullptr) {
+      dp->average(grads);
+      loss = dp->average(loss);
     }
     GDN2_CHECK(std::isfinite(loss), ValueError, "train: the loss became ", loss, " at step ", step,
                "; the last checkpoint is intact — lower the learning rate (--lr) and resume");
@@ -208,7 +230,8 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
     ++steps_this_run;
     StepLog s{step, loss, lr, gnorm, static_cast<double>(tokens_per_step) / dt, -1};
     if (!schedule_fixed && steps_this_run == 3) {  // size the run to the time budget from the measured step time
-      const double per_step = r.seconds / static_cast<double>(r.steps_done);
+      double per_step = r.seconds / static_cast<double>(r.steps_done);
+      if (dp != nullptr) per_step = dp->average(per_step);  // every rank sizes the run alike
       r.total_steps = std::max<int64_t>(r.steps_done + 1, static_cast<int64_t>(o.time_budget_s / per_step));
       schedule_fixed = true;
     }
@@ -226,10 +249,12 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
     print_progress(o, r, ema, static_cast<double>(r.tokens) / r.seconds,
                    avg * static_cast<double>(r.total_steps - r.steps_done));
     const bool stop = o.stop_after > 0 && steps_this_run >= o.stop_after;
-    if (last || stop || (o.checkpoint_every > 0 && step % o.checkpoint_every == 0)) save_checkpoint(model, opt, o, r);
+    if (lead && (last || stop || (o.checkpoint_every > 0 && step % o.checkpoint_every == 0)))
+      save_checkpoint(model, opt, o, r);
     if (stop) break;
   }
   if (o.progress && ::isatty(2)) std::fprintf(stderr, "\n");
+  if (!lead) return r;
   write_outputs(o, r);
   if (r.steps_done == r.total_steps) model_save(model, o.out_dir + "/model");
   return r;

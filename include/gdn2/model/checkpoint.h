@@ -20,8 +20,10 @@ void model_save(const LanguageModel& model, const std::string& dir,
 // Loads DIR/config.json and the weights: DIR/model.safetensors or the shards listed by
 // DIR/model.safetensors.index.json. Names may carry the multimodal prefix "model.language_model." ; "mtp.*" and
 // vision tensors are skipped; Qwen3-Next's in_proj_qkvz / in_proj_ba are regrouped into Qwen3.5's flat layout.
-// Every parameter must be present with its exact shape and finite values (FormatError otherwise).
-std::unique_ptr<LanguageModel> model_load(const std::string& dir, DType dtype = DType::f32);
+// Every parameter must be present with its exact shape and finite values (FormatError otherwise). The model is made
+// on `device` with LanguageModel's default compute dtype there.
+std::unique_ptr<LanguageModel> model_load(const std::string& dir, DType dtype = DType::f32,
+                                          Device device = Device::cpu);
 
 // Copies tensors of `file` into the model's parameters: for each model parameter name n, rename(n) gives the file's
 // tensor name ("" skips the parameter). Missing or misshapen tensors throw FormatError naming them.

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "gdn2/model/config.h"
@@ -30,7 +31,11 @@ struct InferenceState {
 
 class LanguageModel {
  public:
-  explicit LanguageModel(const ModelConfig& config, DType dtype = DType::f32);  // parameters zeroed
+  // Parameters zeroed, in `dtype` (F32, or F64 for finite-difference tests) on `device`. The model computes in
+  // `compute`: by default its dtype on the CPU, and BF16 on the GPU (mixed precision: BF16 matrices and activations,
+  // fp32 accumulation, F32 master weights, gradients, optimizer and recurrent state); F32 on the GPU is allowed.
+  explicit LanguageModel(const ModelConfig& config, DType dtype = DType::f32, Device device = Device::cpu,
+                         std::optional<DType> compute = std::nullopt);
   ~LanguageModel();
   LanguageModel(const LanguageModel&) = delete;
   LanguageModel& operator=(const LanguageModel&) = delete;
@@ -40,6 +45,9 @@ class LanguageModel {
   ParamStore& params() { return *params_; }
   const ParamStore& params() const { return *params_; }
   DType dtype() const { return dtype_; }
+  Device device() const;
+  DType compute_dtype() const;
+  int64_t num_params() const;  // elements of all parameters (a tied head counted once)
 
   // Training. ids, targets I32 [B, T] (targets -1 are ignored). Returns the mean cross-entropy. With `train`,
   // keeps activations and the loss gradient (scaled by grad_scale, e.g. 1 / accumulation steps) for backward().
