@@ -18,6 +18,7 @@ void add_model_commands(CLI::App& app, Context& ctx);      // layer check, model
 void add_generate_command(CLI::App& app, Context& ctx);
 void add_train_command(CLI::App& app, Context& ctx);
 void add_train_bench_command(CLI::App& app, Context& ctx);
+void add_infer_bench_command(CLI::App& app, Context& ctx);
 void add_data_commands(CLI::App& app, Context& ctx);
 void add_ops_attn_bench_command(CLI::App& ops, Context& ctx);
 void add_tokenizer_command(CLI::App& app, Context& ctx);

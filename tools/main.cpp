@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   gdn2::cli::add_generate_command(app, ctx);
   gdn2::cli::add_train_command(app, ctx);
   gdn2::cli::add_train_bench_command(app, ctx);
+  gdn2::cli::add_infer_bench_command(app, ctx);
   gdn2::cli::add_data_commands(app, ctx);
   gdn2::cli::add_ops_attn_bench_command(*ops, ctx);
   gdn2::cli::add_tokenizer_command(app, ctx);

@@ -1,4 +1,4 @@
-// Text generation on the CPU: chunked prefill, then constant-memory recurrent decode (KV cache for attention
+// Text generation (CPU or GPU model): chunked prefill, then constant-memory recurrent decode (KV cache for attention
 // layers); greedy, temperature, top-k and top-p sampling with a seed; tokens streamed through a callback.
 #pragma once
 
@@ -34,5 +34,18 @@ struct GenerateResult {
 // false stops generation.
 GenerateResult generate(LanguageModel& model, const std::vector<int32_t>& prompt, const SamplingOptions& o,
                         const std::function<bool(int32_t)>& on_token = {});
+
+// Inference throughput on random tokens: a prefill of batch x prompt tokens (in pieces of prefill_chunk when > 0),
+// then `decode_steps` greedy decode steps of the whole batch, each timed by wall clock until its logits are read
+// back (as a server would). The first decode step is left out as warmup.
+struct InferThroughput {
+  double prefill_s = 0, prefill_tokens_per_s = 0;
+  double decode_ms_per_step = 0, decode_tokens_per_s = 0;
+  int64_t state_bytes = 0;  // inference state after the run
+  int64_t peak_bytes = 0;   // device memory held by tensors at most (0 on the CPU)
+  bool finite = true;       // every logit read back was finite
+};
+InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t prompt, int64_t decode_steps,
+                                 int64_t prefill_chunk = 0, uint64_t seed = 1);
 
 }  // namespace gdn2

@@ -2,6 +2,7 @@
 #include "model/params.h"
 
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <random>
 
@@ -40,7 +41,12 @@ void ParamStore::refresh_compute(Param& p) {
 }
 
 void ParamStore::init(uint64_t seed, double initializer_range, int64_t num_layers) {
-  for (Param& p : params_) {
+  // Parameters are drawn in parallel (each from its own stream, so the values do not depend on the thread count) and
+  // stored one at a time; an error (device memory) is rethrown after the loop.
+  std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic)
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Param& p = params_[i];
     std::mt19937_64 rng(seed ^ (std::hash<std::string>{}(p.spec.name) * 0x9E3779B97F4A7C15ull));
     std::normal_distribution<double> normal(0.0, 1.0);
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -63,8 +69,18 @@ void ParamStore::init(uint64_t seed, double initializer_range, int64_t num_layer
         }
       }
     }
-    set(p, Tensor::from_vector(p.spec.shape, v));
+    const Tensor t = Tensor::from_vector(p.spec.shape, v).to(dtype_);
+    v = std::vector<double>();
+#pragma omp critical(gdn2_param_init)
+    {
+      try {
+        if (!failure) set(p, t);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 Param& ParamStore::at(const std::string& name) {

@@ -1,0 +1,75 @@
+// `gdn2 infer-bench`: prefill throughput and batched decode speed of a model config on random tokens (the end-to-end
+// benchmark's serving half), gated on finite logits. Prints one JSON line per batch size and writes them to --json.
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "gdn2/backend.h"
+#include "gdn2/generate.h"
+#include "tools/cli.h"
+
+namespace gdn2::cli {
+
+namespace {
+
+struct InferBenchArgs {
+  std::string config, json, backend = "cuda";
+  std::vector<int64_t> batches{1};
+  int64_t prompt = 512, steps = 32, prefill_chunk = 0;
+  int threads = 0;
+};
+
+int run_infer_bench(const InferBenchArgs& a) {
+  set_cpu_threads(a.threads);
+  const Backend backend = backend_from_name(a.backend);
+  backend_require(backend);
+  const ModelConfig cfg = ModelConfig::load(a.config);
+  LanguageModel model(cfg, DType::f32, backend == Backend::cuda ? Device::cuda : Device::cpu);
+  model.init_random(0);
+  nlohmann::json all = nlohmann::json::array();
+  bool ok = true;
+  for (int64_t B : a.batches) {
+    const InferThroughput r = infer_throughput(model, B, a.prompt, a.steps, a.prefill_chunk);
+    nlohmann::json j{{"config", a.config},
+                     {"backend", a.backend},
+                     {"compute", std::string(dtype_name(model.compute_dtype()))},
+                     {"params", model.num_params()},
+                     {"B", B},
+                     {"prompt", a.prompt},
+                     {"prefill_chunk", a.prefill_chunk},
+                     {"prefill_s", r.prefill_s},
+                     {"prefill_tok_s", r.prefill_tokens_per_s},
+                     {"decode_ms_per_step", r.decode_ms_per_step},
+                     {"decode_tok_s", r.decode_tokens_per_s},
+                     {"state_MB", static_cast<double>(r.state_bytes) / 1e6},
+                     {"peak_GB", static_cast<double>(r.peak_bytes) / 1e9},
+                     {"ok", r.finite}};
+    ok = ok && r.finite;
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+    all.push_back(j);
+  }
+  if (!a.json.empty()) std::ofstream(a.json) << all.dump(1) << "\n";
+  if (!ok) std::fprintf(stderr, "infer-bench: non-finite logits\n");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+void add_infer_bench_command(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<InferBenchArgs>();
+  CLI::App* cmd = app.add_subcommand("infer-bench", "prefill and batched decode speed of a config on random tokens");
+  cmd->add_option("--config", a->config, "model config.json")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--batch", a->batches, "batch sizes (several: one row each)")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--prompt", a->prompt, "prompt tokens per sequence")->check(CLI::Range(1, 1 << 22));
+  cmd->add_option("--steps", a->steps, "decode steps (the first is warmup)")->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--prefill-chunk", a->prefill_chunk, "prefill in pieces of this many tokens (0: whole)")
+      ->check(CLI::Range(0, 1 << 22));
+  cmd->add_option("--backend", a->backend, "cuda or cpu")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--json", a->json, "also write the rows here");
+  cmd->add_option("--threads", a->threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
+  cmd->callback([a, &ctx] { ctx.exit_code = run_infer_bench(*a); });
+}
+
+}  // namespace gdn2::cli
