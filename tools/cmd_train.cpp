@@ -93,7 +93,7 @@ void add_train_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--out", o.out_dir, "output directory: checkpoints/, model/, loss.png")->required();
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json, copied next to the model and used for the sample");
   cmd->add_option("--steps", o.steps, "optimizer steps")->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  cmd->add_option("--time-budget", o.time_budget_s, "seconds: size the run to this after 3 steps")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--time-budget", o.time_budget_s, "seconds: size the run to this after 4 steps")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", o.batch, "sequences per micro-batch")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--seq-len", o.seq_len, "tokens per sequence")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--accum", o.accum, "gradient accumulation steps")->check(CLI::Range(1, 1 << 16));

@@ -17,7 +17,7 @@ struct TrainOptions {
   std::string out_dir;             // checkpoints/, model/, loss.png, train_log.jsonl
   int64_t batch = 8, seq_len = 256, accum = 1;
   int64_t steps = 1000;            // total optimizer steps (see time_budget_s)
-  double time_budget_s = 0;        // > 0: after 3 timed steps, set `steps` so training takes about this long
+  double time_budget_s = 0;        // > 0: after 4 steps (timed from the 2nd), set `steps` so training takes about this long
   double lr = 3e-3, min_lr_ratio = 0.1;
   int64_t warmup_steps = 30;
   std::string schedule = "cosine"; // "cosine" or "wsd" (warmup, stable, then linear decay over the last 20%)

@@ -5,6 +5,9 @@
 
 #include "cpu/attention.h"
 #include "ops/op_args.h"
+#ifdef GDN2_WITH_CUDA
+#include "cuda/attention.h"
+#endif
 
 namespace gdn2 {
 
@@ -23,6 +26,12 @@ cpu::AttentionArgs attention_args(const Tensor& q, const Tensor& k, const Tensor
   check_required(q, op, "q");
   check_required(k, op, "k");
   check_required(v, op, "v");
+  if (op_args::on_cuda(q, {}, {&k, &v}, {}, op)) {
+#ifdef GDN2_WITH_CUDA
+    GDN2_CHECK(q.dim() != 4 || q.size(3) <= cuda::kAttentionMaxHeadDim, UnsupportedError, op,
+               " on CUDA: head dim at most ", cuda::kAttentionMaxHeadDim, ", got ", q.describe());
+#endif
+  }
   GDN2_CHECK(q.dim() == 4, ShapeError, op, ": q must be [B, Tq, Hq, D], got ", q.describe());
   GDN2_CHECK(k.dim() == 4, ShapeError, op, ": k must be [B, Tk, Hkv, D], got ", k.describe());
   const int64_t B = q.size(0), Tq = q.size(1), Hq = q.size(2), D = q.size(3), Tk = k.size(1), Hkv = k.size(2);
@@ -39,20 +48,30 @@ cpu::AttentionArgs attention_args(const Tensor& q, const Tensor& k, const Tensor
   GDN2_CHECK(std::isfinite(opt.scale) && opt.scale >= 0, ValueError, op,
              ": scale must be finite and >= 0 (0 means 1/sqrt(D)), got ", opt.scale);
   GDN2_CHECK(opt.window >= 0, ValueError, op, ": window must be >= 0 (0 means full causal), got ", opt.window);
-  const DType dt = op_args::compute_dtype(q);
   cpu::AttentionArgs a;
+  a.scale = opt.scale == 0 ? 1.0 / std::sqrt(static_cast<double>(D)) : opt.scale;
+  a.window = opt.window;
+  if (!q.is_cpu()) {  // the GPU reads the inputs as they are (validated by on_cuda)
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    return a;
+  }
+  const DType dt = op_args::compute_dtype(q);
   a.q = op_args::to_dtype(q, dt);
   a.k = op_args::to_dtype(k, dt);
   a.v = op_args::to_dtype(v, dt);
-  a.scale = opt.scale == 0 ? 1.0 / std::sqrt(static_cast<double>(D)) : opt.scale;
-  a.window = opt.window;
   return a;
 }
 
 }  // namespace
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
-  return cpu::attention_forward(attention_args(q, k, v, options, "attention_forward"));
+  const cpu::AttentionArgs a = attention_args(q, k, v, options, "attention_forward");
+#ifdef GDN2_WITH_CUDA
+  if (!q.is_cpu()) return cuda::attention_forward(a.q, a.k, a.v, a.scale, a.window);
+#endif
+  return cpu::attention_forward(a);
 }
 
 AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -69,6 +88,13 @@ AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tens
   const Shape lse_shape{q.size(0), q.size(2), q.size(1)};
   GDN2_CHECK(lse.shape() == lse_shape, ShapeError, op, ": lse must be [B, Hq, Tq] = ", shape_str(lse_shape),
              ", got ", lse.describe());
+#ifdef GDN2_WITH_CUDA
+  if (!q.is_cpu()) {
+    op_args::on_cuda(q, {&lse}, {&d_o, &o}, {}, op);
+    GDN2_CHECK(lse.dtype() == DType::f32, DTypeError, op, ": lse must be F32 on the GPU, got ", lse.describe());
+    return cuda::attention_backward(d_o, q, k, v, o, lse, a.scale, a.window);
+  }
+#endif
   const DType dt = a.q.dtype();
   return cpu::attention_backward(a, op_args::to_dtype(d_o, dt), op_args::to_dtype(o, dt), op_args::to_dtype(lse, dt));
 }

@@ -7,8 +7,10 @@
 
 #include "cpu/dense.h"
 #include "cpu/elementwise.h"
+#include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
 #include "cuda/dense.h"
+#include "cuda/model_ops.h"
 #endif
 
 namespace gdn2 {
@@ -136,15 +138,20 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
 Tensor embedding_forward(const Tensor& ids, const Tensor& table) {
   GDN2_CHECK(ids.dtype() == DType::i32 || ids.dtype() == DType::i64, DTypeError, "embedding: ids must be I32 or I64, got ",
              ids.describe());
-  check_compute(table, "embedding", "table");
-  GDN2_CHECK(table.dim() == 2, ShapeError, "embedding: table must be [V, D], got ", table.describe());
+  GDN2_CHECK(table.defined() && table.dim() == 2, ShapeError, "embedding: table must be [V, D], got ", table.describe());
   const int64_t V = table.size(0), D = table.size(1), n = ids.numel();
-  Shape s = ids.shape();
-  s.push_back(D);
-  Tensor y = Tensor::empty(s, table.dtype());
   const std::vector<double> id = ids.to_f64_vector();
   for (int64_t i = 0; i < n; ++i)
     GDN2_CHECK(id[i] >= 0 && id[i] < V, ValueError, "embedding: token id ", id[i], " at ", i, " outside [0, ", V, ")");
+  if (op_args::on_cuda(table, {}, {}, {}, "embedding")) {  // ids may be on either device
+#ifdef GDN2_WITH_CUDA
+    return cuda::embedding_forward(ids, table);
+#endif
+  }
+  check_compute(table, "embedding", "table");
+  Shape s = ids.shape();
+  s.push_back(D);
+  Tensor y = Tensor::empty(s, table.dtype());
   const size_t row = static_cast<size_t>(D) * dtype_size(table.dtype());
   const auto* src = static_cast<const std::byte*>(table.raw());
   auto* dst = static_cast<std::byte*>(y.raw_mut());
@@ -153,6 +160,22 @@ Tensor embedding_forward(const Tensor& ids, const Tensor& table) {
 }
 
 void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
+  if (dtable.defined() && !dtable.is_cpu()) {
+    const char* op = "embedding_backward";
+    GDN2_CHECK(dtable.dim() == 2 && dtable.dtype() == DType::f32, DTypeError, op,
+               ": dtable must be F32 [V, D] on the GPU, got ", dtable.describe());
+    op_args::on_cuda(dy, {&dtable}, {}, {}, op);
+    GDN2_CHECK(ids.dtype() == DType::i32 || ids.dtype() == DType::i64, DTypeError, op, ": ids must be I32 or I64, got ",
+               ids.describe());
+    const int64_t V = dtable.size(0), D = dtable.size(1);
+    GDN2_CHECK(dy.numel() == ids.numel() * D, ShapeError, op, ": dy ", dy.describe(), " vs ids ", ids.describe());
+    for (double v : ids.to_f64_vector())
+      GDN2_CHECK(v >= 0 && v < V, ValueError, op, ": token id ", v, " outside [0, ", V, ")");
+#ifdef GDN2_WITH_CUDA
+    cuda::embedding_backward(dy, ids, dtable);
+#endif
+    return;
+  }
   check_compute(dtable, "embedding_backward", "dtable");
   check_same(dtable, dy, "embedding_backward", "dtable", "dy");
   const int64_t V = dtable.size(0), D = dtable.size(1), n = ids.numel();
@@ -171,8 +194,21 @@ void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
   });
 }
 
+const Tensor kNoTensor;  // the absent second operand of a unary op
+#ifdef GDN2_WITH_CUDA
+#define GDN2_ON_CUDA(NAME, A, B)                                                                          \
+  if (op_args::on_cuda(A, {}, {&B}, {}, #NAME)) {                                                         \
+    GDN2_CHECK(!B.defined() || B.shape() == A.shape(), ShapeError, #NAME ": shapes ", A.describe(), " and ", \
+               B.describe());                                                                             \
+    return cuda::pointwise(cuda::Pointwise::NAME, A, B);                                             \
+  }
+#else
+#define GDN2_ON_CUDA(NAME, A, B) op_args::on_cuda(A, {}, {&B}, {}, #NAME);
+#endif
 #define GDN2_UNARY(NAME, EXPR)                                     \
   Tensor NAME(const Tensor& x) {                                   \
+    GDN2_CHECK(x.defined(), ValueError, #NAME ": x is required");  \
+    GDN2_ON_CUDA(NAME, x, kNoTensor)                               \
     check_compute(x, #NAME, "x");                                  \
     Tensor y = Tensor::empty(x.shape(), x.dtype());                \
     by_dtype(x.dtype(), [&](auto r) {                              \
@@ -186,6 +222,8 @@ void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
   }
 #define GDN2_BINARY(NAME, EXPR)                                                                     \
   Tensor NAME(const Tensor& x, const Tensor& z) {                                                   \
+    GDN2_CHECK(x.defined() && z.defined(), ValueError, #NAME ": both arguments are required");     \
+    GDN2_ON_CUDA(NAME, x, z)                                                                        \
     check_compute(x, #NAME, "first argument");                                                      \
     check_same(x, z, #NAME, "first argument", "second argument");                                   \
     GDN2_CHECK(x.shape() == z.shape(), ShapeError, #NAME ": shapes ", x.describe(), " and ", z.describe()); \
@@ -210,8 +248,18 @@ GDN2_BINARY(mul_forward, a[i] * b[i])
 
 #undef GDN2_UNARY
 #undef GDN2_BINARY
+#undef GDN2_ON_CUDA
 
 void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
+  GDN2_CHECK(dh.defined(), ValueError, "swiglu_backward: dh is required");
+  if (op_args::on_cuda(dh, {}, {&gate, &up}, {}, "swiglu_backward")) {
+    GDN2_CHECK(dh.shape() == gate.shape() && gate.shape() == up.shape(), ShapeError, "swiglu_backward: dh ",
+               dh.describe(), ", gate ", gate.describe(), ", up ", up.describe());
+#ifdef GDN2_WITH_CUDA
+    cuda::swiglu_backward(dh, gate, up, dgate, dup);
+#endif
+    return;
+  }
   check_compute(dh, "swiglu_backward", "dh");
   GDN2_CHECK(dh.shape() == gate.shape() && gate.shape() == up.shape() && dh.dtype() == gate.dtype() &&
                  gate.dtype() == up.dtype(),
@@ -243,15 +291,13 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
   const int64_t D = x.size(-1), rows = D == 0 ? 0 : x.numel() / D;
   GDN2_CHECK(total == D, ShapeError, "split_last: sizes sum to ", total, " but x is ", x.describe());
   const size_t e = dtype_size(x.dtype());
-  const auto* src = static_cast<const std::byte*>(x.raw());
   std::vector<Tensor> parts;
   int64_t off = 0;
   for (int64_t s : sizes) {
     Shape sh = x.shape();
     sh.back() = s;
-    Tensor p = Tensor::empty(sh, x.dtype());
-    auto* dst = static_cast<std::byte*>(p.raw_mut());
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * s * e, src + (r * D + off) * e, static_cast<size_t>(s) * e);
+    Tensor p = Tensor::empty(sh, x.dtype(), x.device());
+    copy_rows(p, 0, s * e, x, off * e, D * e, s * e, rows);
     parts.push_back(p);
     off += s;
   }
@@ -263,29 +309,38 @@ Tensor concat_last(const std::vector<Tensor>& parts) {
   const Tensor& first = parts[0];
   int64_t D = 0;
   for (const Tensor& p : parts) {
-    GDN2_CHECK(p.dtype() == first.dtype() && p.dim() == first.dim(), ShapeError, "concat_last: ", p.describe(),
-               " does not match ", first.describe());
+    GDN2_CHECK(p.dtype() == first.dtype() && p.dim() == first.dim() && p.device() == first.device(), ShapeError,
+               "concat_last: ", p.describe(), " does not match ", first.describe());
     for (int64_t i = 0; i + 1 < p.dim(); ++i)
       GDN2_CHECK(p.size(i) == first.size(i), ShapeError, "concat_last: ", p.describe(), " vs ", first.describe());
     D += p.size(-1);
   }
   Shape sh = first.shape();
   sh.back() = D;
-  Tensor out = Tensor::empty(sh, first.dtype());
+  Tensor out = Tensor::empty(sh, first.dtype(), first.device());
   const int64_t rows = first.size(-1) == 0 ? (D == 0 ? 0 : out.numel() / D) : first.numel() / first.size(-1);
   const size_t e = dtype_size(first.dtype());
-  auto* dst = static_cast<std::byte*>(out.raw_mut());
   int64_t off = 0;
   for (const Tensor& p : parts) {
     const int64_t s = p.size(-1);
-    const auto* src = static_cast<const std::byte*>(p.raw());
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + (r * D + off) * e, src + r * s * e, static_cast<size_t>(s) * e);
+    copy_rows(out, off * e, D * e, p, 0, s * e, s * e, rows);
     off += s;
   }
   return out;
 }
 
 void add_inplace(Tensor& x, const Tensor& y) {
+  GDN2_CHECK(x.defined() && y.defined(), ValueError, "add_inplace: x and y are required");
+  if (op_args::on_cuda(x, {&y}, {}, {}, "add_inplace")) {
+    GDN2_CHECK(y.dtype() == x.dtype() || (x.dtype() == DType::f32 && dtype_is_float(y.dtype()) && y.dtype() != DType::f64),
+               DTypeError, "add_inplace on CUDA: y ", y.describe(), " must have x's dtype or x must be F32, x is ",
+               x.describe());
+    GDN2_CHECK(x.numel() == y.numel(), ShapeError, "add_inplace: ", x.describe(), " += ", y.describe());
+#ifdef GDN2_WITH_CUDA
+    cuda::add_inplace(x, y);
+#endif
+    return;
+  }
   check_compute(x, "add_inplace", "x");
   check_same(x, y, "add_inplace", "x", "y");
   GDN2_CHECK(x.numel() == y.numel(), ShapeError, "add_inplace: ", x.describe(), " += ", y.describe());
@@ -299,6 +354,13 @@ void add_inplace(Tensor& x, const Tensor& y) {
 }
 
 void scale_inplace(Tensor& x, double s) {
+  GDN2_CHECK(x.defined(), ValueError, "scale_inplace: x is required");
+  if (op_args::on_cuda(x, {}, {}, {}, "scale_inplace")) {
+#ifdef GDN2_WITH_CUDA
+    cuda::scale_inplace(x, s);
+#endif
+    return;
+  }
   check_compute(x, "scale_inplace", "x");
   by_dtype(x.dtype(), [&](auto r) {
     using R = decltype(r);
@@ -310,17 +372,28 @@ void scale_inplace(Tensor& x, double s) {
 
 LmLoss lm_head_cross_entropy(const Tensor& h, const Tensor& W, const Tensor& targets, bool want_grad, Tensor* dW,
                              double grad_scale) {
-  check_compute(h, "lm_head_cross_entropy", "h");
-  check_same(h, W, "lm_head_cross_entropy", "h", "W");
+  const char* op = "lm_head_cross_entropy";
+  GDN2_CHECK(h.defined() && W.defined() && targets.defined(), ValueError, op, ": h, W and targets are required");
   GDN2_CHECK(h.dim() == 2 && W.dim() == 2 && h.size(1) == W.size(1), ShapeError, "lm_head_cross_entropy: h ",
              h.describe(), " must be [N, D] and W ", W.describe(), " [V, D]");
   GDN2_CHECK(targets.dtype() == DType::i32 && targets.numel() == h.size(0), ShapeError,
              "lm_head_cross_entropy: targets must be I32 [N], got ", targets.describe());
   const int64_t V = W.size(0);
-  const int32_t* t = targets.data<int32_t>();
+  const Tensor host_targets = targets.cpu();
+  const int32_t* t = host_targets.data<int32_t>();
   for (int64_t i = 0; i < targets.numel(); ++i)
     GDN2_CHECK(t[i] >= -1 && t[i] < V, ValueError, "lm_head_cross_entropy: target ", t[i], " at ", i,
                " outside [-1, ", V, ")");
+  if (op_args::on_cuda(h, {dW}, {&W}, {}, op)) {  // targets may be on either device
+    GDN2_CHECK(dW == nullptr || (dW->shape() == W.shape() && (dW->dtype() == DType::f32 || dW->dtype() == W.dtype())),
+               ShapeError, op, ": dW must be F32 or W's dtype with W's shape ", W.describe(), ", got ",
+               dW->describe());
+#ifdef GDN2_WITH_CUDA
+    return cuda::lm_head_cross_entropy(h, W, targets, want_grad, dW, grad_scale);
+#endif
+  }
+  check_compute(h, "lm_head_cross_entropy", "h");
+  check_same(h, W, "lm_head_cross_entropy", "h", "W");
   check_grad(dW, W, "lm_head_cross_entropy", "dW");
   LmLoss r;
   Tensor dh;

@@ -3,6 +3,9 @@
 
 #include "cpu/norm.h"
 #include "ops/op_args.h"
+#ifdef GDN2_WITH_CUDA
+#include "cuda/model_ops.h"
+#endif
 
 namespace gdn2 {
 
@@ -57,6 +60,7 @@ L2NormResult l2_norm_forward(const Tensor& x, double eps) {
   const char* op = "l2_norm_forward";
   const int64_t D = check_rows(x, op, "x");
   op_args::check_eps(eps, op);
+  GDN2_CHECK(x.is_cpu(), UnsupportedError, op, ": CPU tensors only (the GPU ops normalise q and k inside the kernels)");
   L2NormResult r = cpu::l2_norm_forward(as_rows(x, D, op_args::compute_dtype(x)), eps);
   return {r.y.reshape(x.shape()), r.rstd.reshape(op_args::shape_drop_last(x.shape()))};
 }
@@ -64,6 +68,7 @@ L2NormResult l2_norm_forward(const Tensor& x, double eps) {
 Tensor l2_norm_backward(const Tensor& dy, const Tensor& y, const Tensor& rstd) {
   const char* op = "l2_norm_backward";
   const int64_t D = check_rows(y, op, "y");
+  GDN2_CHECK(y.is_cpu(), UnsupportedError, op, ": CPU tensors only (the GPU ops normalise q and k inside the kernels)");
   GDN2_CHECK(dy.defined(), ValueError, op, ": dy is required");
   check_same_shape(dy, y, op, "dy", "y");
   check_rstd(rstd, y, op);
@@ -78,6 +83,11 @@ RmsNormResult rms_norm_forward(const Tensor& x, const Tensor& weight, const Tens
   check_rms_args(x, weight, gate, opt, op);
   op_args::check_eps(opt.eps, op);
   const int64_t D = x.size(-1);
+  if (op_args::on_cuda(x, {}, {&gate}, {&weight}, op)) {
+#ifdef GDN2_WITH_CUDA
+    return cuda::rms_norm_forward(x, weight, gate, opt, x.numel() / D, D);
+#endif
+  }
   const DType dt = op_args::compute_dtype(x);
   RmsNormResult r = cpu::rms_norm_forward(as_rows(x, D, dt), op_args::to_dtype(weight, dt), as_rows(gate, D, dt), opt);
   return {r.y.reshape(x.shape()), r.rstd.reshape(op_args::shape_drop_last(x.shape()))};
@@ -91,6 +101,12 @@ RmsNormGrads rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& 
   check_same_shape(dy, x, op, "dy", "x");
   check_rstd(rstd, x, op);
   const int64_t D = x.size(-1);
+  if (op_args::on_cuda(x, {&rstd}, {&gate, &dy}, {&weight}, op)) {
+#ifdef GDN2_WITH_CUDA
+    GDN2_CHECK(rstd.dtype() == DType::f32, DTypeError, op, ": rstd must be F32 on the GPU, got ", rstd.describe());
+    return cuda::rms_norm_backward(dy, x, rstd, weight, gate, opt, x.numel() / D, D);
+#endif
+  }
   const DType dt = op_args::compute_dtype(x);
   RmsNormGrads g = cpu::rms_norm_backward(as_rows(dy, D, dt), as_rows(x, D, dt),
                                           op_args::to_dtype(rstd, dt).reshape({-1}), op_args::to_dtype(weight, dt),

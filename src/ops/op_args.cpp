@@ -46,4 +46,27 @@ std::vector<int64_t> seq_offsets(const Tensor& cu_seqlens, int64_t batch, int64_
   return offsets;
 }
 
+bool on_cuda(const Tensor& x, std::initializer_list<const Tensor*> others, std::initializer_list<const Tensor*> same,
+             std::initializer_list<const Tensor*> params, const char* op) {
+  GDN2_CHECK(x.defined(), ValueError, op, ": its main input is required");
+  for (const auto& list : {others, same, params})
+    for (const Tensor* t : list)
+      GDN2_CHECK(t == nullptr || !t->defined() || t->device() == x.device(), ShapeError, op, ": ", t->describe(),
+                 " is on another device than ", x.describe());
+  if (x.is_cpu()) return false;
+#ifdef GDN2_WITH_CUDA
+  GDN2_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::bf16 || x.dtype() == DType::f16, DTypeError, op,
+             ": on the GPU the input must be F32, BF16 or F16, got ", x.describe());
+  for (const Tensor* t : same)
+    GDN2_CHECK(t == nullptr || !t->defined() || t->dtype() == x.dtype(), DTypeError, op, ": ", t->describe(),
+               " must have the input's dtype ", dtype_name(x.dtype()));
+  for (const Tensor* t : params)
+    GDN2_CHECK(t == nullptr || !t->defined() || t->dtype() == DType::f32 || t->dtype() == x.dtype(), DTypeError, op,
+               ": parameter ", t->describe(), " must be F32 or the input's dtype ", dtype_name(x.dtype()));
+  return true;
+#else
+  GDN2_THROW(UnsupportedError, op, ": CUDA tensors need a build with the CUDA backend");
+#endif
+}
+
 }  // namespace gdn2::op_args

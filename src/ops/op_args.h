@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "gdn2/tensor.h"
@@ -16,6 +17,12 @@ void check_eps(double eps, const char* op);
 DType compute_dtype(const Tensor& x);
 // t itself when it already has dtype dt, else a converted copy; undefined stays undefined.
 Tensor to_dtype(const Tensor& t, DType dt);
+// Whether an op whose main input is x runs on the GPU (x is a CUDA tensor). Every defined tensor of `others` must be
+// on x's device (ShapeError). On the GPU x must be F32, BF16 or F16 and the defined tensors of `same` share its dtype
+// (DTypeError), and those of `params` are F32 or x's dtype; a build without the CUDA backend throws UnsupportedError.
+bool on_cuda(const Tensor& x, std::initializer_list<const Tensor*> others, std::initializer_list<const Tensor*> same,
+             std::initializer_list<const Tensor*> params, const char* op);
+
 // x's shape without its last dimension.
 Shape shape_drop_last(const Shape& s);
 

@@ -2,10 +2,14 @@
 #include "gdn2/ops/rope.h"
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "cpu/rope.h"
 #include "ops/op_args.h"
+#ifdef GDN2_WITH_CUDA
+#include "cuda/model_ops.h"
+#endif
 
 namespace gdn2 {
 
@@ -40,14 +44,26 @@ std::vector<int64_t> tensor_positions(const Tensor& x, const Tensor& positions, 
   const Shape want{x.size(0), x.size(1)};
   GDN2_CHECK(positions.shape() == want, ShapeError, op, ": positions must be [B, T] = ", shape_str(want), " for ",
              x.describe(), ", got ", positions.describe());
-  std::vector<int64_t> pos(static_cast<size_t>(positions.numel()));
-  for (int64_t i = 0; i < positions.numel(); ++i)
-    pos[static_cast<size_t>(i)] =
-        positions.dtype() == DType::i32 ? positions.data<int32_t>()[i] : positions.data<int64_t>()[i];
+  const Tensor host = positions.cpu();
+  std::vector<int64_t> pos(static_cast<size_t>(host.numel()));
+  for (int64_t i = 0; i < host.numel(); ++i)
+    pos[static_cast<size_t>(i)] = host.dtype() == DType::i32 ? host.data<int32_t>()[i] : host.data<int64_t>()[i];
   return pos;
 }
 
 Tensor rotate(const Tensor& x, const std::vector<int64_t>& pos, const RopeOptions& opt, int64_t rd, bool inverse) {
+  if (op_args::on_cuda(x, {}, {}, {}, inverse ? "rope_backward" : "rope_forward")) {
+#ifdef GDN2_WITH_CUDA
+    std::vector<int32_t> p32(pos.size());
+    for (size_t i = 0; i < pos.size(); ++i) {
+      GDN2_CHECK(pos[i] >= INT32_MIN && pos[i] <= INT32_MAX, ValueError, "rope on CUDA: position ", pos[i],
+                 " outside the int32 range");
+      p32[i] = static_cast<int32_t>(pos[i]);
+    }
+    const Tensor p = Tensor::from_vector<int32_t>({static_cast<int64_t>(p32.size())}, p32);
+    return cuda::rope(x, 0, p, opt.theta, rd, inverse ? -1 : 1);
+#endif
+  }
   return cpu::rope_rotate(op_args::to_dtype(x, op_args::compute_dtype(x)), pos, opt.theta, rd, inverse);
 }
 

@@ -3,6 +3,9 @@
 
 #include "cpu/short_conv.h"
 #include "ops/op_args.h"
+#ifdef GDN2_WITH_CUDA
+#include "cuda/model_ops.h"
+#endif
 
 namespace gdn2 {
 
@@ -58,11 +61,29 @@ cpu::ShortConvArgs conv_args(const Tensor& x, const Tensor& weight, const Tensor
   return a;
 }
 
+// Whether a forward/backward call runs on the GPU; then validates it there (no packed sequences on the GPU).
+bool conv_on_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& cu_seqlens,
+                  const Tensor& initial_cache, const char* op) {
+  GDN2_CHECK(x.defined(), ValueError, op, ": x is required");
+  if (!op_args::on_cuda(x, {&cu_seqlens}, {}, {&weight, &bias, &initial_cache}, op)) return false;
+  GDN2_CHECK(x.dim() == 3, ShapeError, op, ": x must be [B, T, C], got ", x.describe());
+  GDN2_CHECK(!cu_seqlens.defined(), UnsupportedError, op, " on CUDA: packed sequences (cu_seqlens) are CPU-only");
+  const int64_t C = x.size(2), W = check_weight(weight, C, op);
+  check_bias(bias, C, op);
+  check_cache(initial_cache, x.size(0), C, W, op, "initial_cache");
+  return true;
+}
+
 }  // namespace
 
 ShortConvResult short_conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                    ConvActivation activation, const Tensor& cu_seqlens, const Tensor& initial_cache,
                                    bool output_final_cache) {
+  if (conv_on_cuda(x, weight, bias, cu_seqlens, initial_cache, "short_conv_forward")) {
+#ifdef GDN2_WITH_CUDA
+    return cuda::short_conv_forward(x, weight, bias, activation, initial_cache, output_final_cache);
+#endif
+  }
   const cpu::ShortConvArgs a =
       conv_args(x, weight, bias, activation, cu_seqlens, initial_cache, "short_conv_forward");
   ShortConvResult r = cpu::short_conv_forward(a, output_final_cache);
@@ -74,6 +95,13 @@ ShortConvGrads short_conv_backward(const Tensor& dy, const Tensor& x, const Tens
                                    ConvActivation activation, const Tensor& cu_seqlens, const Tensor& initial_cache,
                                    const Tensor& d_final_cache) {
   const char* op = "short_conv_backward";
+  if (conv_on_cuda(x, weight, bias, cu_seqlens, initial_cache, op)) {
+#ifdef GDN2_WITH_CUDA
+    GDN2_CHECK(dy.defined() && dy.shape() == x.shape() && dy.dtype() == x.dtype() && !dy.is_cpu(), ShapeError, op,
+               ": dy must be like x ", x.describe(), ", got ", dy.describe());
+    return cuda::short_conv_backward(dy, x, weight, bias, activation, initial_cache, d_final_cache);
+#endif
+  }
   const cpu::ShortConvArgs a = conv_args(x, weight, bias, activation, cu_seqlens, initial_cache, op);
   GDN2_CHECK(dy.defined(), ValueError, op, ": dy is required");
   check_float(dy, op, "dy");
@@ -103,6 +131,13 @@ Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, con
              ": cache must be F32 or F64, got ", cache.describe());
   check_cache(cache, N, C, W, op, "cache");
   GDN2_CHECK(!cache.read_only(), ValueError, op, ": cache ", cache.describe(), " is a read-only view");
+  if (op_args::on_cuda(x, {&cache}, {}, {&weight, &bias}, op)) {
+#ifdef GDN2_WITH_CUDA
+    GDN2_CHECK(cache.dtype() == DType::f32, DTypeError, op, ": the cache must be F32 on the GPU, got ",
+               cache.describe());
+    return cuda::short_conv_step(x, cache, weight, bias, activation);
+#endif
+  }
   const DType dt = op_args::compute_dtype(x);
   const Tensor xc = op_args::to_dtype(x, dt);
   const Tensor wc = op_args::to_dtype(weight, dt).reshape({C, W});

@@ -202,6 +202,7 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
   const double seconds_before = r.seconds;
   double ema = r.log.empty() ? -1 : r.log.back().loss;
   int64_t steps_this_run = 0;
+  double first_step_end = 0;  // r.seconds after this run's first step
   while (r.steps_done < r.total_steps) {
     const int64_t step = r.steps_done + 1;
     const auto t0 = Clock::now();
@@ -229,10 +230,14 @@ TrainResult train_model(LanguageModel& model, const TokenDataset& data, TrainOpt
     r.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count();
     ++steps_this_run;
     StepLog s{step, loss, lr, gnorm, static_cast<double>(tokens_per_step) / dt, -1};
-    if (!schedule_fixed && steps_this_run == 3) {  // size the run to the time budget from the measured step time
-      double per_step = r.seconds / static_cast<double>(r.steps_done);
+    if (steps_this_run == 1) first_step_end = r.seconds;
+    if (!schedule_fixed && steps_this_run == 4) {
+      // Size the run to the time budget from the step time of steps 2-4 (the first carries one-time set-up, such as
+      // the GPU libraries' initialisation), counting the first step's time as spent.
+      double per_step = (r.seconds - first_step_end) / 3.0;
       if (dp != nullptr) per_step = dp->average(per_step);  // every rank sizes the run alike
-      r.total_steps = std::max<int64_t>(r.steps_done + 1, static_cast<int64_t>(o.time_budget_s / per_step));
+      r.total_steps = std::max<int64_t>(r.steps_done + 1,
+                                        1 + static_cast<int64_t>((o.time_budget_s - first_step_end) / per_step));
       schedule_fixed = true;
     }
     const bool last = r.steps_done == r.total_steps;
