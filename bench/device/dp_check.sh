@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a lent machine of 2 GPUs: data parallel through NCCL, started by torchrun (--no-python: one gdn2 process per
 # GPU). (1) The same global batch on one GPU and on two gives the same losses step by step; (2) scaling efficiency:
-# training tokens/s of the 1.3B hybrid at B2xT4096 per GPU on one GPU and on two. Needs build/cuda and the carried
+# training tokens/s of the 1.59B pure GDN-2 model at B2xT4096 per GPU on one GPU and on two. Needs build/cuda and the carried
 # runs/main/data (scripts/main.sh makes it). Results land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,7 @@ r = {"steps": len(diffs), "loss_one_first_last": [one[0]["loss"], one[-1]["loss"
 print("same global batch, 1 GPU vs 2:", json.dumps(r))
 json.dump(r, open(sys.argv[1] + "/dp_losses.json", "w"), indent=1)
 PY
-bench=(train-bench --config configs/paper_1.3b_hybrid.json --batch 2 --seq-len 4096 --steps 6 --warmup 3)
+bench=(train-bench --config configs/paper_1.3b_gdn2.json --batch 2 --seq-len 4096 --steps 6 --warmup 3)
 "$gdn2" "${bench[@]}" --json "$out/dp_bench_one.json" | tail -n 1
 torchrun --nproc-per-node 2 --master-port 29512 --no-python "$gdn2" "${bench[@]}" --json "$out/dp_bench_two.json" | tail -n 1
 python3 -c "
