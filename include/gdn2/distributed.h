@@ -4,7 +4,8 @@
 //
 // Launch: torchrun-style variables RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT; or mpirun (Open MPI's
 // OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK, or PMI_RANK / PMI_SIZE), with MASTER_ADDR and MASTER_PORT defaulting to
-// 127.0.0.1:29500. Each process drives GPU LOCAL_RANK.
+// 127.0.0.1:29500. Each process drives GPU LOCAL_RANK. Rank 0's rendezvous listens on MASTER_PORT, or on MASTER_PORT + 1
+// under torchrun (TORCHELASTIC_RUN_ID set: torchrun's own store holds MASTER_PORT), or on GDN2_RENDEZVOUS_PORT.
 #pragma once
 
 #include <cstdint>

@@ -92,6 +92,9 @@ std::optional<DistEnv> dist_env_from_environment() {
   e.local_rank = first_int({"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}).value_or(e.rank);
   if (auto a = env_value("MASTER_ADDR")) e.master_addr = *a;
   if (auto p = env_value("MASTER_PORT")) e.master_port = env_int("MASTER_PORT", *p);
+  // Under torchrun its own store listens on MASTER_PORT: the rendezvous takes the next port.
+  if (env_value("TORCHELASTIC_RUN_ID")) ++e.master_port;
+  if (auto p = env_value("GDN2_RENDEZVOUS_PORT")) e.master_port = env_int("GDN2_RENDEZVOUS_PORT", *p);
   GDN2_CHECK(e.world >= 1 && e.rank < e.world, ValueError, "environment: rank ", e.rank, " is outside a world of ",
              e.world);
   GDN2_CHECK(e.master_port >= 1 && e.master_port <= 65535, ValueError, "environment: MASTER_PORT ", e.master_port,

@@ -18,7 +18,8 @@ namespace {
 struct Env {
   static constexpr const char* kAll[] = {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
                                          "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
-                                         "OMPI_COMM_WORLD_LOCAL_RANK", "PMI_SIZE", "PMI_RANK"};
+                                         "OMPI_COMM_WORLD_LOCAL_RANK", "PMI_SIZE", "PMI_RANK",
+                                         "TORCHELASTIC_RUN_ID", "GDN2_RENDEZVOUS_PORT"};
   explicit Env(std::initializer_list<std::pair<const char*, const char*>> vars) {
     clear();
     for (const auto& [k, v] : vars) ::setenv(k, v, 1);
@@ -38,6 +39,15 @@ TEST(DistEnv, TorchrunVariables) {
   EXPECT_EQ(d->local_rank, 1);
   EXPECT_EQ(d->master_addr, "10.0.0.7");
   EXPECT_EQ(d->master_port, 1234);
+}
+
+TEST(DistEnv, RendezvousPortBesideTorchrunsStore) {
+  {
+    Env e({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_PORT", "29500"}, {"TORCHELASTIC_RUN_ID", "x"}});
+    EXPECT_EQ(dist_env_from_environment()->master_port, 29501);
+  }
+  Env e({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"GDN2_RENDEZVOUS_PORT", "4000"}});
+  EXPECT_EQ(dist_env_from_environment()->master_port, 4000);
 }
 
 TEST(DistEnv, MpirunVariablesAndDefaults) {
