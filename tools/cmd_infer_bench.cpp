@@ -18,6 +18,7 @@ struct InferBenchArgs {
   std::vector<int64_t> batches{1};
   int64_t prompt = 512, steps = 32, prefill_chunk = 0;
   int threads = 0;
+  bool no_graphs = false;
 };
 
 int run_infer_bench(const InferBenchArgs& a) {
@@ -30,7 +31,7 @@ int run_infer_bench(const InferBenchArgs& a) {
   nlohmann::json all = nlohmann::json::array();
   bool ok = true;
   for (int64_t B : a.batches) {
-    const InferThroughput r = infer_throughput(model, B, a.prompt, a.steps, a.prefill_chunk);
+    const InferThroughput r = infer_throughput(model, B, a.prompt, a.steps, a.prefill_chunk, 1, !a.no_graphs);
     nlohmann::json j{{"config", a.config},
                      {"backend", a.backend},
                      {"compute", std::string(dtype_name(model.compute_dtype()))},
@@ -42,6 +43,7 @@ int run_infer_bench(const InferBenchArgs& a) {
                      {"prefill_tok_s", r.prefill_tokens_per_s},
                      {"decode_ms_per_step", r.decode_ms_per_step},
                      {"decode_tok_s", r.decode_tokens_per_s},
+                     {"cuda_graphs", r.cuda_graphs},
                      {"state_MB", static_cast<double>(r.state_bytes) / 1e6},
                      {"peak_GB", static_cast<double>(r.peak_bytes) / 1e9},
                      {"ok", r.finite}};
@@ -69,6 +71,7 @@ void add_infer_bench_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--backend", a->backend, "cuda or cpu")->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--json", a->json, "also write the rows here");
   cmd->add_option("--threads", a->threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
+  cmd->add_flag("--no-cuda-graphs", a->no_graphs, "decode steps launched op by op instead of replayed graphs");
   cmd->callback([a, &ctx] { ctx.exit_code = run_infer_bench(*a); });
 }
 

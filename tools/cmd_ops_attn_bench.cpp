@@ -1,5 +1,5 @@
-// `gdn2 ops attn-bench`: CPU timings of the softmax-attention ops (fp32 forward, backward and a decode step),
-// gated on agreement with the same problems computed in fp64.
+// `gdn2 ops attn-bench`: timings of the softmax-attention ops, CPU (fp32 forward, backward and a decode step, gated on
+// the same problems in fp64) or CUDA (bf16 forward and forward + backward, gated on the CPU's fp32).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +20,7 @@ struct AttnBenchArgs {
   int reps = 9;
   int threads = 0;
   double budget = 1e-5;
+  std::string backend = "cpu", json;
 };
 
 struct Timing {
@@ -59,7 +60,57 @@ Tensor uniform(const Shape& s, uint64_t seed) {
   return Tensor::from_vector(s, v);
 }
 
+// The GPU kernels in BF16 (the model's attention): forward and forward + backward timed by graph replays, gated on
+// the CPU's F32 result on the same (rounded) inputs.
+int run_attn_bench_cuda(const AttnBenchArgs& a) {
+  backend_require(Backend::cuda);
+  const int64_t Hkv = a.Hkv ? a.Hkv : a.H;
+  const DType bf = DType::bf16;
+  const Tensor q = uniform({a.B, a.T, a.H, a.D}, 1).to(bf), k = uniform({a.B, a.T, Hkv, a.D}, 2).to(bf),
+               v = uniform({a.B, a.T, Hkv, a.D}, 3).to(bf), d_o = uniform({a.B, a.T, a.H, a.D}, 4).to(bf);
+  const Tensor qg = q.to(Device::cuda), kg = k.to(Device::cuda), vg = v.to(Device::cuda), dog = d_o.to(Device::cuda);
+  const AttentionOptions opt{0.0, a.window};
+  std::printf("gdn2 ops attn-bench: B%ld T%ld Hq%ld Hkv%ld D%ld window %ld, causal, bf16\n%s\n\n", a.B, a.T, a.H, Hkv,
+              a.D, a.window, backend_describe(Backend::cuda).c_str());
+  const AttentionResult r = attention_forward(qg, kg, vg, opt);
+  const AttentionGrads g = attention_backward(dog, qg, kg, vg, r.o, r.lse, opt);
+  const AttentionResult ref = attention_forward(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), opt);
+  const AttentionGrads gref = attention_backward(d_o.to(DType::f32), q.to(DType::f32), k.to(DType::f32),
+                                                 v.to(DType::f32), r.o.cpu().to(DType::f32), r.lse.cpu(), opt);
+  const double err_fwd = rel_rms_error(r.o, ref.o);
+  const double err_bwd =
+      std::max({rel_rms_error(g.dq, gref.dq), rel_rms_error(g.dk, gref.dk), rel_rms_error(g.dv, gref.dv)});
+  const double fwd = backend_time_ms(Backend::cuda, [&](void*) { attention_forward(qg, kg, vg, opt); }, 3, a.reps);
+  const double both = backend_time_ms(
+      Backend::cuda,
+      [&](void*) {
+        const AttentionResult x = attention_forward(qg, kg, vg, opt);
+        attention_backward(dog, qg, kg, vg, x.o, x.lse, opt);
+      },
+      3, a.reps);
+  double pairs = 0;
+  for (int64_t p = 0; p < a.T; ++p) pairs += static_cast<double>(a.window > 0 ? std::min(p + 1, a.window) : p + 1);
+  const double unit = 2.0 * pairs * static_cast<double>(a.B * a.H * a.D);
+  const double budget = 8e-3, gbudget = 1.6e-2;
+  const bool ok = err_fwd <= budget && err_bwd <= gbudget;
+  std::printf("  forward          %8.3f ms  %6.1f TFLOP/s  err vs CPU fp32 %.1e %s\n", fwd, 2 * unit / fwd * 1e-9,
+              err_fwd, err_fwd <= budget ? "ok" : "FAIL");
+  std::printf("  forward+backward %8.3f ms  %6.1f TFLOP/s  err vs CPU fp32 %.1e %s\n", both, 7 * unit / both * 1e-9,
+              err_bwd, err_bwd <= gbudget ? "ok" : "FAIL");
+  if (!a.json.empty() && ok) {
+    std::FILE* f = std::fopen(a.json.c_str(), "w");
+    if (f != nullptr) {
+      std::fprintf(f, "{\"impl\": \"gdn2\", \"B\": %ld, \"T\": %ld, \"Hq\": %ld, \"Hkv\": %ld, \"D\": %ld, "
+                      "\"fwd_ms\": %.4f, \"fwd_bwd_ms\": %.4f, \"err_fwd\": %.3e, \"err_bwd\": %.3e}\n",
+                   a.B, a.T, a.H, Hkv, a.D, fwd, both, err_fwd, err_bwd);
+      std::fclose(f);
+    }
+  }
+  return ok ? 0 : 1;
+}
+
 int run_attn_bench(const AttnBenchArgs& a) {
+  if (a.backend == "cuda") return run_attn_bench_cuda(a);
   set_cpu_threads(a.threads);
   const int64_t Hkv = a.Hkv ? a.Hkv : a.H;
   const Tensor q = uniform({a.B, a.T, a.H, a.D}, 1), k = uniform({a.B, a.T, Hkv, a.D}, 2),
@@ -121,6 +172,9 @@ void add_ops_attn_bench_command(CLI::App& ops, Context& ctx) {
   cmd->add_option("--window", a->window, "sliding window (0: full causal)")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--reps", a->reps, "timed repetitions (median)")->check(CLI::Range(1, 1000));
   cmd->add_option("--threads", a->threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
+  cmd->add_option("--backend", a->backend, "cpu (fp32 against fp64) or cuda (bf16 against the CPU's fp32)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--json", a->json, "cuda: write the timings here (when the gate passes)");
   cmd->callback([a, &ctx] {
     GDN2_CHECK(a->Hkv == 0 || a->H % a->Hkv == 0, ValueError, "-H must be a multiple of --Hkv");
     ctx.exit_code = run_attn_bench(*a);

@@ -22,7 +22,8 @@ void backend_require(Backend b);
 
 // Median milliseconds of one call of f on the backend, after `warmup` calls: CPU by wall clock; CUDA by events
 // around graph replays of `per_sample` captured calls (f must only enqueue work on `stream`, given as a
-// cudaStream_t cast to void*), so that launch gaps are left out.
+// cudaStream_t cast to void*, which is also the work stream of the ops f calls; f must not wait for the device),
+// so that launch gaps are left out.
 double backend_time_ms(Backend b, const std::function<void(void* stream)>& f, int warmup = 5, int reps = 20,
                        int per_sample = 1);
 // Device-to-device copy bandwidth in GB/s (bytes read + written), measured on `bytes` bytes.

@@ -36,16 +36,19 @@ GenerateResult generate(LanguageModel& model, const std::vector<int32_t>& prompt
                         const std::function<bool(int32_t)>& on_token = {});
 
 // Inference throughput on random tokens: a prefill of batch x prompt tokens (in pieces of prefill_chunk when > 0),
-// then `decode_steps` greedy decode steps of the whole batch, each timed by wall clock until its logits are read
-// back (as a server would). The first decode step is left out as warmup.
+// then `decode_steps` greedy decode steps of the whole batch through a BatchDecoder (fixed-memory slots; CUDA graphs
+// on the GPU unless cuda_graphs is false), each timed by wall clock until its picks are read back (as a server
+// would). The first decode step is left out as warmup. The prompts are prefilled again to join the decoder; that
+// prefill is not timed.
 struct InferThroughput {
   double prefill_s = 0, prefill_tokens_per_s = 0;
   double decode_ms_per_step = 0, decode_tokens_per_s = 0;
-  int64_t state_bytes = 0;  // inference state after the run
+  int64_t state_bytes = 0;  // the decoder's slots (fixed memory: state, conv and KV caches)
   int64_t peak_bytes = 0;   // device memory held by tensors at most (0 on the CPU)
-  bool finite = true;       // every logit read back was finite
+  bool finite = true;       // every logit read back was finite (a non-finite one in decode throws)
+  bool cuda_graphs = false;  // the decode steps replayed CUDA graphs
 };
 InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t prompt, int64_t decode_steps,
-                                 int64_t prefill_chunk = 0, uint64_t seed = 1);
+                                 int64_t prefill_chunk = 0, uint64_t seed = 1, bool cuda_graphs = true);
 
 }  // namespace gdn2

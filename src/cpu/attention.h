@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "gdn2/ops/attention.h"
 
@@ -17,5 +18,9 @@ struct AttentionArgs {
 AttentionResult attention_forward(const AttentionArgs& a);
 // d_o and o [B, Tq, Hq, D] and lse [B, Hq, Tq] in the compute dtype.
 AttentionGrads attention_backward(const AttentionArgs& a, const Tensor& d_o, const Tensor& o, const Tensor& lse);
+
+// Decode against KV caches: q [N, Hq, D], caches [S, L, Hkv, D] (compute dtype), lengths checked in [1, L].
+Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                        const std::vector<int64_t>& lengths, double scale, int64_t window);
 
 }  // namespace gdn2::cpu

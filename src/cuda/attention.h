@@ -1,6 +1,8 @@
 // CUDA backend of the softmax attention op (include/gdn2/ops/attention.h); arguments validated by
 // src/ops/attention.cpp. q, k, v (and o, d_o) share one dtype (F32, BF16 or F16); o, dq, dk, dv in that dtype, lse F32;
-// fp32 arithmetic; head dim at most kAttentionMaxHeadDim. No atomics: dk and dv sum a group's query heads in order.
+// fp32 arithmetic; head dim at most kAttentionMaxHeadDim. BF16/F16 with head dim 64 or 128 (forward also 256) take the
+// tensor-core kernels (attention_fwd.cu, attention_bwd_dq.cu, attention_bwd_dkdv.cu), the rest the general fp32
+// kernels (attention_rows.cu). No atomics: dk and dv sum a group's query heads in order, so results are reproducible.
 #pragma once
 
 #include "gdn2/ops/attention.h"
@@ -9,8 +11,17 @@ namespace gdn2::cuda {
 
 inline constexpr int64_t kAttentionMaxHeadDim = 256;
 
+// scale resolved (never 0), window >= 0; all tensors on the GPU, contiguous.
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, int64_t window);
 AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& o, const Tensor& lse, double scale, int64_t window);
+
+// Decode against KV caches (include/gdn2/ops/attention.h attention_decode): q [N, Hq, D], caches [S, L, Hkv, D], one
+// dtype; lengths I32 [N] on the GPU, read in place. Split over the cache's length (flash-decoding) with a fixed split
+// count for a given (N, L, heads), so that a captured graph stays valid for any lengths.
+Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
+                        double scale, int64_t window);
+// cache [S, L, Hkv, D], x [N, Hkv, D] of one dtype, positions I32 [N] on the GPU.
+void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions);
 
 }  // namespace gdn2::cuda

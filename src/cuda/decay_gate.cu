@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "cuda/common.cuh"
+#include "cuda/stream.h"
 #include "cuda/elem.h"
 #include "cuda/gdn2/load.cuh"
 
@@ -87,17 +88,17 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
   float* pb = pa + parts * HK;
   const auto* bias_p = bias.defined() ? static_cast<const float*>(bias.raw()) : nullptr;
   const dim3 grid(static_cast<unsigned>((HK + kThreads - 1) / kThreads), static_cast<unsigned>(parts));  // HK >= 1
-  gate_bwd_kernel<<<grid, kThreads>>>(dg.raw(), dg_type, f.raw(), f_type, static_cast<const float*>(A.raw()), bias_p,
+  gate_bwd_kernel<<<grid, kThreads, 0, stream()>>>(dg.raw(), dg_type, f.raw(), f_type, static_cast<const float*>(A.raw()), bias_p,
                                       rows, static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
                                       static_cast<float*>(out.df.raw_mut()), pa, pb);
   GDN2_CUDA_CHECK(cudaGetLastError());
   const int64_t width = H + (bias.defined() ? HK : 0);
-  gate_reduce_kernel<<<static_cast<unsigned>((width + kThreads - 1) / kThreads), kThreads>>>(
+  gate_reduce_kernel<<<static_cast<unsigned>((width + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(
       pa, pb, parts, static_cast<int>(H), static_cast<int>(HK), static_cast<int>(head_dim),
       static_cast<float*>(out.dA_log.raw_mut()),
       bias.defined() ? static_cast<float*>(out.ddt_bias.raw_mut()) : nullptr);
   GDN2_CUDA_CHECK(cudaGetLastError());
-  GDN2_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  GDN2_CUDA_CHECK(cudaStreamSynchronize(stream()));
   return out;
 }
 

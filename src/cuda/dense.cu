@@ -3,6 +3,7 @@
 #include "cuda/dense.h"
 
 #include "cuda/common.cuh"
+#include "cuda/stream.h"
 #include "cuda/elem.h"
 #include "cuda/gdn2/load.cuh"
 #include "cuda/gemm.h"
@@ -55,7 +56,7 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
     gemm(in, out, rows, {x.raw(), t, in, false}, {dy.raw(), t, out, true}, 1.f, dweight->raw_mut(),
          gemm_type(*dweight, kOp, "dweight"), in, nullptr);
   if (dbias != nullptr) {
-    column_sum_kernel<<<static_cast<unsigned>((out + 31) / 32), dim3(32, 8)>>>(
+    column_sum_kernel<<<static_cast<unsigned>((out + 31) / 32), dim3(32, 8), 0, stream()>>>(
         dy.raw(), elem_type(dy, kOp, "dy"), rows, out, dbias->raw_mut(), elem_type(*dbias, kOp, "dbias"));
     GDN2_CUDA_CHECK(cudaGetLastError());
   }

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/stream.h"
 
 namespace gdn2::cuda {
 
@@ -17,7 +18,7 @@ bool selftest() {
   constexpr int n = 256;
   int* d = nullptr;
   if (cudaMalloc(&d, n * sizeof(int)) != cudaSuccess) return false;
-  selftest_kernel<<<1, n>>>(d, n);
+  selftest_kernel<<<1, n, 0, stream()>>>(d, n);
   int h[n] = {};
   const bool ok = cudaGetLastError() == cudaSuccess && cudaMemcpy(h, d, sizeof(h), cudaMemcpyDeviceToHost) == cudaSuccess;
   cudaFree(d);

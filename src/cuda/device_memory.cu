@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/stream.h"
 #include "gdn2/tensor.h"
 
 namespace gdn2::detail::cuda_hooks {
@@ -47,15 +48,16 @@ void count(int64_t bytes) {
   }
 }
 
-// Memory is handed out and returned in the order of the legacy stream (stream-ordered, as frameworks' caching
-// allocators do): a freed tensor's memory is reused only by work enqueued after every kernel already on the legacy
-// stream, or on a blocking stream (which the legacy stream waits for), so neither allocation nor release waits for
-// the device. Work on a non-blocking stream (a Gdn2Plan's) joins the legacy stream before and after its launches
+// Memory is handed out and returned in the order of the work stream (cuda/stream.h; stream-ordered, as frameworks'
+// caching allocators do): a freed tensor's memory is reused only by work enqueued after every kernel already on that
+// stream (by default the legacy stream, which blocking streams are ordered with), so neither allocation nor release
+// waits for the device. Inside a graph capture the allocations become the graph's own. Work on a non-blocking stream
+// (a Gdn2Plan's) joins the work stream before and after its launches
 // (plan_run), so it is ordered the same way.
 std::shared_ptr<void> alloc(size_t bytes) {
   void* p = nullptr;
   const bool pool = pooled();
-  const cudaError_t st = pool ? cudaMallocAsync(&p, bytes, cudaStreamLegacy) : cudaMalloc(&p, bytes);
+  const cudaError_t st = pool ? cudaMallocAsync(&p, bytes, gdn2::cuda::stream()) : cudaMalloc(&p, bytes);
   if (st != cudaSuccess) {
     cudaGetLastError();
     GDN2_THROW(DeviceError, "cudaMalloc of ", bytes, " bytes failed: ", cudaGetErrorString(st));
@@ -68,7 +70,7 @@ std::shared_ptr<void> alloc(size_t bytes) {
       count(-n);
     });
   return std::shared_ptr<void>(p, [n](void* q) {
-    cudaFreeAsync(q, cudaStreamLegacy);
+    cudaFreeAsync(q, gdn2::cuda::stream());
     count(-n);
   });
 }
@@ -76,16 +78,21 @@ std::shared_ptr<void> alloc(size_t bytes) {
 void copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes) {
   const cudaMemcpyKind kind = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                       : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
-  GDN2_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+  const cudaStream_t s = gdn2::cuda::stream();
+  GDN2_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, s));
+  if (!dst_dev || !src_dev) GDN2_CUDA_CHECK(cudaStreamSynchronize(s));  // host memory: done when the call returns
 }
 
-void zero(void* p, size_t bytes) { GDN2_CUDA_CHECK(cudaMemset(p, 0, bytes)); }
+void zero(void* p, size_t bytes) { GDN2_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, gdn2::cuda::stream())); }
 
 void copy_rows(void* dst, bool dst_dev, size_t dst_pitch, const void* src, bool src_dev, size_t src_pitch, size_t width,
                size_t rows) {
   const cudaMemcpyKind kind = dst_dev ? (src_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                       : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
-  GDN2_CUDA_CHECK(cudaMemcpy2D(dst, std::max(dst_pitch, width), src, std::max(src_pitch, width), width, rows, kind));
+  const cudaStream_t s = gdn2::cuda::stream();
+  GDN2_CUDA_CHECK(
+      cudaMemcpy2DAsync(dst, std::max(dst_pitch, width), src, std::max(src_pitch, width), width, rows, kind, s));
+  if (!dst_dev || !src_dev) GDN2_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 template <class T>
@@ -132,7 +139,7 @@ void convert(const void* src, DType src_dt, void* dst, DType dst_dt, size_t n) {
   const unsigned blocks = static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 132 * 16));
   by_float_dtype(src_dt, [&](auto s) {
     by_float_dtype(dst_dt, [&](auto d) {
-      convert_kernel<decltype(s), decltype(d)><<<blocks, 256>>>(src, dst, n);
+      convert_kernel<decltype(s), decltype(d)><<<blocks, 256, 0, gdn2::cuda::stream()>>>(src, dst, n);
     });
   });
   GDN2_CUDA_CHECK(cudaGetLastError());
@@ -157,5 +164,14 @@ namespace gdn2::cuda {
 int64_t memory_held() { return detail::cuda_hooks::held.load(); }
 int64_t memory_held_peak() { return detail::cuda_hooks::held_peak.load(); }
 void memory_reset_peak() { detail::cuda_hooks::held_peak.store(detail::cuda_hooks::held.load()); }
+
+namespace {
+thread_local cudaStream_t work_stream = cudaStreamLegacy;
+}  // namespace
+
+cudaStream_t stream() { return work_stream; }
+
+StreamScope::StreamScope(cudaStream_t s) : previous_(work_stream) { work_stream = s; }
+StreamScope::~StreamScope() { work_stream = previous_; }
 
 }  // namespace gdn2::cuda

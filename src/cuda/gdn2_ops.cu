@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cuda/common.cuh"
+#include "cuda/stream.h"
 #include "cuda/elem.h"
 #include "cuda/gdn2.h"
 #include "cuda/gdn2/kernels.h"
@@ -234,6 +235,7 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, void*
                    int64_t workspace_bytes = 0, bool with_a = false) {
   Launch l;
   Gdn2Params& k = l.params;
+  k.stream = stream();
   k.N = static_cast<int32_t>(p.N);
   k.H = static_cast<int32_t>(p.H);
   k.HV = static_cast<int32_t>(p.HV);
@@ -571,7 +573,7 @@ struct CudaPlan {
   Tensor h0;  // F32 copy of a non-F32 h0
   bool chunk = false;
   cudaStream_t stream = nullptr;
-  cudaEvent_t before = nullptr, after = nullptr;  // joins with the legacy stream (plan_run)
+  cudaEvent_t before = nullptr, after = nullptr;  // joins with the work stream (plan_run)
   ~CudaPlan() {
     if (stream != nullptr) {
       cudaStreamSynchronize(stream);  // the outputs and workspace are released after the last run
@@ -626,13 +628,14 @@ std::shared_ptr<CudaPlan> plan_make(const Gdn2Problem& p, const Gdn2Inputs& in, 
 void plan_run(CudaPlan& plan, void* stream) {
   Gdn2Params k = plan.launch.params;
   k.stream = stream != nullptr ? static_cast<cudaStream_t>(stream) : plan.stream;
-  // Tensor memory is stream-ordered on the legacy stream (device_memory.cu): outside a graph capture, the run waits
-  // for the legacy stream's work (the inputs' writers) and the legacy stream waits for the run (later frees).
+  // Tensor memory is stream-ordered on the work stream (device_memory.cu): outside a graph capture, the run waits
+  // for the work stream's work (the inputs' writers) and the work stream waits for the run (later frees).
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   GDN2_CUDA_CHECK(cudaStreamIsCapturing(k.stream, &capture));
-  const bool join = capture == cudaStreamCaptureStatusNone && k.stream != cudaStreamLegacy;
+  const cudaStream_t work = gdn2::cuda::stream();
+  const bool join = capture == cudaStreamCaptureStatusNone && k.stream != work;
   if (join) {
-    GDN2_CUDA_CHECK(cudaEventRecord(plan.before, cudaStreamLegacy));
+    GDN2_CUDA_CHECK(cudaEventRecord(plan.before, work));
     GDN2_CUDA_CHECK(cudaStreamWaitEvent(k.stream, plan.before, 0));
   }
   if (plan.chunk)
@@ -641,7 +644,7 @@ void plan_run(CudaPlan& plan, void* stream) {
     launch_recurrent(k);
   if (join) {
     GDN2_CUDA_CHECK(cudaEventRecord(plan.after, k.stream));
-    GDN2_CUDA_CHECK(cudaStreamWaitEvent(cudaStreamLegacy, plan.after, 0));
+    GDN2_CUDA_CHECK(cudaStreamWaitEvent(work, plan.after, 0));
   }
 }
 

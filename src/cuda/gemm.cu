@@ -1,6 +1,8 @@
 // cuBLASLt products for the CUDA dense ops (gemm.h).
 #include "cuda/gemm.h"
 
+#include "cuda/stream.h"
+
 #include <cublasLt.h>
 
 #include <memory>
@@ -66,6 +68,7 @@ cudaDataType_t gemm_type(const Tensor& t, const char* op, const char* name) {
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, float beta, void* d,
           cudaDataType_t d_type, int64_t ldd, const void* bias, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
+  if (stream == nullptr) stream = gdn2::cuda::stream();
   LtContext& ctx = lt();
   Desc desc;
   GDN2_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cuda/common.cuh"
+#include "cuda/stream.h"
 #include "cuda/elem.h"
 #include "cuda/gdn2/load.cuh"
 
@@ -65,7 +66,7 @@ double sum_squares(const std::vector<const Tensor*>& tensors) {
   auto* p = static_cast<double*>(part.raw_mut());
   for (size_t k = 0, off = 0; k < tensors.size(); off += static_cast<size_t>(blocks[k]), ++k) {
     const Tensor& t = *tensors[k];
-    sum_squares_kernel<<<blocks[k], kThreads>>>(t.raw(), elem_type(t, "sum_squares", "tensor"), t.numel(), p + off);
+    sum_squares_kernel<<<blocks[k], kThreads, 0, stream()>>>(t.raw(), elem_type(t, "sum_squares", "tensor"), t.numel(), p + off);
     GDN2_CUDA_CHECK(cudaGetLastError());
   }
   const Tensor host = part.cpu();
@@ -80,7 +81,7 @@ void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const
   const double c1 = 1 - std::pow(h.beta1, static_cast<double>(h.step));
   const double c2 = 1 - std::pow(h.beta2, static_cast<double>(h.step));
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 132 * 8));
-  adamw_kernel<<<grid, kThreads>>>(static_cast<float*>(value.raw_mut()), static_cast<const float*>(grad.raw()),
+  adamw_kernel<<<grid, kThreads, 0, stream()>>>(static_cast<float*>(value.raw_mut()), static_cast<const float*>(grad.raw()),
                                    static_cast<float*>(m.raw_mut()), static_cast<float*>(v.raw_mut()),
                                    compute ? compute->raw_mut() : nullptr,
                                    compute ? elem_type(*compute, "adamw", "compute") : ElemType::f32, n,

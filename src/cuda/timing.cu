@@ -4,12 +4,14 @@
 #include <vector>
 
 #include "cuda/common.cuh"
+#include "cuda/stream.h"
 
 namespace gdn2::cuda {
 
 double time_ms(const std::function<void(void*)>& f, int warmup, int reps, int per_sample) {
   cudaStream_t s;
   GDN2_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  StreamScope scope(s);  // ops called by f enqueue on s as well
   for (int i = 0; i < warmup; ++i) f(s);
   GDN2_CUDA_CHECK(cudaStreamSynchronize(s));
   cudaGraph_t graph;

@@ -1,4 +1,4 @@
-// NCCL data parallelism: one communicator per process, collectives on the legacy stream (where every op runs, so
+// NCCL data parallelism: one communicator per process, collectives on the work stream (cuda/stream.h, where every op runs, so
 // they are ordered after the backward's kernels and before the optimizer's without extra synchronisation).
 #include "gdn2/distributed.h"
 
@@ -7,6 +7,8 @@
 #ifdef GDN2_WITH_NCCL
 #include <cuda_runtime.h>
 #include <nccl.h>
+
+#include "cuda/stream.h"
 #endif
 
 namespace gdn2 {
@@ -72,7 +74,7 @@ void DataParallel::average(const std::vector<Tensor*>& tensors) {
     check_cuda_tensor(t, "average");
     GDN2_CHECK(t->dtype() == DType::f32, DTypeError, "data parallel average: F32 tensors only, got ", t->describe());
     check_nccl(ncclAllReduce(t->raw(), t->raw_mut(), static_cast<size_t>(t->numel()), ncclFloat32, ncclAvg,
-                             impl_->comm, cudaStreamLegacy),
+                             impl_->comm, cuda::stream()),
                "ncclAllReduce");
   }
   check_nccl(ncclGroupEnd(), "ncclGroupEnd");
@@ -80,7 +82,7 @@ void DataParallel::average(const std::vector<Tensor*>& tensors) {
 
 double DataParallel::average(double x) {
   Tensor t = Tensor::from_vector<double>({1}, {x}).to(Device::cuda);
-  check_nccl(ncclAllReduce(t.raw(), t.raw_mut(), 1, ncclFloat64, ncclAvg, impl_->comm, cudaStreamLegacy),
+  check_nccl(ncclAllReduce(t.raw(), t.raw_mut(), 1, ncclFloat64, ncclAvg, impl_->comm, cuda::stream()),
              "ncclAllReduce");
   return t.cpu().data<double>()[0];
 }
@@ -90,7 +92,7 @@ void DataParallel::broadcast(const std::vector<Tensor*>& tensors) {
   for (Tensor* t : tensors) {
     check_cuda_tensor(t, "broadcast");
     check_nccl(ncclBroadcast(t->raw(), t->raw_mut(), static_cast<size_t>(t->numel()), nccl_type(*t), 0, impl_->comm,
-                             cudaStreamLegacy),
+                             cuda::stream()),
                "ncclBroadcast");
   }
   check_nccl(ncclGroupEnd(), "ncclGroupEnd");

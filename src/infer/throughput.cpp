@@ -5,6 +5,7 @@
 #include <random>
 
 #include "gdn2/backend.h"
+#include "gdn2/batch_decoder.h"
 #include "gdn2/generate.h"
 
 namespace gdn2 {
@@ -31,7 +32,7 @@ Tensor next_tokens(const Tensor& logits, bool& finite) {
 }  // namespace
 
 InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t prompt, int64_t decode_steps,
-                                 int64_t prefill_chunk, uint64_t seed) {
+                                 int64_t prefill_chunk, uint64_t seed, bool cuda_graphs) {
   GDN2_CHECK(batch > 0 && prompt > 0 && decode_steps >= 2 && prefill_chunk >= 0, ValueError,
              "infer_throughput: batch ", batch, ", prompt ", prompt, ", decode_steps ", decode_steps,
              " (at least 2), prefill_chunk ", prefill_chunk);
@@ -51,16 +52,32 @@ InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t pr
       part.insert(part.end(), ids.begin() + b * prompt + s, ids.begin() + b * prompt + s + n);
     logits = model.forward_logits(Tensor::from_vector<int32_t>({batch, n}, part), &state, true);
   }
-  Tensor next = next_tokens(logits, r.finite);
+  next_tokens(logits, r.finite);
   r.prefill_s = since(t0);
   r.prefill_tokens_per_s = static_cast<double>(batch * prompt) / r.prefill_s;
-  next = next_tokens(model.forward_logits(next, &state, true), r.finite);  // warmup step
+  state = InferenceState();
+  // Decode: the same prompts in a batch decoder (continuous batching slots, CUDA graphs on the GPU), greedy; each
+  // step reads its picks back to the host, as a server would.
+  BatchDecoderOptions bo;
+  bo.capacity = batch;
+  bo.max_len = prompt + decode_steps + 1;
+  bo.prefill_chunk = prefill_chunk;
+  bo.cuda_graphs = cuda_graphs;
+  BatchDecoder dec(model, bo);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t b = 0; b < batch; ++b) prompts.emplace_back(ids.begin() + b * prompt, ids.begin() + (b + 1) * prompt);
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  greedy.max_new_tokens = decode_steps + 1;
+  dec.join(prompts, greedy);
+  dec.step();  // the prefill's tokens come out; the first decode runs (warmup)
   t0 = Clock::now();
-  for (int64_t i = 1; i < decode_steps; ++i) next = next_tokens(model.forward_logits(next, &state, true), r.finite);
+  for (int64_t i = 1; i < decode_steps; ++i) dec.step();
   const double s = since(t0) / static_cast<double>(decode_steps - 1);
   r.decode_ms_per_step = s * 1e3;
   r.decode_tokens_per_s = static_cast<double>(batch) / s;
-  r.state_bytes = state.bytes();
+  r.state_bytes = dec.state_bytes();
+  r.cuda_graphs = dec.uses_cuda_graphs();
   r.peak_bytes = cuda_memory_held_peak();
   return r;
 }

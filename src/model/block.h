@@ -13,6 +13,9 @@ class Block {
   Tensor forward(const Tensor& x, LayerCache* cache, bool save);
   Tensor backward(const Tensor& dy);
   void release();
+  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const {
+    return mixer_->slot_cache(capacity, max_len, device, dtype);
+  }
 
  private:
   Param& p(const char* name) { return params_.at(prefix_ + name); }

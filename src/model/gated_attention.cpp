@@ -60,10 +60,45 @@ Tensor GatedAttention::rope_back(const Tensor& dy) const {
   return rope_backward(dy, 0, RopeOptions{theta_, rotary_dim_});
 }
 
+LayerCache GatedAttention::slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const {
+  LayerCache c;
+  c.k = Tensor::zeros({capacity, max_len, Hkv_, hd_}, dtype, device);
+  c.v = Tensor::zeros({capacity, max_len, Hkv_, hd_}, dtype, device);
+  return c;
+}
+
+// One token for each of the first N sequences of slot caches: the new key and value written at their positions, then
+// decode attention over each sequence's own length. No wait for the device (graph capture).
+Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache) {
+  const int64_t N = x.size(0);
+  GDN2_CHECK(x.size(1) == 1 && cache.positions.defined() && cache.lengths.defined() && cache.k.defined(), ShapeError,
+             prefix_, ": slot decode takes one token per sequence and a slot cache, got ", x.describe());
+  std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").w()).reshape({N, 1, Hq_, 2 * hd_}),
+                                      {hd_, hd_});
+  const Tensor k_raw = linear_forward(x, p("k_proj.weight").w()).reshape({N, 1, Hkv_, hd_});
+  const Tensor v = linear_forward(x, p("v_proj.weight").w()).reshape({N, Hkv_, hd_});
+  RmsNormOptions nopt;
+  nopt.eps = eps_;
+  nopt.zero_centred = true;
+  Tensor q = rms_norm_forward(qg[0], p("q_norm.weight").w(), Tensor(), nopt).y;
+  Tensor k = rms_norm_forward(k_raw, p("k_norm.weight").w(), Tensor(), nopt).y;
+  if (rotary_dim_ > 0) {
+    const Tensor pos = cache.positions.reshape({N, 1});
+    q = rope_forward(q, pos, RopeOptions{theta_, rotary_dim_});
+    k = rope_forward(k, pos, RopeOptions{theta_, rotary_dim_});
+  }
+  kv_cache_write(cache.k, k.reshape({N, Hkv_, hd_}), cache.positions);
+  kv_cache_write(cache.v, v, cache.positions);
+  const Tensor o = attention_decode(q.reshape({N, Hq_, hd_}), cache.k, cache.v, cache.lengths, attn_);
+  const Tensor gated = mul_forward(o.reshape({N, 1, Hq_, hd_}), sigmoid_forward(qg[1])).reshape({N, 1, Hq_ * hd_});
+  return linear_forward(gated, p("o_proj.weight").w());
+}
+
 Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
   GDN2_CHECK(x.dim() == 3 && x.size(2) == D_, ShapeError, prefix_, ": input must be [B, T, ", D_, "], got ",
              x.describe());
   GDN2_CHECK(!save || cache == nullptr, ValueError, prefix_, ": training forward takes no cache");
+  if (cache != nullptr && cache->lengths.defined()) return decode_slots(x, *cache);
   const int64_t B = x.size(0), T = x.size(1);
   // q_proj gives, per head, the query and the output gate side by side.
   std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").w()).reshape({B, T, Hq_, 2 * hd_}),

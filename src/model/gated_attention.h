@@ -15,6 +15,7 @@ class GatedAttention final : public Mixer {
   Tensor forward(const Tensor& x, LayerCache* cache, bool save) override;
   Tensor backward(const Tensor& dy) override;
   void release() override { saved_ = Saved{}; }
+  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const override;
 
  private:
   struct Saved {
@@ -23,6 +24,7 @@ class GatedAttention final : public Mixer {
   Param& p(const char* name) { return params_.at(prefix_ + name); }
   Tensor rope(const Tensor& x, int64_t start) const;
   Tensor rope_back(const Tensor& dy) const;
+  Tensor decode_slots(const Tensor& x, LayerCache& cache);
 
   std::string prefix_;
   ParamStore& params_;

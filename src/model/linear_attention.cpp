@@ -31,8 +31,23 @@ LinearAttention::LinearAttention(const ModelConfig& c, LayerKind kind, std::stri
       HV_(c.linear_num_value_heads),
       V_(c.linear_value_head_dim),
       Hg_(kind == LayerKind::kda || kind == LayerKind::gdn ? c.linear_num_value_heads : c.linear_num_key_heads),
+      W_(c.linear_conv_kernel_dim),
       neg_eig_(c.allow_neg_eigval),
       norm_eps_(c.linear_norm_eps) {}
+
+LayerCache LinearAttention::slot_cache(int64_t capacity, int64_t, Device device, DType dtype) const {
+  LayerCache c;
+  const DType sd = dtype == DType::f64 ? DType::f64 : DType::f32;
+  if (kind_ == LayerKind::gdn) {
+    c.conv[0] = Tensor::zeros({capacity, 2 * H_ * K_ + HV_ * V_, W_ - 1}, sd, device);
+  } else {
+    c.conv[0] = Tensor::zeros({capacity, H_ * K_, W_ - 1}, sd, device);
+    c.conv[1] = Tensor::zeros({capacity, H_ * K_, W_ - 1}, sd, device);
+    c.conv[2] = Tensor::zeros({capacity, HV_ * V_, W_ - 1}, sd, device);
+  }
+  c.state = Tensor::zeros({capacity, HV_, K_, V_}, sd, device);
+  return c;
+}
 
 Gdn2Options LinearAttention::rec_options(const Tensor& x) const {
   Gdn2Options opt;

@@ -13,6 +13,7 @@ class LinearAttention final : public Mixer {
  public:
   LinearAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params);
   Tensor forward(const Tensor& x, LayerCache* cache, bool save) override;
+  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const override;
   Tensor backward(const Tensor& dy) override;
   void release() override { saved_ = Saved{}; }
 
@@ -38,7 +39,7 @@ class LinearAttention final : public Mixer {
   LayerKind kind_;
   std::string prefix_;
   ParamStore& params_;
-  int64_t D_, H_, K_, HV_, V_, Hg_;
+  int64_t D_, H_, K_, HV_, V_, Hg_, W_;
   bool neg_eig_;
   double norm_eps_;
   Saved saved_;

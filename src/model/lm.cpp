@@ -50,10 +50,10 @@ const Tensor& LanguageModel::head_weight() const {
   return params_->at(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight").w();
 }
 
-Tensor LanguageModel::embed(const Tensor& ids) const {
+Tensor LanguageModel::embed(const Tensor& ids, bool check_gpu_ids) const {
   GDN2_CHECK(ids.dim() == 2 && ids.dtype() == DType::i32, ShapeError, "model input ids must be I32 [B, T], got ",
              ids.describe());
-  return embedding_forward(ids, params_->at("model.embed_tokens.weight").w());
+  return embedding_forward(ids, params_->at("model.embed_tokens.weight").w(), check_gpu_ids);
 }
 
 double LanguageModel::forward_loss(const Tensor& ids, const Tensor& targets, bool train, double grad_scale) {
@@ -126,11 +126,112 @@ Tensor LanguageModel::forward_logits(const Tensor& ids, InferenceState* state, b
     copy_rows(last, 0, row, h, (T - 1) * row, T * row, row, B);
     h = last;
   }
+  return head_logits(h);
+}
+
+Tensor LanguageModel::head_logits(const Tensor& h) const {
   RmsNormOptions nopt;
   nopt.eps = config_.rms_norm_eps;
   nopt.zero_centred = true;
   RmsNormResult fn = rms_norm_forward(h, params_->at("model.norm.weight").w(), Tensor(), nopt);
   return linear_forward(fn.y, head_weight());
+}
+
+InferenceState LanguageModel::new_slots(int64_t capacity, int64_t max_len) const {
+  GDN2_CHECK(capacity > 0 && max_len > 0, ValueError, "slots need a positive capacity and length, got ", capacity,
+             " x ", max_len);
+  InferenceState s;
+  s.batch = capacity;
+  s.max_len = max_len;
+  for (const auto& b : blocks_) s.layers.push_back(b->slot_cache(capacity, max_len, device(), compute_dtype()));
+  return s;
+}
+
+namespace {
+
+// Row drow (dimension 0) of dst = row srow of src: same dtype and trailing shape.
+void copy_row(Tensor& dst, int64_t drow, const Tensor& src, int64_t srow) {
+  const size_t bytes = src.nbytes() / static_cast<size_t>(src.size(0));
+  GDN2_CHECK(src.dtype() == dst.dtype() && bytes * static_cast<size_t>(dst.size(0)) == dst.nbytes(), ShapeError,
+             "slot copy: a row of ", src.describe(), " does not fit a row of ", dst.describe());
+  copy_rows(dst, static_cast<size_t>(drow) * bytes, bytes, src, static_cast<size_t>(srow) * bytes, bytes, bytes, 1);
+}
+
+}  // namespace
+
+void LanguageModel::load_slot(InferenceState& slots, int64_t row, const InferenceState& seq, int64_t seq_row) const {
+  GDN2_CHECK(slots.max_len > 0 && row >= 0 && row < slots.batch, ValueError, "load_slot: row ", row,
+             " outside the slots' capacity ", slots.batch);
+  GDN2_CHECK(seq_row >= 0 && seq_row < seq.batch && seq.layers.size() == slots.layers.size() &&
+                 seq.length <= slots.max_len,
+             ValueError, "load_slot: row ", seq_row, " of a state of batch ", seq.batch, " with ", seq.length,
+             " tokens does not fit slots of ", slots.max_len, " tokens");
+  for (size_t i = 0; i < slots.layers.size(); ++i) {
+    LayerCache& dst = slots.layers[i];
+    const LayerCache& src = seq.layers[i];
+    for (Tensor* t : {&dst.conv[0], &dst.conv[1], &dst.conv[2], &dst.state}) {
+      if (!t->defined()) continue;
+      const Tensor& from = t == &dst.state ? src.state : src.conv[t - dst.conv];
+      if (from.defined())
+        copy_row(*t, row, from.to(t->dtype()), seq_row);
+      else
+        copy_row(*t, row, Tensor::zeros(t->slice0(0, 1).shape(), t->dtype(), t->device()), 0);
+    }
+    if (dst.k.defined() && src.k.defined()) {  // the kept keys are the last ones: positions [length − n, length)
+      const int64_t n = src.k.size(1), L = dst.k.size(1);
+      const size_t tok = dst.k.nbytes() / static_cast<size_t>(dst.k.size(0) * L), width = tok * n;
+      const size_t at = (static_cast<size_t>(row * L) + static_cast<size_t>(seq.length - n)) * tok;
+      copy_rows(dst.k, at, width, src.k.to(dst.k.dtype()), static_cast<size_t>(seq_row) * width, width, width, 1);
+      copy_rows(dst.v, at, width, src.v.to(dst.v.dtype()), static_cast<size_t>(seq_row) * width, width, width, 1);
+    }
+  }
+}
+
+void LanguageModel::move_slot(InferenceState& slots, int64_t from, int64_t to) const {
+  GDN2_CHECK(slots.max_len > 0 && from >= 0 && to >= 0 && from < slots.batch && to < slots.batch, ValueError,
+             "move_slot: rows ", from, " -> ", to, " outside the slots' capacity ", slots.batch);
+  if (from == to) return;
+  for (LayerCache& c : slots.layers)
+    for (Tensor* t : {&c.conv[0], &c.conv[1], &c.conv[2], &c.state, &c.k, &c.v})
+      if (t->defined()) {
+        const size_t row = t->nbytes() / static_cast<size_t>(t->size(0));
+        copy_rows(*t, static_cast<size_t>(to) * row, row, *t, static_cast<size_t>(from) * row, row, row, 1);
+      }
+}
+
+Tensor LanguageModel::decode_slots(const Tensor& ids, const Tensor& positions, const Tensor& lengths,
+                                   InferenceState& slots) {
+  const int64_t N = ids.numel();
+  GDN2_CHECK(slots.max_len > 0 && slots.layers.size() == blocks_.size(), ValueError,
+             "decode_slots needs the model's slots (new_slots)");
+  GDN2_CHECK(N >= 1 && N <= slots.batch && ids.dim() == 1, ShapeError, "decode_slots: ids must be I32 [N] with 1 <= N <= ",
+             slots.batch, ", got ", ids.describe());
+  for (const Tensor* t : {&ids, &positions, &lengths})
+    GDN2_CHECK(t->dtype() == DType::i32 && t->shape() == Shape{N} && t->device() == device(), ShapeError,
+               "decode_slots: ids, positions and lengths must be I32 [", N, "] on the model's device, got ",
+               t->describe());
+  Tensor h = embed(ids.reshape({N, 1}), false);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    LayerCache& slot = slots.layers[i];
+    LayerCache view;  // the first N rows of the slot caches, updated in place
+    for (int c = 0; c < 3; ++c)
+      if (slot.conv[c].defined()) view.conv[c] = slot.conv[c].slice0(0, N);
+    if (slot.state.defined()) view.state = slot.state.slice0(0, N);
+    view.k = slot.k;
+    view.v = slot.v;
+    view.positions = positions;
+    view.lengths = lengths;
+    h = blocks_[i]->forward(h, &view, false);
+    // A layer that returned a fresh state rather than updating its view (the F64 path) has it copied back.
+    for (int c = 0; c < 3; ++c)
+      if (view.conv[c].defined() && view.conv[c].raw() != slot.conv[c].raw())
+        copy_rows(slot.conv[c], 0, view.conv[c].nbytes(), view.conv[c], 0, view.conv[c].nbytes(),
+                  view.conv[c].nbytes(), 1);
+    if (view.state.defined() && view.state.raw() != slot.state.raw())
+      copy_rows(slot.state, 0, view.state.nbytes(), view.state.to(slot.state.dtype()), 0, view.state.nbytes(),
+                view.state.nbytes(), 1);
+  }
+  return head_logits(h).reshape({N, config_.vocab_size});
 }
 
 }  // namespace gdn2

@@ -14,8 +14,11 @@ namespace gdn2 {
 struct LayerCache {
   Tensor conv[3];  // [B, C, W - 1] conv caches (q, k, v; or the fused qkv in conv[0])
   Tensor state;    // [B, HV, K, V] F32 recurrent state
-  Tensor k, v;     // [B, capacity, Hkv, hd] KV cache
+  Tensor k, v;     // [B, T, Hkv, hd] KV cache; slots: [S, L, Hkv, hd] of fixed capacity
   int64_t length = 0;  // tokens seen so far
+  // Slot decode (continuous batching, one token per sequence): I32 [N] on the model's device, sequence n's new token
+  // at positions[n] and its length after it lengths[n]; k and v are then fixed-capacity slot caches.
+  Tensor positions, lengths;
 };
 
 class Mixer {
@@ -27,6 +30,8 @@ class Mixer {
   // Gradient of the last saved forward: accumulates parameter gradients, returns dx.
   virtual Tensor backward(const Tensor& dy) = 0;
   virtual void release() = 0;  // drops saved activations
+  // An empty (zeroed) cache of fixed memory for `capacity` sequences of at most max_len tokens (KV caches in `dtype`).
+  virtual LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const = 0;
 };
 
 std::unique_ptr<Mixer> make_mixer(const ModelConfig& c, int64_t layer, ParamStore& params);

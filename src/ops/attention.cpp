@@ -26,6 +26,7 @@ cpu::AttentionArgs attention_args(const Tensor& q, const Tensor& k, const Tensor
   check_required(q, op, "q");
   check_required(k, op, "k");
   check_required(v, op, "v");
+  // On the GPU (src/cuda/attention.h): q, k, v share one dtype, F32, BF16 or F16, and the head dim is at most 256.
   if (op_args::on_cuda(q, {}, {&k, &v}, {}, op)) {
 #ifdef GDN2_WITH_CUDA
     GDN2_CHECK(q.dim() != 4 || q.size(3) <= cuda::kAttentionMaxHeadDim, UnsupportedError, op,
@@ -68,19 +69,23 @@ cpu::AttentionArgs attention_args(const Tensor& q, const Tensor& k, const Tensor
 
 AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
   const cpu::AttentionArgs a = attention_args(q, k, v, options, "attention_forward");
+  if (!q.is_cpu()) {
 #ifdef GDN2_WITH_CUDA
-  if (!q.is_cpu()) return cuda::attention_forward(a.q, a.k, a.v, a.scale, a.window);
+    return cuda::attention_forward(a.q, a.k, a.v, a.scale, a.window);
 #endif
+  }
   return cpu::attention_forward(a);
 }
 
 AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& o, const Tensor& lse, const AttentionOptions& options) {
   const char* op = "attention_backward";
-  const cpu::AttentionArgs a = attention_args(q, k, v, options, op);
   check_required(d_o, op, "do");
   check_required(o, op, "o");
   check_required(lse, op, "lse");
+  // Every tensor on q's device; on the GPU do and o in q's dtype (lse is checked below, after its shape).
+  const bool gpu = op_args::on_cuda(q, {&lse}, {&k, &v, &d_o, &o}, {}, op);
+  const cpu::AttentionArgs a = attention_args(q, k, v, options, op);
   GDN2_CHECK(d_o.shape() == q.shape(), ShapeError, op, ": do must have q's shape ", shape_str(q.shape()), ", got ",
              d_o.describe());
   GDN2_CHECK(o.shape() == q.shape(), ShapeError, op, ": o must have q's shape ", shape_str(q.shape()), ", got ",
@@ -88,13 +93,12 @@ AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tens
   const Shape lse_shape{q.size(0), q.size(2), q.size(1)};
   GDN2_CHECK(lse.shape() == lse_shape, ShapeError, op, ": lse must be [B, Hq, Tq] = ", shape_str(lse_shape),
              ", got ", lse.describe());
-#ifdef GDN2_WITH_CUDA
-  if (!q.is_cpu()) {
-    op_args::on_cuda(q, {&lse}, {&d_o, &o}, {}, op);
+  if (gpu) {
     GDN2_CHECK(lse.dtype() == DType::f32, DTypeError, op, ": lse must be F32 on the GPU, got ", lse.describe());
+#ifdef GDN2_WITH_CUDA
     return cuda::attention_backward(d_o, q, k, v, o, lse, a.scale, a.window);
-  }
 #endif
+  }
   const DType dt = a.q.dtype();
   return cpu::attention_backward(a, op_args::to_dtype(d_o, dt), op_args::to_dtype(o, dt), op_args::to_dtype(lse, dt));
 }

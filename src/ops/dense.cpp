@@ -1,16 +1,23 @@
-// Dense ops: shape contracts and dispatch to the CPU kernels or, for CUDA tensors, the CUDA backend (linear); elementwise
-// ops are small enough to live here.
+// Dense ops: shape contracts and dispatch to the CPU kernels or, for CUDA tensors, the CUDA backend (src/cuda: dense,
+// elementwise, embedding, cross_entropy); the CPU elementwise ops are small enough to live here.
 #include "gdn2/ops/dense.h"
 
+#include <cmath>
+
+#include <algorithm>
+#include <cstring>
 #include <initializer_list>
 #include <utility>
+#include <vector>
 
 #include "cpu/dense.h"
 #include "cpu/elementwise.h"
 #include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
+#include "cuda/cross_entropy.h"
 #include "cuda/dense.h"
-#include "cuda/model_ops.h"
+#include "cuda/elementwise.h"
+#include "cuda/embedding.h"
 #endif
 
 namespace gdn2 {
@@ -71,6 +78,18 @@ bool linear_on_cuda(const Tensor& x, std::initializer_list<std::pair<const Tenso
 template <class F>
 auto by_dtype(DType dt, F&& f) {
   return dt == DType::f64 ? f(double{}) : f(float{});
+}
+
+// ids (I32 or I64, either device: GPU ids are copied down, which waits for them) as host values, each checked in
+// [0, V) (ValueError naming op).
+std::vector<int64_t> host_ids(const Tensor& ids, int64_t V, const char* op) {
+  const Tensor c = ids.cpu();
+  std::vector<int64_t> v(static_cast<size_t>(c.numel()));
+  for (int64_t i = 0; i < c.numel(); ++i) {
+    v[i] = c.dtype() == DType::i32 ? c.data<int32_t>()[i] : c.data<int64_t>()[i];
+    GDN2_CHECK(v[i] >= 0 && v[i] < V, ValueError, op, ": token id ", v[i], " at ", i, " outside [0, ", V, ")");
+  }
+  return v;
 }
 
 }  // namespace
@@ -135,61 +154,60 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
   return dx;
 }
 
-Tensor embedding_forward(const Tensor& ids, const Tensor& table) {
-  GDN2_CHECK(ids.dtype() == DType::i32 || ids.dtype() == DType::i64, DTypeError, "embedding: ids must be I32 or I64, got ",
-             ids.describe());
-  GDN2_CHECK(table.defined() && table.dim() == 2, ShapeError, "embedding: table must be [V, D], got ", table.describe());
+Tensor embedding_forward(const Tensor& ids, const Tensor& table, bool check_gpu_ids) {
+  const char* op = "embedding";
+  GDN2_CHECK(ids.defined() && (ids.dtype() == DType::i32 || ids.dtype() == DType::i64), DTypeError, op,
+             ": ids must be I32 or I64, got ", ids.describe());
+  GDN2_CHECK(table.defined() && table.dim() == 2, ShapeError, op, ": table must be [V, D], got ", table.describe());
   const int64_t V = table.size(0), D = table.size(1), n = ids.numel();
-  const std::vector<double> id = ids.to_f64_vector();
-  for (int64_t i = 0; i < n; ++i)
-    GDN2_CHECK(id[i] >= 0 && id[i] < V, ValueError, "embedding: token id ", id[i], " at ", i, " outside [0, ", V, ")");
-  if (op_args::on_cuda(table, {}, {}, {}, "embedding")) {  // ids may be on either device
+  if (op_args::on_cuda(table, {}, {}, {}, op)) {  // ids on either device
 #ifdef GDN2_WITH_CUDA
-    return cuda::embedding_forward(ids, table);
+    if (ids.is_cpu()) host_ids(ids, V, op);  // GPU ids are checked by the kernel
+    return cuda::embedding_gather(ids, table, check_gpu_ids);
 #endif
   }
-  check_compute(table, "embedding", "table");
+  GDN2_CHECK(ids.is_cpu(), ShapeError, op, ": ids ", ids.describe(), " are on the GPU but the table ", table.describe(),
+             " is not");
+  check_compute(table, op, "table");
+  const std::vector<int64_t> id = host_ids(ids, V, op);
   Shape s = ids.shape();
   s.push_back(D);
   Tensor y = Tensor::empty(s, table.dtype());
   const size_t row = static_cast<size_t>(D) * dtype_size(table.dtype());
   const auto* src = static_cast<const std::byte*>(table.raw());
   auto* dst = static_cast<std::byte*>(y.raw_mut());
-  for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * row, src + static_cast<int64_t>(id[i]) * row, row);
+  for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * row, src + id[i] * row, row);
   return y;
 }
 
 void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable) {
-  if (dtable.defined() && !dtable.is_cpu()) {
-    const char* op = "embedding_backward";
-    GDN2_CHECK(dtable.dim() == 2 && dtable.dtype() == DType::f32, DTypeError, op,
-               ": dtable must be F32 [V, D] on the GPU, got ", dtable.describe());
-    op_args::on_cuda(dy, {&dtable}, {}, {}, op);
-    GDN2_CHECK(ids.dtype() == DType::i32 || ids.dtype() == DType::i64, DTypeError, op, ": ids must be I32 or I64, got ",
-               ids.describe());
-    const int64_t V = dtable.size(0), D = dtable.size(1);
-    GDN2_CHECK(dy.numel() == ids.numel() * D, ShapeError, op, ": dy ", dy.describe(), " vs ids ", ids.describe());
-    for (double v : ids.to_f64_vector())
-      GDN2_CHECK(v >= 0 && v < V, ValueError, op, ": token id ", v, " outside [0, ", V, ")");
+  const char* op = "embedding_backward";
+  GDN2_CHECK(dy.defined() && dtable.defined(), ValueError, op, ": dy and dtable are required");
+  GDN2_CHECK(ids.defined() && (ids.dtype() == DType::i32 || ids.dtype() == DType::i64), DTypeError, op,
+             ": ids must be I32 or I64, got ", ids.describe());
+  GDN2_CHECK(dtable.dim() == 2, ShapeError, op, ": dtable must be [V, D], got ", dtable.describe());
+  const int64_t V = dtable.size(0), D = dtable.size(1), n = ids.numel();
+  GDN2_CHECK(dy.numel() == n * D, ShapeError, op, ": dy ", dy.describe(), " vs ids ", ids.describe(), " and dtable ",
+             dtable.describe());
+  if (op_args::on_cuda(dy, {&dtable}, {}, {}, op)) {  // ids on either device
+    GDN2_CHECK(dtable.dtype() == DType::f32, DTypeError, op, ": dtable must be F32 (a master gradient) on the GPU, got ",
+               dtable.describe());
 #ifdef GDN2_WITH_CUDA
-    cuda::embedding_backward(dy, ids, dtable);
+    cuda::embedding_scatter_add(dy, host_ids(ids, V, op), dtable);
 #endif
     return;
   }
-  check_compute(dtable, "embedding_backward", "dtable");
-  check_same(dtable, dy, "embedding_backward", "dtable", "dy");
-  const int64_t V = dtable.size(0), D = dtable.size(1), n = ids.numel();
-  GDN2_CHECK(dy.numel() == n * D, ShapeError, "embedding_backward: dy ", dy.describe(), " vs ids ", ids.describe());
-  const std::vector<double> id = ids.to_f64_vector();
+  GDN2_CHECK(ids.is_cpu(), ShapeError, op, ": ids ", ids.describe(), " are on the GPU but dy ", dy.describe(),
+             " is not");
+  check_compute(dtable, op, "dtable");
+  check_same(dtable, dy, op, "dtable", "dy");
+  const std::vector<int64_t> id = host_ids(ids, V, op);
   by_dtype(dy.dtype(), [&](auto r) {
     using R = decltype(r);
     const R* g = dy.data<R>();
     R* t = dtable.data<R>();
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t v = static_cast<int64_t>(id[i]);
-      GDN2_CHECK(v >= 0 && v < V, ValueError, "embedding_backward: token id ", v, " outside [0, ", V, ")");
-      for (int64_t d = 0; d < D; ++d) t[v * D + d] += g[i * D + d];
-    }
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t d = 0; d < D; ++d) t[id[i] * D + d] += g[i * D + d];
     return 0;
   });
 }
@@ -200,7 +218,7 @@ const Tensor kNoTensor;  // the absent second operand of a unary op
   if (op_args::on_cuda(A, {}, {&B}, {}, #NAME)) {                                                         \
     GDN2_CHECK(!B.defined() || B.shape() == A.shape(), ShapeError, #NAME ": shapes ", A.describe(), " and ", \
                B.describe());                                                                             \
-    return cuda::pointwise(cuda::Pointwise::NAME, A, B);                                             \
+    return cuda::elementwise(cuda::Elementwise::NAME, A, B);                                              \
   }
 #else
 #define GDN2_ON_CUDA(NAME, A, B) op_args::on_cuda(A, {}, {&B}, {}, #NAME);
@@ -256,7 +274,7 @@ void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Ten
     GDN2_CHECK(dh.shape() == gate.shape() && gate.shape() == up.shape(), ShapeError, "swiglu_backward: dh ",
                dh.describe(), ", gate ", gate.describe(), ", up ", up.describe());
 #ifdef GDN2_WITH_CUDA
-    cuda::swiglu_backward(dh, gate, up, dgate, dup);
+    cuda::swiglu_grad(dh, gate, up, dgate, dup);
 #endif
     return;
   }
@@ -290,6 +308,9 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
   }
   const int64_t D = x.size(-1), rows = D == 0 ? 0 : x.numel() / D;
   GDN2_CHECK(total == D, ShapeError, "split_last: sizes sum to ", total, " but x is ", x.describe());
+#ifdef GDN2_WITH_CUDA
+  if (!x.is_cpu()) return cuda::split_last(x, sizes);  // one kernel for every part
+#endif
   const size_t e = dtype_size(x.dtype());
   std::vector<Tensor> parts;
   int64_t off = 0;
@@ -309,12 +330,17 @@ Tensor concat_last(const std::vector<Tensor>& parts) {
   const Tensor& first = parts[0];
   int64_t D = 0;
   for (const Tensor& p : parts) {
-    GDN2_CHECK(p.dtype() == first.dtype() && p.dim() == first.dim() && p.device() == first.device(), ShapeError,
-               "concat_last: ", p.describe(), " does not match ", first.describe());
+    GDN2_CHECK(p.defined() && p.dim() == first.dim() && p.device() == first.device(), ShapeError, "concat_last: ",
+               p.describe(), " does not match ", first.describe());
+    GDN2_CHECK(p.dtype() == first.dtype(), DTypeError, "concat_last: ", p.describe(), " does not share the dtype of ",
+               first.describe());
     for (int64_t i = 0; i + 1 < p.dim(); ++i)
       GDN2_CHECK(p.size(i) == first.size(i), ShapeError, "concat_last: ", p.describe(), " vs ", first.describe());
     D += p.size(-1);
   }
+#ifdef GDN2_WITH_CUDA
+  if (!first.is_cpu()) return cuda::concat_last(parts);  // one kernel for every part
+#endif
   Shape sh = first.shape();
   sh.back() = D;
   Tensor out = Tensor::empty(sh, first.dtype(), first.device());
@@ -337,7 +363,7 @@ void add_inplace(Tensor& x, const Tensor& y) {
                x.describe());
     GDN2_CHECK(x.numel() == y.numel(), ShapeError, "add_inplace: ", x.describe(), " += ", y.describe());
 #ifdef GDN2_WITH_CUDA
-    cuda::add_inplace(x, y);
+    cuda::add_to(x, y);
 #endif
     return;
   }
@@ -353,11 +379,39 @@ void add_inplace(Tensor& x, const Tensor& y) {
   });
 }
 
+Tensor argmax_rows(const Tensor& x) {
+  const char* op = "argmax_rows";
+  GDN2_CHECK(x.defined() && x.dim() == 2 && x.size(1) >= 1, ShapeError, op, ": x must be [rows, V] with V >= 1, got ",
+             x.defined() ? x.describe() : std::string("nothing"));
+  if (op_args::on_cuda(x, {}, {}, {}, op)) {
+#ifdef GDN2_WITH_CUDA
+    return cuda::argmax_rows(x);
+#endif
+  }
+  op_args::check_float(x, op, "x");
+  const int64_t rows = x.size(0), V = x.size(1);
+  const Tensor c = op_args::to_dtype(x, DType::f64);
+  std::vector<int32_t> out(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* row = c.data<double>() + r * V;
+    int64_t best = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      if (!std::isfinite(row[v])) {
+        best = -1;
+        break;
+      }
+      if (row[v] > row[best]) best = v;
+    }
+    out[static_cast<size_t>(r)] = static_cast<int32_t>(best);
+  }
+  return Tensor::from_vector<int32_t>({rows}, out);
+}
+
 void scale_inplace(Tensor& x, double s) {
   GDN2_CHECK(x.defined(), ValueError, "scale_inplace: x is required");
   if (op_args::on_cuda(x, {}, {}, {}, "scale_inplace")) {
 #ifdef GDN2_WITH_CUDA
-    cuda::scale_inplace(x, s);
+    cuda::scale_by(x, s);
 #endif
     return;
   }
@@ -376,20 +430,30 @@ LmLoss lm_head_cross_entropy(const Tensor& h, const Tensor& W, const Tensor& tar
   GDN2_CHECK(h.defined() && W.defined() && targets.defined(), ValueError, op, ": h, W and targets are required");
   GDN2_CHECK(h.dim() == 2 && W.dim() == 2 && h.size(1) == W.size(1), ShapeError, "lm_head_cross_entropy: h ",
              h.describe(), " must be [N, D] and W ", W.describe(), " [V, D]");
-  GDN2_CHECK(targets.dtype() == DType::i32 && targets.numel() == h.size(0), ShapeError,
-             "lm_head_cross_entropy: targets must be I32 [N], got ", targets.describe());
+  GDN2_CHECK(targets.dtype() == DType::i32, DTypeError, op, ": targets must be I32, got ", targets.describe());
+  GDN2_CHECK(targets.numel() == h.size(0), ShapeError, op, ": targets must be [N] for h ", h.describe(), ", got ",
+             targets.describe());
   const int64_t V = W.size(0);
-  const Tensor host_targets = targets.cpu();
+  const bool on_gpu = op_args::on_cuda(h, {dW}, {&W}, {}, op);  // targets on either device
+  GDN2_CHECK(on_gpu || targets.is_cpu(), ShapeError, op, ": targets ", targets.describe(), " are on the GPU but h ",
+             h.describe(), " is not");
+  const Tensor host_targets = targets.cpu();  // GPU targets: a copy, which waits for them
   const int32_t* t = host_targets.data<int32_t>();
-  for (int64_t i = 0; i < targets.numel(); ++i)
+  int64_t count = 0;
+  for (int64_t i = 0; i < targets.numel(); ++i) {
     GDN2_CHECK(t[i] >= -1 && t[i] < V, ValueError, "lm_head_cross_entropy: target ", t[i], " at ", i,
                " outside [-1, ", V, ")");
-  if (op_args::on_cuda(h, {dW}, {&W}, {}, op)) {  // targets may be on either device
-    GDN2_CHECK(dW == nullptr || (dW->shape() == W.shape() && (dW->dtype() == DType::f32 || dW->dtype() == W.dtype())),
-               ShapeError, op, ": dW must be F32 or W's dtype with W's shape ", W.describe(), ", got ",
-               dW->describe());
+    count += t[i] >= 0 ? 1 : 0;
+  }
+  if (on_gpu) {
+    GDN2_CHECK(dW == nullptr || (dW->defined() && dW->shape() == W.shape()), ShapeError, op,
+               ": dW must have W's shape ", W.describe(), ", got ", dW ? dW->describe() : "");
+    GDN2_CHECK(dW == nullptr || dW->dtype() == DType::f32 || dW->dtype() == W.dtype(), DTypeError, op,
+               ": dW must be F32 or W's dtype, got ", dW->describe());
+    GDN2_CHECK(h.size(1) > 0 && V > 0, ShapeError, op, " on CUDA: D and V must be positive, got h ", h.describe(),
+               " and W ", W.describe());
 #ifdef GDN2_WITH_CUDA
-    return cuda::lm_head_cross_entropy(h, W, targets, want_grad, dW, grad_scale);
+    return cuda::lm_head_loss(h, W, targets.is_cpu() ? host_targets : targets, count, want_grad, dW, grad_scale);
 #endif
   }
   check_compute(h, "lm_head_cross_entropy", "h");

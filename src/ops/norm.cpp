@@ -1,10 +1,11 @@
-// Public row-norm ops: check the shape contract of include/gdn2/ops/norm.h, then dispatch.
+// Public row-norm ops: check the shape contract of include/gdn2/ops/norm.h, then dispatch to the CPU or, for CUDA
+// tensors, the CUDA backend (src/cuda/norm.h).
 #include "gdn2/ops/norm.h"
 
 #include "cpu/norm.h"
 #include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
-#include "cuda/model_ops.h"
+#include "cuda/norm.h"
 #endif
 
 namespace gdn2 {
@@ -35,6 +36,12 @@ void check_rstd(const Tensor& rstd, const Tensor& x, const char* op) {
              shape_str(op_args::shape_drop_last(x.shape())), " (x without its last dim), got ", rstd.describe());
 }
 
+// The GPU backward takes the forward's F32 statistics as they are.
+[[maybe_unused]] void check_gpu_rstd(const Tensor& rstd, const char* op) {
+  GDN2_CHECK(rstd.dtype() == DType::f32, DTypeError, op, ": rstd must be F32 on the GPU (the forward's), got ",
+             rstd.describe());
+}
+
 void check_rms_args(const Tensor& x, const Tensor& weight, const Tensor& gate, const RmsNormOptions& opt,
                     const char* op) {
   const int64_t D = check_rows(x, op, "x");
@@ -60,18 +67,29 @@ L2NormResult l2_norm_forward(const Tensor& x, double eps) {
   const char* op = "l2_norm_forward";
   const int64_t D = check_rows(x, op, "x");
   op_args::check_eps(eps, op);
-  GDN2_CHECK(x.is_cpu(), UnsupportedError, op, ": CPU tensors only (the GPU ops normalise q and k inside the kernels)");
+  const Shape rstd_shape = op_args::shape_drop_last(x.shape());
+  if (op_args::on_cuda(x, {}, {}, {}, op)) {
+#ifdef GDN2_WITH_CUDA
+    L2NormResult r = cuda::l2_norm_rows(x, eps, x.numel() / D, D);
+    return {r.y, r.rstd.reshape(rstd_shape)};
+#endif
+  }
   L2NormResult r = cpu::l2_norm_forward(as_rows(x, D, op_args::compute_dtype(x)), eps);
-  return {r.y.reshape(x.shape()), r.rstd.reshape(op_args::shape_drop_last(x.shape()))};
+  return {r.y.reshape(x.shape()), r.rstd.reshape(rstd_shape)};
 }
 
 Tensor l2_norm_backward(const Tensor& dy, const Tensor& y, const Tensor& rstd) {
   const char* op = "l2_norm_backward";
   const int64_t D = check_rows(y, op, "y");
-  GDN2_CHECK(y.is_cpu(), UnsupportedError, op, ": CPU tensors only (the GPU ops normalise q and k inside the kernels)");
   GDN2_CHECK(dy.defined(), ValueError, op, ": dy is required");
   check_same_shape(dy, y, op, "dy", "y");
   check_rstd(rstd, y, op);
+  if (op_args::on_cuda(y, {&rstd}, {&dy}, {}, op)) {
+#ifdef GDN2_WITH_CUDA
+    check_gpu_rstd(rstd, op);
+    return cuda::l2_norm_rows_grad(dy, y, rstd, y.numel() / D, D);
+#endif
+  }
   const DType dt = op_args::compute_dtype(y);
   const Tensor dx =
       cpu::l2_norm_backward(as_rows(dy, D, dt), as_rows(y, D, dt), op_args::to_dtype(rstd, dt).reshape({-1}));
@@ -85,7 +103,8 @@ RmsNormResult rms_norm_forward(const Tensor& x, const Tensor& weight, const Tens
   const int64_t D = x.size(-1);
   if (op_args::on_cuda(x, {}, {&gate}, {&weight}, op)) {
 #ifdef GDN2_WITH_CUDA
-    return cuda::rms_norm_forward(x, weight, gate, opt, x.numel() / D, D);
+    RmsNormResult r = cuda::rms_norm_rows(x, weight, gate, opt, x.numel() / D, D);
+    return {r.y, r.rstd.reshape(op_args::shape_drop_last(x.shape()))};
 #endif
   }
   const DType dt = op_args::compute_dtype(x);
@@ -103,8 +122,8 @@ RmsNormGrads rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& 
   const int64_t D = x.size(-1);
   if (op_args::on_cuda(x, {&rstd}, {&gate, &dy}, {&weight}, op)) {
 #ifdef GDN2_WITH_CUDA
-    GDN2_CHECK(rstd.dtype() == DType::f32, DTypeError, op, ": rstd must be F32 on the GPU, got ", rstd.describe());
-    return cuda::rms_norm_backward(dy, x, rstd, weight, gate, opt, x.numel() / D, D);
+    check_gpu_rstd(rstd, op);
+    return cuda::rms_norm_rows_grad(dy, x, rstd, weight, gate, opt, x.numel() / D, D);
 #endif
   }
   const DType dt = op_args::compute_dtype(x);

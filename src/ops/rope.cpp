@@ -1,4 +1,5 @@
-// Public RoPE ops: check the shape contract of include/gdn2/ops/rope.h, resolve the positions, then dispatch.
+// Public RoPE ops: check the shape contract of include/gdn2/ops/rope.h, then dispatch: the CPU rotation takes the
+// positions as host values; the CUDA backend (src/cuda/rope.h) reads a start offset or the GPU positions tensor.
 #include "gdn2/ops/rope.h"
 
 #include <cmath>
@@ -8,7 +9,7 @@
 #include "cpu/rope.h"
 #include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
-#include "cuda/model_ops.h"
+#include "cuda/rope.h"
 #endif
 
 namespace gdn2 {
@@ -37,33 +38,34 @@ std::vector<int64_t> start_positions(const Tensor& x, int64_t start) {
   return pos;
 }
 
-std::vector<int64_t> tensor_positions(const Tensor& x, const Tensor& positions, const char* op) {
+// positions I32/I64 [B, T] for x [B, T, H, D].
+void check_positions(const Tensor& x, const Tensor& positions, const char* op) {
   GDN2_CHECK(positions.defined(), ValueError, op, ": positions is required (or pass a start offset)");
   GDN2_CHECK(positions.dtype() == DType::i32 || positions.dtype() == DType::i64, DTypeError, op,
              ": positions must be I32 or I64, got ", positions.describe());
   const Shape want{x.size(0), x.size(1)};
   GDN2_CHECK(positions.shape() == want, ShapeError, op, ": positions must be [B, T] = ", shape_str(want), " for ",
              x.describe(), ", got ", positions.describe());
-  const Tensor host = positions.cpu();
-  std::vector<int64_t> pos(static_cast<size_t>(host.numel()));
-  for (int64_t i = 0; i < host.numel(); ++i)
-    pos[static_cast<size_t>(i)] = host.dtype() == DType::i32 ? host.data<int32_t>()[i] : host.data<int64_t>()[i];
+}
+
+std::vector<int64_t> tensor_positions(const Tensor& positions) {
+  std::vector<int64_t> pos(static_cast<size_t>(positions.numel()));
+  for (int64_t i = 0; i < positions.numel(); ++i)
+    pos[static_cast<size_t>(i)] =
+        positions.dtype() == DType::i32 ? positions.data<int32_t>()[i] : positions.data<int64_t>()[i];
   return pos;
 }
 
-Tensor rotate(const Tensor& x, const std::vector<int64_t>& pos, const RopeOptions& opt, int64_t rd, bool inverse) {
-  if (op_args::on_cuda(x, {}, {}, {}, inverse ? "rope_backward" : "rope_forward")) {
+// x rotated by +angle (forward) or −angle (inverse): positions start + t, or `positions` when defined (validated).
+// On the GPU, positions must be there too.
+Tensor rotate(const Tensor& x, int64_t start, const Tensor& positions, const RopeOptions& opt, int64_t rd,
+              bool inverse) {
+  if (op_args::on_cuda(x, {&positions}, {}, {}, inverse ? "rope_backward" : "rope_forward")) {
 #ifdef GDN2_WITH_CUDA
-    std::vector<int32_t> p32(pos.size());
-    for (size_t i = 0; i < pos.size(); ++i) {
-      GDN2_CHECK(pos[i] >= INT32_MIN && pos[i] <= INT32_MAX, ValueError, "rope on CUDA: position ", pos[i],
-                 " outside the int32 range");
-      p32[i] = static_cast<int32_t>(pos[i]);
-    }
-    const Tensor p = Tensor::from_vector<int32_t>({static_cast<int64_t>(p32.size())}, p32);
-    return cuda::rope(x, 0, p, opt.theta, rd, inverse ? -1 : 1);
+    return cuda::rope_rotate(x, start, positions, opt.theta, rd, inverse);
 #endif
   }
+  const std::vector<int64_t> pos = positions.defined() ? tensor_positions(positions) : start_positions(x, start);
   return cpu::rope_rotate(op_args::to_dtype(x, op_args::compute_dtype(x)), pos, opt.theta, rd, inverse);
 }
 
@@ -71,24 +73,26 @@ Tensor rotate(const Tensor& x, const std::vector<int64_t>& pos, const RopeOption
 
 Tensor rope_forward(const Tensor& x, int64_t start, const RopeOptions& options) {
   const int64_t rd = check_rope_args(x, options, "rope_forward", "x");
-  return rotate(x, start_positions(x, start), options, rd, false);
+  return rotate(x, start, Tensor(), options, rd, false);
 }
 
 Tensor rope_forward(const Tensor& x, const Tensor& positions, const RopeOptions& options) {
   const char* op = "rope_forward";
   const int64_t rd = check_rope_args(x, options, op, "x");
-  return rotate(x, tensor_positions(x, positions, op), options, rd, false);
+  check_positions(x, positions, op);
+  return rotate(x, 0, positions, options, rd, false);
 }
 
 Tensor rope_backward(const Tensor& dy, int64_t start, const RopeOptions& options) {
   const int64_t rd = check_rope_args(dy, options, "rope_backward", "dy");
-  return rotate(dy, start_positions(dy, start), options, rd, true);
+  return rotate(dy, start, Tensor(), options, rd, true);
 }
 
 Tensor rope_backward(const Tensor& dy, const Tensor& positions, const RopeOptions& options) {
   const char* op = "rope_backward";
   const int64_t rd = check_rope_args(dy, options, op, "dy");
-  return rotate(dy, tensor_positions(dy, positions, op), options, rd, true);
+  check_positions(dy, positions, op);
+  return rotate(dy, 0, positions, options, rd, true);
 }
 
 }  // namespace gdn2

@@ -1,10 +1,13 @@
-// Public short causal convolution ops: check the shape contract of include/gdn2/ops/short_conv.h, then dispatch.
+// Public short causal convolution ops: check the shape contract of include/gdn2/ops/short_conv.h, then dispatch to the
+// CPU or, for CUDA tensors, the CUDA backend (src/cuda/short_conv.h).
 #include "gdn2/ops/short_conv.h"
+
+#include <vector>
 
 #include "cpu/short_conv.h"
 #include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
-#include "cuda/model_ops.h"
+#include "cuda/short_conv.h"
 #endif
 
 namespace gdn2 {
@@ -38,55 +41,81 @@ void check_cache(const Tensor& cache, int64_t N, int64_t C, int64_t W, const cha
              shape_str({N, C, W - 1}), ", got ", cache.describe());
 }
 
-// Validates a forward/backward call and converts it to the compute dtype.
-cpu::ShortConvArgs conv_args(const Tensor& x, const Tensor& weight, const Tensor& bias, ConvActivation activation,
-                             const Tensor& cu_seqlens, const Tensor& initial_cache, const char* op) {
+// A forward/backward call's sizes, checked against the contract: x [B, T, C], weight [C, W] or [C, 1, W], bias [C],
+// cu_seqlens (either device: its values are checked on the host), initial_cache [N, C, W − 1].
+struct ConvShape {
+  int64_t B = 0, T = 0, C = 0, W = 0;
+  std::vector<int64_t> offsets;  // N + 1 row offsets
+  int64_t N() const { return static_cast<int64_t>(offsets.size()) - 1; }
+};
+
+ConvShape check_conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& cu_seqlens,
+                     const Tensor& initial_cache, const char* op) {
   GDN2_CHECK(x.defined(), ValueError, op, ": x is required");
   check_float(x, op, "x");
   GDN2_CHECK(x.dim() == 3, ShapeError, op, ": x must be [B, T, C] (or [1, Ttot, C] with cu_seqlens), got ",
              x.describe());
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
-  const int64_t W = check_weight(weight, C, op);
-  check_bias(bias, C, op);
+  ConvShape s;
+  s.B = x.size(0);
+  s.T = x.size(1);
+  s.C = x.size(2);
+  s.W = check_weight(weight, s.C, op);
+  check_bias(bias, s.C, op);
+  s.offsets = op_args::seq_offsets(cu_seqlens.defined() ? cu_seqlens.cpu() : cu_seqlens, s.B, s.T, op);
+  check_cache(initial_cache, s.N(), s.C, s.W, op, "initial_cache");
+  return s;
+}
+
+// A checked call in the CPU's compute dtype.
+cpu::ShortConvArgs cpu_args(const Tensor& x, const Tensor& weight, const Tensor& bias, ConvActivation activation,
+                            const Tensor& initial_cache, const ConvShape& s) {
   cpu::ShortConvArgs a;
-  a.seq_offsets = op_args::seq_offsets(cu_seqlens, B, T, op);
-  const int64_t N = static_cast<int64_t>(a.seq_offsets.size()) - 1;
-  check_cache(initial_cache, N, C, W, op, "initial_cache");
   const DType dt = op_args::compute_dtype(x);
-  a.x = op_args::to_dtype(x, dt).reshape({B * T, C});
-  a.weight = op_args::to_dtype(weight, dt).reshape({C, W});
+  a.x = op_args::to_dtype(x, dt).reshape({s.B * s.T, s.C});
+  a.weight = op_args::to_dtype(weight, dt).reshape({s.C, s.W});
   a.bias = op_args::to_dtype(bias, dt);
   a.initial_cache = op_args::to_dtype(initial_cache, dt);
+  a.seq_offsets = s.offsets;
   a.activation = activation;
   return a;
 }
 
-// Whether a forward/backward call runs on the GPU; then validates it there (no packed sequences on the GPU).
-bool conv_on_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& cu_seqlens,
-                  const Tensor& initial_cache, const char* op) {
-  GDN2_CHECK(x.defined(), ValueError, op, ": x is required");
-  if (!op_args::on_cuda(x, {&cu_seqlens}, {}, {&weight, &bias, &initial_cache}, op)) return false;
-  GDN2_CHECK(x.dim() == 3, ShapeError, op, ": x must be [B, T, C], got ", x.describe());
-  GDN2_CHECK(!cu_seqlens.defined(), UnsupportedError, op, " on CUDA: packed sequences (cu_seqlens) are CPU-only");
-  const int64_t C = x.size(2), W = check_weight(weight, C, op);
-  check_bias(bias, C, op);
-  check_cache(initial_cache, x.size(0), C, W, op, "initial_cache");
-  return true;
+#ifdef GDN2_WITH_CUDA
+// A checked call on GPU tensors as rows; packed sequences' offsets on the GPU as I64 (a GPU I64 cu_seqlens as it is).
+cuda::ShortConvCall gpu_call(const Tensor& x, const Tensor& weight, const Tensor& bias, ConvActivation activation,
+                             const Tensor& cu_seqlens, const Tensor& initial_cache, const ConvShape& s) {
+  cuda::ShortConvCall k;
+  k.x = x.reshape({s.B * s.T, s.C});
+  k.weight = weight.reshape({s.C, s.W});
+  k.bias = bias;
+  k.initial_cache = initial_cache;
+  if (cu_seqlens.defined())
+    k.seq_offsets = cu_seqlens.dtype() == DType::i64 && !cu_seqlens.is_cpu()
+                        ? cu_seqlens
+                        : Tensor::from_vector<int64_t>({s.N() + 1}, s.offsets).to(Device::cuda);
+  k.N = s.N();
+  k.T = s.T;
+  k.activation = activation;
+  return k;
 }
+#endif
 
 }  // namespace
 
 ShortConvResult short_conv_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                    ConvActivation activation, const Tensor& cu_seqlens, const Tensor& initial_cache,
                                    bool output_final_cache) {
-  if (conv_on_cuda(x, weight, bias, cu_seqlens, initial_cache, "short_conv_forward")) {
+  const char* op = "short_conv_forward";
+  const ConvShape s = check_conv(x, weight, bias, cu_seqlens, initial_cache, op);
+  if (op_args::on_cuda(x, {}, {}, {&weight, &bias, &initial_cache}, op)) {
 #ifdef GDN2_WITH_CUDA
-    return cuda::short_conv_forward(x, weight, bias, activation, initial_cache, output_final_cache);
+    ShortConvResult r =
+        cuda::short_conv_apply(gpu_call(x, weight, bias, activation, cu_seqlens, initial_cache, s), output_final_cache);
+    r.y = r.y.reshape(x.shape());
+    return r;
 #endif
   }
-  const cpu::ShortConvArgs a =
-      conv_args(x, weight, bias, activation, cu_seqlens, initial_cache, "short_conv_forward");
-  ShortConvResult r = cpu::short_conv_forward(a, output_final_cache);
+  ShortConvResult r = cpu::short_conv_forward(cpu_args(x, weight, bias, activation, initial_cache, s), output_final_cache);
   r.y = r.y.reshape(x.shape());
   return r;
 }
@@ -95,23 +124,23 @@ ShortConvGrads short_conv_backward(const Tensor& dy, const Tensor& x, const Tens
                                    ConvActivation activation, const Tensor& cu_seqlens, const Tensor& initial_cache,
                                    const Tensor& d_final_cache) {
   const char* op = "short_conv_backward";
-  if (conv_on_cuda(x, weight, bias, cu_seqlens, initial_cache, op)) {
-#ifdef GDN2_WITH_CUDA
-    GDN2_CHECK(dy.defined() && dy.shape() == x.shape() && dy.dtype() == x.dtype() && !dy.is_cpu(), ShapeError, op,
-               ": dy must be like x ", x.describe(), ", got ", dy.describe());
-    return cuda::short_conv_backward(dy, x, weight, bias, activation, initial_cache, d_final_cache);
-#endif
-  }
-  const cpu::ShortConvArgs a = conv_args(x, weight, bias, activation, cu_seqlens, initial_cache, op);
+  const ConvShape s = check_conv(x, weight, bias, cu_seqlens, initial_cache, op);
   GDN2_CHECK(dy.defined(), ValueError, op, ": dy is required");
   check_float(dy, op, "dy");
   GDN2_CHECK(dy.shape() == x.shape(), ShapeError, op, ": dy must have x's shape ", shape_str(x.shape()), ", got ",
              dy.describe());
-  const int64_t N = static_cast<int64_t>(a.seq_offsets.size()) - 1, C = a.weight.size(0), W = a.weight.size(1);
-  check_cache(d_final_cache, N, C, W, op, "d_final_cache");
-  const DType dt = a.x.dtype();
-  ShortConvGrads g = cpu::short_conv_backward(a, op_args::to_dtype(dy, dt).reshape({a.x.size(0), C}),
-                                              op_args::to_dtype(d_final_cache, dt));
+  check_cache(d_final_cache, s.N(), s.C, s.W, op, "d_final_cache");
+  ShortConvGrads g;
+  if (op_args::on_cuda(x, {}, {&dy}, {&weight, &bias, &initial_cache, &d_final_cache}, op)) {
+#ifdef GDN2_WITH_CUDA
+    g = cuda::short_conv_grad(gpu_call(x, weight, bias, activation, cu_seqlens, initial_cache, s),
+                              dy.reshape({s.B * s.T, s.C}), d_final_cache);
+#endif
+  } else {
+    const cpu::ShortConvArgs a = cpu_args(x, weight, bias, activation, initial_cache, s);
+    g = cpu::short_conv_backward(a, op_args::to_dtype(dy, a.x.dtype()).reshape({s.B * s.T, s.C}),
+                                 op_args::to_dtype(d_final_cache, a.x.dtype()));
+  }
   g.dx = g.dx.reshape(x.shape());
   g.dweight = g.dweight.reshape(weight.shape());
   return g;
@@ -127,17 +156,15 @@ Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, con
   const int64_t W = check_weight(weight, C, op);
   check_bias(bias, C, op);
   GDN2_CHECK(cache.defined(), ValueError, op, ": cache is required (zeros for a fresh sequence)");
-  GDN2_CHECK(cache.dtype() == DType::f32 || cache.dtype() == DType::f64, DTypeError, op,
-             ": cache must be F32 or F64, got ", cache.describe());
   check_cache(cache, N, C, W, op, "cache");
   GDN2_CHECK(!cache.read_only(), ValueError, op, ": cache ", cache.describe(), " is a read-only view");
-  if (op_args::on_cuda(x, {&cache}, {}, {&weight, &bias}, op)) {
+  if (op_args::on_cuda(x, {&cache}, {}, {&weight, &bias, &cache}, op)) {  // the cache: F32 or x's dtype
 #ifdef GDN2_WITH_CUDA
-    GDN2_CHECK(cache.dtype() == DType::f32, DTypeError, op, ": the cache must be F32 on the GPU, got ",
-               cache.describe());
-    return cuda::short_conv_step(x, cache, weight, bias, activation);
+    return cuda::short_conv_decode(x, cache, weight.reshape({C, W}), bias, activation);
 #endif
   }
+  GDN2_CHECK(cache.dtype() == DType::f32 || cache.dtype() == DType::f64, DTypeError, op,
+             ": cache must be F32 or F64, got ", cache.describe());
   const DType dt = op_args::compute_dtype(x);
   const Tensor xc = op_args::to_dtype(x, dt);
   const Tensor wc = op_args::to_dtype(weight, dt).reshape({C, W});

@@ -21,6 +21,7 @@ struct InferenceState {
   std::vector<LayerCache> layers;
   int64_t length = 0;
   int64_t batch = 0;
+  int64_t max_len = 0;  // > 0: fixed-memory slots for `batch` sequences of at most max_len tokens (new_slots)
   InferenceState();
   ~InferenceState();
   InferenceState(InferenceState&&) noexcept;
@@ -60,8 +61,22 @@ class LanguageModel {
   Tensor forward_logits(const Tensor& ids, InferenceState* state = nullptr, bool last_only = false);
   InferenceState new_state(int64_t batch) const;
 
+  // Serving with continuous batching. Slots: fixed memory for `capacity` sequences of at most max_len tokens each
+  // (linear layers: conv caches and the F32 recurrent state per sequence; attention layers: KV caches of max_len).
+  InferenceState new_slots(int64_t capacity, int64_t max_len) const;
+  // Copies sequence seq_row of a prefill's state (`seq`, at most max_len tokens) into slot `row`.
+  void load_slot(InferenceState& slots, int64_t row, const InferenceState& seq, int64_t seq_row = 0) const;
+  // Copies slot `from` over slot `to` (when a sequence leaves, the last busy slot takes its place).
+  void move_slot(InferenceState& slots, int64_t from, int64_t to) const;
+  // One token for each of the first N = ids.numel() slots: ids, positions (where each new token sits) and lengths
+  // (positions + 1), I32 [N] on the model's device. Returns logits [N, V]. On the GPU nothing here waits for the
+  // device and the device-side values are not checked (the caller vouches for them), so that a step can be captured
+  // in a CUDA graph; on the CPU they are checked (ValueError).
+  Tensor decode_slots(const Tensor& ids, const Tensor& positions, const Tensor& lengths, InferenceState& slots);
+
  private:
-  Tensor embed(const Tensor& ids) const;
+  Tensor embed(const Tensor& ids, bool check_gpu_ids = true) const;
+  Tensor head_logits(const Tensor& h) const;
   const Tensor& head_weight() const;
 
   ModelConfig config_;

@@ -19,6 +19,14 @@
 // Inputs may be any float dtype. Computation is in double when q is F64, else in float; every output and gradient
 // is F64 or F32 accordingly. Memory beyond the outputs is O(rows × Tk) per thread: the score matrix is never
 // materialised, the backward recomputes the probabilities from lse.
+//
+// On the GPU (q a CUDA tensor, in a build with the CUDA backend): every tensor on q's device (else ShapeError); q, k, v
+// and the backward's do and o in one dtype, F32, BF16 or F16 (F64 or mixed dtypes: DTypeError); D <= 256 and
+// B, Hq <= 65535 (UnsupportedError beyond). o, dq, dk, dv come in q's dtype, lse in F32 (the backward takes it F32).
+// The arithmetic is fp32 (scores, softmax, accumulators). BF16/F16 with D = 64 or 128 (the forward also 256) run
+// FlashAttention-2 style tensor-core kernels, which round the probabilities P and dS to the input dtype for their
+// products, as FlashAttention does; other head dims and F32 run fp32 kernels on CUDA cores. No atomics: the results
+// are bitwise reproducible run to run. The kernels run on the legacy default stream.
 #pragma once
 
 #include <cstdint>
@@ -49,5 +57,23 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
 // Gradients of Σ o ⊙ do; q, k, v and options are the forward's, o and lse its outputs.
 AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& o, const Tensor& lse, const AttentionOptions& options = {});
+
+// Decode against per-sequence KV caches of fixed capacity (continuous batching: sequences of different lengths):
+//   q         [N, Hq, D], one new query per sequence
+//   k_cache   [S, L, Hkv, D] with S >= N; sequence n owns row n; v_cache likewise
+//   lengths   I32 [N] on q's device: sequence n's query sits at position lengths[n] − 1 and sees the keys
+//             [max(0, lengths[n] − W), lengths[n]) of its row (its own key already written there; W the window, 0: all)
+// Returns o [N, Hq, D] in q's dtype (the CPU: F32, F64 for F64 q). q, k_cache and v_cache share one dtype.
+// Values of `lengths` are checked on the CPU (1 <= len <= L, ValueError); on the GPU they are read by the kernels
+// without a wait (so that a decode step can be captured in a CUDA graph): the caller vouches for them, and a length
+// outside [0, L] is clamped into it (0: a zero output row).
+Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
+                        const AttentionOptions& options = {});
+
+// Writes one new key (or value) per sequence into a cache: cache [S, L, Hkv, D], x [N, Hkv, D] (N <= S) in the
+// cache's dtype, positions I32 [N] on the cache's device: cache[n, positions[n]] = x[n]. On the CPU positions must be
+// in [0, L) (ValueError); on the GPU they are read without a wait and a row whose position is outside [0, L) is
+// skipped.
+void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions);
 
 }  // namespace gdn2

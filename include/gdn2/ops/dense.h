@@ -1,8 +1,16 @@
 // The model's dense ops: linear layers, embeddings, SwiGLU and activations, and the fused LM-head cross-entropy.
 //
-// All compute in the dtype of their main input, F32 or F64 (F64 lets tests take finite differences of a whole
-// model); every tensor of one call must share that dtype. Gradients are ADDED into the parameter-gradient tensors
+// On the CPU all compute in the dtype of their main input, F32 or F64 (F64 lets tests take finite differences of a
+// whole model); every tensor of one call must share that dtype. Gradients are ADDED into the parameter-gradient tensors
 // passed by pointer (so micro-batches accumulate); a null pointer skips that gradient.
+//
+// CUDA (tensors on the GPU; bf16 mixed precision): activations F32, BF16 or F16, every operand of one call on the GPU
+// in one dtype and results in it, all arithmetic in fp32; parameter gradients F32 (master gradients) or the
+// activations' dtype, as stated per op. Only ids and targets may stay on the CPU (copied up). Kernels run on the legacy
+// default stream; nothing waits for the device except where an op must read device values (GPU ids and targets are
+// range-checked before anything the caller holds is written; the loss is summed on the host). Bad calls throw:
+// ShapeError for another device or shape, DTypeError for F64 or a dtype mix outside the contract, ValueError for an id
+// or target out of range.
 #pragma once
 
 #include <cstdint>
@@ -20,11 +28,16 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias 
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias);
 
 // y [..., D] = table[ids] for ids I32/I64 [...] in [0, V); table [V, D]. Out-of-range ids throw ValueError.
-Tensor embedding_forward(const Tensor& ids, const Tensor& table);
-// dtable += scatter of dy rows at ids.
+// CUDA: table F32, BF16 or F16, y in its dtype; ids on either device (GPU ids are range-checked by the kernel, which
+// costs one wait for the device; with check_gpu_ids false they are not, nothing waits, and a row whose id is outside
+// [0, V) comes out zero).
+Tensor embedding_forward(const Tensor& ids, const Tensor& table, bool check_gpu_ids = true);
+// dtable += scatter of dy rows at ids (dy [..., D] with ids' element count of rows).
+// CUDA: dtable F32, dy F32, BF16 or F16; ids on either device (GPU ids are copied down). Bitwise deterministic: each
+// id's rows summed in row order, no atomics.
 void embedding_backward(const Tensor& dy, const Tensor& ids, Tensor& dtable);
 
-// Elementwise activations; backward returns dx.
+// Elementwise activations; backward returns dx. CUDA: operands share one dtype, results in it.
 Tensor sigmoid_forward(const Tensor& x);
 Tensor sigmoid_backward(const Tensor& dy, const Tensor& y);  // y = sigmoid(x)
 Tensor silu_forward(const Tensor& x);
@@ -34,18 +47,28 @@ Tensor swiglu_forward(const Tensor& gate, const Tensor& up);
 void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup);
 // y = a ⊙ b and its backward (da = dy ⊙ b, db = dy ⊙ a).
 Tensor mul_forward(const Tensor& a, const Tensor& b);
-// Splits x [..., sum(sizes)] along the last dim into contiguous copies, and the inverse.
+// Splits x [..., sum(sizes)] along the last dim into contiguous copies, and the inverse (parts share dtype, device and
+// leading extents). Byte copies, so any dtype, on either device; on the GPU one kernel copies every part.
 std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& sizes);
 Tensor concat_last(const std::vector<Tensor>& parts);
-// x += y (same shape and dtype); x must be writable.
+// x += y (same element count and dtype); x must be writable. CUDA: also x F32 with y BF16 or F16 (a low-precision
+// gradient added into an F32 master gradient).
 void add_inplace(Tensor& x, const Tensor& y);
 // x *= s.
 void scale_inplace(Tensor& x, double s);
 
+// Greedy pick per row: I32 [rows] on x's device, for x [rows, V] (V >= 1, any float dtype): the index of the row's
+// largest value (the first on ties), or -1 when the row holds a NaN or an infinity.
+Tensor argmax_rows(const Tensor& x);
+
 // Fused LM head and cross-entropy over rows: logits = h [N, D] · W [V, D]^T, loss = mean over rows whose target
 // (I32 [N]) is >= 0 of -log softmax(logits)[target]; targets of -1 are ignored; others must be < V.
 // With want_grad: dh (returned, [N, D]) and dW += grad_scale · dLoss/dW, scaled by grad_scale too.
-// Never materialises all N x V logits at once (rows in blocks).
+// Never materialises all N x V logits at once (rows in blocks). No counted row: loss 0, dh zero, dW untouched.
+// CUDA: h and W F32, BF16 or F16 (one dtype; D, V > 0), targets on either device (checked on the host: one wait for
+// GPU targets), dW F32 or W's dtype, dh in h's dtype; F32 logits blocks of at most 256 MB, products on cuBLASLt with
+// fp32 accumulation, dlogits rounded to W's dtype; the loss sums per-row losses in row order (deterministic).
+// F16 needs grad_scale to act as a loss scale (grad_scale / count near 1), else small dlogits flush in F16.
 struct LmLoss {
   double loss = 0;     // mean over counted rows
   int64_t count = 0;   // rows counted

@@ -1,5 +1,12 @@
 // Row norms over the last dimension: L2 norm (fla l2norm, for q and k) and gated RMSNorm (fla FusedRMSNormGated,
 // Qwen3.5 norms), forward and backward.
+//
+// CUDA tensors (a build with the CUDA backend; the op runs where its main input x, or y for l2_norm_backward, lives):
+// every tensor on that device (ShapeError otherwise). x (y), gate and dy in F32, BF16 or F16, all one dtype; weight
+// F32 or x's dtype (DTypeError otherwise, F64 included). y, dx and dgate come in x's dtype, rstd in F32 (the backward
+// takes the forward's F32 rstd), dweight in F32. All arithmetic is fp32; dweight is summed over the rows in a fixed
+// order (bitwise reproducible for a given shape, on any GPU; no atomics). D is at most 16384 (UnsupportedError above).
+// The kernels go on the legacy default stream; the call does not wait for them.
 #pragma once
 
 #include <cstdint>

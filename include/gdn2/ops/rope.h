@@ -12,6 +12,11 @@
 //   positions  either a start offset s (token t has position s + t in every batch row) or an I32/I64 tensor
 //              [B, T] of explicit positions (any integers, e.g. past a KV cache or restarting per packed sequence)
 //   options    theta finite and > 0; rotary_dim 0 (= D) or even with 2 <= rotary_dim <= D
+//
+// CUDA tensors (a build with the CUDA backend; the op runs where x or dy lives): x / dy in F32, BF16 or F16 (F64:
+// DTypeError) and the result in the same dtype; a positions tensor must be on the GPU too (ShapeError otherwise) and
+// is read there. cos and sin in double as on the CPU, the rotation in fp32. Launched on the legacy default stream; the
+// call does not wait for it.
 #pragma once
 
 #include <cstdint>

@@ -16,6 +16,15 @@
 //   dy             like x;  d_final_cache [N, C, W − 1] or undefined (no gradient arrives at final_cache)
 // Inputs may be any float dtype. Computation is in double when x is F64, else in float, and every output and
 // gradient is F64 or F32 accordingly. Gradients have the shape of the argument they belong to.
+//
+// CUDA tensors (a build with the CUDA backend; the op runs where x lives): every tensor but cu_seqlens on x's device
+// (ShapeError otherwise). x and dy in F32, BF16 or F16, one dtype; weight, bias, initial_cache and d_final_cache each
+// F32 or x's dtype (DTypeError otherwise, F64 included). y and dx come in x's dtype; final_cache, dweight, dbias and
+// d_initial_cache in F32 (final_cache is a decode cache the step takes as it is). cu_seqlens may be on either device:
+// its values are checked on the host, so a GPU one is copied down, which waits for the work queued before it. All
+// arithmetic is fp32; dweight and dbias are summed over the rows in a fixed order (bitwise reproducible for a given
+// shape, on any GPU; no atomics). At most 16 taps (UnsupportedError above; the step takes any W). The decode step's
+// cache is F32 or x's dtype and is updated in place in its own dtype. Kernels go on the legacy default stream.
 #pragma once
 
 #include <cstdint>
@@ -47,8 +56,8 @@ ShortConvGrads short_conv_backward(const Tensor& dy, const Tensor& x, const Tens
                                    ConvActivation activation, const Tensor& cu_seqlens = {},
                                    const Tensor& initial_cache = {}, const Tensor& d_final_cache = {});
 
-// Decode, one token per sequence: x [N, C]; cache [N, C, W − 1] F32 or F64, updated in place (it drops its oldest
-// input and appends x). Returns y [N, C]; token by token this equals short_conv_forward with the same cache.
+// Decode, one token per sequence: x [N, C]; cache [N, C, W − 1] F32 or F64 (on the GPU: F32 or x's dtype), updated in
+// place (it drops its oldest input and appends x). Returns y [N, C]; token by token this equals short_conv_forward with the same cache.
 Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
                        ConvActivation activation);
 

@@ -1,11 +1,13 @@
-// CUDA causal GQA softmax attention with an optional sliding window: a warp per query row (forward, dq) or key row
-// (dk, dv), the other side streamed through shared memory in tiles of 32 rows, online softmax in fp32, probabilities
-// recomputed from lse in the backward.
+// The general path of the CUDA attention op (any head dim up to kAttentionMaxHeadDim, F32, BF16 or F16), fp32 on
+// CUDA cores: a warp per query row (forward, dq) or key row (dk, dv), the other side streamed through shared memory in
+// tiles of 32 rows, online softmax, probabilities recomputed from lse in the backward. Each warp sums its own row in
+// a fixed order, so the results are deterministic.
 #include <algorithm>
 
+#include "cuda/stream.h"
 #include "cuda/attention.h"
+#include "cuda/attention_params.h"
 #include "cuda/common.cuh"
-#include "cuda/elem.h"
 #include "cuda/gdn2/load.cuh"
 
 namespace gdn2::cuda {
@@ -14,21 +16,13 @@ namespace {
 
 constexpr int kRows = 8;    // warps per block: query (or key) rows per block
 constexpr int kTile = 32;   // rows of the streamed side per shared-memory tile
-constexpr int kSlots = 8;   // head-dim elements per lane (kAttentionMaxHeadDim / 32)
+constexpr int kSlots = 8;   // head-dim elements per lane
+static_assert(32 * kSlots == kAttentionMaxHeadDim, "a lane holds its share of the longest row");
 
-struct Attn {
-  const void *q, *k, *v, *o, *d_o;
-  ElemType t;
-  const float *lse, *delta;
-  int64_t B, Tq, Tk, Hq, Hkv, D, W;
-  float scale;
-  __host__ __device__ int64_t offset() const { return Tk - Tq; }  // absolute position of query 0
-};
-
-__device__ __forceinline__ int64_t q_index(const Attn& a, int64_t b, int64_t i, int64_t h) {
+__device__ __forceinline__ int64_t q_index(const AttnParams& a, int64_t b, int64_t i, int64_t h) {
   return ((b * a.Tq + i) * a.Hq + h) * a.D;
 }
-__device__ __forceinline__ int64_t k_index(const Attn& a, int64_t b, int64_t j, int64_t h) {
+__device__ __forceinline__ int64_t k_index(const AttnParams& a, int64_t b, int64_t j, int64_t h) {
   return ((b * a.Tk + j) * a.Hkv + h) * a.D;
 }
 
@@ -38,7 +32,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // Whether query position p sees key j.
-__device__ __forceinline__ bool visible(const Attn& a, int64_t p, int64_t j) {
+__device__ __forceinline__ bool visible(const AttnParams& a, int64_t p, int64_t j) {
   return j <= p && (a.W == 0 || j > p - a.W);
 }
 
@@ -65,7 +59,8 @@ __device__ __forceinline__ float dot_smem(const float (&r)[kSlots], const float*
 
 // Rows r0 .. r0 + kTile − 1 (those < limit) of x at (b, row, h) into tile [kTile][D] as float; zeros past limit.
 template <bool kKeys>
-__device__ void load_tile(const Attn& a, const void* x, int64_t b, int64_t h, int64_t r0, int64_t limit, float* tile) {
+__device__ void load_tile(const AttnParams& a, const void* x, int64_t b, int64_t h, int64_t r0, int64_t limit,
+                          float* tile) {
   for (int64_t e = threadIdx.x; e < kTile * a.D; e += blockDim.x) {
     const int64_t r = r0 + e / a.D, d = e % a.D;
     float val = 0.f;
@@ -76,7 +71,7 @@ __device__ void load_tile(const Attn& a, const void* x, int64_t b, int64_t h, in
 
 // Forward (dq = false) or dq (dq = true) of one query row per warp, keys streamed.
 template <bool kDq>
-__global__ void query_rows_kernel(Attn a, void* out, float* lse_out) {
+__global__ void query_rows_kernel(AttnParams a, void* out, float* lse_out) {
   extern __shared__ float smem[];
   float* kt = smem;
   float* vt = smem + kTile * a.D;
@@ -138,23 +133,8 @@ __global__ void query_rows_kernel(Attn a, void* out, float* lse_out) {
   if (!kDq && lane == 0) lse_out[(b * a.Hq + h) * a.Tq + i] = m + __logf(l);
 }
 
-// delta[b, h, i] = Σ_d dO · O.
-__global__ void delta_kernel(Attn a, float* delta) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRows + threadIdx.x / 32;  // over (b, i, h)
-  if (row >= a.B * a.Tq * a.Hq) return;
-  const int64_t h = row % a.Hq, i = (row / a.Hq) % a.Tq, b = row / (a.Hq * a.Tq);
-  float g[kSlots], o[kSlots];
-  load_row(g, a.d_o, a.t, row * a.D, a.D);
-  load_row(o, a.o, a.t, row * a.D, a.D);
-  float s = 0.f;
-#pragma unroll
-  for (int x = 0; x < kSlots; ++x) s += g[x] * o[x];
-  s = warp_sum(s);
-  if ((threadIdx.x & 31) == 0) delta[(b * a.Hq + h) * a.Tq + i] = s;
-}
-
 // dk, dv of one key row per warp: the query rows that see it, head by head of the group, streamed.
-__global__ void key_rows_kernel(Attn a, void* dk, void* dv) {
+__global__ void key_rows_kernel(AttnParams a, void* dk, void* dv) {
   extern __shared__ float smem[];
   float* qt = smem;
   float* gt = smem + kTile * a.D;
@@ -214,69 +194,26 @@ __global__ void key_rows_kernel(Attn a, void* dk, void* dv) {
   }
 }
 
-Attn make(const Tensor& q, const Tensor& k, const Tensor& v, double scale, int64_t window) {
-  Attn a{};
-  a.q = q.raw();
-  a.k = k.raw();
-  a.v = v.raw();
-  a.t = elem_type(q, "attention", "q");
-  a.B = q.size(0);
-  a.Tq = q.size(1);
-  a.Hq = q.size(2);
-  a.D = q.size(3);
-  a.Tk = k.size(1);
-  a.Hkv = k.size(2);
-  a.W = window;
-  a.scale = static_cast<float>(scale);
-  return a;
-}
+size_t tile_bytes(const AttnParams& a) { return (2 * kTile * a.D + 2 * kTile) * sizeof(float); }
 
-size_t tile_bytes(const Attn& a) { return (2 * kTile * a.D + 2 * kTile) * sizeof(float); }
+dim3 rows_grid(int64_t rows, int64_t heads, int64_t batches) {
+  return dim3(static_cast<unsigned>((rows + kRows - 1) / kRows), static_cast<unsigned>(heads),
+              static_cast<unsigned>(batches));
+}
 
 }  // namespace
 
-AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, int64_t window) {
-  Attn a = make(q, k, v, scale, window);
-  AttentionResult r;
-  r.o = Tensor::empty(q.shape(), q.dtype(), Device::cuda);
-  r.lse = Tensor::empty({a.B, a.Hq, a.Tq}, DType::f32, Device::cuda);
-  if (a.B * a.Tq * a.Hq == 0) return r;
-  const dim3 grid(static_cast<unsigned>((a.Tq + kRows - 1) / kRows), static_cast<unsigned>(a.Hq),
-                  static_cast<unsigned>(a.B));
-  launch_with_smem(query_rows_kernel<false>, grid, kRows * 32, tile_bytes(a), nullptr, a, r.o.raw_mut(),
-                   static_cast<float*>(r.lse.raw_mut()));
-  return r;
+void attention_rows_forward(const AttnParams& a, void* o, float* lse) {
+  launch_with_smem(query_rows_kernel<false>, rows_grid(a.Tq, a.Hq, a.B), kRows * 32, tile_bytes(a), stream(), a, o, lse);
 }
 
-AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& o, const Tensor& lse, double scale, int64_t window) {
-  Attn a = make(q, k, v, scale, window);
-  a.o = o.raw();
-  a.d_o = d_o.raw();
-  a.lse = static_cast<const float*>(lse.raw());
-  AttentionGrads g;
-  g.dq = Tensor::empty(q.shape(), q.dtype(), Device::cuda);
-  g.dk = Tensor::empty(k.shape(), k.dtype(), Device::cuda);
-  g.dv = Tensor::empty(v.shape(), v.dtype(), Device::cuda);
-  if (a.B * a.Tk * a.Hkv == 0) return g;
-  if (a.Tq == 0 || a.Hq == 0) {  // no query sees any key
-    detail::cuda_memory().zero(g.dk.raw_mut(), g.dk.nbytes());
-    detail::cuda_memory().zero(g.dv.raw_mut(), g.dv.nbytes());
-    return g;
-  }
-  Tensor delta = Tensor::empty({a.B, a.Hq, a.Tq}, DType::f32, Device::cuda);
-  const int64_t rows = a.B * a.Tq * a.Hq;
-  delta_kernel<<<static_cast<unsigned>((rows + kRows - 1) / kRows), kRows * 32>>>(a,
-                                                                                  static_cast<float*>(delta.raw_mut()));
-  GDN2_CUDA_CHECK(cudaGetLastError());
-  a.delta = static_cast<const float*>(delta.raw());
-  const dim3 qgrid(static_cast<unsigned>((a.Tq + kRows - 1) / kRows), static_cast<unsigned>(a.Hq),
-                   static_cast<unsigned>(a.B));
-  launch_with_smem(query_rows_kernel<true>, qgrid, kRows * 32, tile_bytes(a), nullptr, a, g.dq.raw_mut(), nullptr);
-  const dim3 kgrid(static_cast<unsigned>((a.Tk + kRows - 1) / kRows), static_cast<unsigned>(a.Hkv),
-                   static_cast<unsigned>(a.B));
-  launch_with_smem(key_rows_kernel, kgrid, kRows * 32, tile_bytes(a), nullptr, a, g.dk.raw_mut(), g.dv.raw_mut());
-  return g;
+void attention_rows_dq(const AttnParams& a, void* dq) {
+  launch_with_smem(query_rows_kernel<true>, rows_grid(a.Tq, a.Hq, a.B), kRows * 32, tile_bytes(a), stream(), a, dq,
+                   nullptr);
+}
+
+void attention_rows_dkdv(const AttnParams& a, void* dk, void* dv) {
+  launch_with_smem(key_rows_kernel, rows_grid(a.Tk, a.Hkv, a.B), kRows * 32, tile_bytes(a), stream(), a, dk, dv);
 }
 
 }  // namespace gdn2::cuda

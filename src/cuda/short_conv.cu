@@ -1,0 +1,375 @@
+// CUDA short causal depthwise convolution. Forward and backward: one thread per (row part, channel), consecutive
+// threads on consecutive channels (coalesced), walking its part's rows with the last W inputs in registers, so each
+// input is read once. The backward walks down the rows: it forms dz = dy · act'(z), then dx (and, below a sequence's
+// start, the initial cache's gradient) from the W newest dz it holds, and adds its part's weight and bias gradient
+// terms, which a second kernel sums over the parts in a fixed order. The decode step: one thread per (sequence,
+// channel), the cache updated in place.
+#include "cuda/short_conv.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/common.cuh"
+#include "cuda/stream.h"
+#include "cuda/elem.h"
+#include "cuda/gdn2/load.cuh"
+#include "cuda/norm.h"
+
+namespace gdn2::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;                   // channels per block
+constexpr int64_t kTargetThreads = 1 << 20;     // (part, channel) threads a call aims at
+constexpr int64_t kMinRowsPerPart = 16;         // so that reloading W − 1 inputs per part stays cheap
+constexpr int64_t kMaxParts = 65535;            // grid.y
+
+struct ConvRows {
+  const void* x;
+  const void* w;      // [C, W]
+  const void* bias;   // [C], or null: 0
+  const void* cache;  // [N, C, W − 1], or null: zeros
+  const int64_t* off;  // [N + 1], or null: sequence n is rows [n T, (n + 1) T)
+  ElemType xt, wt, bt, ct;
+  int64_t rows, C, N, T;
+  int W;
+  bool silu;
+};
+
+__device__ __forceinline__ float sigmoid_f(float z) { return 1.f / (1.f + expf(-z)); }
+
+__device__ __forceinline__ int64_t seq_begin(const ConvRows& a, int64_t n) {
+  return a.off != nullptr ? a.off[n] : n * a.T;
+}
+
+// The sequence holding row r < rows: the last n with begin(n) <= r (an empty sequence holds no row).
+__device__ __forceinline__ int64_t seq_of(const ConvRows& a, int64_t r) {
+  if (a.off == nullptr) return r / a.T;
+  int64_t lo = 0, hi = a.N - 1;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (a.off[mid] <= r)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+// Input of sequence n (starting at row `begin`) at position p, channel c: x for p >= 0, the initial cache for
+// −(W − 1) <= p < 0 (zeros without one), zero before.
+__device__ __forceinline__ float conv_input(const ConvRows& a, int64_t n, int64_t begin, int64_t p, int64_t c) {
+  if (p >= 0) return load_elem(a.x, a.xt, (begin + p) * a.C + c);
+  const int M = a.W - 1;
+  if (a.cache == nullptr || p < -M) return 0.f;
+  return load_elem(a.cache, a.ct, (n * a.C + c) * M + (M + p));
+}
+
+// The taps right-aligned in KW slots: slot j >= lo = KW − W holds tap j − lo, so with win[j] the input at position
+// t − (KW − 1) + j every index below is a compile-time constant (registers) whatever W <= KW is.
+template <int KW>
+__device__ __forceinline__ void load_taps(const ConvRows& a, int64_t c, float (&w)[KW]) {
+  const int lo = KW - a.W;
+#pragma unroll
+  for (int j = 0; j < KW; ++j) w[j] = j >= lo ? load_elem(a.w, a.wt, c * a.W + (j - lo)) : 0.f;
+}
+
+// bias + Σ taps · inputs, the taps in order (as the CPU and the decode step add them).
+template <int KW>
+__device__ __forceinline__ float pre_activation(const ConvRows& a, float b, const float (&w)[KW],
+                                                const float (&win)[KW]) {
+  const int lo = KW - a.W;
+  float z = b;
+#pragma unroll
+  for (int j = 0; j < KW; ++j)
+    if (j >= lo) z += w[j] * win[j];
+  return z;
+}
+
+// Rows [part · rows_per_part, ...) of channel c, upwards.
+template <int KW>
+__global__ void __launch_bounds__(kThreads) conv_forward_kernel(ConvRows a, int64_t rows_per_part, void* y) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (c >= a.C) return;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * rows_per_part;
+  const int64_t r1 = r0 + rows_per_part < a.rows ? r0 + rows_per_part : a.rows;
+  const int lo = KW - a.W;
+  float w[KW], win[KW] = {};
+  load_taps(a, c, w);
+  const float b = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
+  int64_t n = seq_of(a, r0), begin = seq_begin(a, n), end = seq_begin(a, n + 1);
+  bool fresh = true;
+  for (int64_t r = r0; r < r1; ++r) {
+    if (r >= end) {  // the next non-empty sequence
+      do {
+        ++n;
+        begin = end;
+        end = seq_begin(a, n + 1);
+      } while (r >= end);
+      fresh = true;
+    }
+    const int64_t t = r - begin;
+    if (fresh) {
+#pragma unroll
+      for (int j = 0; j < KW - 1; ++j)
+        if (j >= lo) win[j] = conv_input(a, n, begin, t - (KW - 1) + j, c);
+      fresh = false;
+    }
+    win[KW - 1] = load_elem(a.x, a.xt, r * a.C + c);
+    const float z = pre_activation(a, b, w, win);
+    store_elem(y, a.xt, r * a.C + c, a.silu ? z * sigmoid_f(z) : z);
+#pragma unroll
+    for (int j = 0; j < KW - 1; ++j) win[j] = win[j + 1];
+  }
+}
+
+// final_cache[n, c, j] = input of sequence n at position L − (W − 1) + j.
+__global__ void conv_final_cache_kernel(ConvRows a, float* fc) {
+  const int M = a.W - 1;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= a.N * a.C * M) return;
+  const int64_t j = i % M, c = (i / M) % a.C, n = i / (M * a.C);
+  const int64_t begin = seq_begin(a, n), L = seq_begin(a, n + 1) - begin;
+  fc[i] = conv_input(a, n, begin, L - M + j, c);
+}
+
+// Rows [part · rows_per_part, r1) of channel c, downwards, starting W − 1 rows higher (inside the sequence of row
+// r1 − 1) for the dz those rows' dx need. With M = W − 1, sequence length L and row r at position t:
+//   dz(r) = dy(r) · act'(z(r)),  dx(r) = Σ_i w[i] dz(r + M − i) over rows of the sequence (+ d_final_cache[t + M − L]
+//   when t + M >= L), and the same sum at the virtual positions −1 .. −M gives d_initial_cache.
+// part[part, c · W + i] = Σ_rows dz · input(t − M + i) and part[part, C · W + c] = Σ_rows dz.
+template <int KW>
+__global__ void __launch_bounds__(kThreads)
+    conv_backward_kernel(ConvRows a, const void* dy, const void* dfin, ElemType dft, int64_t rows_per_part, void* dx,
+                         float* dcache, float* part) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (c >= a.C) return;
+  const int M = a.W - 1, lo = KW - a.W;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * rows_per_part;
+  const int64_t r1 = r0 + rows_per_part < a.rows ? r0 + rows_per_part : a.rows;
+  float w[KW], win[KW] = {}, dzw[KW] = {}, acc[KW] = {}, acc_b = 0.f;  // dzw[k] = dz of row r + k (0 past the sequence)
+  load_taps(a, c, w);
+  const float b = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
+  int64_t n = seq_of(a, r1 - 1), begin = seq_begin(a, n), end = seq_begin(a, n + 1);
+  const int64_t hi = r1 + M < end ? r1 + M : end;
+  bool fresh = true;
+  for (int64_t r = hi - 1; r >= r0; --r) {
+    if (r < begin) {  // the previous non-empty sequence
+      do {
+        --n;
+        end = begin;
+        begin = seq_begin(a, n);
+      } while (r < begin);
+      fresh = true;
+#pragma unroll
+      for (int k = 0; k < KW; ++k) dzw[k] = 0.f;
+    }
+    const int64_t t = r - begin, L = end - begin;
+    if (fresh) {
+#pragma unroll
+      for (int j = 0; j < KW; ++j)
+        if (j >= lo) win[j] = conv_input(a, n, begin, t - (KW - 1) + j, c);
+      fresh = false;
+    } else {  // one row down: every input moves up a slot and the oldest, at t − M, comes in
+      const float oldest = conv_input(a, n, begin, t - M, c);
+#pragma unroll
+      for (int j = KW - 1; j > 0; --j) win[j] = win[j - 1];
+#pragma unroll
+      for (int j = 0; j < KW; ++j)
+        if (j == lo) win[j] = oldest;
+    }
+    float dz = load_elem(dy, a.xt, r * a.C + c);
+    if (a.silu) {
+      const float z = pre_activation(a, b, w, win), s = sigmoid_f(z);
+      dz *= s * (1.f + z * (1.f - s));
+    }
+#pragma unroll
+    for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
+    dzw[0] = dz;
+    if (r >= r1) continue;  // a row above the part: only its dz was needed
+#pragma unroll
+    for (int j = 0; j < KW; ++j)
+      if (j >= lo) acc[j] += dz * win[j];
+    acc_b += dz;
+    const int64_t cache_row = (n * a.C + c) * M;
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < KW; ++j)  // tap i = j − lo meets dz(r + M − i) = dzw[KW − 1 − j]
+      if (j >= lo) s += dzw[KW - 1 - j] * w[j];
+    if (dfin != nullptr && t + M >= L) s += load_elem(dfin, dft, cache_row + (t + M - L));
+    store_elem(dx, a.xt, r * a.C + c, s);
+    if (dcache != nullptr && t == 0) {  // the sequence's start: its virtual positions −1 .. −M
+      for (int v = -1; v >= -M; --v) {
+#pragma unroll
+        for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
+        dzw[0] = 0.f;  // no output at a negative position
+        float g = 0.f;
+#pragma unroll
+        for (int j = 0; j < KW; ++j)
+          if (j >= lo) g += dzw[KW - 1 - j] * w[j];
+        if (dfin != nullptr && v + M >= L) g += load_elem(dfin, dft, cache_row + (v + M - L));
+        dcache[cache_row + (M + v)] = g;
+      }
+    }
+  }
+  float* out = part + static_cast<int64_t>(blockIdx.y) * a.C * (a.W + 1);
+#pragma unroll
+  for (int j = 0; j < KW; ++j)
+    if (j >= lo) out[c * a.W + (j - lo)] = acc[j];
+  out[a.C * a.W + c] = acc_b;
+}
+
+// d_initial_cache of the empty sequences: d_final_cache passes straight through (zeros without one).
+__global__ void conv_empty_cache_grad_kernel(ConvRows a, const void* dfin, ElemType dft, float* dcache) {
+  const int M = a.W - 1;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= a.N * a.C * M) return;
+  const int64_t n = i / (a.C * M);
+  if (seq_begin(a, n + 1) != seq_begin(a, n)) return;
+  dcache[i] = dfin != nullptr ? load_elem(dfin, dft, i) : 0.f;
+}
+
+// y = act(bias + Σ_{i<M} w[i] cache[i] + w[M] x), then the cache drops its oldest input and appends x.
+__global__ void conv_step_kernel(ConvRows a, void* cache, void* y) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= a.N * a.C) return;
+  const int64_t c = i % a.C;
+  const int M = a.W - 1;
+  const int64_t h = i * M;
+  const float xv = load_elem(a.x, a.xt, i);
+  float z = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
+  for (int k = 0; k < M; ++k) z += load_elem(a.w, a.wt, c * a.W + k) * load_elem(cache, a.ct, h + k);
+  z += load_elem(a.w, a.wt, c * a.W + M) * xv;
+  for (int k = 0; k + 1 < M; ++k) store_elem(cache, a.ct, h + k, load_elem(cache, a.ct, h + k + 1));
+  if (M > 0) store_elem(cache, a.ct, h + M - 1, xv);
+  store_elem(y, a.xt, i, a.silu ? z * sigmoid_f(z) : z);
+}
+
+ConvRows conv_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& cache, ConvActivation act,
+                   const char* op) {
+  ConvRows a{};
+  a.x = x.raw();
+  a.xt = elem_type(x, op, "x");
+  a.w = weight.raw();
+  a.wt = elem_type(weight, op, "weight");
+  a.bias = bias.defined() ? bias.raw() : nullptr;
+  a.bt = bias.defined() ? elem_type(bias, op, "bias") : ElemType::f32;
+  a.cache = cache.defined() ? cache.raw() : nullptr;
+  a.ct = cache.defined() ? elem_type(cache, op, "cache") : ElemType::f32;
+  a.C = x.size(1);
+  a.W = static_cast<int>(weight.size(1));
+  a.silu = act == ConvActivation::silu;
+  return a;
+}
+
+ConvRows conv_rows(const ShortConvCall& k, const char* op) {
+  GDN2_CHECK(k.weight.size(1) <= kShortConvMaxTaps, UnsupportedError, op, " on CUDA: at most ", kShortConvMaxTaps,
+             " taps, got ", k.weight.describe());
+  ConvRows a = conv_rows(k.x, k.weight, k.bias, k.initial_cache, k.activation, op);
+  a.off = k.seq_offsets.defined() ? static_cast<const int64_t*>(k.seq_offsets.raw()) : nullptr;
+  a.rows = k.x.size(0);
+  a.N = k.N;
+  a.T = k.T;
+  return a;
+}
+
+// Rows per part: about kTargetThreads (part, channel) threads, at least kMinRowsPerPart rows, at most kMaxParts parts.
+// A function of the shape only, so the weight gradient's partial sums do not depend on the GPU.
+int64_t rows_per_part(int64_t rows, int64_t C) {
+  const int64_t parts = std::max<int64_t>(1, kTargetThreads / std::max<int64_t>(C, 1));
+  int64_t per = std::max((rows + parts - 1) / parts, kMinRowsPerPart);
+  return std::max(per, (rows + kMaxParts - 1) / kMaxParts);
+}
+
+dim3 row_grid(int64_t rows, int64_t C, int64_t per) {
+  return dim3(static_cast<unsigned>((C + kThreads - 1) / kThreads), static_cast<unsigned>((rows + per - 1) / per));
+}
+
+unsigned flat_blocks(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+
+void check_grid(int64_t n, const char* op) {
+  GDN2_CHECK(n / kThreads < (int64_t{1} << 31) - 1, UnsupportedError, op, " on CUDA: ", n, " elements");
+}
+
+}  // namespace
+
+ShortConvResult short_conv_apply(const ShortConvCall& k, bool want_final_cache) {
+  const char* op = "short_conv_forward";
+  const ConvRows a = conv_rows(k, op);
+  const int M = a.W - 1;
+  ShortConvResult out;
+  out.y = Tensor::empty(k.x.shape(), k.x.dtype(), Device::cuda);
+  if (want_final_cache) out.final_cache = Tensor::empty({a.N, a.C, M}, DType::f32, Device::cuda);
+  check_grid(a.C, op);
+  if (a.rows > 0 && a.C > 0) {
+    const int64_t per = rows_per_part(a.rows, a.C);
+    void* y = out.y.raw_mut();
+    if (a.W <= 4)
+      conv_forward_kernel<4><<<row_grid(a.rows, a.C, per), kThreads, 0, stream()>>>(a, per, y);
+    else
+      conv_forward_kernel<kShortConvMaxTaps><<<row_grid(a.rows, a.C, per), kThreads, 0, stream()>>>(a, per, y);
+    GDN2_CUDA_CHECK(cudaGetLastError());
+  }
+  if (want_final_cache && out.final_cache.numel() > 0) {
+    check_grid(out.final_cache.numel(), op);
+    conv_final_cache_kernel<<<flat_blocks(out.final_cache.numel()), kThreads, 0, stream()>>>(
+        a, static_cast<float*>(out.final_cache.raw_mut()));
+    GDN2_CUDA_CHECK(cudaGetLastError());
+  }
+  return out;
+}
+
+ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const Tensor& d_final_cache) {
+  const char* op = "short_conv_backward";
+  const ConvRows a = conv_rows(k, op);
+  const int M = a.W - 1;
+  const bool any = a.rows > 0 && a.C > 0;
+  const ElemType dft = d_final_cache.defined() ? elem_type(d_final_cache, op, "d_final_cache") : ElemType::f32;
+  const void* dfin = d_final_cache.defined() ? d_final_cache.raw() : nullptr;
+  ShortConvGrads g;
+  g.dx = Tensor::empty(k.x.shape(), k.x.dtype(), Device::cuda);
+  g.dweight = any ? Tensor::empty({a.C, a.W}, DType::f32, Device::cuda) : Tensor::zeros({a.C, a.W}, DType::f32, Device::cuda);
+  if (k.bias.defined())
+    g.dbias = any ? Tensor::empty({a.C}, DType::f32, Device::cuda) : Tensor::zeros({a.C}, DType::f32, Device::cuda);
+  float* dcache = nullptr;
+  if (k.initial_cache.defined()) {
+    g.d_initial_cache = Tensor::empty({a.N, a.C, M}, DType::f32, Device::cuda);
+    dcache = static_cast<float*>(g.d_initial_cache.raw_mut());
+  }
+  check_grid(a.C, op);
+  if (any) {
+    const int64_t per = rows_per_part(a.rows, a.C), parts = (a.rows + per - 1) / per, cols = a.C * (a.W + 1);
+    Tensor part = Tensor::empty({parts, cols}, DType::f32, Device::cuda);
+    float* p = static_cast<float*>(part.raw_mut());
+    void* dx = g.dx.raw_mut();
+    if (a.W <= 4)
+      conv_backward_kernel<4><<<row_grid(a.rows, a.C, per), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
+    else
+      conv_backward_kernel<kShortConvMaxTaps>
+          <<<row_grid(a.rows, a.C, per), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
+    GDN2_CUDA_CHECK(cudaGetLastError());
+    sum_row_parts(p, parts, cols, a.C * a.W, static_cast<float*>(g.dweight.raw_mut()));
+    if (g.dbias.defined()) sum_row_parts(p + a.C * a.W, parts, cols, a.C, static_cast<float*>(g.dbias.raw_mut()));
+  }
+  if (dcache != nullptr && g.d_initial_cache.numel() > 0) {
+    check_grid(g.d_initial_cache.numel(), op);
+    conv_empty_cache_grad_kernel<<<flat_blocks(g.d_initial_cache.numel()), kThreads, 0, stream()>>>(a, dfin, dft, dcache);
+    GDN2_CUDA_CHECK(cudaGetLastError());
+  }
+  return g;
+}
+
+Tensor short_conv_decode(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
+                         ConvActivation activation) {
+  const char* op = "short_conv_step";
+  ConvRows a = conv_rows(x, weight, bias, cache, activation, op);
+  a.N = x.size(0);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
+  if (a.N * a.C == 0) return y;
+  check_grid(a.N * a.C, op);
+  conv_step_kernel<<<flat_blocks(a.N * a.C), kThreads, 0, stream()>>>(a, cache.raw_mut(), y.raw_mut());
+  GDN2_CUDA_CHECK(cudaGetLastError());
+  return y;
+}
+
+}  // namespace gdn2::cuda

@@ -1,0 +1,85 @@
+// The row norms on the GPU against the CPU on the same values (inputs rounded to the GPU dtype first): gated
+// RMSNorm in its four variants and the L2 norm, forward and backward, odd widths; bitwise determinism of dweight.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "cpu/op_test_util.h"
+#include "cuda/require_gpu.h"
+#include "gdn2/ops/norm.h"
+
+namespace gdn2 {
+namespace {
+
+using test::random_tensor;
+
+// Budgets (SPEC §6): fp32 arithmetic either way; low-precision outputs round once (bf16 2^-9, f16 2^-12 relative).
+double budget(DType dt) { return dt == DType::f32 ? 2e-5 : dt == DType::bf16 ? 8e-3 : 2e-3; }
+
+// Values representable in dt, as F32 on the CPU (the reference's input).
+Tensor held(const Shape& s, uint64_t seed, DType dt, double lo = -1, double hi = 1) {
+  return random_tensor(s, seed, lo, hi).to(dt).to(DType::f32);
+}
+Tensor gpu(const Tensor& t, DType dt) { return t.defined() ? t.to(dt).to(Device::cuda) : Tensor(); }
+
+#define EXPECT_CLOSE(got, want, dt, what) \
+  EXPECT_LE(rel_rms_error((got), (want)), budget(dt)) << (what) << " " << dtype_name(dt)
+
+const DType kTypes[] = {DType::f32, DType::bf16, DType::f16};
+
+TEST(NormCuda, RmsNormMatchesCpu) {
+  REQUIRE_GPU();
+  for (DType dt : kTypes)
+    for (int64_t D : {1, 7, 64, 130, 2048})
+      for (int variant = 0; variant < 4; ++variant) {  // plain, zero-centred, sigmoid gate, silu gate
+        const Shape s{3, 37, D};
+        const Tensor x = held(s, 7, dt), w = held({D}, 8, DType::f32), dy = held(s, 9, dt);
+        const Tensor gate = variant >= 2 ? held(s, 10, dt, -3, 3) : Tensor();
+        RmsNormOptions o;
+        o.eps = 1e-6;
+        o.zero_centred = variant == 1;
+        o.gate_activation = variant == 3 ? NormGateActivation::silu : NormGateActivation::sigmoid;
+        const RmsNormResult r = rms_norm_forward(gpu(x, dt), w.to(Device::cuda), gpu(gate, dt), o);
+        const RmsNormResult ref = rms_norm_forward(x, w, gate, o);
+        const std::string what = "rms D " + std::to_string(D) + " variant " + std::to_string(variant);
+        EXPECT_CLOSE(r.y, ref.y, dt, what + " y");
+        EXPECT_LE(rel_rms_error(r.rstd, ref.rstd), 1e-5) << what;
+        const RmsNormGrads g = rms_norm_backward(gpu(dy, dt), gpu(x, dt), r.rstd, w.to(Device::cuda), gpu(gate, dt), o);
+        const RmsNormGrads gr = rms_norm_backward(dy, x, ref.rstd, w, gate, o);
+        EXPECT_CLOSE(g.dx, gr.dx, dt, what + " dx");
+        EXPECT_LE(rel_rms_error(g.dweight, gr.dweight), 2 * budget(dt)) << what << " dweight";
+        if (gate.defined()) {
+          EXPECT_CLOSE(g.dgate, gr.dgate, dt, what + " dgate");
+        }
+        const RmsNormGrads g2 = rms_norm_backward(gpu(dy, dt), gpu(x, dt), r.rstd, w.to(Device::cuda), gpu(gate, dt), o);
+        EXPECT_EQ(g2.dweight.to_f64_vector(), g.dweight.to_f64_vector()) << what;
+      }
+}
+
+TEST(NormCuda, L2NormMatchesCpu) {
+  REQUIRE_GPU();
+  for (DType dt : kTypes)
+    for (int64_t D : {1, 7, 64, 128, 130}) {
+      const Shape s{2, 37, 3, D};
+      const Tensor x = held(s, 30, dt), dy = held(s, 31, dt);
+      const L2NormResult r = l2_norm_forward(gpu(x, dt), 1e-6);
+      const L2NormResult ref = l2_norm_forward(x, 1e-6);
+      const std::string what = "l2 D " + std::to_string(D);
+      ASSERT_EQ(r.y.dtype(), dt);
+      ASSERT_EQ(r.rstd.shape(), ref.rstd.shape());
+      EXPECT_CLOSE(r.y, ref.y, dt, what + " y");
+      EXPECT_LE(rel_rms_error(r.rstd, ref.rstd), 1e-5) << what;
+      // The backward from the reference's y rounded to dt, as the GPU holds it.
+      const Tensor y = r.y.cpu().to(DType::f32);
+      EXPECT_CLOSE(l2_norm_backward(gpu(dy, dt), r.y, r.rstd), l2_norm_backward(dy, y, r.rstd.cpu()), dt, what + " dx");
+    }
+  EXPECT_THROW(l2_norm_backward(Tensor::zeros({2, 4}, DType::f32, Device::cuda), Tensor::zeros({2, 4}, DType::f32, Device::cuda),
+                                Tensor::zeros({2}, DType::bf16, Device::cuda)),
+               DTypeError);
+  EXPECT_THROW(rms_norm_forward(Tensor::zeros({2, 4}, DType::f32, Device::cuda), Tensor::zeros({4}, DType::f32), {}, {}),
+               ShapeError);
+}
+
+}  // namespace
+}  // namespace gdn2

@@ -1,0 +1,115 @@
+// The short causal convolution on the GPU against the CPU on the same values: with and without bias and caches,
+// packed sequences (cu_seqlens on either device, sequences shorter than the taps), forward, backward and the decode
+// step; bad calls refused.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "cpu/op_test_util.h"
+#include "cuda/require_gpu.h"
+#include "gdn2/ops/short_conv.h"
+
+namespace gdn2 {
+namespace {
+
+using test::random_tensor;
+
+// Budgets (SPEC §6): fp32 arithmetic either way; low-precision outputs round once (bf16 2^-9, f16 2^-12 relative).
+double budget(DType dt) { return dt == DType::f32 ? 2e-5 : dt == DType::bf16 ? 8e-3 : 2e-3; }
+
+// Values representable in dt, as F32 on the CPU (the reference's input).
+Tensor held(const Shape& s, uint64_t seed, DType dt, double lo = -1, double hi = 1) {
+  return random_tensor(s, seed, lo, hi).to(dt).to(DType::f32);
+}
+Tensor gpu(const Tensor& t, DType dt) { return t.defined() ? t.to(dt).to(Device::cuda) : Tensor(); }
+
+#define EXPECT_CLOSE(got, want, dt, what) \
+  EXPECT_LE(rel_rms_error((got), (want)), budget(dt)) << (what) << " " << dtype_name(dt)
+
+const DType kTypes[] = {DType::f32, DType::bf16, DType::f16};
+
+TEST(ShortConvCuda, MatchesCpu) {
+  REQUIRE_GPU();
+  for (DType dt : kTypes)
+    for (bool bias : {false, true})
+      for (bool cache : {false, true}) {
+        const int64_t B = 2, T = 37, C = 45, W = 4;
+        const Tensor x = held({B, T, C}, 12, dt), w = held({C, 1, W}, 13, DType::f32), dy = held({B, T, C}, 14, dt);
+        const Tensor b = bias ? held({C}, 15, DType::f32) : Tensor();
+        const Tensor c0 = cache ? held({B, C, W - 1}, 16, DType::f32) : Tensor();
+        const auto act = ConvActivation::silu;
+        const ShortConvResult r = short_conv_forward(gpu(x, dt), w.to(Device::cuda), gpu(b, DType::f32), act, {},
+                                                     gpu(c0, DType::f32), true);
+        const ShortConvResult ref = short_conv_forward(x, w, b, act, {}, c0, true);
+        const std::string what = std::string("conv bias ") + (bias ? "1" : "0") + " cache " + (cache ? "1" : "0");
+        EXPECT_CLOSE(r.y, ref.y, dt, what + " y");
+        EXPECT_LE(rel_rms_error(r.final_cache, ref.final_cache), 1e-6) << what;
+        const ShortConvGrads g =
+            short_conv_backward(gpu(dy, dt), gpu(x, dt), w.to(Device::cuda), gpu(b, DType::f32), act, {}, gpu(c0, DType::f32));
+        const ShortConvGrads gr = short_conv_backward(dy, x, w, b, act, {}, c0);
+        EXPECT_CLOSE(g.dx, gr.dx, dt, what + " dx");
+        EXPECT_LE(rel_rms_error(g.dweight, gr.dweight), 2 * budget(dt)) << what << " dweight";
+        EXPECT_EQ(g.dweight.shape(), w.shape());
+        if (bias) {
+          EXPECT_LE(rel_rms_error(g.dbias, gr.dbias), 2 * budget(dt)) << what << " dbias";
+        }
+        if (cache) {
+          EXPECT_LE(rel_rms_error(g.d_initial_cache, gr.d_initial_cache), 2 * budget(dt)) << what;
+        }
+        // Decode: the first tokens one by one from the same cache equal the forward.
+        Tensor state = cache ? c0.to(Device::cuda) : Tensor::zeros({B, C, W - 1}, DType::f32, Device::cuda);
+        const Tensor xs = gpu(x, dt).to(DType::f32).cpu(), yf = r.y.to(DType::f32).cpu();
+        for (int64_t t = 0; t < 3; ++t) {
+          std::vector<float> row, want;
+          for (int64_t bb = 0; bb < B; ++bb)
+            for (int64_t c = 0; c < C; ++c) {
+              row.push_back(xs.data<float>()[(bb * T + t) * C + c]);
+              want.push_back(yf.data<float>()[(bb * T + t) * C + c]);
+            }
+          const Tensor y = short_conv_step(Tensor::from_vector<float>({B, C}, row).to(dt).to(Device::cuda), state,
+                                           w.to(Device::cuda), gpu(b, DType::f32), act);
+          EXPECT_CLOSE(y, Tensor::from_vector<float>({B, C}, want), dt, what + " step");
+        }
+      }
+}
+
+TEST(ShortConvCuda, PackedSequencesMatchCpu) {
+  REQUIRE_GPU();
+  // Sequences of 5, 0, 1 and 61 rows packed in one [1, 67, C] row; some shorter than the taps.
+  const std::vector<int32_t> cu{0, 5, 5, 6, 67};
+  const Tensor cu_seqlens = Tensor::from_vector<int32_t>({5}, cu);
+  for (DType dt : kTypes)
+    for (int64_t W : {2, 4, 7}) {
+      const int64_t C = 33, N = 4, T = 67;
+      const Tensor x = held({1, T, C}, 40, dt), w = held({C, W}, 41, DType::f32), dy = held({1, T, C}, 42, dt);
+      const Tensor b = held({C}, 43, DType::f32), c0 = held({N, C, W - 1}, 44, DType::f32);
+      const Tensor dfc = held({N, C, W - 1}, 45, DType::f32);
+      const auto act = ConvActivation::silu;
+      const std::string what = "packed W " + std::to_string(W);
+      for (const Tensor& cu_dev : {cu_seqlens, cu_seqlens.to(Device::cuda)}) {
+        const ShortConvResult r =
+            short_conv_forward(gpu(x, dt), w.to(Device::cuda), b.to(Device::cuda), act, cu_dev, c0.to(Device::cuda), true);
+        const ShortConvResult ref = short_conv_forward(x, w, b, act, cu_seqlens, c0, true);
+        EXPECT_CLOSE(r.y, ref.y, dt, what + " y");
+        EXPECT_LE(rel_rms_error(r.final_cache, ref.final_cache), 1e-6) << what;
+        const ShortConvGrads g = short_conv_backward(gpu(dy, dt), gpu(x, dt), w.to(Device::cuda), b.to(Device::cuda), act,
+                                                     cu_dev, c0.to(Device::cuda), dfc.to(Device::cuda));
+        const ShortConvGrads gr = short_conv_backward(dy, x, w, b, act, cu_seqlens, c0, dfc);
+        EXPECT_CLOSE(g.dx, gr.dx, dt, what + " dx");
+        EXPECT_LE(rel_rms_error(g.dweight, gr.dweight), 2 * budget(dt)) << what << " dweight";
+        EXPECT_LE(rel_rms_error(g.dbias, gr.dbias), 2 * budget(dt)) << what << " dbias";
+        EXPECT_LE(rel_rms_error(g.d_initial_cache, gr.d_initial_cache), 2 * budget(dt)) << what << " d_initial_cache";
+      }
+    }
+  const Tensor x = Tensor::zeros({1, 6, 4}, DType::bf16, Device::cuda), w = Tensor::zeros({4, 3}, DType::f32, Device::cuda);
+  EXPECT_THROW(short_conv_forward(x, w, {}, ConvActivation::none, Tensor::from_vector<int32_t>({3}, {0, 4, 5})),
+               ValueError);  // cu_seqlens must end at the row count
+  EXPECT_THROW(short_conv_forward(x, Tensor::zeros({4, 3}, DType::f64, Device::cuda), {}, ConvActivation::none),
+               DTypeError);
+  EXPECT_THROW(short_conv_forward(x, Tensor::zeros({4, 17}, DType::f32, Device::cuda), {}, ConvActivation::none),
+               UnsupportedError);
+}
+
+}  // namespace
+}  // namespace gdn2
