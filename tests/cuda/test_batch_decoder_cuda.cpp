@@ -8,22 +8,22 @@
 #include <map>
 #include <string>
 
-#include "cpu/op_test_util.h"
+#include "cuda/model_cuda_util.h"
+#include "cuda/op_cuda_util.h"
 #include "cuda/require_gpu.h"
 #include "gdn2/batch_decoder.h"
 #include "gdn2/model/lm.h"
 #include "gdn2/ops/attention.h"
 #include "gdn2/ops/dense.h"
-#include "model/model_test_util.h"
-#include "model/params.h"
 
 namespace gdn2 {
 namespace {
 
-using test::random_tensor;
+using test::copy_params;
+using test::gpu_config;
+using test::held;
 
-double budget(DType dt) { return dt == DType::f32 ? 2e-5 : dt == DType::bf16 ? 8e-3 : 2e-3; }
-Tensor held(const Shape& s, uint64_t seed, DType dt) { return random_tensor(s, seed).to(dt).to(DType::f32); }
+double budget(DType dt) { return test::gpu_budget(dt); }
 
 struct DecodeCase {
   int64_t S, L, Hq, Hkv, D, window;
@@ -89,30 +89,6 @@ TEST(ArgmaxRowsCuda, MatchesCpu) {
     x = Tensor::from_vector<double>({5, 30001}, v).to(dt);
     EXPECT_EQ(argmax_rows(x.to(Device::cuda)).cpu().to_f64_vector(), argmax_rows(x).to_f64_vector());
   }
-}
-
-ModelConfig gpu_config() {
-  ModelConfig c = test::tiny_config("GKDSAW");
-  c.vocab_size = 301;
-  c.hidden_size = 96;
-  c.intermediate_size = 160;
-  c.linear_num_key_heads = 2;
-  c.linear_key_head_dim = 32;
-  c.linear_num_value_heads = 4;
-  c.linear_value_head_dim = 32;
-  c.linear_low_rank_dim = 16;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 64;
-  c.partial_rotary_factor = 0.25;
-  c.sliding_window = 37;
-  c.initializer_range = 0.05;
-  c.validate("gpu_config");
-  return c;
-}
-
-void copy_params(const LanguageModel& from, LanguageModel& to) {
-  for (Param& p : to.params().all()) to.params().set(p, from.params().at(p.spec.name).value);
 }
 
 std::vector<int32_t> tokens(int64_t n, int64_t V, uint64_t seed) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cpu/op_test_util.h"
+#include "cuda/model_cuda_util.h"
 #include "cuda/require_gpu.h"
 #include "gdn2/model/lm.h"
 #include "gdn2/ops/optim.h"
@@ -18,32 +19,8 @@
 namespace gdn2 {
 namespace {
 
-// Every layer kind (GDN-2, KDA, Qwen GDN, SSD-like, full and sliding attention) at sizes where the GPU kernels take
-// their real paths: 64-token chunks over T > 64, head dims of 32 and 64.
-ModelConfig gpu_config() {
-  ModelConfig c = test::tiny_config("GKDSAW");
-  c.vocab_size = 301;
-  c.hidden_size = 96;
-  c.intermediate_size = 160;
-  c.linear_num_key_heads = 2;
-  c.linear_key_head_dim = 32;
-  c.linear_num_value_heads = 4;
-  c.linear_value_head_dim = 32;
-  c.linear_low_rank_dim = 16;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 64;
-  c.partial_rotary_factor = 0.25;
-  c.sliding_window = 37;
-  c.initializer_range = 0.05;
-  c.validate("gpu_config");
-  return c;
-}
-
-// The CPU model's parameter values copied into a model on the GPU.
-void copy_params(const LanguageModel& from, LanguageModel& to) {
-  for (Param& p : to.params().all()) to.params().set(p, from.params().at(p.spec.name).value);
-}
+using test::copy_params;
+using test::gpu_config;
 
 struct StepResult {
   double loss = 0;

@@ -5,28 +5,18 @@
 #include <string>
 #include <vector>
 
-#include "cpu/op_test_util.h"
+#include "cuda/op_cuda_util.h"
 #include "cuda/require_gpu.h"
 #include "gdn2/ops/norm.h"
 
 namespace gdn2 {
 namespace {
 
-using test::random_tensor;
+using test::gpu;
+using test::held;
 
-// Budgets (SPEC §6): fp32 arithmetic either way; low-precision outputs round once (bf16 2^-9, f16 2^-12 relative).
-double budget(DType dt) { return dt == DType::f32 ? 2e-5 : dt == DType::bf16 ? 8e-3 : 2e-3; }
-
-// Values representable in dt, as F32 on the CPU (the reference's input).
-Tensor held(const Shape& s, uint64_t seed, DType dt, double lo = -1, double hi = 1) {
-  return random_tensor(s, seed, lo, hi).to(dt).to(DType::f32);
-}
-Tensor gpu(const Tensor& t, DType dt) { return t.defined() ? t.to(dt).to(Device::cuda) : Tensor(); }
-
-#define EXPECT_CLOSE(got, want, dt, what) \
-  EXPECT_LE(rel_rms_error((got), (want)), budget(dt)) << (what) << " " << dtype_name(dt)
-
-const DType kTypes[] = {DType::f32, DType::bf16, DType::f16};
+double budget(DType dt) { return test::gpu_budget(dt); }
+const auto& kTypes = test::kGpuTypes;
 
 TEST(NormCuda, RmsNormMatchesCpu) {
   REQUIRE_GPU();
