@@ -12,8 +12,9 @@
 namespace gdn2::cpu {
 
 template <class Real>
-void linear_forward(const Real* x, const Real* w, const Real* bias, Real* y, int64_t rows, int64_t in, int64_t out) {
-  matmul<Real>(false, true, rows, out, in, Real(1), x, in, w, in, Real(0), y, out);
+void linear_forward(const Real* x, const Real* w, const Real* bias, Real* y, int64_t rows, int64_t in, int64_t out,
+                    bool y_add) {
+  matmul<Real>(false, true, rows, out, in, Real(1), x, in, w, in, Real(y_add ? 1 : 0), y, out);
   if (bias != nullptr) {
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * out))
     for (int64_t r = 0; r < rows; ++r)
@@ -23,8 +24,8 @@ void linear_forward(const Real* x, const Real* w, const Real* bias, Real* y, int
 
 template <class Real>
 void linear_backward(const Real* dy, const Real* x, const Real* w, Real* dx, Real* dw, Real* db, int64_t rows,
-                     int64_t in, int64_t out) {
-  matmul<Real>(false, false, rows, in, out, Real(1), dy, out, w, in, Real(0), dx, in);    // dx = dy W
+                     int64_t in, int64_t out, bool dx_add) {
+  matmul<Real>(false, false, rows, in, out, Real(1), dy, out, w, in, Real(dx_add ? 1 : 0), dx, in);  // dx (+)= dy W
   if (dw != nullptr) matmul<Real>(true, false, out, in, rows, Real(1), dy, out, x, in, Real(1), dw, in);  // += dy^T x
   if (db != nullptr) {
     std::vector<Real> sum(static_cast<size_t>(out));
@@ -81,12 +82,13 @@ LmLoss lm_head_cross_entropy(const Real* h, const Real* W, const int32_t* target
   return r;
 }
 
-template void linear_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t);
-template void linear_forward<double>(const double*, const double*, const double*, double*, int64_t, int64_t, int64_t);
+template void linear_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t, bool);
+template void linear_forward<double>(const double*, const double*, const double*, double*, int64_t, int64_t, int64_t,
+                                     bool);
 template void linear_backward<float>(const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t,
-                                     int64_t);
+                                     int64_t, bool);
 template void linear_backward<double>(const double*, const double*, const double*, double*, double*, double*, int64_t,
-                                      int64_t, int64_t);
+                                      int64_t, int64_t, bool);
 template LmLoss lm_head_cross_entropy<float>(const float*, const float*, const int32_t*, int64_t, int64_t, int64_t,
                                              bool, float*, double, Tensor&);
 template LmLoss lm_head_cross_entropy<double>(const double*, const double*, const int32_t*, int64_t, int64_t, int64_t,

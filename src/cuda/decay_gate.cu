@@ -15,7 +15,7 @@ namespace gdn2::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kParts = 64;  // row parts: a fixed count, so the sums do not depend on the GPU
+constexpr int64_t kParts = 256;  // row parts: a fixed count, so the sums do not depend on the GPU
 
 __device__ __forceinline__ float log_softplus(float x) {
   if (x > 20.f) return logf(x);
@@ -51,21 +51,29 @@ __global__ void gate_bwd_kernel(const void* __restrict__ dg, ElemType dg_type, c
   pb[part * HK + j] = sb;
 }
 
-// dA_log[h] = Σ_parts Σ_channels pa, ddt_bias[j] = Σ_parts pb, in a fixed order.
+// In a fixed order: blocks below H form dA_log[h] = Σ_parts Σ_channels pa (the block's threads strided over the
+// head's parts x channels, then a fixed tree); the blocks after them ddt_bias[j] = Σ_parts pb, a thread per column.
 __global__ void gate_reduce_kernel(const float* __restrict__ pa, const float* __restrict__ pb, int64_t parts, int H,
                                    int HK, int K, float* __restrict__ dA, float* __restrict__ dbias) {
-  const int t = blockIdx.x * kThreads + threadIdx.x;
-  if (t < H) {
-    float s = 0.f;
-    for (int64_t p = 0; p < parts; ++p)
-      for (int k = 0; k < K; ++k) s += pa[p * HK + t * K + k];
-    dA[t] = s;
-  } else if (dbias != nullptr && t < H + HK) {
-    const int j = t - H;
-    float s = 0.f;
-    for (int64_t p = 0; p < parts; ++p) s += pb[p * HK + j];
-    dbias[j] = s;
+  if (static_cast<int>(blockIdx.x) < H) {
+    __shared__ float s[kThreads];
+    const int h = blockIdx.x;
+    float acc = 0.f;
+    for (int64_t i = threadIdx.x; i < parts * K; i += kThreads) acc += pa[(i / K) * HK + h * K + i % K];
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int w = kThreads / 2; w > 0; w /= 2) {
+      if (static_cast<int>(threadIdx.x) < w) s[threadIdx.x] += s[threadIdx.x + w];
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) dA[h] = s[0];
+    return;
   }
+  const int j = (blockIdx.x - H) * kThreads + threadIdx.x;
+  if (dbias == nullptr || j >= HK) return;
+  float s = 0.f;
+  for (int64_t p = 0; p < parts; ++p) s += pb[p * HK + j];
+  dbias[j] = s;
 }
 
 }  // namespace
@@ -92,13 +100,12 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
                                       rows, static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
                                       static_cast<float*>(out.df.raw_mut()), pa, pb);
   GDN2_CUDA_CHECK(cudaGetLastError());
-  const int64_t width = H + (bias.defined() ? HK : 0);
-  gate_reduce_kernel<<<static_cast<unsigned>((width + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(
+  const int64_t blocks = H + (bias.defined() ? (HK + kThreads - 1) / kThreads : 0);
+  gate_reduce_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream()>>>(
       pa, pb, parts, static_cast<int>(H), static_cast<int>(HK), static_cast<int>(head_dim),
       static_cast<float*>(out.dA_log.raw_mut()),
       bias.defined() ? static_cast<float*>(out.ddt_bias.raw_mut()) : nullptr);
   GDN2_CUDA_CHECK(cudaGetLastError());
-  GDN2_CUDA_CHECK(cudaStreamSynchronize(stream()));
   return out;
 }
 

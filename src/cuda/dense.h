@@ -6,10 +6,11 @@
 namespace gdn2::cuda {
 
 // y [rows, out] = x [rows, in] · weight [out, in]^T (+ bias [out]); y in x's dtype. rows, in, out > 0.
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t rows, int64_t in,
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into, int64_t rows, int64_t in,
                       int64_t out);
-// dx = dy · weight (x's dtype); dweight += dy^T x and dbias += Σ_rows dy in their own dtype (F32 or x's).
+// dx = dy · weight (x's dtype; added into *dx_into when given, which is returned); dweight += dy^T x and
+// dbias += Σ_rows dy in their own dtype (F32 or x's).
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,
-                       int64_t rows, int64_t in, int64_t out);
+                       Tensor* dx_into, int64_t rows, int64_t in, int64_t out);
 
 }  // namespace gdn2::cuda

@@ -48,6 +48,17 @@ __device__ __forceinline__ T from_f32(float x) {
     return x;
 }
 
+// y[r, j] = silu(gu[r, j]) · gu[r, F + j] for the packed [rows, 2F] gate | up.
+template <class T>
+__global__ void swiglu_packed_kernel(const T* gu, int64_t F, int64_t n, T* y) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / F, j = i - r * F;
+    const float g = to_f32(gu[2 * r * F + j]), u = to_f32(gu[2 * r * F + F + j]);
+    y[i] = from_f32<T>(g * __frcp_rn(1.f + __expf(-g)) * u);  // as SwigluOp
+  }
+}
+
 // One block per row: the first index of the row's largest value, -1 when the row holds a NaN or an infinity.
 template <class T>
 __global__ void argmax_kernel(const T* x, int64_t V, int32_t* out) {
@@ -340,6 +351,22 @@ Tensor elementwise(Elementwise op, const Tensor& a, const Tensor& b) {
       case Elementwise::swiglu_forward: launch_map(SwigluOp{}, p, n); break;
       case Elementwise::mul_forward: launch_map(MulOp{}, p, n); break;
     }
+  });
+  return y;
+}
+
+Tensor swiglu_packed(const Tensor& gate_up) {
+  Shape s = gate_up.shape();
+  const int64_t F = s.back() / 2;
+  s.back() = F;
+  Tensor y = Tensor::empty(s, gate_up.dtype(), Device::cuda);
+  const int64_t n = y.numel();
+  if (n == 0) return y;
+  with_type(gate_up.dtype(), "swiglu_forward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    swiglu_packed_kernel<T><<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<const T*>(gate_up.raw()), F, n,
+                                                                      static_cast<T*>(y.raw_mut()));
+    GDN2_CUDA_CHECK(cudaGetLastError());
   });
   return y;
 }

@@ -15,6 +15,8 @@ enum class Elementwise { sigmoid_forward, silu_forward, sigmoid_backward, silu_b
 
 // y = op(a) or op(a, b), a fresh tensor shaped and typed like a; b (binary ops) has a's dtype and element count.
 Tensor elementwise(Elementwise op, const Tensor& a, const Tensor& b);
+// y [..., F] = silu(gate) ⊙ up of the packed gate_up [..., 2F] (gate first); y in its dtype.
+Tensor swiglu_packed(const Tensor& gate_up);
 // dgate = dh · up · silu'(gate), dup = dh · silu(gate): fresh tensors in dh's dtype (all three share shape and dtype).
 void swiglu_grad(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup);
 // x += y (same element count): x F32 with y F32, BF16 or F16, or x and y of one dtype.

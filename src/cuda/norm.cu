@@ -3,6 +3,7 @@
 // stores where the row allows; several rows per block when G is small. The RMSNorm backward adds the weight-gradient
 // terms per block in a fixed order and then sums the blocks' partial rows in a fixed order (sum_row_parts).
 #include "cuda/norm.h"
+#include "cuda/reduce.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -249,23 +250,6 @@ __global__ void __launch_bounds__(kMaxGroup)
   }
 }
 
-// out[c] = Σ_p part[p · stride + c]: a block takes 32 columns; its 8 lanes add every 8th part, then lane 0 adds the
-// lanes in order.
-__global__ void sum_parts_kernel(const float* part, int64_t parts, int64_t stride, int64_t cols, float* out) {
-  __shared__ float lanes[8][33];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
-  float s = 0.f;
-  if (c < cols)
-    for (int64_t p = threadIdx.y; p < parts; p += 8) s += part[p * stride + c];
-  lanes[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y != 0 || c >= cols) return;
-  float total = 0.f;
-#pragma unroll
-  for (int y = 0; y < 8; ++y) total += lanes[y][threadIdx.x];
-  out[c] = total;
-}
-
 NormRows norm_rows(const Tensor& x, const Tensor& weight, const Tensor& gate, const RmsNormOptions* o, int64_t rows,
                    int64_t D, const Layout& l, const char* op) {
   NormRows a{};
@@ -314,11 +298,6 @@ void launch_backward(NormRows a, const Layout& l, const Tensor& dy, const Tensor
 }
 
 }  // namespace
-
-void sum_row_parts(const float* part, int64_t parts, int64_t stride, int64_t cols, float* out) {
-  sum_parts_kernel<<<static_cast<unsigned>((cols + 31) / 32), dim3(32, 8), 0, stream()>>>(part, parts, stride, cols, out);
-  GDN2_CUDA_CHECK(cudaGetLastError());
-}
 
 L2NormResult l2_norm_rows(const Tensor& x, double eps, int64_t rows, int64_t D) {
   const char* op = "l2_norm_forward";

@@ -22,12 +22,8 @@ Tensor l2_norm_rows_grad(const Tensor& dy, const Tensor& y, const Tensor& rstd, 
 RmsNormResult rms_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& gate, const RmsNormOptions& o,
                             int64_t rows, int64_t D);
 // dy like x, rstd F32 [rows]. dx and dgate like x and gate; dweight F32 [D], summed over the rows in a fixed order
-// (per-block partial rows, then sum_row_parts): bitwise reproducible on any GPU.
+// (per-block partial rows, then sum_row_parts of reduce.h): bitwise reproducible on any GPU.
 RmsNormGrads rms_norm_rows_grad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& weight,
                                 const Tensor& gate, const RmsNormOptions& o, int64_t rows, int64_t D);
-
-// out[c] = Σ_p part[p · stride + c] for c < cols and p < parts, in a fixed order that depends only on parts (no
-// atomics): device pointers, F32; launched on the legacy stream. parts >= 1, cols >= 1.
-void sum_row_parts(const float* part, int64_t parts, int64_t stride, int64_t cols, float* out);
 
 }  // namespace gdn2::cuda

@@ -1,5 +1,6 @@
-// CUDA optimizer ops: the gradients' squared norm (fixed-order partial sums, no atomics) and the fused AdamW update
-// that also writes the parameter's low-precision compute copy.
+// CUDA optimizer ops: the gradients' squared norm (one launch over every tensor, fixed-size chunks summed in a fixed
+// order, no atomics) and the fused AdamW update that also scales the gradient (clipping) and writes the parameter's
+// low-precision compute copy.
 #include "cuda/optim.h"
 
 #include <algorithm>
@@ -15,16 +16,46 @@ namespace gdn2::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMaxBlocks = 264;  // partial sums per tensor: a fixed count, so the summation order never changes
+constexpr int64_t kChunk = 32768;  // elements per partial sum: a fixed size, so the summation order never changes
 
-// part[blockIdx.x] = Σ x² over the block's grid-stride share, the block's threads added as a fixed tree.
-__global__ void sum_squares_kernel(const void* x, ElemType type, int64_t n, double* part) {
+// One tensor of a sum_squares call: its memory, element type, length and the index of its first chunk.
+struct SquaresPart {
+  const void* ptr;
+  int64_t n;
+  int64_t first_chunk;
+  int type;
+};
+
+// part[c] = Σ x² over chunk c of the concatenated tensors (blocks find their tensor by binary search), the block's
+// threads added as a fixed tree; F32 chunks load four elements at a time.
+__global__ void sum_squares_kernel(const SquaresPart* parts, int count, double* part) {
   __shared__ double s[kThreads];
+  const int64_t c = blockIdx.x;
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (parts[mid].first_chunk <= c) lo = mid; else hi = mid - 1;
+  }
+  const SquaresPart t = parts[lo];
+  const int64_t begin = (c - t.first_chunk) * kChunk, end = begin + kChunk < t.n ? begin + kChunk : t.n;
+  const auto type = static_cast<ElemType>(t.type);
   double acc = 0;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * kThreads) {
-    const float e = load_elem(x, type, i);
-    acc += static_cast<double>(e) * e;
+  if (type == ElemType::f32 && (reinterpret_cast<uintptr_t>(t.ptr) & 15) == 0) {
+    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(t.ptr) + begin);
+    const int64_t n4 = (end - begin) / 4;
+    for (int64_t i = threadIdx.x; i < n4; i += kThreads) {
+      const float4 e = p[i];
+      acc += static_cast<double>(e.x * e.x + e.y * e.y) + static_cast<double>(e.z * e.z + e.w * e.w);
+    }
+    for (int64_t i = begin + 4 * n4 + threadIdx.x; i < end; i += kThreads) {
+      const float e = static_cast<const float*>(t.ptr)[i];
+      acc += static_cast<double>(e) * e;
+    }
+  } else {
+    for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+      const float e = load_elem(t.ptr, type, i);
+      acc += static_cast<double>(e) * e;
+    }
   }
   s[threadIdx.x] = acc;
   __syncthreads();
@@ -32,15 +63,29 @@ __global__ void sum_squares_kernel(const void* x, ElemType type, int64_t n, doub
     if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
     __syncthreads();
   }
-  if (threadIdx.x == 0) part[blockIdx.x] = s[0];
+  if (threadIdx.x == 0) part[c] = s[0];
+}
+
+// out[0] = Σ part, one block: thread i adds every kThreads-th part, then a fixed tree.
+__global__ void sum_doubles_kernel(const double* part, int64_t n, double* out) {
+  __shared__ double s[kThreads];
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) acc += part[i];
+  s[threadIdx.x] = acc;
+  __syncthreads();
+  for (int w = kThreads / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[0] = s[0];
 }
 
 __global__ void adamw_kernel(float* __restrict__ value, const float* __restrict__ grad, float* __restrict__ m,
-                             float* __restrict__ v, void* compute, ElemType compute_type, int64_t n, float lr,
-                             float beta1, float beta2, float eps, float wd, float inv_c1, float inv_sqrt_c2) {
+                             float* __restrict__ v, void* compute, ElemType compute_type, int64_t n, float grad_scale,
+                             float lr, float beta1, float beta2, float eps, float wd, float inv_c1, float inv_sqrt_c2) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float g = grad[i];
+    const float g = grad[i] * grad_scale;
     const float mi = beta1 * m[i] + (1.f - beta1) * g;
     const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
     m[i] = mi;
@@ -55,24 +100,27 @@ __global__ void adamw_kernel(float* __restrict__ value, const float* __restrict_
 }  // namespace
 
 double sum_squares(const std::vector<const Tensor*>& tensors) {
-  if (tensors.empty()) return 0;
-  std::vector<int> blocks;
-  int total = 0;
+  std::vector<SquaresPart> parts;
+  int64_t chunks = 0;
   for (const Tensor* t : tensors) {
-    blocks.push_back(static_cast<int>(std::clamp<int64_t>((t->numel() + kThreads - 1) / kThreads, 1, kMaxBlocks)));
-    total += blocks.back();
+    if (t->numel() == 0) continue;
+    parts.push_back({t->raw(), t->numel(), chunks, static_cast<int>(elem_type(*t, "sum_squares", "tensor"))});
+    chunks += (t->numel() + kChunk - 1) / kChunk;
   }
-  Tensor part = Tensor::empty({total}, DType::f64, Device::cuda);
+  if (parts.empty()) return 0;
+  GDN2_CHECK(chunks < (int64_t{1} << 31), UnsupportedError, "sum_squares: ", chunks, " chunks are too many");
+  const auto bytes = static_cast<int64_t>(parts.size() * sizeof(SquaresPart));
+  Tensor table = Tensor::empty({bytes}, DType::u8, Device::cuda);
+  GDN2_CUDA_CHECK(cudaMemcpyAsync(table.raw_mut(), parts.data(), static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
+                                  stream()));
+  Tensor part = Tensor::empty({chunks + 1}, DType::f64, Device::cuda);
   auto* p = static_cast<double*>(part.raw_mut());
-  for (size_t k = 0, off = 0; k < tensors.size(); off += static_cast<size_t>(blocks[k]), ++k) {
-    const Tensor& t = *tensors[k];
-    sum_squares_kernel<<<blocks[k], kThreads, 0, stream()>>>(t.raw(), elem_type(t, "sum_squares", "tensor"), t.numel(), p + off);
-    GDN2_CUDA_CHECK(cudaGetLastError());
-  }
-  const Tensor host = part.cpu();
-  double s = 0;
-  for (int64_t i = 0; i < total; ++i) s += host.data<double>()[i];
-  return s;
+  sum_squares_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream()>>>(
+      static_cast<const SquaresPart*>(table.raw()), static_cast<int>(parts.size()), p);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+  sum_doubles_kernel<<<1, kThreads, 0, stream()>>>(p, chunks, p + chunks);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+  return part.slice0(chunks, chunks + 1).cpu().data<double>()[0];
 }
 
 void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const AdamWHyper& h, Tensor* compute) {
@@ -85,7 +133,7 @@ void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const
                                    static_cast<float*>(m.raw_mut()), static_cast<float*>(v.raw_mut()),
                                    compute ? compute->raw_mut() : nullptr,
                                    compute ? elem_type(*compute, "adamw", "compute") : ElemType::f32, n,
-                                   static_cast<float>(h.lr), static_cast<float>(h.beta1), static_cast<float>(h.beta2),
+                                   static_cast<float>(h.grad_scale), static_cast<float>(h.lr), static_cast<float>(h.beta1), static_cast<float>(h.beta2),
                                    static_cast<float>(h.eps), static_cast<float>(h.weight_decay),
                                    static_cast<float>(1 / c1), static_cast<float>(1 / std::sqrt(c2)));
   GDN2_CUDA_CHECK(cudaGetLastError());

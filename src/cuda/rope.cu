@@ -1,6 +1,7 @@
-// CUDA RoPE (HF rotate_half, partial rotary_dim): one thread per (token, rotated pair i), which forms cos and sin of
-// its angle once (in double, as the CPU does) and rotates pair i of every head of the token, then copies the features
-// past rotary_dim at i, i + rd/2, ...; consecutive threads take consecutive i, so every access is coalesced.
+// CUDA RoPE (HF rotate_half, partial rotary_dim): one thread per (token, head, rotated pair i), which forms cos and
+// sin of its angle (in double, as the CPU does), rotates pair i and copies the head's features past rotary_dim at
+// i, i + rd/2, ...; consecutive threads take consecutive i, so every access is coalesced, and a single decode token
+// still spreads over heads x pairs threads.
 #include "cuda/rope.h"
 
 #include <cstdint>
@@ -30,8 +31,9 @@ struct RopeArgs {
 __global__ void rope_kernel(RopeArgs a) {
   const int half = a.rd / 2;
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (idx >= a.tokens * half) return;
-  const int64_t tok = idx / half;
+  if (idx >= a.tokens * a.H * half) return;
+  const int64_t row = idx / half;  // token * H + head
+  const int64_t tok = row / a.H;
   const int i = static_cast<int>(idx % half);
   const int64_t p = a.pos32 != nullptr ? a.pos32[tok] : a.pos64 != nullptr ? a.pos64[tok] : a.start + tok % a.T;
   // The CPU's inv_freq and angle, bit for bit where the libraries agree.
@@ -39,13 +41,11 @@ __global__ void rope_kernel(RopeArgs a) {
   double s, c;
   sincos(angle, &s, &c);
   const float cf = static_cast<float>(c), sf = static_cast<float>(a.sign * s);
-  for (int h = 0; h < a.H; ++h) {
-    const int64_t base = (tok * a.H + h) * a.D;
-    const float x1 = load_elem(a.x, a.t, base + i), x2 = load_elem(a.x, a.t, base + i + half);
-    store_elem(a.y, a.t, base + i, x1 * cf - x2 * sf);
-    store_elem(a.y, a.t, base + i + half, x2 * cf + x1 * sf);
-    for (int d = a.rd + i; d < a.D; d += half) store_elem(a.y, a.t, base + d, load_elem(a.x, a.t, base + d));
-  }
+  const int64_t base = row * a.D;
+  const float x1 = load_elem(a.x, a.t, base + i), x2 = load_elem(a.x, a.t, base + i + half);
+  store_elem(a.y, a.t, base + i, x1 * cf - x2 * sf);
+  store_elem(a.y, a.t, base + i + half, x2 * cf + x1 * sf);
+  for (int d = a.rd + i; d < a.D; d += half) store_elem(a.y, a.t, base + d, load_elem(a.x, a.t, base + d));
 }
 
 }  // namespace
@@ -73,7 +73,7 @@ Tensor rope_rotate(const Tensor& x, int64_t start, const Tensor& positions, doub
   a.theta = theta;
   a.sign = inverse ? -1.0 : 1.0;
   Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
-  const int64_t threads = a.tokens * (a.rd / 2);
+  const int64_t threads = a.tokens * H * (a.rd / 2);
   if (threads == 0 || H == 0) return y;
   const int64_t blocks = (threads + kThreads - 1) / kThreads;
   GDN2_CHECK(blocks < (int64_t{1} << 31), UnsupportedError, op, " on CUDA: ", x.describe(), " is too large");

@@ -13,7 +13,7 @@
 #include "cuda/stream.h"
 #include "cuda/elem.h"
 #include "cuda/gdn2/load.cuh"
-#include "cuda/norm.h"
+#include "cuda/reduce.h"
 
 namespace gdn2::cuda {
 
@@ -23,6 +23,7 @@ constexpr int kThreads = 128;                   // channels per block
 constexpr int64_t kTargetThreads = 1 << 20;     // (part, channel) threads a call aims at
 constexpr int64_t kMinRowsPerPart = 16;         // so that reloading W − 1 inputs per part stays cheap
 constexpr int64_t kMaxParts = 65535;            // grid.y
+constexpr int kUnroll = 4;                      // rows whose loads a thread issues together (memory parallelism)
 
 struct ConvRows {
   const void* x;
@@ -99,27 +100,35 @@ __global__ void __launch_bounds__(kThreads) conv_forward_kernel(ConvRows a, int6
   const float b = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
   int64_t n = seq_of(a, r0), begin = seq_begin(a, n), end = seq_begin(a, n + 1);
   bool fresh = true;
-  for (int64_t r = r0; r < r1; ++r) {
-    if (r >= end) {  // the next non-empty sequence
-      do {
-        ++n;
-        begin = end;
-        end = seq_begin(a, n + 1);
-      } while (r >= end);
-      fresh = true;
-    }
-    const int64_t t = r - begin;
-    if (fresh) {
+  for (int64_t r = r0; r < r1; r += kUnroll) {
+    float xin[kUnroll];  // the group's inputs, loaded before any is used
 #pragma unroll
-      for (int j = 0; j < KW - 1; ++j)
-        if (j >= lo) win[j] = conv_input(a, n, begin, t - (KW - 1) + j, c);
-      fresh = false;
-    }
-    win[KW - 1] = load_elem(a.x, a.xt, r * a.C + c);
-    const float z = pre_activation(a, b, w, win);
-    store_elem(y, a.xt, r * a.C + c, a.silu ? z * sigmoid_f(z) : z);
+    for (int u = 0; u < kUnroll; ++u) xin[u] = r + u < r1 ? load_elem(a.x, a.xt, (r + u) * a.C + c) : 0.f;
 #pragma unroll
-    for (int j = 0; j < KW - 1; ++j) win[j] = win[j + 1];
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t ru = r + u;
+      if (ru >= r1) break;
+      if (ru >= end) {  // the next non-empty sequence
+        do {
+          ++n;
+          begin = end;
+          end = seq_begin(a, n + 1);
+        } while (ru >= end);
+        fresh = true;
+      }
+      if (fresh) {
+        const int64_t t = ru - begin;
+#pragma unroll
+        for (int j = 0; j < KW - 1; ++j)
+          if (j >= lo) win[j] = conv_input(a, n, begin, t - (KW - 1) + j, c);
+        fresh = false;
+      }
+      win[KW - 1] = xin[u];
+      const float z = pre_activation(a, b, w, win);
+      store_elem(y, a.xt, ru * a.C + c, a.silu ? z * sigmoid_f(z) : z);
+#pragma unroll
+      for (int j = 0; j < KW - 1; ++j) win[j] = win[j + 1];
+    }
   }
 }
 
@@ -153,62 +162,77 @@ __global__ void __launch_bounds__(kThreads)
   int64_t n = seq_of(a, r1 - 1), begin = seq_begin(a, n), end = seq_begin(a, n + 1);
   const int64_t hi = r1 + M < end ? r1 + M : end;
   bool fresh = true;
-  for (int64_t r = hi - 1; r >= r0; --r) {
-    if (r < begin) {  // the previous non-empty sequence
-      do {
-        --n;
-        end = begin;
-        begin = seq_begin(a, n);
-      } while (r < begin);
-      fresh = true;
+  for (int64_t r = hi - 1; r >= r0;) {
+    // A group of kUnroll rows inside the current sequence and the part, window already filled: its dy and oldest
+    // inputs are loaded together up front; otherwise one row at a time.
+    const bool group = !fresh && r - (kUnroll - 1) >= begin && r - (kUnroll - 1) >= r0;
+    float dyv[kUnroll], old[kUnroll];
+    if (group) {
 #pragma unroll
-      for (int k = 0; k < KW; ++k) dzw[k] = 0.f;
-    }
-    const int64_t t = r - begin, L = end - begin;
-    if (fresh) {
-#pragma unroll
-      for (int j = 0; j < KW; ++j)
-        if (j >= lo) win[j] = conv_input(a, n, begin, t - (KW - 1) + j, c);
-      fresh = false;
-    } else {  // one row down: every input moves up a slot and the oldest, at t − M, comes in
-      const float oldest = conv_input(a, n, begin, t - M, c);
-#pragma unroll
-      for (int j = KW - 1; j > 0; --j) win[j] = win[j - 1];
-#pragma unroll
-      for (int j = 0; j < KW; ++j)
-        if (j == lo) win[j] = oldest;
-    }
-    float dz = load_elem(dy, a.xt, r * a.C + c);
-    if (a.silu) {
-      const float z = pre_activation(a, b, w, win), s = sigmoid_f(z);
-      dz *= s * (1.f + z * (1.f - s));
+      for (int u = 0; u < kUnroll; ++u) {
+        dyv[u] = load_elem(dy, a.xt, (r - u) * a.C + c);
+        old[u] = conv_input(a, n, begin, r - u - begin - M, c);
+      }
     }
 #pragma unroll
-    for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
-    dzw[0] = dz;
-    if (r >= r1) continue;  // a row above the part: only its dz was needed
+    for (int u = 0; u < kUnroll; ++u, --r) {
+      if (u > 0 && !group) break;
+      if (r < begin) {  // the previous non-empty sequence
+        do {
+          --n;
+          end = begin;
+          begin = seq_begin(a, n);
+        } while (r < begin);
+        fresh = true;
 #pragma unroll
-    for (int j = 0; j < KW; ++j)
-      if (j >= lo) acc[j] += dz * win[j];
-    acc_b += dz;
-    const int64_t cache_row = (n * a.C + c) * M;
-    float s = 0.f;
-#pragma unroll
-    for (int j = 0; j < KW; ++j)  // tap i = j − lo meets dz(r + M − i) = dzw[KW − 1 − j]
-      if (j >= lo) s += dzw[KW - 1 - j] * w[j];
-    if (dfin != nullptr && t + M >= L) s += load_elem(dfin, dft, cache_row + (t + M - L));
-    store_elem(dx, a.xt, r * a.C + c, s);
-    if (dcache != nullptr && t == 0) {  // the sequence's start: its virtual positions −1 .. −M
-      for (int v = -1; v >= -M; --v) {
-#pragma unroll
-        for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
-        dzw[0] = 0.f;  // no output at a negative position
-        float g = 0.f;
+        for (int k = 0; k < KW; ++k) dzw[k] = 0.f;
+      }
+      const int64_t t = r - begin, L = end - begin;
+      if (fresh) {
 #pragma unroll
         for (int j = 0; j < KW; ++j)
-          if (j >= lo) g += dzw[KW - 1 - j] * w[j];
-        if (dfin != nullptr && v + M >= L) g += load_elem(dfin, dft, cache_row + (v + M - L));
-        dcache[cache_row + (M + v)] = g;
+          if (j >= lo) win[j] = conv_input(a, n, begin, t - (KW - 1) + j, c);
+        fresh = false;
+      } else {  // one row down: every input moves up a slot and the oldest, at t − M, comes in
+        const float oldest = group ? old[u] : conv_input(a, n, begin, t - M, c);
+#pragma unroll
+        for (int j = KW - 1; j > 0; --j) win[j] = win[j - 1];
+#pragma unroll
+        for (int j = 0; j < KW; ++j)
+          if (j == lo) win[j] = oldest;
+      }
+      float dz = group ? dyv[u] : load_elem(dy, a.xt, r * a.C + c);
+      if (a.silu) {
+        const float z = pre_activation(a, b, w, win), s = sigmoid_f(z);
+        dz *= s * (1.f + z * (1.f - s));
+      }
+#pragma unroll
+      for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
+      dzw[0] = dz;
+      if (r >= r1) continue;  // a row above the part: only its dz was needed
+#pragma unroll
+      for (int j = 0; j < KW; ++j)
+        if (j >= lo) acc[j] += dz * win[j];
+      acc_b += dz;
+      const int64_t cache_row = (n * a.C + c) * M;
+      float s = 0.f;
+#pragma unroll
+      for (int j = 0; j < KW; ++j)  // tap i = j − lo meets dz(r + M − i) = dzw[KW − 1 − j]
+        if (j >= lo) s += dzw[KW - 1 - j] * w[j];
+      if (dfin != nullptr && t + M >= L) s += load_elem(dfin, dft, cache_row + (t + M - L));
+      store_elem(dx, a.xt, r * a.C + c, s);
+      if (dcache != nullptr && t == 0) {  // the sequence's start: its virtual positions −1 .. −M
+        for (int v = -1; v >= -M; --v) {
+#pragma unroll
+          for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
+          dzw[0] = 0.f;  // no output at a negative position
+          float g = 0.f;
+#pragma unroll
+          for (int j = 0; j < KW; ++j)
+            if (j >= lo) g += dzw[KW - 1 - j] * w[j];
+          if (dfin != nullptr && v + M >= L) g += load_elem(dfin, dft, cache_row + (v + M - L));
+          dcache[cache_row + (M + v)] = g;
+        }
       }
     }
   }

@@ -33,6 +33,10 @@ Tensor Block::forward(const Tensor& x, LayerCache* cache, bool save) {
   Tensor h = mixer_->forward(n1.y, cache, save);
   add_inplace(h, x);
   RmsNormResult n2 = rms_norm_forward(h, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
+  if (!save) {  // inference: gate and up in one product (their weights are one matrix), the down projection added into h
+    const Tensor act = swiglu_forward(linear_forward(n2.y, params_.group_weight(prefix_ + "mlp.gate_up")));
+    return linear_forward(act, p("mlp.down_proj.weight").w(), Tensor(), &h);
+  }
   const Tensor gate = linear_forward(n2.y, p("mlp.gate_proj.weight").w());
   const Tensor up = linear_forward(n2.y, p("mlp.up_proj.weight").w());
   const Tensor act = swiglu_forward(gate, up);
@@ -50,11 +54,11 @@ Tensor Block::backward(const Tensor& dy) {
   Tensor d_gate, d_up;
   swiglu_backward(d_act, s.gate, s.up, d_gate, d_up);
   Tensor d_n2 = linear_backward(d_gate, s.n2, p("mlp.gate_proj.weight").w(), &p("mlp.gate_proj.weight").grad, nullptr);
-  add_inplace(d_n2, linear_backward(d_up, s.n2, p("mlp.up_proj.weight").w(), &p("mlp.up_proj.weight").grad, nullptr));
+  linear_backward(d_up, s.n2, p("mlp.up_proj.weight").w(), &p("mlp.up_proj.weight").grad, nullptr, &d_n2);
   RmsNormGrads g2 = rms_norm_backward(d_n2, s.h, s.r2, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
   add_inplace(p("post_attention_layernorm.weight").grad, g2.dweight);
-  Tensor dh = dy.clone();
-  add_inplace(dh, g2.dx);
+  Tensor dh = g2.dx;  // a fresh tensor of this call
+  add_inplace(dh, dy);
   const Tensor d_n1 = mixer_->backward(dh);
   RmsNormGrads g1 = rms_norm_backward(d_n1, s.x, s.r1, p("input_layernorm.weight").w(), Tensor(), nopt);
   add_inplace(p("input_layernorm.weight").grad, g1.dweight);

@@ -149,10 +149,10 @@ Tensor GatedAttention::backward(const Tensor& dy) {
   add_inplace(p("k_norm.weight").grad, kg.dweight);
   const Tensor d_qproj = concat_last({qg.dx, d_gate}).reshape({B, T, Hq_ * 2 * hd_});
   Tensor dx = linear_backward(d_qproj, s.x, p("q_proj.weight").w(), &p("q_proj.weight").grad, nullptr);
-  add_inplace(dx, linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight").w(),
-                                  &p("k_proj.weight").grad, nullptr));
-  add_inplace(dx, linear_backward(ag.dv.reshape({B, T, Hkv_ * hd_}), s.x, p("v_proj.weight").w(),
-                                  &p("v_proj.weight").grad, nullptr));
+  linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight").w(), &p("k_proj.weight").grad, nullptr,
+                  &dx);
+  linear_backward(ag.dv.reshape({B, T, Hkv_ * hd_}), s.x, p("v_proj.weight").w(), &p("v_proj.weight").grad, nullptr,
+                  &dx);
   return dx;
 }
 

@@ -62,7 +62,7 @@ GoldenCheck fla_layer_check(const std::string& path, double budget) {
     const Tensor t = f.get(name);
     GDN2_CHECK(t.numel() == p.value.numel(), FormatError, path, ": '", name, "' is ", t.describe(), ", expected ",
                shape_str(p.spec.shape));
-    p.value = t.to(DType::f32).reshape(p.spec.shape);
+    params.set(p, t);
   }
   std::unique_ptr<Mixer> layer = make_mixer(c, 0, params);
   const Tensor x = f.get("x").to(DType::f32);

@@ -2,6 +2,8 @@
 // gated output norm; forward with optional inference cache, and the matching backward.
 #include "model/linear_attention.h"
 
+#include <unordered_map>
+
 #include "gdn2/ops/dense.h"
 #include "gdn2/ops/norm.h"
 #include "gdn2/ops/short_conv.h"
@@ -9,6 +11,8 @@
 namespace gdn2 {
 
 namespace {
+
+constexpr int64_t kFusedProjectionRows = 1024;  // tokens up to which inference runs the input projections as one
 
 // Decode caches (short-conv inputs, recurrent state) are kept in F32 (F64 for F64 models).
 DType state_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64 : DType::f32; }
@@ -60,8 +64,8 @@ Tensor LinearAttention::proj(const char* name, const Tensor& x, const char* bias
   return linear_forward(x, p(name).w(), bias ? p(bias).w() : Tensor());
 }
 
-Tensor LinearAttention::proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias) {
-  return linear_backward(dy, x, p(name).w(), &p(name).grad, bias ? &p(bias).grad : nullptr);
+Tensor LinearAttention::proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias, Tensor* into) {
+  return linear_backward(dy, x, p(name).w(), &p(name).grad, bias ? &p(bias).grad : nullptr, into);
 }
 
 Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save) {
@@ -96,18 +100,29 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
              x.describe());
   const int64_t B = x.size(0), T = x.size(1);
   if (save) saved_ = Saved{};
+  // x's input projections by weight name. Training: one product per weight (the backward takes each on its own).
+  // Inference of a few tokens (decode, small prefill pieces), where launches dominate: one product with the layer's
+  // input group (its weights are one matrix) and one split.
+  std::unordered_map<std::string, Tensor> fused;
+  if (!save && B * T <= kFusedProjectionRows) {
+    const std::string group = prefix_ + "in";
+    const std::vector<std::string>& names = params_.group_names(group);
+    std::vector<Tensor> parts = split_last(linear_forward(x, params_.group_weight(group)), params_.group_rows(group));
+    for (size_t i = 0; i < names.size(); ++i) fused[names[i].substr(prefix_.size())] = std::move(parts[i]);
+  }
+  auto proj_in = [&](const char* name) { return fused.empty() ? proj(name, x) : fused.at(name); };
   Gdn2Inputs in;
   // q, k, v through projections, short causal convs and SiLU.
   if (kind_ == LayerKind::gdn) {
-    const Tensor qkv = conv(0, "conv1d.weight", proj("in_proj_qkv.weight", x), cache, save);
+    const Tensor qkv = conv(0, "conv1d.weight", proj_in("in_proj_qkv.weight"), cache, save);
     std::vector<Tensor> parts = split_last(qkv, {H_ * K_, H_ * K_, HV_ * V_});
     in.q = parts[0].reshape({B, T, H_, K_});
     in.k = parts[1].reshape({B, T, H_, K_});
     in.v = parts[2].reshape({B, T, HV_, V_});
   } else {
-    in.q = conv(0, "q_conv1d.weight", proj("q_proj.weight", x), cache, save).reshape({B, T, H_, K_});
-    in.k = conv(1, "k_conv1d.weight", proj("k_proj.weight", x), cache, save).reshape({B, T, H_, K_});
-    in.v = conv(2, "v_conv1d.weight", proj("v_proj.weight", x), cache, save).reshape({B, T, HV_, V_});
+    in.q = conv(0, "q_conv1d.weight", proj_in("q_proj.weight"), cache, save).reshape({B, T, H_, K_});
+    in.k = conv(1, "k_conv1d.weight", proj_in("k_proj.weight"), cache, save).reshape({B, T, H_, K_});
+    in.v = conv(2, "v_conv1d.weight", proj_in("v_proj.weight"), cache, save).reshape({B, T, HV_, V_});
   }
   // Gates: decay g (log space, formed in the recurrence op from its pre-activation f, A_log and dt_bias), erase b,
   // write w.
@@ -115,23 +130,23 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
   in.A_log = p("A_log").w();
   in.dt_bias = p("dt_bias").w();
   if (kind_ == LayerKind::gdn) {
-    in.g_log = proj("in_proj_a.weight", x);  // [B, T, HV]
-    b_sig = sigmoid_forward(proj("in_proj_b.weight", x));
+    in.g_log = proj_in("in_proj_a.weight");  // [B, T, HV]
+    b_sig = sigmoid_forward(proj_in("in_proj_b.weight"));
     in.b = neg_eig_ ? doubled(b_sig) : b_sig;
     in.w = in.b;
   } else {
-    f_low = proj("f_proj.0.weight", x);
+    f_low = proj_in("f_proj.0.weight");
     in.g_log = proj("f_proj.1.weight", f_low).reshape({B, T, Hg_, K_});
     if (kind_ == LayerKind::gdn2) {
-      b_sig = sigmoid_forward(proj("b_proj.weight", x));
+      b_sig = sigmoid_forward(proj_in("b_proj.weight"));
       in.b = (neg_eig_ ? doubled(b_sig) : b_sig).reshape({B, T, H_, K_});
     } else if (kind_ == LayerKind::kda) {
-      b_sig = sigmoid_forward(proj("b_proj.weight", x));  // β [B, T, HV]
+      b_sig = sigmoid_forward(proj_in("b_proj.weight"));  // β [B, T, HV]
       in.b = neg_eig_ ? doubled(b_sig) : b_sig;
       in.w = in.b;
     }
     if (kind_ != LayerKind::kda) {
-      w_sig = sigmoid_forward(proj("w_proj.weight", x));
+      w_sig = sigmoid_forward(proj_in("w_proj.weight"));
       in.w = w_sig.reshape({B, T, HV_, V_});
     }
   }
@@ -157,10 +172,10 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
   nopt.eps = norm_eps_;
   const char* norm_name = kind_ == LayerKind::gdn ? "norm.weight" : "o_norm.weight";
   if (kind_ == LayerKind::gdn) {
-    gate = proj("in_proj_z.weight", x).reshape({B, T, HV_, V_});
+    gate = proj_in("in_proj_z.weight").reshape({B, T, HV_, V_});
     nopt.gate_activation = NormGateActivation::silu;
   } else {
-    gate_low = proj("g_proj.0.weight", x);
+    gate_low = proj_in("g_proj.0.weight");
     gate = proj("g_proj.1.weight", gate_low, "g_proj.1.bias").reshape({B, T, HV_, V_});
     nopt.gate_activation = NormGateActivation::sigmoid;
   }
@@ -216,17 +231,17 @@ Tensor LinearAttention::backward(const Tensor& dy) {
   };
   if (gdn) {
     add_inplace(g.db, g.dw);  // b and w are the same β
-    add_inplace(dx, proj_back("in_proj_b.weight", sigmoid_back(g.db, s.b_sig), x));
-    add_inplace(dx, proj_back("in_proj_a.weight", g.dg, x));
+    proj_back("in_proj_b.weight", sigmoid_back(g.db, s.b_sig), x, nullptr, &dx);
+    proj_back("in_proj_a.weight", g.dg, x, nullptr, &dx);
   } else {
     if (kind_ == LayerKind::kda) add_inplace(g.db, g.dw);
-    if (kind_ != LayerKind::ssd) add_inplace(dx, proj_back("b_proj.weight", sigmoid_back(g.db, s.b_sig), x));
+    if (kind_ != LayerKind::ssd) proj_back("b_proj.weight", sigmoid_back(g.db, s.b_sig), x, nullptr, &dx);
     if (kind_ != LayerKind::kda) {
       const Tensor dw = sigmoid_backward(g.dw.reshape(s.w_sig.shape()), s.w_sig);
-      add_inplace(dx, proj_back("w_proj.weight", dw, x));
+      proj_back("w_proj.weight", dw, x, nullptr, &dx);
     }
     const Tensor df = g.dg.reshape({B, T, Hg_ * K_});
-    add_inplace(dx, proj_back("f_proj.0.weight", proj_back("f_proj.1.weight", df, s.f_low), x));
+    proj_back("f_proj.0.weight", proj_back("f_proj.1.weight", df, s.f_low), x, nullptr, &dx);
   }
   add_inplace(p("A_log").grad, g.dA_log);
   add_inplace(p("dt_bias").grad, g.ddt_bias);
@@ -234,11 +249,11 @@ Tensor LinearAttention::backward(const Tensor& dy) {
   if (gdn) {
     const Tensor dqkv = concat_last({g.dq.reshape({B, T, H_ * K_}), g.dk.reshape({B, T, H_ * K_}),
                                      g.dv.reshape({B, T, HV_ * V_})});
-    add_inplace(dx, proj_back("in_proj_qkv.weight", conv_back(0, "conv1d.weight", dqkv), x));
+    proj_back("in_proj_qkv.weight", conv_back(0, "conv1d.weight", dqkv), x, nullptr, &dx);
   } else {
-    add_inplace(dx, proj_back("q_proj.weight", conv_back(0, "q_conv1d.weight", g.dq.reshape({B, T, H_ * K_})), x));
-    add_inplace(dx, proj_back("k_proj.weight", conv_back(1, "k_conv1d.weight", g.dk.reshape({B, T, H_ * K_})), x));
-    add_inplace(dx, proj_back("v_proj.weight", conv_back(2, "v_conv1d.weight", g.dv.reshape({B, T, HV_ * V_})), x));
+    proj_back("q_proj.weight", conv_back(0, "q_conv1d.weight", g.dq.reshape({B, T, H_ * K_})), x, nullptr, &dx);
+    proj_back("k_proj.weight", conv_back(1, "k_conv1d.weight", g.dk.reshape({B, T, H_ * K_})), x, nullptr, &dx);
+    proj_back("v_proj.weight", conv_back(2, "v_conv1d.weight", g.dv.reshape({B, T, HV_ * V_})), x, nullptr, &dx);
   }
   return dx;
 }

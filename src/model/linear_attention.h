@@ -32,7 +32,9 @@ class LinearAttention final : public Mixer {
   Param& p(const char* name) { return params_.at(prefix_ + name); }
   Gdn2Options rec_options(const Tensor& x) const;
   Tensor proj(const char* name, const Tensor& x, const char* bias = nullptr);
-  Tensor proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias = nullptr);
+  // dx of a projection (added into *into when given); the weight's (and bias') gradients accumulated.
+  Tensor proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias = nullptr,
+                   Tensor* into = nullptr);
   Tensor conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save);
   Tensor conv_back(int i, const char* name, const Tensor& dy);
 

@@ -5,6 +5,14 @@ namespace gdn2 {
 
 namespace {
 
+// Marks the specs named p + name (in `names`) as members of group p + group.
+void group_specs(std::vector<ParamSpec>& s, const std::string& p, const std::vector<std::string>& names,
+                 const std::string& group) {
+  for (ParamSpec& x : s)
+    for (const std::string& n : names)
+      if (x.name == p + n) x.group = p + group;
+}
+
 void linear_specs(const ModelConfig& c, LayerKind kind, const std::string& p, std::vector<ParamSpec>& s) {
   const int64_t D = c.hidden_size, H = c.linear_num_key_heads, K = c.linear_key_head_dim,
                 HV = c.linear_num_value_heads, V = c.linear_value_head_dim, W = c.linear_conv_kernel_dim,
@@ -20,6 +28,7 @@ void linear_specs(const ModelConfig& c, LayerKind kind, const std::string& p, st
     s.push_back({p + "dt_bias", {HV}, ParamInit::dt_bias, false});
     s.push_back({p + "norm.weight", {V}, ParamInit::ones, false});
     s.push_back({p + "out_proj.weight", {D, HV * V}, ParamInit::normal_residual});
+    group_specs(s, p, {"in_proj_qkv.weight", "in_proj_z.weight", "in_proj_b.weight", "in_proj_a.weight"}, "in");
     return;
   }
   // fla GatedDeltaNet2 (gdn2, ssd) and KimiDeltaAttention (kda).
@@ -42,6 +51,8 @@ void linear_specs(const ModelConfig& c, LayerKind kind, const std::string& p, st
   s.push_back({p + "g_proj.1.bias", {HV * V}, ParamInit::zeros, false});
   s.push_back({p + "o_norm.weight", {V}, ParamInit::ones, false});
   s.push_back({p + "o_proj.weight", {D, HV * V}, ParamInit::normal_residual});
+  group_specs(s, p, {"q_proj.weight", "k_proj.weight", "v_proj.weight", "f_proj.0.weight", "b_proj.weight",
+                     "w_proj.weight", "g_proj.0.weight"}, "in");
 }
 
 void attention_specs(const ModelConfig& c, const std::string& p, std::vector<ParamSpec>& s) {
@@ -78,6 +89,7 @@ std::vector<ParamSpec> model_param_specs(const ModelConfig& c) {
     s.push_back({p + "mlp.gate_proj.weight", {F, D}});
     s.push_back({p + "mlp.up_proj.weight", {F, D}});
     s.push_back({p + "mlp.down_proj.weight", {D, F}, ParamInit::normal_residual});
+    group_specs(s, p, {"mlp.gate_proj.weight", "mlp.up_proj.weight"}, "mlp.gate_up");
   }
   s.push_back({"model.norm.weight", {D}, ParamInit::zeros, false});
   if (!c.tie_word_embeddings) s.push_back({"lm_head.weight", {c.vocab_size, D}});

@@ -24,6 +24,9 @@ struct ParamSpec {
   Shape shape;
   ParamInit init = ParamInit::normal;
   bool decay = true;  // AdamW weight decay: weights yes; A_log, dt_bias, norms, biases no
+  // Linear weights of one input that inference multiplies in one product ("<prefix>in", "<prefix>mlp.gate_up"): the
+  // store keeps a group's weights as consecutive rows of one matrix. Empty: none.
+  std::string group = {};
 };
 
 std::vector<ParamSpec> model_param_specs(const ModelConfig& c);

@@ -17,19 +17,75 @@ ParamStore::ParamStore(const ModelConfig& c, DType dtype, Device device, DType c
              DTypeError, "a model of ", dtype_name(dtype), " parameters on the ", device_name(device),
              " computes in ", dtype_name(dtype), (device == Device::cuda ? " (or BF16 / F16 below F32)" : ""),
              ", not ", dtype_name(compute));
+  std::vector<std::string> order;  // groups in order of first appearance
   for (ParamSpec& s : model_param_specs(c)) {
     index_[s.name] = params_.size();
+    if (!s.group.empty()) {
+      GDN2_CHECK(s.shape.size() == 2, ValueError, "grouped parameter ", s.name, " must be a matrix");
+      Group& g = groups_[s.group];
+      if (g.rows.empty()) order.push_back(s.group);
+      g.names.push_back(s.name);
+      g.rows.push_back(s.shape[0]);
+      params_.push_back({s, Tensor(), Tensor(), Tensor()});
+      continue;
+    }
     params_.push_back({s, Tensor::zeros(s.shape, dtype, device), Tensor(), Tensor()});
     refresh_compute(params_.back());
   }
+  // Each group's matrices, and its members' values (and compute copies) as views of their rows.
+  for (const std::string& name : order) {
+    Group& g = groups_[name];
+    int64_t rows = 0, in = -1;
+    for (Param& p : params_) {
+      if (p.spec.group != name) continue;
+      GDN2_CHECK(in < 0 || p.spec.shape[1] == in, ValueError, "group ", name, ": ", p.spec.name, " has ",
+                 p.spec.shape[1], " inputs, not ", in);
+      in = p.spec.shape[1];
+      rows += p.spec.shape[0];
+    }
+    g.value = Tensor::zeros({rows, in}, dtype, device);
+    if (compute_ != dtype_) g.compute = Tensor::zeros({rows, in}, compute_, device);
+    int64_t at = 0;
+    for (Param& p : params_) {
+      if (p.spec.group != name) continue;
+      const int64_t n = p.spec.shape[0];
+      p.value = g.value.slice0(at, at + n);
+      if (g.compute.defined()) p.compute = g.compute.slice0(at, at + n);
+      at += n;
+    }
+  }
 }
+
+void ParamStore::write_into(Tensor& dst, const Tensor& src) {
+  GDN2_CHECK(src.numel() == dst.numel() && src.dtype() == dst.dtype(), ShapeError, "write_into: ", src.describe(),
+             " into ", dst.describe());
+  if (dst.nbytes() > 0) copy_rows(dst, 0, dst.nbytes(), src, 0, src.nbytes(), dst.nbytes(), 1);
+}
+
+const ParamStore::Group& ParamStore::group(const std::string& name) const {
+  const auto it = groups_.find(name);
+  GDN2_CHECK(it != groups_.end(), ValueError, "the model has no parameter group '", name, "'");
+  return it->second;
+}
+
+const Tensor& ParamStore::group_weight(const std::string& name) const {
+  const Group& g = group(name);
+  return g.compute.defined() ? g.compute : g.value;
+}
+
+const std::vector<std::string>& ParamStore::group_names(const std::string& name) const { return group(name).names; }
+
+const std::vector<int64_t>& ParamStore::group_rows(const std::string& name) const { return group(name).rows; }
 
 void ParamStore::set(Param& p, const Tensor& t) {
   GDN2_CHECK(t.defined() && t.numel() == shape_numel(p.spec.shape), ShapeError, "parameter '", p.spec.name, "' is ",
              shape_str(p.spec.shape), ", got ", t.describe());
   Tensor v = t.to(dtype_);  // always a copy: t may be a read-only view of a file
   if (v.device() != device_) v = v.to(device_);
-  p.value = v.reshape(p.spec.shape);
+  if (p.spec.group.empty())
+    p.value = v.reshape(p.spec.shape);
+  else
+    write_into(p.value, v);  // a view of the group's matrix
   refresh_compute(p);
 }
 
@@ -37,7 +93,10 @@ void ParamStore::refresh_compute(Param& p) {
   const std::string& n = p.spec.name;
   const bool linear = p.spec.shape.size() == 2 || (n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0);
   if (compute_ == dtype_ || !linear) return;
-  p.compute = p.value.to(compute_);
+  if (p.spec.group.empty())
+    p.compute = p.value.to(compute_);
+  else
+    write_into(p.compute, p.value.to(compute_));
 }
 
 void ParamStore::init(uint64_t seed, double initializer_range, int64_t num_layers) {

@@ -40,6 +40,12 @@ class ParamStore {
   void set(Param& p, const Tensor& t);
   // Redoes p's compute copy from its value (after an update of the value in place).
   void refresh_compute(Param& p);
+  // A group's weights (ParamSpec::group) as one [Σ out, in] matrix, members in spec order: the compute copies when
+  // the model has them, else the values. The members' own tensors are views of its rows, so it is always current.
+  const Tensor& group_weight(const std::string& group) const;
+  // The members' names and row counts, in the order of group_weight's rows.
+  const std::vector<std::string>& group_names(const std::string& group) const;
+  const std::vector<int64_t>& group_rows(const std::string& group) const;
   void zero_grad();
   DType dtype() const { return dtype_; }
   DType compute_dtype() const { return compute_; }
@@ -50,6 +56,15 @@ class ParamStore {
   Device device_;
   std::vector<Param> params_;
   std::unordered_map<std::string, size_t> index_;
+  struct Group {
+    Tensor value, compute;  // [Σ out, in]; compute undefined without compute copies
+    std::vector<std::string> names;
+    std::vector<int64_t> rows;
+  };
+  std::unordered_map<std::string, Group> groups_;
+  const Group& group(const std::string& name) const;
+  // Writes src (same element count and dtype) into dst's memory (a member's view of its group).
+  static void write_into(Tensor& dst, const Tensor& src);
 };
 
 }  // namespace gdn2

@@ -94,32 +94,37 @@ std::vector<int64_t> host_ids(const Tensor& ids, int64_t V, const char* op) {
 
 }  // namespace
 
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into) {
   GDN2_CHECK(x.defined() && weight.defined(), ValueError, "linear: x and weight are required");
   GDN2_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), ShapeError, "linear: x ",
              x.describe(), " does not match weight ", weight.describe(), " ([out, in])");
   const int64_t in = weight.size(1), out = weight.size(0), rows = x.numel() / std::max<int64_t>(in, 1);
   GDN2_CHECK(!bias.defined() || bias.shape() == Shape{out}, ShapeError, "linear: bias must be [", out, "], got ",
              bias.describe());
+  GDN2_CHECK(into == nullptr || (into->defined() && into->shape() == with_last(x.shape(), out) &&
+                                 into->dtype() == x.dtype() && into->device() == x.device()),
+             ShapeError, "linear: `into` must be ", dtype_name(x.dtype()), shape_str(with_last(x.shape(), out)),
+             " on x's device, got ", into ? into->describe() : "");
   if (linear_on_cuda(x, {{&weight, "weight"}, {&bias, "bias"}}, {}, "linear", in, out)) {
 #ifdef GDN2_WITH_CUDA
-    return cuda::linear_forward(x, weight, bias, rows, in, out);
+    return cuda::linear_forward(x, weight, bias, into, rows, in, out);
 #endif
   }
   check_compute(x, "linear", "x");
   check_same(x, weight, "linear", "x", "weight");
   if (bias.defined()) check_same(x, bias, "linear", "x", "bias");
-  Tensor y = Tensor::empty(with_last(x.shape(), out), x.dtype());
+  Tensor y = into != nullptr ? *into : Tensor::empty(with_last(x.shape(), out), x.dtype());
   by_dtype(x.dtype(), [&](auto r) {
     using R = decltype(r);
     cpu::linear_forward<R>(x.data<R>(), weight.data<R>(), bias.defined() ? bias.data<R>() : nullptr, y.data<R>(), rows,
-                           in, out);
+                           in, out, into != nullptr);
     return 0;
   });
   return y;
 }
 
-Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias) {
+Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,
+                       Tensor* dx_into) {
   GDN2_CHECK(x.defined() && weight.defined() && dy.defined(), ValueError,
              "linear_backward: dy, x and weight are required");
   GDN2_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), ShapeError, "linear_backward: x ",
@@ -132,10 +137,14 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
              dweight ? dweight->describe() : "");
   GDN2_CHECK(dbias == nullptr || (dbias->defined() && dbias->shape() == Shape{out}), ShapeError,
              "linear_backward: dbias must be [", out, "], got ", dbias ? dbias->describe() : "");
+  GDN2_CHECK(dx_into == nullptr || (dx_into->defined() && dx_into->shape() == x.shape() &&
+                                    dx_into->dtype() == x.dtype() && dx_into->device() == x.device()),
+             ShapeError, "linear_backward: dx_into must be like x ", x.describe(), ", got ",
+             dx_into ? dx_into->describe() : "");
   if (linear_on_cuda(x, {{&dy, "dy"}, {&weight, "weight"}}, {{dweight, "dweight"}, {dbias, "dbias"}},
                      "linear_backward", in, out)) {
 #ifdef GDN2_WITH_CUDA
-    return cuda::linear_backward(dy, x, weight, dweight, dbias, rows, in, out);
+    return cuda::linear_backward(dy, x, weight, dweight, dbias, dx_into, rows, in, out);
 #endif
   }
   check_compute(x, "linear_backward", "x");
@@ -144,11 +153,12 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
   check_grad(dweight, weight, "linear_backward", "dweight");
   if (dbias) GDN2_CHECK(dbias->dtype() == x.dtype(), ShapeError, "linear_backward: dbias must be [", out, "] ",
                         dtype_name(x.dtype()));
-  Tensor dx = Tensor::empty(x.shape(), x.dtype());
+  Tensor dx = dx_into != nullptr ? *dx_into : Tensor::empty(x.shape(), x.dtype());
   by_dtype(x.dtype(), [&](auto r) {
     using R = decltype(r);
     cpu::linear_backward<R>(dy.data<R>(), x.data<R>(), weight.data<R>(), dx.data<R>(),
-                            dweight ? dweight->data<R>() : nullptr, dbias ? dbias->data<R>() : nullptr, rows, in, out);
+                            dweight ? dweight->data<R>() : nullptr, dbias ? dbias->data<R>() : nullptr, rows, in, out,
+                            dx_into != nullptr);
     return 0;
   });
   return dx;
@@ -267,6 +277,31 @@ GDN2_BINARY(mul_forward, a[i] * b[i])
 #undef GDN2_UNARY
 #undef GDN2_BINARY
 #undef GDN2_ON_CUDA
+
+Tensor swiglu_forward(const Tensor& gate_up) {
+  const char* op = "swiglu_forward";
+  GDN2_CHECK(gate_up.defined() && gate_up.dim() >= 1 && gate_up.size(-1) % 2 == 0, ShapeError, op,
+             ": gate_up must be [..., 2F], got ", gate_up.describe());
+  if (op_args::on_cuda(gate_up, {}, {}, {}, op)) {
+#ifdef GDN2_WITH_CUDA
+    return cuda::swiglu_packed(gate_up);
+#endif
+  }
+  check_compute(gate_up, op, "gate_up");
+  const int64_t F = gate_up.size(-1) / 2, rows = gate_up.numel() / std::max<int64_t>(2 * F, 1);
+  Tensor y = Tensor::empty(with_last(gate_up.shape(), F), gate_up.dtype());
+  by_dtype(gate_up.dtype(), [&](auto r) {
+    using R = decltype(r);
+    const R* a = gate_up.data<R>();
+    R* o = y.data<R>();
+    cpu::for_each_index(rows * F, [&](int64_t i) {
+      const int64_t row = i / F, j = i - row * F;
+      o[i] = cpu::silu(a[2 * row * F + j]) * a[2 * row * F + F + j];
+    });
+    return 0;
+  });
+  return y;
+}
 
 void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
   GDN2_CHECK(dh.defined(), ValueError, "swiglu_backward: dh is required");

@@ -63,7 +63,7 @@ void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const
   for (const Tensor* t : {&grad, static_cast<const Tensor*>(&m), static_cast<const Tensor*>(&v)})
     GDN2_CHECK(t->dtype() == value.dtype(), DTypeError, op, ": ", t->describe(), " must have value's dtype");
   GDN2_CHECK(h.step >= 1 && std::isfinite(h.lr) && h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1 &&
-                 h.eps >= 0,
+                 h.eps >= 0 && std::isfinite(h.grad_scale),
              ValueError, op, ": bad hyperparameters (step ", h.step, ", lr ", h.lr, ", betas ", h.beta1, "/",
              h.beta2, ", eps ", h.eps, ")");
   if (compute != nullptr) {
@@ -92,8 +92,9 @@ void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const
     const int64_t n = value.numel();
 #pragma omp parallel for schedule(static) if (cpu::worth_parallel(n * 8))
     for (int64_t i = 0; i < n; ++i) {
-      mp[i] = static_cast<R>(h.beta1 * mp[i] + (1 - h.beta1) * g[i]);
-      vp[i] = static_cast<R>(h.beta2 * vp[i] + (1 - h.beta2) * static_cast<double>(g[i]) * g[i]);
+      const double gi = h.grad_scale * g[i];
+      mp[i] = static_cast<R>(h.beta1 * mp[i] + (1 - h.beta1) * gi);
+      vp[i] = static_cast<R>(h.beta2 * vp[i] + (1 - h.beta2) * gi * gi);
       const double update = (mp[i] / c1) / (std::sqrt(vp[i] / c2) + h.eps) + h.weight_decay * w[i];
       w[i] = static_cast<R>(w[i] - h.lr * update);
     }

@@ -3,7 +3,6 @@
 
 #include <cmath>
 
-#include "gdn2/ops/dense.h"
 #include "gdn2/ops/optim.h"
 #include "gdn2/safetensors.h"
 
@@ -23,10 +22,7 @@ double AdamW::clip_grad_norm(double max_norm) {
     grads.push_back(&p.grad);
   }
   const double norm = std::sqrt(sum_squares(grads));
-  if (max_norm > 0 && norm > max_norm && std::isfinite(norm)) {
-    const double s = max_norm / (norm + 1e-12);
-    for (Param& p : params_.all()) scale_inplace(p.grad, s);
-  }
+  grad_scale_ = max_norm > 0 && norm > max_norm && std::isfinite(norm) ? max_norm / (norm + 1e-12) : 1.0;
   return norm;
 }
 
@@ -35,9 +31,10 @@ void AdamW::step(double lr) {
   auto& ps = params_.all();
   for (size_t k = 0; k < ps.size(); ++k) {
     Param& p = ps[k];
-    const AdamWHyper h{lr, o_.beta1, o_.beta2, o_.eps, p.spec.decay ? o_.weight_decay : 0.0, t_};
+    const AdamWHyper h{lr, o_.beta1, o_.beta2, o_.eps, p.spec.decay ? o_.weight_decay : 0.0, t_, grad_scale_};
     adamw_update(p.value, p.grad, m_[k], v_[k], h, p.compute.defined() ? &p.compute : nullptr);
   }
+  grad_scale_ = 1.0;
 }
 
 void AdamW::save(const std::string& path) const {

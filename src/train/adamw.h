@@ -14,7 +14,8 @@ class AdamW {
     double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
   };
   AdamW(ParamStore& params, Options o);
-  // Global L2 norm of all gradients; scales them down to `max_norm` when above (max_norm <= 0: no clipping).
+  // Global L2 norm of all gradients. When above `max_norm` (> 0), the next step() reads the gradients scaled down to
+  // that norm (the factor applied inside the update; the gradient tensors themselves are left as they are).
   double clip_grad_norm(double max_norm);
   void step(double lr);
   int64_t steps() const { return t_; }
@@ -26,6 +27,7 @@ class AdamW {
   ParamStore& params_;
   Options o_;
   int64_t t_ = 0;
+  double grad_scale_ = 1.0;  // the clipping factor for the next step
   std::vector<Tensor> m_, v_;  // F32, per parameter (F64 for F64 models)
 };
 

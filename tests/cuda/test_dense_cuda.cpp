@@ -75,12 +75,36 @@ TEST(DenseCuda, LinearMatchesCpu) {
       EXPECT_LE(edw, 1e-5) << c.name << ": fp32 accumulation of the same products";
       EXPECT_LE(edb, 1e-5) << c.name;
 
+      // dx added into a tensor that holds values already (the fused accumulation of a layer's input gradient).
+      const Tensor dx0 = random_tensor(c.x_shape, ++seed).to(dt).to(DType::f32);
+      Tensor dx_into_ref = dx0.clone(), dx_into = gpu(dx0);
+      linear_backward(dy, x, w, nullptr, nullptr, &dx_into_ref);
+      const Tensor back = linear_backward(gpu(dy), gpu(x), gpu(w), nullptr, nullptr, &dx_into);
+      EXPECT_EQ(back.raw(), dx_into.raw());
+      EXPECT_LE(rel_rms_error(dx_into.to(Device::cpu).to(DType::f32), dx_into_ref), budget_for(dt)) << c.name;
+
       if (dt != DType::f32) {  // parameter gradients in x's dtype: the accumulated sum rounded once
         Tensor dw_low = gpu(dw0);
         linear_backward(gpu(dy), gpu(x), gpu(w), &dw_low, nullptr);
         EXPECT_LE(rel_rms_error(dw_low.to(Device::cpu).to(DType::f32), dw_ref), 2 * budget_for(dt)) << c.name;
       }
     }
+  }
+}
+
+TEST(DenseCuda, PackedSwigluAndLinearIntoMatchCpu) {
+  REQUIRE_GPU();
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Tensor gu = random_tensor({3, 5, 2 * 37}, 21).to(dt).to(DType::f32);
+    const Tensor y = swiglu_forward(gu.to(dt).to(Device::cuda));
+    EXPECT_LE(rel_rms_error(y.to(Device::cpu).to(DType::f32), swiglu_forward(gu)), budget_for(dt));
+    const Tensor x = random_tensor({7, 33}, 22).to(dt).to(DType::f32), w = random_tensor({19, 33}, 23).to(dt).to(DType::f32);
+    const Tensor acc = random_tensor({7, 19}, 24).to(dt).to(DType::f32);
+    Tensor into_ref = acc.clone(), into = acc.to(dt).to(Device::cuda);
+    linear_forward(x, w, Tensor(), &into_ref);
+    const Tensor back = linear_forward(x.to(dt).to(Device::cuda), w.to(dt).to(Device::cuda), Tensor(), &into);
+    EXPECT_EQ(back.raw(), into.raw());
+    EXPECT_LE(rel_rms_error(into.to(Device::cpu).to(DType::f32), into_ref), budget_for(dt));
   }
 }
 
@@ -97,6 +121,8 @@ TEST(DenseCuda, LinearRefusesBadCalls) {
   EXPECT_THROW(linear_backward(dy, x, w, &dw_bad, nullptr), DTypeError);
   Tensor dw_cpu = f32({6, 8}, 6);
   EXPECT_THROW(linear_backward(dy, x, w, &dw_cpu, nullptr), ShapeError);
+  Tensor dx_wrong = f32({4, 7}, 7).to(Device::cuda);
+  EXPECT_THROW(linear_backward(dy, x, w, nullptr, nullptr, &dx_wrong), ShapeError);
 }
 
 const DType kFloatTypes[] = {DType::f32, DType::bf16, DType::f16};

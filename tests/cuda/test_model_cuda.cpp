@@ -12,6 +12,7 @@
 #include "cuda/model_cuda_util.h"
 #include "cuda/require_gpu.h"
 #include "gdn2/model/lm.h"
+#include "gdn2/ops/dense.h"
 #include "gdn2/ops/optim.h"
 #include "model/model_test_util.h"
 #include "model/params.h"
@@ -149,6 +150,27 @@ TEST(ModelCuda, OptimizerOpsMatchCpu) {
   EXPECT_NEAR(got, want, 1e-9 * want);
   EXPECT_EQ(sum_squares({&ag, &bg}), got);  // the same order every run
   EXPECT_THROW(sum_squares({&a, &bg}), ShapeError);
+  // Many tensors across the kernel's 32768-element chunks, F32 at an unaligned offset and BF16 among them.
+  const Tensor big = test::random_tensor({100003}, 7).to(DType::f32), mid = test::random_tensor({32768}, 8).to(DType::f32);
+  const Tensor odd = test::random_tensor({70001}, 9).to(DType::bf16), one = test::random_tensor({1}, 10).to(DType::f32);
+  const Tensor big_g = big.to(Device::cuda), mid_g = mid.to(Device::cuda), odd_g = odd.to(Device::cuda);
+  const Tensor one_g = one.to(Device::cuda), shifted_g = big_g.slice0(1, 65538);
+  const Tensor shifted = big.slice0(1, 65538), empty_g = Tensor::empty({0}, DType::f32, Device::cuda);
+  const Tensor empty = Tensor::empty({0}, DType::f32);
+  const double want_many = sum_squares({&big, &empty, &mid, &odd, &one, &shifted});
+  const double got_many = sum_squares({&big_g, &empty_g, &mid_g, &odd_g, &one_g, &shifted_g});
+  EXPECT_NEAR(got_many, want_many, 1e-9 * want_many);
+  // The clipping factor applied inside the update.
+  AdamWHyper hs = h;
+  hs.grad_scale = 0.3;
+  Tensor g3 = g.clone();
+  scale_inplace(g3, 0.3);
+  Tensor wc2 = w.clone(), mc2 = m.clone(), vc2 = v.clone();
+  Tensor wg2 = w.to(Device::cuda), mg2 = m.to(Device::cuda), vg2 = v.to(Device::cuda);
+  adamw_update(wc2, g3, mc2, vc2, h);
+  adamw_update(wg2, g.to(Device::cuda), mg2, vg2, hs);
+  EXPECT_LE(rel_rms_error(wg2, wc2), 1e-6);
+  EXPECT_LE(rel_rms_error(vg2, vc2), 1e-6);
   Tensor bad = Tensor::empty({3}, DType::f32, Device::cuda);
   EXPECT_THROW(adamw_update(wg, bad, mg, vg, h), ShapeError);
 }

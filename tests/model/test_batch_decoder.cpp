@@ -129,8 +129,9 @@ TEST(BatchDecoder, TokensEqualGenerateWhileSequencesJoinAndLeave) {
   std::vector<int64_t> finished;
   while (dec.active() > 0) {
     if (steps == 2) join({random_tokens(3, c.vocab_size, 3)}, sampled);  // joins mid-way
-    if (steps == 3) EXPECT_THROW(dec.join({random_tokens(2, c.vocab_size, 4), random_tokens(2, c.vocab_size, 5)}, greedy),
-                                 ValueError);  // one slot free: nothing admitted
+    if (steps == 3) {  // one slot free: nothing admitted
+      EXPECT_THROW(dec.join({random_tokens(2, c.vocab_size, 4), random_tokens(2, c.vocab_size, 5)}, greedy), ValueError);
+    }
     for (const DecodedToken& t : dec.step()) {
       got[t.seq].push_back(t.token);
       if (t.finished) finished.push_back(t.seq);

@@ -23,9 +23,13 @@ namespace gdn2 {
 // y [..., out] = x [..., in] · weight[out, in]^T + bias [out] (bias optional).
 // CUDA tensors (cuBLASLt): x F32, BF16 or F16 with weight, bias and dy in x's dtype, fp32 accumulation, y and dx in x's
 // dtype; dweight and dbias may be F32 (the master gradients of a low-precision layer) or x's dtype; in, out > 0.
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
-// Returns dx [..., in]; dweight += dy^T x; dbias += Σ_rows dy.
-Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias);
+// With `into` (y's shape, x's dtype and device), y is added into that tensor in the same product (a residual add with no
+// pass of its own) and the tensor is returned.
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Tensor* into = nullptr);
+// Returns dx [..., in]; dweight += dy^T x; dbias += Σ_rows dy. With `dx_into` (x's shape, dtype and device) dx is
+// added into that tensor in the same product (no pass of its own) and the tensor is returned.
+Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,
+                       Tensor* dx_into = nullptr);
 
 // y [..., D] = table[ids] for ids I32/I64 [...] in [0, V); table [V, D]. Out-of-range ids throw ValueError.
 // CUDA: table F32, BF16 or F16, y in its dtype; ids on either device (GPU ids are range-checked by the kernel, which
@@ -44,6 +48,8 @@ Tensor silu_forward(const Tensor& x);
 Tensor silu_backward(const Tensor& dy, const Tensor& x);
 // SwiGLU: h = silu(gate) ⊙ up, both [..., F].
 Tensor swiglu_forward(const Tensor& gate, const Tensor& up);
+// The same of the packed gate_up [..., 2F] (gate in the first half of the last dim, up in the second): [..., F].
+Tensor swiglu_forward(const Tensor& gate_up);
 void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup);
 // y = a ⊙ b and its backward (da = dy ⊙ b, db = dy ⊙ a).
 Tensor mul_forward(const Tensor& a, const Tensor& b);

@@ -1,6 +1,7 @@
 // Optimizer ops: the squared L2 norm of many gradients, and the AdamW update of one parameter (decoupled weight
 // decay, bias-corrected moments), on the CPU or the GPU.
 //
+//   g = grad_scale · grad (the clipping factor, applied in the same pass),
 //   m = β1·m + (1 − β1)·g,  v = β2·v + (1 − β2)·g²,  value −= lr·( (m / c1) / (sqrt(v / c2) + eps) + wd·value )
 //   with c1 = 1 − β1^step, c2 = 1 − β2^step (step >= 1).
 //
@@ -19,11 +20,12 @@ namespace gdn2 {
 
 struct AdamWHyper {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
-  int64_t step = 1;  // 1-based, for the bias corrections
+  int64_t step = 1;         // 1-based, for the bias corrections
+  double grad_scale = 1.0;  // the gradient is read times this (global-norm clipping without a pass of its own)
 };
 
-// Σ_t Σ_i t[i]², accumulated in double; on the GPU per-block fp32 partial sums added in double in a fixed order
-// (the same result every run). Every tensor float and on one device; an empty list gives 0.
+// Σ_t Σ_i t[i]², accumulated in double; on the GPU one launch over all tensors, partial sums of fixed-size chunks
+// added in double in a fixed order (the same result every run). Every tensor float and on one device; an empty list gives 0.
 double sum_squares(const std::vector<const Tensor*>& tensors);
 
 void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const AdamWHyper& h,

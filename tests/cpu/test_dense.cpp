@@ -1,0 +1,41 @@
+// CPU dense ops: SwiGLU of a packed gate | up, and linear products added into a tensor (forward y, backward dx).
+#include <gtest/gtest.h>
+
+#include "cpu/op_test_util.h"
+#include "gdn2/ops/dense.h"
+
+namespace gdn2 {
+namespace {
+
+using test::random_tensor;
+
+TEST(Dense, PackedSwigluMatchesTwoOperands) {
+  const Tensor gate = random_tensor({3, 5, 7}, 1), up = random_tensor({3, 5, 7}, 2);
+  const Tensor packed = concat_last({gate, up});
+  const Tensor y = swiglu_forward(packed), want = swiglu_forward(gate, up);
+  ASSERT_EQ(y.shape(), want.shape());
+  EXPECT_LE(rel_rms_error(y, want), 1e-15);
+  EXPECT_THROW(swiglu_forward(random_tensor({2, 3}, 3)), ShapeError);  // odd last extent
+}
+
+TEST(Dense, LinearAddsIntoATensor) {
+  const Tensor x = random_tensor({4, 6}, 4), w = random_tensor({5, 6}, 5), b = random_tensor({5}, 6);
+  const Tensor acc = random_tensor({4, 5}, 7), dy = random_tensor({4, 5}, 8), dacc = random_tensor({4, 6}, 9);
+  Tensor into = acc.clone();
+  const Tensor y = linear_forward(x, w, b, &into);
+  EXPECT_EQ(y.raw(), into.raw());
+  Tensor want = linear_forward(x, w, b);
+  add_inplace(want, acc);
+  EXPECT_LE(rel_rms_error(y, want), 1e-15);
+  Tensor dx_into = dacc.clone();
+  linear_backward(dy, x, w, nullptr, nullptr, &dx_into);
+  Tensor dx_want = linear_backward(dy, x, w, nullptr, nullptr);
+  add_inplace(dx_want, dacc);
+  EXPECT_LE(rel_rms_error(dx_into, dx_want), 1e-15);
+  Tensor wrong = random_tensor({4, 4}, 10);
+  EXPECT_THROW(linear_forward(x, w, b, &wrong), ShapeError);
+  EXPECT_THROW(linear_backward(dy, x, w, nullptr, nullptr, &wrong), ShapeError);
+}
+
+}  // namespace
+}  // namespace gdn2
