@@ -56,7 +56,7 @@ struct GenerateArgs {
   SamplingOptions sampling;
   int threads = 0;
   bool greedy = false;
-  std::string backend = "cpu";
+  std::string backend = "cpu", state_dtype = "f32";
 };
 
 }  // namespace
@@ -89,7 +89,7 @@ int run_generate(const std::string& model_dir, const std::string& tokenizer_path
 // Many prompts (one per line of a file) through the batch decoder: they share the decode steps (continuous batching,
 // CUDA graphs on the GPU); each completion is printed when its sequence finishes, tagged with its line number.
 int run_generate_batch(const std::string& model_dir, const std::string& tokenizer_path, const std::string& path,
-                       const SamplingOptions& so, int64_t capacity, Device device) {
+                       const SamplingOptions& so, int64_t capacity, Device device, DType state_dtype) {
   std::ifstream in(path);
   GDN2_CHECK(in.good(), IoError, "cannot read the prompts file ", path);
   std::vector<std::string> texts;
@@ -113,6 +113,7 @@ int run_generate_batch(const std::string& model_dir, const std::string& tokenize
   bo.capacity = std::min<int64_t>(capacity, static_cast<int64_t>(prompts.size()));
   bo.max_len = longest + o.max_new_tokens;
   bo.prefill_chunk = o.prefill_chunk;
+  bo.state_dtype = state_dtype;
   const auto t0 = std::chrono::steady_clock::now();
   BatchDecoder dec(*model, bo);
   std::map<int64_t, size_t> line_of;  // sequence id -> prompt index
@@ -162,6 +163,9 @@ void add_generate_command(CLI::App& app, Context& ctx) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--capacity", a->capacity, "with --prompts-file: sequences decoded together at most")
       ->check(CLI::Range(1, 4096));
+  cmd->add_option("--state-dtype", a->state_dtype,
+                  "with --prompts-file: the recurrent states' dtype in the decode slots (f32, or bf16 on the GPU)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("-n,--max-tokens", a->sampling.max_new_tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--temperature", a->sampling.temperature, "sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0: all)")->check(CLI::Range(0, 1 << 24));
@@ -180,7 +184,8 @@ void add_generate_command(CLI::App& app, Context& ctx) {
     const Device device = backend == Backend::cuda ? Device::cuda : Device::cpu;
     ctx.exit_code = a->prompts_file.empty()
                         ? run_generate(a->model, tok, a->prompt, a->sampling, device)
-                        : run_generate_batch(a->model, tok, a->prompts_file, a->sampling, a->capacity, device);
+                        : run_generate_batch(a->model, tok, a->prompts_file, a->sampling, a->capacity, device,
+                                             a->state_dtype == "bf16" ? DType::bf16 : DType::f32);
   });
 }
 

@@ -14,7 +14,7 @@ namespace gdn2::cli {
 namespace {
 
 struct InferBenchArgs {
-  std::string config, json, backend = "cuda";
+  std::string config, json, backend = "cuda", state_dtype = "f32";
   std::vector<int64_t> batches{1};
   int64_t prompt = 512, steps = 32, prefill_chunk = 0;
   int threads = 0;
@@ -31,7 +31,8 @@ int run_infer_bench(const InferBenchArgs& a) {
   nlohmann::json all = nlohmann::json::array();
   bool ok = true;
   for (int64_t B : a.batches) {
-    const InferThroughput r = infer_throughput(model, B, a.prompt, a.steps, a.prefill_chunk, 1, !a.no_graphs);
+    const InferThroughput r = infer_throughput(model, B, a.prompt, a.steps, a.prefill_chunk, 1, !a.no_graphs,
+                                               a.state_dtype == "bf16" ? DType::bf16 : DType::f32);
     nlohmann::json j{{"config", a.config},
                      {"backend", a.backend},
                      {"compute", std::string(dtype_name(model.compute_dtype()))},
@@ -44,6 +45,7 @@ int run_infer_bench(const InferBenchArgs& a) {
                      {"decode_ms_per_step", r.decode_ms_per_step},
                      {"decode_tok_s", r.decode_tokens_per_s},
                      {"cuda_graphs", r.cuda_graphs},
+                     {"state_dtype", a.state_dtype},
                      {"state_MB", static_cast<double>(r.state_bytes) / 1e6},
                      {"peak_GB", static_cast<double>(r.peak_bytes) / 1e9},
                      {"ok", r.finite}};
@@ -72,6 +74,8 @@ void add_infer_bench_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--json", a->json, "also write the rows here");
   cmd->add_option("--threads", a->threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
   cmd->add_flag("--no-cuda-graphs", a->no_graphs, "decode steps launched op by op instead of replayed graphs");
+  cmd->add_option("--state-dtype", a->state_dtype, "the decode slots' recurrent states: f32, or bf16 on the GPU")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->callback([a, &ctx] { ctx.exit_code = run_infer_bench(*a); });
 }
 

@@ -19,6 +19,8 @@ struct BatchDecoderOptions {
   int64_t max_len = 4096;     // tokens per sequence at most (prompt and generated)
   int64_t prefill_chunk = 0;  // > 0: prompts are fed in pieces of this many tokens (chunked prefill)
   bool cuda_graphs = true;    // GPU: replay each decode step as a CUDA graph
+  DType state_dtype = DType::f32;  // the linear layers' recurrent states: F32, or BF16 on the GPU (half the memory and
+                                   // state traffic per step; the update still computes in F32)
 };
 
 struct DecodedToken {

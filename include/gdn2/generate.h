@@ -49,6 +49,7 @@ struct InferThroughput {
   bool cuda_graphs = false;  // the decode steps replayed CUDA graphs
 };
 InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t prompt, int64_t decode_steps,
-                                 int64_t prefill_chunk = 0, uint64_t seed = 1, bool cuda_graphs = true);
+                                 int64_t prefill_chunk = 0, uint64_t seed = 1, bool cuda_graphs = true,
+                                 DType state_dtype = DType::f32);
 
 }  // namespace gdn2

@@ -45,7 +45,8 @@ __global__ void sum_squares_kernel(const SquaresPart* parts, int count, double* 
     const int64_t n4 = (end - begin) / 4;
     for (int64_t i = threadIdx.x; i < n4; i += kThreads) {
       const float4 e = p[i];
-      acc += static_cast<double>(e.x * e.x + e.y * e.y) + static_cast<double>(e.z * e.z + e.w * e.w);
+      const double x = e.x, y = e.y, z = e.z, w = e.w;
+      acc += x * x + y * y + z * z + w * w;
     }
     for (int64_t i = begin + 4 * n4 + threadIdx.x; i < end; i += kThreads) {
       const float e = static_cast<const float*>(t.ptr)[i];

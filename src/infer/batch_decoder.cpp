@@ -56,7 +56,7 @@ struct BatchDecoder::Impl {
                "batch decoder: capacity must be >= 1, max_len >= 2 and prefill_chunk >= 0, got ", o.capacity, ", ",
                o.max_len, ", ", o.prefill_chunk);
     V = model.config().vocab_size;
-    slots = model.new_slots(o.capacity, o.max_len);
+    slots = model.new_slots(o.capacity, o.max_len, o.state_dtype);
 #ifdef GDN2_WITH_CUDA
     if (model.device() == Device::cuda && o.cuda_graphs) capture_graphs();
 #endif

@@ -32,7 +32,7 @@ Tensor next_tokens(const Tensor& logits, bool& finite) {
 }  // namespace
 
 InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t prompt, int64_t decode_steps,
-                                 int64_t prefill_chunk, uint64_t seed, bool cuda_graphs) {
+                                 int64_t prefill_chunk, uint64_t seed, bool cuda_graphs, DType state_dtype) {
   GDN2_CHECK(batch > 0 && prompt > 0 && decode_steps >= 2 && prefill_chunk >= 0, ValueError,
              "infer_throughput: batch ", batch, ", prompt ", prompt, ", decode_steps ", decode_steps,
              " (at least 2), prefill_chunk ", prefill_chunk);
@@ -63,6 +63,7 @@ InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t pr
   bo.max_len = prompt + decode_steps + 1;
   bo.prefill_chunk = prefill_chunk;
   bo.cuda_graphs = cuda_graphs;
+  bo.state_dtype = state_dtype;
   BatchDecoder dec(model, bo);
   std::vector<std::vector<int32_t>> prompts;
   for (int64_t b = 0; b < batch; ++b) prompts.emplace_back(ids.begin() + b * prompt, ids.begin() + (b + 1) * prompt);

@@ -13,8 +13,8 @@ class Block {
   Tensor forward(const Tensor& x, LayerCache* cache, bool save);
   Tensor backward(const Tensor& dy);
   void release();
-  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const {
-    return mixer_->slot_cache(capacity, max_len, device, dtype);
+  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype, DType state_dtype) const {
+    return mixer_->slot_cache(capacity, max_len, device, dtype, state_dtype);
   }
 
  private:

@@ -60,7 +60,7 @@ Tensor GatedAttention::rope_back(const Tensor& dy) const {
   return rope_backward(dy, 0, RopeOptions{theta_, rotary_dim_});
 }
 
-LayerCache GatedAttention::slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const {
+LayerCache GatedAttention::slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype, DType) const {
   LayerCache c;
   c.k = Tensor::zeros({capacity, max_len, Hkv_, hd_}, dtype, device);
   c.v = Tensor::zeros({capacity, max_len, Hkv_, hd_}, dtype, device);

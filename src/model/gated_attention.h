@@ -15,7 +15,8 @@ class GatedAttention final : public Mixer {
   Tensor forward(const Tensor& x, LayerCache* cache, bool save) override;
   Tensor backward(const Tensor& dy) override;
   void release() override { saved_ = Saved{}; }
-  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const override;
+  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype,
+                        DType state_dtype) const override;
 
  private:
   struct Saved {

@@ -39,9 +39,10 @@ LinearAttention::LinearAttention(const ModelConfig& c, LayerKind kind, std::stri
       neg_eig_(c.allow_neg_eigval),
       norm_eps_(c.linear_norm_eps) {}
 
-LayerCache LinearAttention::slot_cache(int64_t capacity, int64_t, Device device, DType dtype) const {
+LayerCache LinearAttention::slot_cache(int64_t capacity, int64_t, Device device, DType dtype,
+                                       DType state_dtype) const {
   LayerCache c;
-  const DType sd = dtype == DType::f64 ? DType::f64 : DType::f32;
+  const DType sd = dtype == DType::f64 ? DType::f64 : DType::f32;  // the conv caches
   if (kind_ == LayerKind::gdn) {
     c.conv[0] = Tensor::zeros({capacity, 2 * H_ * K_ + HV_ * V_, W_ - 1}, sd, device);
   } else {
@@ -49,7 +50,7 @@ LayerCache LinearAttention::slot_cache(int64_t capacity, int64_t, Device device,
     c.conv[1] = Tensor::zeros({capacity, H_ * K_, W_ - 1}, sd, device);
     c.conv[2] = Tensor::zeros({capacity, HV_ * V_, W_ - 1}, sd, device);
   }
-  c.state = Tensor::zeros({capacity, HV_, K_, V_}, sd, device);
+  c.state = Tensor::zeros({capacity, HV_, K_, V_}, dtype == DType::f64 ? sd : state_dtype, device);
   return c;
 }
 

@@ -13,7 +13,8 @@ class LinearAttention final : public Mixer {
  public:
   LinearAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params);
   Tensor forward(const Tensor& x, LayerCache* cache, bool save) override;
-  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const override;
+  LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype,
+                        DType state_dtype) const override;
   Tensor backward(const Tensor& dy) override;
   void release() override { saved_ = Saved{}; }
 

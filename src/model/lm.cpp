@@ -137,13 +137,16 @@ Tensor LanguageModel::head_logits(const Tensor& h) const {
   return linear_forward(fn.y, head_weight());
 }
 
-InferenceState LanguageModel::new_slots(int64_t capacity, int64_t max_len) const {
+InferenceState LanguageModel::new_slots(int64_t capacity, int64_t max_len, DType state_dtype) const {
   GDN2_CHECK(capacity > 0 && max_len > 0, ValueError, "slots need a positive capacity and length, got ", capacity,
              " x ", max_len);
+  GDN2_CHECK(state_dtype == DType::f32 || (state_dtype == DType::bf16 && device() == Device::cuda), DTypeError,
+             "slots keep recurrent states in F32, or BF16 on the GPU; got ", dtype_name(state_dtype), " on the ",
+             device_name(device()));
   InferenceState s;
   s.batch = capacity;
   s.max_len = max_len;
-  for (const auto& b : blocks_) s.layers.push_back(b->slot_cache(capacity, max_len, device(), compute_dtype()));
+  for (const auto& b : blocks_) s.layers.push_back(b->slot_cache(capacity, max_len, device(), compute_dtype(), state_dtype));
   return s;
 }
 

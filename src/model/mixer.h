@@ -30,8 +30,10 @@ class Mixer {
   // Gradient of the last saved forward: accumulates parameter gradients, returns dx.
   virtual Tensor backward(const Tensor& dy) = 0;
   virtual void release() = 0;  // drops saved activations
-  // An empty (zeroed) cache of fixed memory for `capacity` sequences of at most max_len tokens (KV caches in `dtype`).
-  virtual LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype) const = 0;
+  // An empty (zeroed) cache of fixed memory for `capacity` sequences of at most max_len tokens (KV caches in `dtype`,
+  // recurrent states in `state_dtype`: F32, or BF16 on the GPU).
+  virtual LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype,
+                                DType state_dtype) const = 0;
 };
 
 std::unique_ptr<Mixer> make_mixer(const ModelConfig& c, int64_t layer, ParamStore& params);

@@ -3,6 +3,7 @@
 #include "gdn2/ops/dense.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include <algorithm>
 #include <cstring>
@@ -343,10 +344,27 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
   }
   const int64_t D = x.size(-1), rows = D == 0 ? 0 : x.numel() / D;
   GDN2_CHECK(total == D, ShapeError, "split_last: sizes sum to ", total, " but x is ", x.describe());
+  const size_t e = dtype_size(x.dtype());
+  if (rows == 1) {  // one row: the parts are contiguous pieces of x, handed out as views where they stay 16-byte aligned
+    bool aligned = reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0;
+    for (int64_t s = 0, off = 0; s < static_cast<int64_t>(sizes.size()); off += sizes[static_cast<size_t>(s)], ++s)
+      aligned = aligned && (static_cast<size_t>(off) * e) % 16 == 0;
+    if (aligned) {
+      std::vector<Tensor> parts;
+      const Tensor flat = x.reshape({D});
+      int64_t off = 0;
+      for (int64_t s : sizes) {
+        Shape sh = x.shape();
+        sh.back() = s;
+        parts.push_back(flat.slice0(off, off + s).reshape(sh));
+        off += s;
+      }
+      return parts;
+    }
+  }
 #ifdef GDN2_WITH_CUDA
   if (!x.is_cpu()) return cuda::split_last(x, sizes);  // one kernel for every part
 #endif
-  const size_t e = dtype_size(x.dtype());
   std::vector<Tensor> parts;
   int64_t off = 0;
   for (int64_t s : sizes) {

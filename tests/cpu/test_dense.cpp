@@ -37,5 +37,21 @@ TEST(Dense, LinearAddsIntoATensor) {
   EXPECT_THROW(linear_backward(dy, x, w, nullptr, nullptr, &wrong), ShapeError);
 }
 
+TEST(Dense, SplitOfOneRowGivesAlignedViews) {
+  const Tensor x = random_tensor({1, 1, 10}, 11);  // F64: parts of 2 and 4 elements start 16-byte aligned
+  const std::vector<Tensor> views = split_last(x, {2, 4, 4});
+  ASSERT_EQ(views.size(), 3u);
+  EXPECT_EQ(views[1].raw(), static_cast<const double*>(x.raw()) + 2);
+  EXPECT_EQ(views[2].shape(), (Shape{1, 1, 4}));
+  EXPECT_EQ(views[2].item(3), x.item(9));
+  const std::vector<Tensor> copies = split_last(x, {3, 7});  // 24 bytes: not aligned, so copied
+  EXPECT_NE(copies[1].raw(), static_cast<const double*>(x.raw()) + 3);
+  EXPECT_EQ(copies[1].item(0), x.item(3));
+  const Tensor two = random_tensor({2, 4}, 12);  // two rows: copies
+  const std::vector<Tensor> parts = split_last(two, {2, 2});
+  EXPECT_EQ(parts[1].item(2), two.item(6));
+  EXPECT_NE(parts[0].raw(), two.raw());
+}
+
 }  // namespace
 }  // namespace gdn2

@@ -101,11 +101,12 @@ TEST(SlotDecodeCuda, MatchesCpu) {
   const ModelConfig c = gpu_config();
   LanguageModel cpu(c, DType::f32);
   cpu.init_random(5);
-  for (DType compute : {DType::f32, DType::bf16}) {
+  // (compute dtype, recurrent state dtype of the slots): the BF16 states only on the BF16 model, as served.
+  for (auto [compute, state] : {std::pair{DType::f32, DType::f32}, {DType::bf16, DType::f32}, {DType::bf16, DType::bf16}}) {
     LanguageModel gpu(c, DType::f32, Device::cuda, compute);
     copy_params(cpu, gpu);
     const std::vector<int64_t> lens{70, 3, 41};
-    InferenceState sc = cpu.new_slots(4, 96), sg = gpu.new_slots(4, 96);
+    InferenceState sc = cpu.new_slots(4, 96), sg = gpu.new_slots(4, 96, state);
     std::vector<int32_t> ids, pos, len;
     for (size_t i = 0; i < lens.size(); ++i) {
       const Tensor p = Tensor::from_vector<int32_t>({1, lens[i]}, tokens(lens[i], c.vocab_size, 20 + i));
@@ -123,8 +124,10 @@ TEST(SlotDecodeCuda, MatchesCpu) {
                  tl = Tensor::from_vector<int32_t>({N}, len);
     const Tensor want = cpu.decode_slots(ti, tp, tl, sc);
     const Tensor got = gpu.decode_slots(ti.to(Device::cuda), tp.to(Device::cuda), tl.to(Device::cuda), sg);
-    EXPECT_LE(rel_rms_error(got, want), compute == DType::f32 ? 1e-4 : 5e-2) << dtype_name(compute);
+    EXPECT_LE(rel_rms_error(got, want), compute == DType::f32 ? 1e-4 : 5e-2)
+        << dtype_name(compute) << " states " << dtype_name(state);
   }
+  EXPECT_THROW(cpu.new_slots(2, 8, DType::bf16), DTypeError);  // BF16 states are a GPU option
 }
 
 // Every emitted token is (within a margin) the CPU model's greedy choice after the sequence so far.

@@ -63,7 +63,7 @@ class LanguageModel {
 
   // Serving with continuous batching. Slots: fixed memory for `capacity` sequences of at most max_len tokens each
   // (linear layers: conv caches and the F32 recurrent state per sequence; attention layers: KV caches of max_len).
-  InferenceState new_slots(int64_t capacity, int64_t max_len) const;
+  InferenceState new_slots(int64_t capacity, int64_t max_len, DType state_dtype = DType::f32) const;
   // Copies sequence seq_row of a prefill's state (`seq`, at most max_len tokens) into slot `row`.
   void load_slot(InferenceState& slots, int64_t row, const InferenceState& seq, int64_t seq_row = 0) const;
   // Copies slot `from` over slot `to` (when a sequence leaves, the last busy slot takes its place).

@@ -53,8 +53,10 @@ Tensor swiglu_forward(const Tensor& gate_up);
 void swiglu_backward(const Tensor& dh, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup);
 // y = a ⊙ b and its backward (da = dy ⊙ b, db = dy ⊙ a).
 Tensor mul_forward(const Tensor& a, const Tensor& b);
-// Splits x [..., sum(sizes)] along the last dim into contiguous copies, and the inverse (parts share dtype, device and
-// leading extents). Byte copies, so any dtype, on either device; on the GPU one kernel copies every part.
+// Splits x [..., sum(sizes)] along the last dim into contiguous parts, and the inverse (parts share dtype, device and
+// leading extents). Byte copies, so any dtype, on either device; on the GPU one kernel copies every part. When x has a
+// single row (decode of one sequence) and every part starts 16-byte aligned, the parts are views of x: no copy, so they
+// change with x and writing one writes x.
 std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& sizes);
 Tensor concat_last(const std::vector<Tensor>& parts);
 // x += y (same element count and dtype); x must be writable. CUDA: also x F32 with y BF16 or F16 (a low-precision
