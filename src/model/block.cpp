@@ -27,16 +27,18 @@ RmsNormOptions zero_centred(double eps) {
 }
 }  // namespace
 
-Tensor Block::forward(const Tensor& x, LayerCache* cache, bool save) {
+Tensor Block::forward(Tensor x, LayerCache* cache, bool save) {
   const RmsNormOptions nopt = zero_centred(eps_);
   RmsNormResult n1 = rms_norm_forward(x, p("input_layernorm.weight").w(), Tensor(), nopt);
-  Tensor h = mixer_->forward(n1.y, cache, save);
-  add_inplace(h, x);
-  RmsNormResult n2 = rms_norm_forward(h, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
-  if (!save) {  // inference: gate and up in one product (their weights are one matrix), the down projection added into h
+  if (!save) {  // inference: the residual adds inside the output products, gate and up in one product
+    Tensor h = mixer_->forward(n1.y, cache, false, &x);  // x += mixer(n1)
+    RmsNormResult n2 = rms_norm_forward(h, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
     const Tensor act = swiglu_forward(linear_forward(n2.y, params_.group_weight(prefix_ + "mlp.gate_up")));
     return linear_forward(act, p("mlp.down_proj.weight").w(), Tensor(), &h);
   }
+  Tensor h = mixer_->forward(n1.y, cache, save);
+  add_inplace(h, x);
+  RmsNormResult n2 = rms_norm_forward(h, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
   const Tensor gate = linear_forward(n2.y, p("mlp.gate_proj.weight").w());
   const Tensor up = linear_forward(n2.y, p("mlp.up_proj.weight").w());
   const Tensor act = swiglu_forward(gate, up);

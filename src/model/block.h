@@ -10,7 +10,9 @@ namespace gdn2 {
 class Block {
  public:
   Block(const ModelConfig& c, int64_t layer, ParamStore& params);
-  Tensor forward(const Tensor& x, LayerCache* cache, bool save);
+  // Without save (inference) x's memory is reused: both residual adds happen inside the output products, into x, and
+  // the returned tensor is x. With save, x is kept for the backward and left as it is.
+  Tensor forward(Tensor x, LayerCache* cache, bool save);
   Tensor backward(const Tensor& dy);
   void release();
   LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype, DType state_dtype) const {

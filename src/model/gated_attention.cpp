@@ -69,7 +69,7 @@ LayerCache GatedAttention::slot_cache(int64_t capacity, int64_t max_len, Device 
 
 // One token for each of the first N sequences of slot caches: the new key and value written at their positions, then
 // decode attention over each sequence's own length. No wait for the device (graph capture).
-Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache) {
+Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache, Tensor* residual) {
   const int64_t N = x.size(0);
   GDN2_CHECK(x.size(1) == 1 && cache.positions.defined() && cache.lengths.defined() && cache.k.defined(), ShapeError,
              prefix_, ": slot decode takes one token per sequence and a slot cache, got ", x.describe());
@@ -91,14 +91,15 @@ Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache) {
   kv_cache_write(cache.v, v, cache.positions);
   const Tensor o = attention_decode(q.reshape({N, Hq_, hd_}), cache.k, cache.v, cache.lengths, attn_);
   const Tensor gated = mul_forward(o.reshape({N, 1, Hq_, hd_}), sigmoid_forward(qg[1])).reshape({N, 1, Hq_ * hd_});
-  return linear_forward(gated, p("o_proj.weight").w());
+  return linear_forward(gated, p("o_proj.weight").w(), Tensor(), residual);
 }
 
-Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
+Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual) {
   GDN2_CHECK(x.dim() == 3 && x.size(2) == D_, ShapeError, prefix_, ": input must be [B, T, ", D_, "], got ",
              x.describe());
   GDN2_CHECK(!save || cache == nullptr, ValueError, prefix_, ": training forward takes no cache");
-  if (cache != nullptr && cache->lengths.defined()) return decode_slots(x, *cache);
+  GDN2_CHECK(!save || residual == nullptr, ValueError, prefix_, ": training forward adds no residual");
+  if (cache != nullptr && cache->lengths.defined()) return decode_slots(x, *cache, residual);
   const int64_t B = x.size(0), T = x.size(1);
   // q_proj gives, per head, the query and the output gate side by side.
   std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").w()).reshape({B, T, Hq_, 2 * hd_}),
@@ -126,7 +127,7 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
   }
   const Tensor gate_sig = sigmoid_forward(qg[1]);
   const Tensor gated = mul_forward(a.o, gate_sig).reshape({B, T, Hq_ * hd_});
-  Tensor y = linear_forward(gated, p("o_proj.weight").w());
+  Tensor y = linear_forward(gated, p("o_proj.weight").w(), Tensor(), residual);
   if (save) saved_ = Saved{x, qg[0], k_raw, qn.rstd, kn.rstd, q, k, v, a.o, a.lse, gate_sig, gated};
   return y;
 }

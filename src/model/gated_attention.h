@@ -12,7 +12,7 @@ namespace gdn2 {
 class GatedAttention final : public Mixer {
  public:
   GatedAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params);
-  Tensor forward(const Tensor& x, LayerCache* cache, bool save) override;
+  Tensor forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual = nullptr) override;
   Tensor backward(const Tensor& dy) override;
   void release() override { saved_ = Saved{}; }
   LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype,
@@ -25,7 +25,7 @@ class GatedAttention final : public Mixer {
   Param& p(const char* name) { return params_.at(prefix_ + name); }
   Tensor rope(const Tensor& x, int64_t start) const;
   Tensor rope_back(const Tensor& dy) const;
-  Tensor decode_slots(const Tensor& x, LayerCache& cache);
+  Tensor decode_slots(const Tensor& x, LayerCache& cache, Tensor* residual);
 
   std::string prefix_;
   ParamStore& params_;

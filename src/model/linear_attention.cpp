@@ -96,7 +96,7 @@ Tensor LinearAttention::conv_back(int i, const char* name, const Tensor& dy) {
   return g.dx;
 }
 
-Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
+Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual) {
   GDN2_CHECK(x.dim() == 3 && x.size(2) == D_, ShapeError, prefix_, ": input must be [B, T, ", D_, "], got ",
              x.describe());
   const int64_t B = x.size(0), T = x.size(1);
@@ -182,7 +182,9 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save) {
   }
   RmsNormResult nr = rms_norm_forward(o, p(norm_name).w(), gate, nopt);
   const Tensor normed = nr.y.reshape({B, T, HV_ * V_});
-  Tensor y = proj(kind_ == LayerKind::gdn ? "out_proj.weight" : "o_proj.weight", normed);
+  GDN2_CHECK(!save || residual == nullptr, ValueError, prefix_, ": training forward adds no residual");
+  Tensor y = linear_forward(normed, p(kind_ == LayerKind::gdn ? "out_proj.weight" : "o_proj.weight").w(), Tensor(),
+                            residual);
   if (save) {
     saved_.x = x;
     saved_.f_low = f_low;

@@ -12,7 +12,7 @@ namespace gdn2 {
 class LinearAttention final : public Mixer {
  public:
   LinearAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params);
-  Tensor forward(const Tensor& x, LayerCache* cache, bool save) override;
+  Tensor forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual = nullptr) override;
   LayerCache slot_cache(int64_t capacity, int64_t max_len, Device device, DType dtype,
                         DType state_dtype) const override;
   Tensor backward(const Tensor& dy) override;

@@ -26,7 +26,9 @@ class Mixer {
   virtual ~Mixer() = default;
   // x [B, T, D] -> y [B, T, D]. With a cache: continues from it and updates it (prefill and decode); without:
   // starts from an empty state. With `save`, keeps what backward() needs (training).
-  virtual Tensor forward(const Tensor& x, LayerCache* cache, bool save) = 0;
+  // With `residual` (inference only, not with save) the output is added into *residual (the output's shape), which is
+  // returned: the block's residual add inside the output projection.
+  virtual Tensor forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual = nullptr) = 0;
   // Gradient of the last saved forward: accumulates parameter gradients, returns dx.
   virtual Tensor backward(const Tensor& dy) = 0;
   virtual void release() = 0;  // drops saved activations
