@@ -347,8 +347,11 @@ std::vector<Tensor> split_last(const Tensor& x, const std::vector<int64_t>& size
   const size_t e = dtype_size(x.dtype());
   if (rows == 1) {  // one row: the parts are contiguous pieces of x, handed out as views where they stay 16-byte aligned
     bool aligned = reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0;
-    for (int64_t s = 0, off = 0; s < static_cast<int64_t>(sizes.size()); off += sizes[static_cast<size_t>(s)], ++s)
-      aligned = aligned && (static_cast<size_t>(off) * e) % 16 == 0;
+    int64_t start = 0;
+    for (int64_t s : sizes) {
+      aligned = aligned && (static_cast<size_t>(start) * e) % 16 == 0;
+      start += s;
+    }
     if (aligned) {
       std::vector<Tensor> parts;
       const Tensor flat = x.reshape({D});
