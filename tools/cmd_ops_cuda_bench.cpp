@@ -26,6 +26,7 @@ struct CudaBenchArgs {
   int reps = 20;
   double gate = 8e-3;  // bf16 outputs against the fp32 CPU result on the same inputs
   bool quick = false;
+  bool decode_only = false;
 };
 
 int64_t input_bytes(const Gdn2Inputs& in) {
@@ -49,6 +50,7 @@ int run_cuda_bench(const CudaBenchArgs& a, const std::string& command) {
   std::vector<Prefill> shapes{{"B4xT4096", 4, 4096, {}}, {"B1xT16384", 1, 16384, {}}, {"B16xT1024", 16, 1024, {}},
                               {"varlen8x16384", 1, 16384, {5120, 3072, 2048, 2048, 1536, 1024, 1000, 536}}};
   if (a.quick) shapes.resize(1);
+  if (a.decode_only) shapes.clear();
   auto prefill_spec = [&](const Prefill& s, uint64_t seed) {
     Gdn2RandomSpec spec;
     spec.B = s.B, spec.T = s.T, spec.H = H, spec.HV = H, spec.K = K, spec.V = V, spec.seqlens = s.seqlens;
@@ -204,6 +206,7 @@ void add_ops_cuda_bench_command(CLI::App& ops, Context& ctx) {
   cmd->add_option("--json", a->json, "write the rows (bench/results format) to this file");
   cmd->add_option("--reps", a->reps, "timed repetitions (median)")->check(CLI::Range(1, 10000));
   cmd->add_flag("--quick", a->quick, "only the first prefill shape");
+  cmd->add_flag("--decode-only", a->decode_only, "only the decode steps");
   cmd->callback([a, &ctx] { ctx.exit_code = run_cuda_bench(*a, "gdn2 ops cuda-bench"); });
 }
 

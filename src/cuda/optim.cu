@@ -81,22 +81,91 @@ __global__ void sum_doubles_kernel(const double* part, int64_t n, double* out) {
   if (threadIdx.x == 0) out[0] = s[0];
 }
 
-__global__ void adamw_kernel(float* __restrict__ value, const float* __restrict__ grad, float* __restrict__ m,
-                             float* __restrict__ v, void* compute, ElemType compute_type, int64_t n, float grad_scale,
-                             float lr, float beta1, float beta2, float eps, float wd, float inv_c1, float inv_sqrt_c2) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float g = grad[i] * grad_scale;
-    const float mi = beta1 * m[i] + (1.f - beta1) * g;
-    const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    const float w = value[i];
-    const float nw = w - lr * ((mi * inv_c1) / (sqrtf(vi) * inv_sqrt_c2 + eps) + wd * w);
-    value[i] = nw;
-    if (compute != nullptr) store_elem(compute, compute_type, i, nw);
+constexpr int64_t kAdamChunk = 8192;  // elements of one tensor an AdamW block updates
+
+// One parameter of an adamw_update call: its memory, length, first chunk, weight decay, the compute copy's element
+// type and whether every pointer allows 16-byte (compute: its 4-element) accesses.
+struct AdamWPart {
+  float* value;
+  const float* grad;
+  float* m;
+  float* v;
+  void* compute;
+  int64_t n;
+  int64_t first_chunk;
+  float wd;
+  int compute_type;
+  int vec;
+};
+
+struct AdamWStep {
+  float grad_scale, lr, beta1, beta2, eps, inv_c1, inv_sqrt_c2;
+};
+
+__device__ __forceinline__ float adamw_one(float& w, float g, float& m, float& v, float wd, const AdamWStep& h) {
+  g *= h.grad_scale;
+  m = h.beta1 * m + (1.f - h.beta1) * g;
+  v = h.beta2 * v + (1.f - h.beta2) * g * g;
+  w = w - h.lr * ((m * h.inv_c1) / (sqrtf(v) * h.inv_sqrt_c2 + h.eps) + wd * w);
+  return w;
+}
+
+__device__ __forceinline__ void store4(void* p, ElemType t, int64_t i, float4 x) {
+  if (t == ElemType::bf16) {
+    __nv_bfloat162* q = reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p) + i);
+    q[0] = __floats2bfloat162_rn(x.x, x.y);
+    q[1] = __floats2bfloat162_rn(x.z, x.w);
+  } else if (t == ElemType::f16) {
+    __half2* q = reinterpret_cast<__half2*>(static_cast<__half*>(p) + i);
+    q[0] = __floats2half2_rn(x.x, x.y);
+    q[1] = __floats2half2_rn(x.z, x.w);
+  } else {
+    *reinterpret_cast<float4*>(static_cast<float*>(p) + i) = x;
   }
 }
+
+// Chunk blockIdx.x of the concatenated parameters (the block finds its tensor by binary search); four elements at
+// a time where the part allows it.
+__global__ void __launch_bounds__(kThreads) adamw_kernel(const AdamWPart* parts, int count, AdamWStep h) {
+  const int64_t c = blockIdx.x;
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (parts[mid].first_chunk <= c) lo = mid; else hi = mid - 1;
+  }
+  const AdamWPart t = parts[lo];
+  const int64_t begin = (c - t.first_chunk) * kAdamChunk, end = begin + kAdamChunk < t.n ? begin + kAdamChunk : t.n;
+  const auto ct = static_cast<ElemType>(t.compute_type);
+  int64_t tail = begin;
+  if (t.vec) {
+    const int64_t n4 = (end - begin) / 4;
+    for (int64_t j = threadIdx.x; j < n4; j += kThreads) {
+      const int64_t i = begin + 4 * j;
+      float4 w = *reinterpret_cast<const float4*>(t.value + i);
+      const float4 g = *reinterpret_cast<const float4*>(t.grad + i);
+      float4 m = *reinterpret_cast<const float4*>(t.m + i), v = *reinterpret_cast<const float4*>(t.v + i);
+      adamw_one(w.x, g.x, m.x, v.x, t.wd, h);
+      adamw_one(w.y, g.y, m.y, v.y, t.wd, h);
+      adamw_one(w.z, g.z, m.z, v.z, t.wd, h);
+      adamw_one(w.w, g.w, m.w, v.w, t.wd, h);
+      *reinterpret_cast<float4*>(t.value + i) = w;
+      *reinterpret_cast<float4*>(t.m + i) = m;
+      *reinterpret_cast<float4*>(t.v + i) = v;
+      if (t.compute != nullptr) store4(t.compute, ct, i, w);
+    }
+    tail = begin + 4 * n4;
+  }
+  for (int64_t i = tail + threadIdx.x; i < end; i += kThreads) {
+    float w = t.value[i], m = t.m[i], v = t.v[i];
+    adamw_one(w, t.grad[i], m, v, t.wd, h);
+    t.value[i] = w;
+    t.m[i] = m;
+    t.v[i] = v;
+    if (t.compute != nullptr) store_elem(t.compute, ct, i, w);
+  }
+}
+
+bool aligned(const void* p, uintptr_t bytes) { return (reinterpret_cast<uintptr_t>(p) % bytes) == 0; }
 
 }  // namespace
 
@@ -124,19 +193,35 @@ double sum_squares(const std::vector<const Tensor*>& tensors) {
   return part.slice0(chunks, chunks + 1).cpu().data<double>()[0];
 }
 
-void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const AdamWHyper& h, Tensor* compute) {
-  const int64_t n = value.numel();
-  if (n == 0) return;
+void adamw_update(const std::vector<AdamWSlot>& slots, const AdamWHyper& h) {
+  std::vector<AdamWPart> parts;
+  int64_t chunks = 0;
+  for (const AdamWSlot& s : slots) {
+    const int64_t n = s.value->numel();
+    if (n == 0) continue;
+    AdamWPart p{static_cast<float*>(s.value->raw_mut()), static_cast<const float*>(s.grad->raw()),
+                static_cast<float*>(s.m->raw_mut()), static_cast<float*>(s.v->raw_mut()),
+                s.compute ? s.compute->raw_mut() : nullptr, n, chunks,
+                static_cast<float>(s.decay ? h.weight_decay : 0.0),
+                static_cast<int>(s.compute ? elem_type(*s.compute, "adamw", "compute") : ElemType::f32), 0};
+    p.vec = aligned(p.value, 16) && aligned(p.grad, 16) && aligned(p.m, 16) && aligned(p.v, 16) &&
+            (p.compute == nullptr || aligned(p.compute, 4 * static_cast<uintptr_t>(dtype_size(s.compute->dtype()))));
+    parts.push_back(p);
+    chunks += (n + kAdamChunk - 1) / kAdamChunk;
+  }
+  if (parts.empty()) return;
+  GDN2_CHECK(chunks < (int64_t{1} << 31), UnsupportedError, "adamw_update: ", chunks, " chunks are too many");
+  const auto bytes = static_cast<int64_t>(parts.size() * sizeof(AdamWPart));
+  Tensor table = Tensor::empty({bytes}, DType::u8, Device::cuda);
+  GDN2_CUDA_CHECK(cudaMemcpyAsync(table.raw_mut(), parts.data(), static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
+                                  stream()));
   const double c1 = 1 - std::pow(h.beta1, static_cast<double>(h.step));
   const double c2 = 1 - std::pow(h.beta2, static_cast<double>(h.step));
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 132 * 8));
-  adamw_kernel<<<grid, kThreads, 0, stream()>>>(static_cast<float*>(value.raw_mut()), static_cast<const float*>(grad.raw()),
-                                   static_cast<float*>(m.raw_mut()), static_cast<float*>(v.raw_mut()),
-                                   compute ? compute->raw_mut() : nullptr,
-                                   compute ? elem_type(*compute, "adamw", "compute") : ElemType::f32, n,
-                                   static_cast<float>(h.grad_scale), static_cast<float>(h.lr), static_cast<float>(h.beta1), static_cast<float>(h.beta2),
-                                   static_cast<float>(h.eps), static_cast<float>(h.weight_decay),
-                                   static_cast<float>(1 / c1), static_cast<float>(1 / std::sqrt(c2)));
+  const AdamWStep step{static_cast<float>(h.grad_scale), static_cast<float>(h.lr), static_cast<float>(h.beta1),
+                       static_cast<float>(h.beta2), static_cast<float>(h.eps), static_cast<float>(1 / c1),
+                       static_cast<float>(1 / std::sqrt(c2))};
+  adamw_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream()>>>(static_cast<const AdamWPart*>(table.raw()),
+                                                                         static_cast<int>(parts.size()), step);
   GDN2_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -8,6 +8,6 @@
 namespace gdn2::cuda {
 
 double sum_squares(const std::vector<const Tensor*>& tensors);  // F32, BF16 or F16 CUDA tensors
-void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const AdamWHyper& h, Tensor* compute);
+void adamw_update(const std::vector<AdamWSlot>& slots, const AdamWHyper& h);  // one launch over every slot
 
 }  // namespace gdn2::cuda

@@ -29,11 +29,12 @@ double AdamW::clip_grad_norm(double max_norm) {
 void AdamW::step(double lr) {
   ++t_;
   auto& ps = params_.all();
+  std::vector<AdamWSlot> slots;
   for (size_t k = 0; k < ps.size(); ++k) {
     Param& p = ps[k];
-    const AdamWHyper h{lr, o_.beta1, o_.beta2, o_.eps, p.spec.decay ? o_.weight_decay : 0.0, t_, grad_scale_};
-    adamw_update(p.value, p.grad, m_[k], v_[k], h, p.compute.defined() ? &p.compute : nullptr);
+    slots.push_back({&p.value, &p.grad, &m_[k], &v_[k], p.compute.defined() ? &p.compute : nullptr, p.spec.decay});
   }
+  adamw_update(slots, AdamWHyper{lr, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, t_, grad_scale_});
   grad_scale_ = 1.0;
 }
 

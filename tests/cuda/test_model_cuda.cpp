@@ -173,6 +173,37 @@ TEST(ModelCuda, OptimizerOpsMatchCpu) {
   EXPECT_LE(rel_rms_error(vg2, vc2), 1e-6);
   Tensor bad = Tensor::empty({3}, DType::f32, Device::cuda);
   EXPECT_THROW(adamw_update(wg, bad, mg, vg, h), ShapeError);
+  // Many parameters in one launch: sizes across the 8192-element chunks, unaligned views (element-wise path), with
+  // and without decay and compute copies.
+  std::vector<int64_t> sizes{8192, 1, 20001, 8191, 16389, 5};
+  std::vector<Tensor> wcs, gcs, mcs, vcs, wgs, ggs, mgs, vgs, copies;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const int64_t n = sizes[i], off = i == 3 ? 1 : 0;  // one view starts one element in
+    const Tensor wi = test::random_tensor({n + off}, 20 + i).to(DType::f32), gi = test::random_tensor({n + off}, 40 + i).to(DType::f32);
+    const Tensor mi = test::random_tensor({n + off}, 60 + i, -0.1, 0.1).to(DType::f32);
+    const Tensor vi = test::random_tensor({n + off}, 80 + i, 0, 0.1).to(DType::f32);
+    wcs.push_back(wi.slice0(off, off + n).clone()), gcs.push_back(gi.slice0(off, off + n).clone());
+    mcs.push_back(mi.slice0(off, off + n).clone()), vcs.push_back(vi.slice0(off, off + n).clone());
+    wgs.push_back(wi.to(Device::cuda).slice0(off, off + n)), ggs.push_back(gi.to(Device::cuda).slice0(off, off + n));
+    mgs.push_back(mi.to(Device::cuda).slice0(off, off + n)), vgs.push_back(vi.to(Device::cuda).slice0(off, off + n));
+    copies.push_back(Tensor::empty({n + 1}, DType::bf16, Device::cuda).slice0(i == 4 ? 1 : 0, (i == 4 ? 1 : 0) + n));
+  }
+  std::vector<AdamWSlot> cpu_slots, gpu_slots;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const bool decay = i % 2 == 0;
+    cpu_slots.push_back({&wcs[i], &gcs[i], &mcs[i], &vcs[i], nullptr, decay});
+    gpu_slots.push_back({&wgs[i], &ggs[i], &mgs[i], &vgs[i], i == 2 ? nullptr : &copies[i], decay});
+  }
+  adamw_update(cpu_slots, hs);
+  adamw_update(gpu_slots, hs);
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_LE(rel_rms_error(wgs[i], wcs[i]), 1e-6) << i;
+    EXPECT_LE(rel_rms_error(mgs[i], mcs[i]), 1e-6) << i;
+    EXPECT_LE(rel_rms_error(vgs[i], vcs[i]), 1e-6) << i;
+    if (i != 2) EXPECT_LE(rel_rms_error(copies[i], wcs[i]), 4e-3) << i;
+  }
+  std::vector<AdamWSlot> mixed{gpu_slots[0], {&wc, &g, &mc, &vc}};
+  EXPECT_THROW(adamw_update(mixed, h), ShapeError);  // one CPU slot among CUDA ones
 }
 
 TEST(ModelCuda, DeviceConversionAndRowCopies) {

@@ -21,10 +21,12 @@ const auto& kTypes = test::kGpuTypes;
 
 TEST(ShortConvCuda, MatchesCpu) {
   REQUIRE_GPU();
+  // 45 channels: one a thread; 44: four a thread (aligned rows).
+  for (int64_t C : {45, 44})
   for (DType dt : kTypes)
     for (bool bias : {false, true})
       for (bool cache : {false, true}) {
-        const int64_t B = 2, T = 37, C = 45, W = 4;
+        const int64_t B = 2, T = 37, W = 4;
         const Tensor x = held({B, T, C}, 12, dt), w = held({C, 1, W}, 13, DType::f32), dy = held({B, T, C}, 14, dt);
         const Tensor b = bias ? held({C}, 15, DType::f32) : Tensor();
         const Tensor c0 = cache ? held({B, C, W - 1}, 16, DType::f32) : Tensor();
@@ -32,7 +34,7 @@ TEST(ShortConvCuda, MatchesCpu) {
         const ShortConvResult r = short_conv_forward(gpu(x, dt), w.to(Device::cuda), gpu(b, DType::f32), act, {},
                                                      gpu(c0, DType::f32), true);
         const ShortConvResult ref = short_conv_forward(x, w, b, act, {}, c0, true);
-        const std::string what = std::string("conv bias ") + (bias ? "1" : "0") + " cache " + (cache ? "1" : "0");
+        const std::string what = "conv C " + std::to_string(C) + " bias " + (bias ? "1" : "0") + " cache " + (cache ? "1" : "0");
         EXPECT_CLOSE(r.y, ref.y, dt, what + " y");
         EXPECT_LE(rel_rms_error(r.final_cache, ref.final_cache), 1e-6) << what;
         const ShortConvGrads g =
@@ -69,14 +71,15 @@ TEST(ShortConvCuda, PackedSequencesMatchCpu) {
   // Sequences of 5, 0, 1 and 61 rows packed in one [1, 67, C] row; some shorter than the taps.
   const std::vector<int32_t> cu{0, 5, 5, 6, 67};
   const Tensor cu_seqlens = Tensor::from_vector<int32_t>({5}, cu);
+  for (int64_t C : {33, 36})
   for (DType dt : kTypes)
     for (int64_t W : {2, 4, 7}) {
-      const int64_t C = 33, N = 4, T = 67;
+      const int64_t N = 4, T = 67;
       const Tensor x = held({1, T, C}, 40, dt), w = held({C, W}, 41, DType::f32), dy = held({1, T, C}, 42, dt);
       const Tensor b = held({C}, 43, DType::f32), c0 = held({N, C, W - 1}, 44, DType::f32);
       const Tensor dfc = held({N, C, W - 1}, 45, DType::f32);
       const auto act = ConvActivation::silu;
-      const std::string what = "packed W " + std::to_string(W);
+      const std::string what = "packed C " + std::to_string(C) + " W " + std::to_string(W);
       for (const Tensor& cu_dev : {cu_seqlens, cu_seqlens.to(Device::cuda)}) {
         const ShortConvResult r =
             short_conv_forward(gpu(x, dt), w.to(Device::cuda), b.to(Device::cuda), act, cu_dev, c0.to(Device::cuda), true);

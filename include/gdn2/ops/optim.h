@@ -1,5 +1,5 @@
-// Optimizer ops: the squared L2 norm of many gradients, and the AdamW update of one parameter (decoupled weight
-// decay, bias-corrected moments), on the CPU or the GPU.
+// Optimizer ops: the squared L2 norm of many gradients, and the AdamW update of many parameters at once (decoupled
+// weight decay, bias-corrected moments), on the CPU or the GPU (one launch over every tensor).
 //
 //   g = grad_scale · grad (the clipping factor, applied in the same pass),
 //   m = β1·m + (1 − β1)·g,  v = β2·v + (1 − β2)·g²,  value −= lr·( (m / c1) / (sqrt(v / c2) + eps) + wd·value )
@@ -28,6 +28,19 @@ struct AdamWHyper {
 // added in double in a fixed order (the same result every run). Every tensor float and on one device; an empty list gives 0.
 double sum_squares(const std::vector<const Tensor*>& tensors);
 
+// One parameter of an AdamW update: its tensors (compute may be null) and whether h.weight_decay applies to it.
+struct AdamWSlot {
+  Tensor* value;
+  const Tensor* grad;
+  Tensor* m;
+  Tensor* v;
+  Tensor* compute = nullptr;
+  bool decay = true;
+};
+
+// Every slot updated with h (each slot's tensors checked as above; all slots on one device).
+void adamw_update(const std::vector<AdamWSlot>& slots, const AdamWHyper& h);
+// One parameter, decayed by h.weight_decay.
 void adamw_update(Tensor& value, const Tensor& grad, Tensor& m, Tensor& v, const AdamWHyper& h,
                   Tensor* compute = nullptr);
 

@@ -26,6 +26,53 @@ __device__ __forceinline__ void store_elem(void* p, ElemType t, int64_t i, float
   }
 }
 
+// N adjacent elements from element i in one access of N elements (p + i aligned to N elements).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) ElemPack {
+  T x[N];
+};
+
+template <int N>
+__device__ __forceinline__ void load_elems(const void* p, ElemType t, int64_t i, float (&out)[N]) {
+  if constexpr (N == 1) {
+    out[0] = load_elem(p, t, i);
+  } else if (t == ElemType::bf16) {
+    const auto v = *reinterpret_cast<const ElemPack<__nv_bfloat16, N>*>(static_cast<const __nv_bfloat16*>(p) + i);
+#pragma unroll
+    for (int e = 0; e < N; ++e) out[e] = __bfloat162float(v.x[e]);
+  } else if (t == ElemType::f16) {
+    const auto v = *reinterpret_cast<const ElemPack<__half, N>*>(static_cast<const __half*>(p) + i);
+#pragma unroll
+    for (int e = 0; e < N; ++e) out[e] = __half2float(v.x[e]);
+  } else {
+    const auto v = *reinterpret_cast<const ElemPack<float, N>*>(static_cast<const float*>(p) + i);
+#pragma unroll
+    for (int e = 0; e < N; ++e) out[e] = v.x[e];
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void store_elems(void* p, ElemType t, int64_t i, const float (&x)[N]) {
+  if constexpr (N == 1) {
+    store_elem(p, t, i, x[0]);
+  } else if (t == ElemType::bf16) {
+    ElemPack<__nv_bfloat16, N> v;
+#pragma unroll
+    for (int e = 0; e < N; ++e) v.x[e] = __float2bfloat16_rn(x[e]);
+    *reinterpret_cast<ElemPack<__nv_bfloat16, N>*>(static_cast<__nv_bfloat16*>(p) + i) = v;
+  } else if (t == ElemType::f16) {
+    ElemPack<__half, N> v;
+#pragma unroll
+    for (int e = 0; e < N; ++e) v.x[e] = __float2half_rn(x[e]);
+    *reinterpret_cast<ElemPack<__half, N>*>(static_cast<__half*>(p) + i) = v;
+  } else {
+    ElemPack<float, N> v;
+#pragma unroll
+    for (int e = 0; e < N; ++e) v.x[e] = x[e];
+    *reinterpret_cast<ElemPack<float, N>*>(static_cast<float*>(p) + i) = v;
+  }
+}
+
 // Element d of a gate at flat token `tok` for value head hv (channel: [tok, head, d]; head: broadcast; absent: fill).
 __device__ __forceinline__ float load_gate(const InputView& x, int64_t tok, int hv, int group, int hv_total, int d,
                                            float absent) {

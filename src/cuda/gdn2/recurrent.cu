@@ -2,6 +2,7 @@
 // runs (speculative verify). One block per (sequence, value head, 32-, 64- or 128-column slice of V); its warps split
 // the K rows; the state slice lives in registers, fp32 or bf16 in memory (a template parameter).
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "cuda/common.cuh"
@@ -70,22 +71,23 @@ __device__ __forceinline__ void store_state(S* p, int64_t i, int valid, const fl
     if (c < valid) p[i + c] = from_float<S>(x[c]);
 }
 
-// State element type S (fp32 or bf16), CPL adjacent columns per lane (32 * CPL columns a block), K <= KMAX. Wide
-// blocks (CPL 4) read whole 128-column rows per warp (512 bytes fp32, 256 bytes bf16) so that a block streams its
-// head's state contiguously; narrow ones give small batches more blocks. The warps split the K rows.
-template <typename S, int CPL, int KMAX>
+// State element type S (fp32 or bf16), CPL adjacent columns per lane (32 * CPL columns a block), WARPS warps
+// splitting the K <= KMAX rows. The launch bounds let as many blocks share an SM as their state registers allow
+// (a thread's KMAX / WARPS * CPL state values, plus about 48 registers of its own): many small blocks on an SM keep
+// its loads of one block's state in flight while another computes.
+template <typename S, int CPL, int WARPS, int KMAX>
 struct Shape {
-  static constexpr int kWarps = CPL == 4 ? (KMAX <= 128 ? 8 : 16) : 4;
-  static constexpr int kRows = KMAX / kWarps;  // state rows per thread
+  static constexpr int kRows = KMAX / WARPS;  // state rows per thread
   static constexpr int kCols = 32 * CPL;
-  static constexpr int kMinBlocks = CPL == 4 && KMAX <= 128 ? 2 : 1;  // two blocks an SM overlap loads and stores
+  static constexpr int kRegs = kRows * CPL + 48;
+  static constexpr int kMinBlocks = 65536 / (WARPS * 32 * kRegs) > 0 ? 65536 / (WARPS * 32 * kRegs) : 1;
 };
 
-template <typename S, int CPL, int KMAX>
-__global__ void __launch_bounds__(Shape<S, CPL, KMAX>::kWarps * 32, Shape<S, CPL, KMAX>::kMinBlocks)
+template <typename S, int CPL, int WARPS, int KMAX>
+__global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinBlocks))
     recurrent_kernel(Gdn2Params p) {
-  using Sh = Shape<S, CPL, KMAX>;
-  constexpr int WARPS = Sh::kWarps, RPT = Sh::kRows;
+  using Sh = Shape<S, CPL, WARPS, KMAX>;
+  constexpr int RPT = Sh::kRows;
   const int col0 = blockIdx.x * Sh::kCols, hv = blockIdx.y, n = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, col = col0 + CPL * lane;
   const int K = p.K, V = p.V, group = p.HV / p.H, hq = hv / group;
@@ -200,13 +202,13 @@ __global__ void __launch_bounds__(Shape<S, CPL, KMAX>::kWarps * 32, Shape<S, CPL
   }
 }
 
-template <typename S, int CPL>
-void launch_cols(const Gdn2Params& p) {
+template <typename S, int CPL, int WARPS>
+void launch_shape(const Gdn2Params& p) {
   auto go = [&](auto kmax) {
     constexpr int KMAX = decltype(kmax)::value;
-    using Sh = Shape<S, CPL, KMAX>;
-    const dim3 grid((p.V + Sh::kCols - 1) / Sh::kCols, p.HV, p.N), block(Sh::kWarps * 32);
-    recurrent_kernel<S, CPL, KMAX><<<grid, block, 0, p.stream>>>(p);
+    using Sh = Shape<S, CPL, WARPS, KMAX>;
+    const dim3 grid((p.V + Sh::kCols - 1) / Sh::kCols, p.HV, p.N), block(WARPS * 32);
+    recurrent_kernel<S, CPL, WARPS, KMAX><<<grid, block, 0, p.stream>>>(p);
   };
   if (p.K <= 32)
     go(std::integral_constant<int, 32>{});
@@ -220,16 +222,30 @@ void launch_cols(const Gdn2Params& p) {
     GDN2_THROW(UnsupportedError, "CUDA GDN-2 recurrent kernel: K=", p.K, " above 256");
 }
 
+// GDN2_RECURRENT_SHAPE=<columns per lane><warps> (14, 18, 116, 24, 28, 48 or 416) forces a block shape, for tuning
+// the choice below on a new GPU (gdn2 ops cuda-bench --decode-only times every batch).
 template <typename S>
 void launch_state(const Gdn2Params& p) {
+  int shape = 0;
+  if (const char* e = std::getenv("GDN2_RECURRENT_SHAPE")) shape = std::atoi(e);
+  switch (shape) {
+    case 14: return launch_shape<S, 1, 4>(p);
+    case 18: return launch_shape<S, 1, 8>(p);
+    case 116: return launch_shape<S, 1, 16>(p);
+    case 24: return launch_shape<S, 2, 4>(p);
+    case 28: return launch_shape<S, 2, 8>(p);
+    case 48: return launch_shape<S, 4, 8>(p);
+    case 416: return launch_shape<S, 4, 16>(p);
+    default: break;
+  }
   // The widest blocks that still fill the chip twice over: 128 columns, 64, or 32 for small batches.
   auto blocks = [&](int cols) { return static_cast<int64_t>(p.N) * p.HV * ((p.V + cols - 1) / cols); };
   if (blocks(128) >= 2 * sm_count())
-    launch_cols<S, 4>(p);
+    launch_shape<S, 4, 8>(p);
   else if (blocks(64) >= 2 * sm_count())
-    launch_cols<S, 2>(p);
+    launch_shape<S, 2, 4>(p);
   else
-    launch_cols<S, 1>(p);
+    launch_shape<S, 1, 4>(p);
 }
 
 }  // namespace
