@@ -26,17 +26,23 @@ struct SquaresPart {
   int type;
 };
 
-// part[c] = Σ x² over chunk c of the concatenated tensors (blocks find their tensor by binary search), the block's
-// threads added as a fixed tree; F32 chunks load four elements at a time.
-__global__ void sum_squares_kernel(const SquaresPart* parts, int count, double* part) {
-  __shared__ double s[kThreads];
-  const int64_t c = blockIdx.x;
+// The tensor of a one-launch table (ordered by first_chunk) that holds chunk c: a binary search.
+template <class Part>
+__device__ __forceinline__ int part_of_chunk(const Part* parts, int count, int64_t c) {
   int lo = 0, hi = count - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
     if (parts[mid].first_chunk <= c) lo = mid; else hi = mid - 1;
   }
-  const SquaresPart t = parts[lo];
+  return lo;
+}
+
+// part[c] = Σ x² over chunk c of the concatenated tensors (blocks find their tensor by binary search), the block's
+// threads added as a fixed tree; F32 chunks load four elements at a time.
+__global__ void sum_squares_kernel(const SquaresPart* parts, int count, double* part) {
+  __shared__ double s[kThreads];
+  const int64_t c = blockIdx.x;
+  const SquaresPart t = parts[part_of_chunk(parts, count, c)];
   const int64_t begin = (c - t.first_chunk) * kChunk, end = begin + kChunk < t.n ? begin + kChunk : t.n;
   const auto type = static_cast<ElemType>(t.type);
   double acc = 0;
@@ -128,12 +134,7 @@ __device__ __forceinline__ void store4(void* p, ElemType t, int64_t i, float4 x)
 // a time where the part allows it.
 __global__ void __launch_bounds__(kThreads) adamw_kernel(const AdamWPart* parts, int count, AdamWStep h) {
   const int64_t c = blockIdx.x;
-  int lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (parts[mid].first_chunk <= c) lo = mid; else hi = mid - 1;
-  }
-  const AdamWPart t = parts[lo];
+  const AdamWPart t = parts[part_of_chunk(parts, count, c)];
   const int64_t begin = (c - t.first_chunk) * kAdamChunk, end = begin + kAdamChunk < t.n ? begin + kAdamChunk : t.n;
   const auto ct = static_cast<ElemType>(t.compute_type);
   int64_t tail = begin;

@@ -460,11 +460,12 @@ ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const T
     void* dx = g.dx.raw_mut();
     // One channel a thread: four need about 170 registers here and ran slower on the H100 (234 against 195 us at
     // 8192 x 2048 bf16).
-    const int vec = 1;
-    with_conv_shape(a.W, vec, [&](auto kw, auto v) {
-      conv_backward_kernel<decltype(kw)::value, decltype(v)::value>
-          <<<row_grid(a.rows, a.C, per, decltype(v)::value), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
-    });
+    if (a.W <= 4)
+      conv_backward_kernel<4, 1>
+          <<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
+    else
+      conv_backward_kernel<kShortConvMaxTaps, 1>
+          <<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
     GDN2_CUDA_CHECK(cudaGetLastError());
     sum_row_parts(p, parts, cols, a.C * a.W, static_cast<float*>(g.dweight.raw_mut()));
     if (g.dbias.defined()) sum_row_parts(p + a.C * a.W, parts, cols, a.C, static_cast<float*>(g.dbias.raw_mut()));
