@@ -30,7 +30,7 @@ __device__ __forceinline__ float mul_zero_safe(float a, float b) { return a == 0
 // Column j of part `part`: df for its rows, and the part's sums of dg · g (pa) and df (pb) for column j.
 __global__ void gate_bwd_kernel(const void* __restrict__ dg, ElemType dg_type, const void* __restrict__ f,
                                 ElemType f_type, const float* __restrict__ A, const float* __restrict__ bias,
-                                int64_t rows, int HK, int K, int64_t rows_per, float* __restrict__ df,
+                                int64_t rows, int HK, int K, int64_t rows_per, void* __restrict__ df, ElemType df_type,
                                 float* __restrict__ pa, float* __restrict__ pb) {
   const int j = blockIdx.x * kThreads + threadIdx.x;
   const int64_t part = blockIdx.y;
@@ -43,7 +43,7 @@ __global__ void gate_bwd_kernel(const void* __restrict__ dg, ElemType dg_type, c
     const int64_t at = i * HK + j;
     const float x = load_elem(f, f_type, at) + bj, d = load_elem(dg, dg_type, at);
     const float dx = mul_zero_safe(d, -expf(a + log_sigmoid(x)));
-    df[at] = dx;
+    store_elem(df, df_type, at, dx);
     sa += mul_zero_safe(d, -expf(a + log_softplus(x)));
     sb += dx;
   }
@@ -79,14 +79,14 @@ __global__ void gate_reduce_kernel(const float* __restrict__ pa, const float* __
 }  // namespace
 
 DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tensor& A_log, const Tensor& dt_bias,
-                                   int64_t head_dim) {
+                                   int64_t head_dim, DType df_dtype) {
   const int64_t rows = f.size(0), HK = f.size(1), H = A_log.size(0);
   GDN2_CHECK(HK < (int64_t{1} << 31), UnsupportedError, "decay_gate_backward on CUDA: ", HK, " channels per row");
   constexpr const char* op = "decay_gate_backward on CUDA";
   const ElemType dg_type = elem_type(dg, op, "dg"), f_type = elem_type(f, op, "f");
   const Tensor A = as_f32(A_log), bias = dt_bias.defined() ? as_f32(dt_bias) : Tensor();
   DecayGateGrads out;
-  out.df = Tensor::empty({rows, HK}, DType::f32, Device::cuda);
+  out.df = Tensor::empty({rows, HK}, df_dtype, Device::cuda);
   out.dA_log = Tensor::empty({H}, DType::f32, Device::cuda);
   if (bias.defined()) out.ddt_bias = Tensor::empty({HK}, DType::f32, Device::cuda);
   const int64_t parts = std::max<int64_t>(1, std::min(kParts, rows));
@@ -98,7 +98,7 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
   const dim3 grid(static_cast<unsigned>((HK + kThreads - 1) / kThreads), static_cast<unsigned>(parts));  // HK >= 1
   gate_bwd_kernel<<<grid, kThreads, 0, stream()>>>(dg.raw(), dg_type, f.raw(), f_type, static_cast<const float*>(A.raw()), bias_p,
                                       rows, static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
-                                      static_cast<float*>(out.df.raw_mut()), pa, pb);
+                                      out.df.raw_mut(), elem_type(out.df, op, "df"), pa, pb);
   GDN2_CUDA_CHECK(cudaGetLastError());
   const int64_t blocks = H + (bias.defined() ? (HK + kThreads - 1) / kThreads : 0);
   gate_reduce_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream()>>>(

@@ -80,7 +80,9 @@ void copy(void* dst, bool dst_dev, const void* src, bool src_dev, size_t bytes) 
                                       : (src_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   const cudaStream_t s = gdn2::cuda::stream();
   GDN2_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, s));
-  if (!dst_dev || !src_dev) GDN2_CUDA_CHECK(cudaStreamSynchronize(s));  // host memory: done when the call returns
+  // A copy to host memory is done when the call returns. One from host memory (always pageable here) returns once the
+  // source is staged, so the caller may free it at once, and the GPU goes on without draining.
+  if (!dst_dev) GDN2_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 void zero(void* p, size_t bytes) { GDN2_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, gdn2::cuda::stream())); }

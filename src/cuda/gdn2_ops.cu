@@ -198,18 +198,24 @@ struct Launch {
   Tensor a_log, dt_bias;  // F32 copies of the in-op gate's parameters
 };
 
-// Fills the workspace's host-made parts (offsets, chunk tables; synchronous copies, never in a hot path) and points
-// the parameter block at it.
+// Copies host values to device memory in the work stream's order. The source is pageable, so the call returns once the
+// values are staged, without waiting for the device (a synchronous cudaMemcpy would drain the GPU at every layer).
+void upload_i64(void* dst, const std::vector<int64_t>& values) {
+  if (!values.empty())
+    GDN2_CUDA_CHECK(cudaMemcpyAsync(dst, values.data(), values.size() * 8, cudaMemcpyHostToDevice, stream()));
+}
+
+// Fills the workspace's host-made parts (offsets, chunk tables) and points the parameter block at it.
 void work_bind(const Gdn2Problem& p, const WorkLayout& w, std::byte* base, Gdn2Params& k) {
   if (w.offsets >= 0) {
     std::vector<int64_t> off(p.seq_start.begin(), p.seq_start.end());
     off.push_back(p.N > 0 ? p.seq_start.back() + p.seq_len.back() : 0);
-    GDN2_CUDA_CHECK(cudaMemcpy(base + w.offsets, off.data(), off.size() * 8, cudaMemcpyHostToDevice));
+    upload_i64(base + w.offsets, off);
     k.seq_offsets = reinterpret_cast<const int64_t*>(base + w.offsets);
   }
   if (w.tables < 0) return;
   const std::vector<int64_t> tables = chunk_tables(p, kChunk, w.seg_chunks).packed();
-  GDN2_CUDA_CHECK(cudaMemcpy(base + w.tables, tables.data(), tables.size() * 8, cudaMemcpyHostToDevice));
+  upload_i64(base + w.tables, tables);
   ChunkWork& cw = k.chunk;
   const auto* t = reinterpret_cast<const int64_t*>(base + w.tables);
   cw.chunk_tok0 = t, cw.chunk_len = t + w.chunks, cw.seq_chunk0 = t + 2 * w.chunks;
@@ -312,8 +318,7 @@ Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const
 // A device tensor holding `values` (I64).
 Tensor device_i64(const std::vector<int64_t>& values) {
   Tensor t = Tensor::empty({static_cast<int64_t>(values.size())}, DType::i64, Device::cuda);
-  if (!values.empty())
-    GDN2_CUDA_CHECK(cudaMemcpy(t.raw_mut(), values.data(), values.size() * 8, cudaMemcpyHostToDevice));
+  upload_i64(t.raw_mut(), values);
   return t;
 }
 
@@ -347,24 +352,44 @@ struct BwdEnds {
 };
 
 // The per-value-head gradient buffers both backward paths fill, F32 [tokens, HV, dim] (a gate's only where the gate is
-// present; the gradient kernels write every element), and their sum to the inputs' shapes.
+// present; the gradient kernels write every element), and their sum to the inputs' shapes. With `direct` (the
+// tensor-core path and Gdn2Options::grads_like_inputs), an input gradient that needs no sum over heads and belongs to
+// a bf16/fp16 input is written in that dtype by the kernels instead (oq .. ow); v's and w's then need no F32 buffer.
 struct GradBuffers {
   Tensor gq, gk, gv, gg, gb, gw;
+  Tensor oq, ok, ov, ob, ow;
 
-  explicit GradBuffers(const Gdn2Problem& p) {
+  GradBuffers(const Gdn2Problem& p, const Gdn2Inputs& in, bool direct = false) {
+    auto out = [&](const GateSpec& spec, const Tensor& x) {
+      const bool half = x.defined() && (x.dtype() == DType::bf16 || x.dtype() == DType::f16);
+      return direct && half && spec.form == GateForm::channel && spec.heads == p.HV
+                 ? Tensor::empty(x.shape(), x.dtype(), Device::cuda)
+                 : Tensor();
+    };
+    oq = out({GateForm::channel, p.H}, in.q), ok = out({GateForm::channel, p.H}, in.k);
+    ov = out({GateForm::channel, p.HV}, in.v), ob = out(p.b, in.b), ow = out(p.w, in.w);
     auto buffer = [&](bool on, int64_t dim) {
       return on ? Tensor::empty({p.tokens(), p.HV, dim}, DType::f32, Device::cuda) : Tensor();
     };
-    gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(true, p.V);
+    gq = buffer(true, p.K), gk = buffer(true, p.K), gv = buffer(!ov.defined(), p.V);
     gg = buffer(p.g.form != GateForm::absent, p.K), gb = buffer(p.b.form != GateForm::absent, p.K);
-    gw = buffer(p.w.form != GateForm::absent, p.V);
+    gw = buffer(p.w.form != GateForm::absent && !ow.defined(), p.V);
   }
 
   // Points a parameter block's gq .. gw at the buffers.
-  template <class Params>
-  void bind(Params& b) {
+  void bind(Gdn2BwdParams& b) {
     b.gq = f32_ptr(gq), b.gk = f32_ptr(gk), b.gv = f32_ptr(gv), b.gg = f32_ptr(gg), b.gb = f32_ptr(gb);
     b.gw = f32_ptr(gw);
+  }
+
+  // The tensor-core backward's buffers and outputs (each output its F32 buffer unless written directly).
+  void bind(Gdn2Bwd64Params& b) {
+    b.gq = f32_ptr(gq), b.gk = f32_ptr(gk), b.gg = f32_ptr(gg), b.gb = f32_ptr(gb);
+    auto target = [](Tensor& direct, Tensor& buf) {
+      Tensor& t = direct.defined() ? direct : buf;
+      return t.defined() ? GradOut{t.raw_mut(), elem_type(t, kOp, "gradient")} : GradOut{};
+    };
+    b.oq = target(oq, gq), b.ok = target(ok, gk), b.ob = target(ob, gb), b.ov = target(ov, gv), b.ow = target(ow, gw);
   }
 
   // Summed over value-head groups (and over channels for per-head gates) to the inputs' shapes; waits for the device.
@@ -379,12 +404,12 @@ struct GradBuffers {
       return out;
     };
     Gdn2Grads r;
-    r.dq = reduce(gq, {GateForm::channel, p.H}, p.K, in.q);
-    r.dk = reduce(gk, {GateForm::channel, p.H}, p.K, in.k);
-    r.dv = reduce(gv, {GateForm::channel, p.HV}, p.V, in.v);
+    r.dq = oq.defined() ? oq : reduce(gq, {GateForm::channel, p.H}, p.K, in.q);
+    r.dk = ok.defined() ? ok : reduce(gk, {GateForm::channel, p.H}, p.K, in.k);
+    r.dv = ov.defined() ? ov : reduce(gv, {GateForm::channel, p.HV}, p.V, in.v);
     r.dg = reduce(gg, p.g, p.K, in.g_log);
-    r.db = reduce(gb, p.b, p.K, in.b);
-    r.dw = reduce(gw, p.w, p.V, in.w);
+    r.db = ob.defined() ? ob : reduce(gb, p.b, p.K, in.b);
+    r.dw = ow.defined() ? ow : reduce(gw, p.w, p.V, in.w);
     r.dh0 = dh0;
     return r;
   }
@@ -428,7 +453,7 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
   b.dh = static_cast<float*>(dh.raw_mut());
   // Every buffer before the first launch: an allocation waits for the device (device_memory.cu), which would hold the
   // next launch back until the previous kernel ends.
-  GradBuffers g(p);
+  GradBuffers g(p, in, p.grads_like_inputs);
   g.bind(b);
   const int64_t blocks = std::max<int64_t>(chunks, 1) * p.HV;  // (chunk, value head) pairs, at least one
   Tensor dpt = Tensor::empty({blocks * 2 * kChunk * kChunk}, DType::f32, Device::cuda);
@@ -542,7 +567,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   h64 = Tensor();
   bp.coef = nullptr;
   bp.h64 = nullptr;
-  GradBuffers g(p);
+  GradBuffers g(p, in);
   g.bind(bp);
   launch_chunk_bwd_grads(bp);
   return g.to_inputs(p, in, ends.dh0, bp.f.stream);

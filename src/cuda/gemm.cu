@@ -5,8 +5,10 @@
 
 #include <cublasLt.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 
 #include "cuda/common.cuh"
 
@@ -54,6 +56,21 @@ struct Desc {
   }
 };
 
+// The heuristic's choice per product shape, looked up once (the query costs tens of microseconds of host time, more
+// than many of the products take on the GPU). The choice depends only on what the key holds: the descriptors are made
+// from these values alone, with the same preference.
+using AlgoKey = std::tuple<int64_t, int64_t, int64_t, int, bool, int64_t, int, bool, int64_t, int, int64_t, bool>;
+
+struct AlgoCache {
+  std::mutex mu;
+  std::map<AlgoKey, cublasLtMatmulAlgo_t> algos;
+};
+
+AlgoCache& algo_cache() {
+  static AlgoCache c;
+  return c;
+}
+
 }  // namespace
 
 cudaDataType_t gemm_type(const Tensor& t, const char* op, const char* name) {
@@ -90,15 +107,26 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOpera
   const size_t ws = kWorkspaceBytes;
   GDN2_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                                          sizeof(ws)));
-  cublasLtMatmulHeuristicResult_t best{};
-  int found = 0;
-  GDN2_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.op, desc.a, desc.b, desc.d, desc.d, desc.pref, 1,
-                                                   &best, &found));
-  GDN2_CHECK(found > 0, UnsupportedError, "cuBLASLt has no algorithm for a ", m, " x ", n, " x ", k,
-             " product of these element types and leading dimensions");
+  const AlgoKey key{m, n, k, a.type, a.transposed, a.ld, b.type, b.transposed, b.ld, d_type, ldd, bias != nullptr};
+  AlgoCache& cache = algo_cache();
+  cublasLtMatmulAlgo_t algo;
+  {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    auto it = cache.algos.find(key);
+    if (it == cache.algos.end()) {
+      cublasLtMatmulHeuristicResult_t best{};
+      int found = 0;
+      GDN2_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.op, desc.a, desc.b, desc.d, desc.d, desc.pref,
+                                                       1, &best, &found));
+      GDN2_CHECK(found > 0, UnsupportedError, "cuBLASLt has no algorithm for a ", m, " x ", n, " x ", k,
+                 " product of these element types and leading dimensions");
+      it = cache.algos.emplace(key, best.algo).first;
+    }
+    algo = it->second;
+  }
   const float alpha = 1.f;
   GDN2_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.op, &alpha, a.ptr, desc.a, b.ptr, desc.b, &beta, d, desc.d, d,
-                                   desc.d, &best.algo, ctx.workspace, kWorkspaceBytes, stream));
+                                   desc.d, &algo, ctx.workspace, kWorkspaceBytes, stream));
 }
 
 }  // namespace gdn2::cuda

@@ -3,8 +3,9 @@
 // (coalesced), walking its part's rows with the last W inputs in registers, so each
 // input is read once. The backward walks down the rows: it forms dz = dy · act'(z), then dx (and, below a sequence's
 // start, the initial cache's gradient) from the W newest dz it holds, and adds its part's weight and bias gradient
-// terms, which a second kernel sums over the parts in a fixed order. The decode step: one thread per (sequence,
-// channel), the cache updated in place.
+// terms, which a second kernel sums over the parts in a fixed order. Training's layout (equal sequences, no caches,
+// rows of a multiple of 8 channels) takes a tiled backward through shared memory instead. The decode step: one thread
+// per (sequence, channel), the cache updated in place.
 #include "cuda/short_conv.h"
 
 #include <algorithm>
@@ -312,6 +313,111 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// The backward of the training layout through shared memory: sequences of T rows each, no caches, at most 4 taps, C a
+// multiple of 8 and 16-byte aligned rows. One block per (64 channels, kTileRows rows): it stages x (M rows above and
+// below) and dy (M rows below) with 16-byte loads, forms dz = dy · act'(z) for its rows and the M below, then
+// dx(r) = Σ_i w[i] dz(r + M − i) inside the sequence, written back with 16-byte stores; its rows' weight and bias
+// gradient terms are summed over the block (fixed order) into part[blockIdx.y], as conv_backward_kernel's are.
+constexpr int kTileRows = 64, kTileCols = 64, kTileThreads = 256, kTileHalo = 3;
+constexpr int kTileGroups = kTileThreads / kTileCols;  // threads per channel, each on every kTileGroups-th row
+
+struct alignas(16) TileSmem {
+  float x[kTileRows + 2 * kTileHalo][kTileCols];  // rows r0 − M .. r0 + R + M − 1 (zero outside [0, rows))
+  float dz[kTileRows + kTileHalo][kTileCols];     // rows r0 .. r0 + R + M − 1: dy, then dz
+};
+
+__device__ __forceinline__ void tile_load(float (*dst)[kTileCols], int count, const void* src, ElemType t,
+                                          int64_t row0, int64_t rows, int64_t C, int64_t c0) {
+  for (int it = threadIdx.x; it < count * (kTileCols / 8); it += kTileThreads) {
+    const int r = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
+    const int64_t row = row0 + r, col = c0 + c8;
+    float v[8] = {};
+    if (row >= 0 && row < rows && col < C) load_elems<8>(src, t, row * C + col, v);
+    *reinterpret_cast<float4*>(&dst[r][c8]) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(&dst[r][c8 + 4]) = make_float4(v[4], v[5], v[6], v[7]);
+  }
+}
+
+__global__ void __launch_bounds__(kTileThreads)
+    conv_backward_tile_kernel(ConvRows a, const void* dy, void* dx, float* part) {
+  __shared__ TileSmem sm;
+  const int M = a.W - 1, lo = 4 - a.W;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kTileCols, r0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
+  const int cl = threadIdx.x % kTileCols, grp = threadIdx.x / kTileCols;
+  const int64_t c = c0 + cl;
+  tile_load(sm.x, kTileRows + 2 * M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
+  tile_load(sm.dz, kTileRows + M, dy, a.xt, r0, a.rows, a.C, c0);
+  float w[4] = {}, bias = 0.f;
+  if (c < a.C) {
+    load_taps(a, c, w);
+    bias = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
+  }
+  __syncthreads();
+  // dz of rows r0 .. r0 + R + M − 1; the inputs of row r are x(r − M + i) from its sequence's start on. The block's
+  // own rows add their weight and bias gradient terms.
+  float acc[4] = {}, acc_b = 0.f;
+  for (int rl = grp; rl < kTileRows + M; rl += kTileGroups) {
+    const int64_t r = r0 + rl;
+    if (r >= a.rows) break;
+    const int64_t first = r - r % a.T;  // the sequence's first row
+    float win[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {  // slot j holds tap j − lo, input row r − (3 − j)
+      const int64_t src = r - (3 - j);
+      win[j] = j >= lo && src >= first ? sm.x[rl + M - (3 - j)][cl] : 0.f;
+    }
+    float d = sm.dz[rl][cl];
+    if (a.silu) {
+      const float z = pre_activation(a, bias, w, win), sg = sigmoid_f(z);
+      d *= sg * (1.f + z * (1.f - sg));
+    }
+    sm.dz[rl][cl] = d;
+    if (rl < kTileRows) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[j] += d * win[j];
+      acc_b += d;
+    }
+  }
+  __syncthreads();  // every dz is in place; x is read
+  // dx of the block's rows, over x's place, then stored 16 bytes at a time.
+  float(*dxs)[kTileCols] = sm.x;
+  for (int rl = grp; rl < kTileRows; rl += kTileGroups) {
+    const int64_t r = r0 + rl;
+    const int64_t end = r - r % a.T + a.T;  // one past the sequence's last row
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j)  // tap i = j − lo meets dz(r + M − i) = dz(r + 3 − j)
+      if (j >= lo && r + 3 - j < end) s += sm.dz[rl + 3 - j][cl] * w[j];
+    dxs[rl][cl] = s;
+  }
+  // The block's weight and bias terms: the groups' sums in order, through the dz tile (no longer read after the sync).
+  __syncthreads();
+  float(*red)[kTileCols] = sm.dz;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) red[grp * 5 + j][cl] = acc[j];
+  red[grp * 5 + 4][cl] = acc_b;
+  for (int it = threadIdx.x; it < kTileRows * (kTileCols / 8); it += kTileThreads) {
+    const int rl = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
+    const int64_t r = r0 + rl, col = c0 + c8;
+    if (r >= a.rows || col >= a.C) continue;
+    const float4 u = *reinterpret_cast<const float4*>(&dxs[rl][c8]), h = *reinterpret_cast<const float4*>(&dxs[rl][c8 + 4]);
+    const float v[8] = {u.x, u.y, u.z, u.w, h.x, h.y, h.z, h.w};
+    store_elems<8>(dx, a.xt, r * a.C + col, v);
+  }
+  __syncthreads();
+  if (grp != 0 || c >= a.C) return;
+  float* out = part + static_cast<int64_t>(blockIdx.y) * a.C * (a.W + 1);
+  for (int j = lo; j < 4; ++j) {
+    float t = 0.f;
+    for (int g = 0; g < kTileGroups; ++g) t += red[g * 5 + j][cl];
+    out[c * a.W + (j - lo)] = t;
+  }
+  float tb = 0.f;
+  for (int g = 0; g < kTileGroups; ++g) tb += red[g * 5 + 4][cl];
+  out[a.C * a.W + c] = tb;
+}
+static_assert(kTileGroups * 5 <= kTileRows + kTileHalo, "the group sums fit the dz tile");
+
 // d_initial_cache of the empty sequences: d_final_cache passes straight through (zeros without one).
 __global__ void conv_empty_cache_grad_kernel(ConvRows a, const void* dfin, ElemType dft, float* dcache) {
   const int M = a.W - 1;
@@ -374,13 +480,18 @@ int64_t rows_per_part(int64_t rows, int64_t C) {
   return std::max(per, (rows + kMaxParts - 1) / kMaxParts);
 }
 
+// Whether every row of C elements of every tensor in ptrs starts n-element aligned.
+bool rows_aligned(int64_t C, int n, std::initializer_list<const void*> ptrs, size_t elem_bytes) {
+  if (C % n != 0) return false;
+  for (const void* p : ptrs)
+    if (p != nullptr && reinterpret_cast<uintptr_t>(p) % (n * elem_bytes) != 0) return false;
+  return true;
+}
+
 // Channels per thread: kVec when every row of every tensor the kernel reads or writes starts kVec-element aligned.
 constexpr int kVec = 4;
 int conv_vec(int W, int64_t C, std::initializer_list<const void*> ptrs, size_t elem_bytes) {
-  if (W > 4 || C % kVec != 0) return 1;
-  for (const void* p : ptrs)
-    if (p != nullptr && reinterpret_cast<uintptr_t>(p) % (kVec * elem_bytes) != 0) return 1;
-  return kVec;
+  return W <= 4 && rows_aligned(C, kVec, ptrs, elem_bytes) ? kVec : 1;
 }
 
 dim3 row_grid(int64_t rows, int64_t C, int64_t per, int vec) {
@@ -454,13 +565,21 @@ ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const T
   }
   check_grid(a.C, op);
   if (any) {
-    const int64_t per = rows_per_part(a.rows, a.C), parts = (a.rows + per - 1) / per, cols = a.C * (a.W + 1);
+    void* dx = g.dx.raw_mut();
+    // The training layout through shared memory (conv_backward_tile_kernel), else the register walk.
+    const bool tiled = a.off == nullptr && a.cache == nullptr && dfin == nullptr && a.W <= kTileHalo + 1 &&
+                       rows_aligned(a.C, 8, {a.x, dy.raw(), dx}, dtype_size(k.x.dtype()));
+    const int64_t per = tiled ? kTileRows : rows_per_part(a.rows, a.C), parts = (a.rows + per - 1) / per;
+    const int64_t cols = a.C * (a.W + 1);
     Tensor part = Tensor::empty({parts, cols}, DType::f32, Device::cuda);
     float* p = static_cast<float*>(part.raw_mut());
-    void* dx = g.dx.raw_mut();
     // One channel a thread: four need about 170 registers here and ran slower on the H100 (234 against 195 us at
     // 8192 x 2048 bf16).
-    if (a.W <= 4)
+    if (tiled)
+      conv_backward_tile_kernel<<<dim3(static_cast<unsigned>((a.C + kTileCols - 1) / kTileCols),
+                                       static_cast<unsigned>(parts)),
+                                  kTileThreads, 0, stream()>>>(a, dy.raw(), dx, p);
+    else if (a.W <= 4)
       conv_backward_kernel<4, 1>
           <<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
     else

@@ -58,6 +58,7 @@ Gdn2Options LinearAttention::rec_options(const Tensor& x) const {
   Gdn2Options opt;
   opt.qk_l2norm = true;
   opt.compute = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  opt.grads_like_inputs = true;  // the backward's gradients in the activations' dtype
   return opt;
 }
 
@@ -223,10 +224,8 @@ Tensor LinearAttention::backward(const Tensor& dy) {
   } else {
     dx = proj_back("g_proj.0.weight", proj_back("g_proj.1.weight", d_gate, s.gate_low, "g_proj.1.bias"), x);
   }
-  // The recurrence. Its gradients come in F32 (F64 for F64 models); the layer's activations are in x's dtype.
+  // The recurrence, its input gradients in the dtypes of its inputs (the layer's activations, in x's dtype).
   Gdn2Grads g = gdn2_chunk_bwd(s.rec, rec_options(x), ng.dx, Tensor(), s.h, s.work);
-  for (Tensor* t : {&g.dq, &g.dk, &g.dv, &g.dg, &g.db, &g.dw})
-    if (t->defined() && t->dtype() != x.dtype()) *t = t->to(x.dtype());
   // Gates.
   auto sigmoid_back = [&](Tensor d, const Tensor& sig) {
     if (neg_eig_) scale_inplace(d, 2.0);

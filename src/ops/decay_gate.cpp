@@ -49,7 +49,7 @@ Tensor decay_gate_forward(const Tensor& f, const Tensor& A_log, const Tensor& dt
 }
 
 DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tensor& A_log, const Tensor& dt_bias,
-                                   int64_t head_dim) {
+                                   int64_t head_dim, bool df_like_f) {
   const char* op = "decay_gate_backward";
   const int64_t HK = check_gate_args(f, A_log, dt_bias, head_dim, op);
   GDN2_CHECK(dg.defined(), ValueError, op, ": dg is required");
@@ -63,7 +63,8 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
 #ifdef GDN2_WITH_CUDA
     GDN2_CHECK(f.dtype() != DType::f64, UnsupportedError, op, " on CUDA computes in F32: f must not be F64");
     DecayGateGrads g = cuda::decay_gate_backward(dg.reshape({-1, HK}), f.reshape({-1, HK}), A_log,
-                                                 dt_bias.defined() ? dt_bias.reshape({HK}) : dt_bias, head_dim);
+                                                 dt_bias.defined() ? dt_bias.reshape({HK}) : dt_bias, head_dim,
+                                                 df_like_f ? f.dtype() : DType::f32);
     g.df = g.df.reshape(f.shape());
     if (g.ddt_bias.defined()) g.ddt_bias = g.ddt_bias.reshape(dt_bias.shape());
     return g;
@@ -76,6 +77,7 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
       op_args::to_dtype(dg, dt).reshape({-1, HK}), op_args::to_dtype(f, dt).reshape({-1, HK}),
       op_args::to_dtype(A_log, dt), flat_bias(dt_bias, HK, dt), head_dim);
   g.df = g.df.reshape(f.shape());
+  if (df_like_f && g.df.dtype() != f.dtype()) g.df = g.df.to(f.dtype());
   if (g.ddt_bias.defined()) g.ddt_bias = g.ddt_bias.reshape(dt_bias.shape());
   return g;
 }

@@ -29,10 +29,21 @@ Gdn2Inputs gate_resolved(const Gdn2Problem& p, const Gdn2Inputs& in) {
 // dg of the resolved call becomes the gradient of f, A_log and dt_bias, on the inputs' device.
 Gdn2Grads gate_grads(const Gdn2Problem& p, const Gdn2Inputs& in, Gdn2Grads g) {
   if (!p.gate_in_op) return g;
-  DecayGateGrads d = decay_gate_backward(g.dg, in.g_log, in.A_log, in.dt_bias, gate_head_dim(p));
+  DecayGateGrads d = decay_gate_backward(g.dg, in.g_log, in.A_log, in.dt_bias, gate_head_dim(p), p.grads_like_inputs);
   g.dg = d.df;
   g.dA_log = d.dA_log;
   g.ddt_bias = d.ddt_bias;
+  return g;
+}
+
+// With Gdn2Options::grads_like_inputs, the input gradients in their inputs' dtypes (those a backend wrote so already
+// stay as they are).
+Gdn2Grads like_inputs(const Gdn2Problem& p, const Gdn2Inputs& in, Gdn2Grads g) {
+  if (!p.grads_like_inputs) return g;
+  const std::pair<Tensor*, const Tensor*> pairs[] = {{&g.dq, &in.q}, {&g.dk, &in.k}, {&g.dv, &in.v},
+                                                     {&g.db, &in.b}, {&g.dw, &in.w}};
+  for (auto [grad, input] : pairs)
+    if (grad->defined() && grad->dtype() != input->dtype()) *grad = grad->to(input->dtype());
   return g;
 }
 }  // namespace
@@ -109,14 +120,14 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Inputs& in, const Gdn2Options& opt, const Ten
     GDN2_CHECK(!h.defined() || (p.chunk_size == 64 && h.dtype() == DType::f32), UnsupportedError,
                "gdn2_chunk_bwd: stored states on CUDA must be the F32 states of a chunk_size 64 forward, got ",
                "chunk_size ", p.chunk_size, " and ", h.describe());
-    return gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht, h, work));
+    return like_inputs(p, in, gate_grads(p, in, cuda::gdn2_chunk_bwd(p, in, d_o, dht, h, work)));
   }
 #else
   on_cuda(p, "gdn2_chunk_bwd");
 #endif
   GDN2_CHECK(!work.defined(), ShapeError, "gdn2_chunk_bwd: a forward's work exists only on CUDA; got ", work.describe(),
              " for inputs on the CPU");
-  return gate_grads(p, in, cpu::gdn2_chunk_bwd(p, gate_resolved(p, in), d_o, dht, h, opt.compute));
+  return like_inputs(p, in, gate_grads(p, in, cpu::gdn2_chunk_bwd(p, gate_resolved(p, in), d_o, dht, h, opt.compute)));
 }
 
 Gdn2Inputs gdn2_inputs_to(const Gdn2Inputs& in, Device device) {

@@ -106,6 +106,7 @@ Gdn2Problem gdn2_problem(const Gdn2Inputs& in, const Gdn2Options& opt, const cha
              ": chunk_size must be 16, 32 or 64, got ", opt.chunk_size);
   p.chunk_size = opt.chunk_size;
   p.chunk_states = opt.chunk_states;
+  p.grads_like_inputs = opt.grads_like_inputs;
   GDN2_CHECK(opt.compute == DType::f32 || opt.compute == DType::f64, DTypeError, op,
              ": compute precision must be F32 or F64, got ", dtype_name(opt.compute));
   return p;

@@ -25,6 +25,7 @@ struct Gdn2Problem {
   bool qk_l2norm = false;
   int chunk_size = 64;
   bool chunk_states = false;            // chunk forward: also the state entering every chunk
+  bool grads_like_inputs = false;       // chunk backward: input gradients in their inputs' dtypes
   bool has_h0 = false;
   bool gate_in_op = false;  // A_log given: g_log holds f
   Device device = Device::cpu;  // where every input lives

@@ -1,6 +1,8 @@
 // Chunk and recurrent GDN-2 (fp32 and fp64) against the fp64 token-by-token oracle on swept shapes and gate modes.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "gdn2/ops/gdn2_random.h"
 
 namespace gdn2 {
@@ -132,6 +134,29 @@ TEST_P(Gdn2Swept, BackwardMatchesOracle) {
     EXPECT_EQ(g.dq.shape(), in.q.shape());
     EXPECT_EQ(g.dg.shape(), in.g_log.shape());
   }
+}
+
+// grads_like_inputs on the CPU: the same gradients, each in its input's dtype (bf16 inputs, in-op gate: f's gradient
+// too); dA_log stays in the compute precision.
+TEST(Gdn2Chunk, GradsLikeInputs) {
+  Gdn2RandomSpec s;
+  s.T = 70, s.H = 2, s.HV = 4, s.K = 16, s.V = 24, s.dtype = DType::bf16, s.seed = 71;
+  Gdn2Inputs in = gdn2_random_inputs(s);
+  in.A_log = Tensor::from_vector<float>({2}, {0.1f, -0.3f});
+  Gdn2Options opt = gdn2_random_options(s);
+  const auto [d_o, dht] = gdn2_random_cotangents(s, 7);
+  const Gdn2Grads plain = gdn2_chunk_bwd(in, opt, d_o, dht);
+  opt.grads_like_inputs = true;
+  const Gdn2Grads like = gdn2_chunk_bwd(in, opt, d_o, dht);
+  for (auto [got, want, input] : {std::tuple{&like.dq, &plain.dq, &in.q}, {&like.dk, &plain.dk, &in.k},
+                                  {&like.dv, &plain.dv, &in.v}, {&like.db, &plain.db, &in.b},
+                                  {&like.dw, &plain.dw, &in.w}, {&like.dg, &plain.dg, &in.g_log}}) {
+    EXPECT_EQ(got->dtype(), DType::bf16);
+    EXPECT_EQ(got->shape(), input->shape());
+    EXPECT_EQ(got->to_f64_vector(), want->to(DType::bf16).to_f64_vector());
+  }
+  EXPECT_EQ(like.dA_log.dtype(), plain.dA_log.dtype());
+  EXPECT_EQ(like.dA_log.to_f64_vector(), plain.dA_log.to_f64_vector());
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, Gdn2Swept, ::testing::ValuesIn(swept_cases()),

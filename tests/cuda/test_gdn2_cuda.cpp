@@ -245,6 +245,38 @@ TEST(Gdn2Cuda, InOpDecayGate) {
   }
 }
 
+// grads_like_inputs: the input gradients in the inputs' dtypes, each the F32 gradient rounded once (bitwise), whether
+// the kernels write them so (bf16 with as many q/k heads as value heads) or they are summed over value heads first
+// (GVA); f's gradient through the in-op gate likewise; dA_log, ddt_bias and dh0 unchanged.
+TEST(Gdn2Cuda, GradsLikeInputs) {
+  REQUIRE_GPU();
+  for (int64_t H : {4, 2})
+    for (DType dt : {DType::bf16, DType::f32}) {
+      Gdn2RandomSpec s;
+      s.T = 130, s.H = H, s.HV = 4, s.K = 64, s.V = 48, s.dtype = dt, s.seed = 61;
+      Gdn2Inputs in = to_cuda(gdn2_random_inputs(s));
+      in.A_log = Tensor::from_vector<float>({H}, std::vector<float>(static_cast<size_t>(H), 0.1f)).to(Device::cuda);
+      Gdn2Options opt = gdn2_random_options(s);
+      const auto [d_o, dht] = gdn2_random_cotangents(s, 5);
+      const Tensor d_o_dev = d_o.to(Device::cuda), dht_dev = dht.to(Device::cuda);
+      const Gdn2Grads plain = gdn2_chunk_bwd(in, opt, d_o_dev, dht_dev);
+      opt.grads_like_inputs = true;
+      const Gdn2Grads like = gdn2_chunk_bwd(in, opt, d_o_dev, dht_dev);
+      const std::string what = "H " + std::to_string(H) + " " + std::string(dtype_name(dt));
+      for (auto [got, want, input, name] :
+           {std::tuple{&like.dq, &plain.dq, &in.q, "dq"}, {&like.dk, &plain.dk, &in.k, "dk"},
+            {&like.dv, &plain.dv, &in.v, "dv"}, {&like.db, &plain.db, &in.b, "db"}, {&like.dw, &plain.dw, &in.w, "dw"},
+            {&like.dg, &plain.dg, &in.g_log, "df"}, {&like.dA_log, &plain.dA_log, &plain.dA_log, "dA_log"},
+            {&like.dh0, &plain.dh0, &plain.dh0, "dh0"}}) {
+        ASSERT_TRUE(got->defined()) << name << " " << what;
+        EXPECT_EQ(got->dtype(), input->dtype()) << name << " " << what;
+        EXPECT_EQ(got->shape(), input->shape()) << name << " " << what;
+        const Tensor a = got->cpu(), b = want->to(got->dtype()).cpu();
+        EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name << " " << what;
+      }
+    }
+}
+
 // A plan on caller-provided workspace launches without allocating and gives the direct call's output bitwise.
 TEST(Gdn2Cuda, PlanOnCallerWorkspace) {
   REQUIRE_GPU();

@@ -21,12 +21,16 @@ const auto& kTypes = test::kGpuTypes;
 
 TEST(ShortConvCuda, MatchesCpu) {
   REQUIRE_GPU();
-  // 45 channels: one a thread; 44: four a thread (aligned rows).
-  for (int64_t C : {45, 44})
+  // 45 channels: one a thread; 44: four a thread (aligned rows); 136 (a partial 64-channel tile) without a cache: the
+  // tiled backward, its 64-row tiles across sequence ends (T 37) and over several tiles (T 150), 4 and 3 taps.
+  struct Case {
+    int64_t C, T, W;
+  };
+  for (const Case cs : {Case{45, 37, 4}, Case{44, 37, 4}, Case{136, 37, 4}, Case{136, 150, 3}})
   for (DType dt : kTypes)
     for (bool bias : {false, true})
       for (bool cache : {false, true}) {
-        const int64_t B = 2, T = 37, W = 4;
+        const int64_t B = 2, C = cs.C, T = cs.T, W = cs.W;
         const Tensor x = held({B, T, C}, 12, dt), w = held({C, 1, W}, 13, DType::f32), dy = held({B, T, C}, 14, dt);
         const Tensor b = bias ? held({C}, 15, DType::f32) : Tensor();
         const Tensor c0 = cache ? held({B, C, W - 1}, 16, DType::f32) : Tensor();
@@ -34,7 +38,8 @@ TEST(ShortConvCuda, MatchesCpu) {
         const ShortConvResult r = short_conv_forward(gpu(x, dt), w.to(Device::cuda), gpu(b, DType::f32), act, {},
                                                      gpu(c0, DType::f32), true);
         const ShortConvResult ref = short_conv_forward(x, w, b, act, {}, c0, true);
-        const std::string what = "conv C " + std::to_string(C) + " bias " + (bias ? "1" : "0") + " cache " + (cache ? "1" : "0");
+        const std::string what = "conv C " + std::to_string(C) + " T " + std::to_string(T) + " W " +
+                                 std::to_string(W) + " bias " + (bias ? "1" : "0") + " cache " + (cache ? "1" : "0");
         EXPECT_CLOSE(r.y, ref.y, dt, what + " y");
         EXPECT_LE(rel_rms_error(r.final_cache, ref.final_cache), 1e-6) << what;
         const ShortConvGrads g =

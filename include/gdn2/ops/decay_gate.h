@@ -13,7 +13,8 @@
 //   g, dg     like f
 // Inputs may be any float dtype. Computation is in double when f is F64, else in float; outputs and gradients
 // are F64 or F32 accordingly and have the shape of the argument they belong to. Every argument lives on f's device;
-// decay_gate_backward also takes CUDA tensors (F32 on the GPU, f not F64; deterministic).
+// decay_gate_backward also takes CUDA tensors (F32 on the GPU, f not F64; deterministic). With df_like_f, df comes
+// in f's dtype instead.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,6 @@ struct DecayGateGrads {
 
 Tensor decay_gate_forward(const Tensor& f, const Tensor& A_log, const Tensor& dt_bias, int64_t head_dim);
 DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tensor& A_log, const Tensor& dt_bias,
-                                   int64_t head_dim);
+                                   int64_t head_dim, bool df_like_f = false);
 
 }  // namespace gdn2

@@ -43,6 +43,10 @@ struct Gdn2Options {
   int chunk_size = 64;         // chunk ops: 16, 32 or 64
   DType compute = DType::f32;  // chunk ops: F32 (default) or F64
   bool chunk_states = false;   // chunk forward: also return h, the state entering every chunk
+  // Chunk backward: dq, dk, dv, db, dw and (with the in-op gate) the gradient of f in their inputs' dtypes (what
+  // autograd frameworks keep), instead of the op's precision; dg without the in-op gate, dh0, dA_log and ddt_bias stay
+  // in it. With bf16/fp16 inputs on CUDA the kernels write them so (no F32 copy).
+  bool grads_like_inputs = false;
 };
 
 struct Gdn2Outputs {

@@ -289,7 +289,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       for (int e = 0; e < 2; ++e) {
         const int r = acc_row(r0, lane, 2 * e), col = acc_col(v0 + n16, lane, nt, 0);
         load_input(wg[nt][e], p.w, tok0 + r, hw, col, V, r < L, p.vec8, 1.f);
-        load_input(vg[nt][e], p.v, tok0 + r, hv, col, V, r < L && bp.gw != nullptr, p.vec8, 0.f);
+        load_input(vg[nt][e], p.v, tok0 + r, hv, col, V, r < L && bp.ow.ptr != nullptr, p.vec8, 0.f);
       }
     {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
       float vs[2][4], dv[2][4];
@@ -324,8 +324,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
         sm.Vn[r][cc] = round_tf32(dx[nt][h]);
         if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
           const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col;
-          bp.gv[at] = dx[nt][h] * wg[nt][h >> 1][h & 1];
-          if (bp.gw != nullptr) bp.gw[at] = dx[nt][h] * vg[nt][h >> 1][h & 1];
+          store_elem(bp.ov.ptr, bp.ov.type, at, dx[nt][h] * wg[nt][h >> 1][h & 1]);
+          if (bp.ow.ptr != nullptr) store_elem(bp.ow.ptr, bp.ow.type, at, dx[nt][h] * vg[nt][h >> 1][h & 1]);
         }
       }
     __syncthreads();
@@ -560,9 +560,9 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
       sm.q[i][d] = kt[nt][h];  // Kt ⊙ dKt, in the element's own place
       if (i >= L || d >= K) continue;
       const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d;
-      bp.gq[at] = gq;
-      bp.gk[at] = gk;
-      if (bp.gb != nullptr) bp.gb[at] = sm.b[i][d];
+      store_elem(bp.oq.ptr, bp.oq.type, at, gq);
+      store_elem(bp.ok.ptr, bp.ok.type, at, gk);
+      if (bp.gb != nullptr) store_elem(bp.ob.ptr, bp.ob.type, at, sm.b[i][d]);
     }
   __syncthreads();
   // g enters through G = cumsum g and G_last: dg_t = dG_last + Σ_{r>=t} dG_r, plus the exclusive prefix

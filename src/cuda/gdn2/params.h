@@ -115,6 +115,13 @@ struct Gdn2BwdParams {
   float* seg_dS = nullptr;
 };
 
+// Where the tensor-core backward writes an input's final gradient [tokens, HV, dim]: an F32 buffer, or a tensor in the
+// input's dtype (Gdn2Options::grads_like_inputs).
+struct GradOut {
+  void* ptr = nullptr;
+  ElemType type = ElemType::f32;
+};
+
 // The tensor-core chunk backward (chunk_bwd64.cu) for bf16/fp16 inputs, over the forward's chunks of 64 tokens. f is
 // the recomputed forward's parameter block: its chunk tables, segments and workspace (W, qg, kgT, U, P, gamma and A of
 // every chunk). The state-gradient pass runs over the forward's segments; with context parallelism it takes the
@@ -130,9 +137,11 @@ struct Gdn2Bwd64Params {
   float* dpt = nullptr;                  // [chunks, HV, 2, 64, 64]: dP (j <= i) and dT (j < i) of each chunk
   float* dgl = nullptr;                  // [chunks, HV, kmax]: the gradient wrt Γ_last through the state decay
   // [tokens, HV, K] per value head: the gradient kernel leaves d(q⊙Γ), dKt and d(b⊙k⊙Γ) in gq, gk and gb, the pair
-  // kernel turns them into the gradients wrt q, k, b and g in place.
+  // kernel turns them into the gradients wrt q, k and b in oq, ok and ob (which may be gq, gk and gb) and writes the
+  // gradient wrt g to gg.
   float *gq = nullptr, *gk = nullptr, *gg = nullptr, *gb = nullptr;
-  float *gv = nullptr, *gw = nullptr;    // [tokens, HV, V]
+  GradOut oq, ok, ob;
+  GradOut ov, ow;  // [tokens, HV, V], from the gradient kernel; ow.ptr null without w
 };
 
 }  // namespace gdn2::cuda
