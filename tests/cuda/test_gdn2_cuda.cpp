@@ -254,8 +254,9 @@ TEST(Gdn2Cuda, GradsLikeInputs) {
     for (DType dt : {DType::bf16, DType::f32}) {
       Gdn2RandomSpec s;
       s.T = 130, s.H = H, s.HV = 4, s.K = 64, s.V = 48, s.dtype = dt, s.seed = 61;
-      Gdn2Inputs in = to_cuda(gdn2_random_inputs(s));
-      in.A_log = Tensor::from_vector<float>({H}, std::vector<float>(static_cast<size_t>(H), 0.1f)).to(Device::cuda);
+      Gdn2Inputs gated = to_cuda(gdn2_random_inputs(s));
+      gated.A_log = Tensor::from_vector<float>({H}, std::vector<float>(static_cast<size_t>(H), 0.1f)).to(Device::cuda);
+      const Gdn2Inputs& in = gated;
       Gdn2Options opt = gdn2_random_options(s);
       const auto [d_o, dht] = gdn2_random_cotangents(s, 5);
       const Tensor d_o_dev = d_o.to(Device::cuda), dht_dev = dht.to(Device::cuda);
