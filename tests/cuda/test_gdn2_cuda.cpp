@@ -192,12 +192,16 @@ TEST(Gdn2Cuda, DecodeStepInPlaceFp32AndBf16State) {
 
 // Batches that take the wide decode blocks on an H100 (128 columns with 16-byte fp32 / 8-byte bf16 state accesses,
 // then 64 columns), a ragged V (the last lanes' columns partly past V, rows not 16-byte aligned: element accesses)
-// and a small K.
+// and a small K. 320 and 800 items of 128 columns are more than the resident blocks (two a SM): blocks take several
+// in turn, the next one's state prefetched.
 TEST(Gdn2Cuda, DecodeStepWideBlocks) {
   REQUIRE_GPU();
   Gdn2RandomSpec s;
-  s.B = 40, s.T = 3, s.H = 4, s.HV = 8, s.K = 128, s.V = 128, s.seed = 24;  // 320 blocks of 128 columns
+  s.B = 40, s.T = 3, s.H = 4, s.HV = 8, s.K = 128, s.V = 128, s.seed = 24;  // 320 items of 128 columns
   check_decode_steps(s);
+  s.B = 100;  // 800 items
+  check_decode_steps(s);
+  s.B = 40;
   s.K = 48, s.V = 98;
   check_decode_steps(s);
   s.B = 20, s.K = 128, s.V = 128;  // 160 blocks of 128 columns, 320 of 64

@@ -1,6 +1,7 @@
 // Token-recurrent GDN-2 on the GPU: decode (one token per sequence, state updated in place) and short multi-token
-// runs (speculative verify). One block per (sequence, value head, 32-, 64- or 128-column slice of V); its warps split
-// the K rows; the state slice lives in registers, fp32 or bf16 in memory (a template parameter).
+// runs (speculative verify). A block works on (sequence, value head, 32-, 64- or 128-column slice of V) items in turn;
+// its warps split the K rows; the state slice lives in registers, fp32 or bf16 in memory (a template parameter).
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <type_traits>
@@ -83,121 +84,186 @@ struct Shape {
   static constexpr int kMinBlocks = 65536 / (WARPS * 32 * kRegs) > 0 ? 65536 / (WARPS * 32 * kRegs) : 1;
 };
 
+// A lane's CPL state values of one row copied to shared memory without passing registers (cp.async), when they are
+// whole, aligned and at least 4 bytes; the lane then reads them back itself.
+template <typename S, int CPL>
+constexpr bool kAsyncCopy = CPL * sizeof(S) >= 4;
+
+template <typename S, int CPL>
+__device__ __forceinline__ bool copy_state_async(S* dst, const S* src, int valid) {
+  if constexpr (kAsyncCopy<S, CPL>) {
+    if (valid < CPL || reinterpret_cast<uintptr_t>(src) % sizeof(Pack<S, CPL>) != 0) return false;
+    const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+    if constexpr (CPL * sizeof(S) == 16)
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+    else if constexpr (CPL * sizeof(S) == 8)
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d), "l"(src) : "memory");
+    else
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src) : "memory");
+    return true;
+  } else {
+    return false;
+  }
+}
+
+// Work items are (column slice, value head, sequence), slices fastest. Blocks stay resident and walk the items
+// gridDim.x apart; while one item computes, the next item's state slice comes into shared memory (each lane its own
+// values, so no barrier guards it), so the state traffic overlaps the compute of the items before it instead of
+// every block loading, computing and storing in step.
 template <typename S, int CPL, int WARPS, int KMAX>
 __global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinBlocks))
-    recurrent_kernel(Gdn2Params p) {
+    recurrent_kernel(Gdn2Params p, int slices, int64_t items) {
   using Sh = Shape<S, CPL, WARPS, KMAX>;
   constexpr int RPT = Sh::kRows;
-  const int col0 = blockIdx.x * Sh::kCols, hv = blockIdx.y, n = blockIdx.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, col = col0 + CPL * lane;
-  const int K = p.K, V = p.V, group = p.HV / p.H, hq = hv / group;
-  const int valid = V - col;  // this lane's columns in range: min(CPL, valid)
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int K = p.K, V = p.V, group = p.HV / p.H;
   __shared__ float sq[KMAX], sk[KMAX], seg[KMAX], sbk[KMAX];
   __shared__ float red[WARPS][Sh::kCols];
   __shared__ float scratch[WARPS];
+  extern __shared__ __align__(16) unsigned char next_raw[];  // [RPT][WARPS * 32][CPL] S: the next item's state
+  S* next = reinterpret_cast<S*>(next_raw) + threadIdx.x * CPL;
+  constexpr int kNextRowStride = WARPS * 32 * CPL;
   const S* h0 = static_cast<const S*>(p.h0);
   S* ht = static_cast<S*>(p.ht);
-
-  // State slice: rows warp*RPT + i, columns col .. col + CPL - 1 (all loads issued before any is used).
-  float s[RPT][CPL];
-  const int64_t state_base = ((int64_t)n * p.HV + hv) * K * V;
+  auto item_at = [&](int64_t item, int& col, int& hv, int& n) {
+    col = static_cast<int>(item % slices) * Sh::kCols + CPL * lane;
+    hv = static_cast<int>((item / slices) % p.HV);
+    n = static_cast<int>(item / (static_cast<int64_t>(slices) * p.HV));
+  };
+  auto state_at = [&](int n, int hv, int r, int col) {
+    return ((static_cast<int64_t>(n) * p.HV + hv) * K + r) * V + col;
+  };
+  // Starts the copies of an item's state slice (bit i of `queued`: row i's copy is on its way); rows whose copy cannot
+  // go asynchronously are loaded when used.
+  static_assert(RPT <= 64, "one bit per row");
+  uint64_t queued = 0;
+  auto prefetch = [&](int64_t item) {
+    int col, hv, n;
+    item_at(item, col, hv, n);
+    queued = 0;
+    if (h0 != nullptr) {
+      const S* src = h0 + state_at(n, hv, warp * RPT, col);
 #pragma unroll
-  for (int i = 0; i < RPT; ++i) {
-    const int r = warp * RPT + i;
-    if (h0 != nullptr && r < K) {
-      load_state<S, CPL>(h0, state_base + (int64_t)r * V + col, valid, s[i]);
-    } else {
-#pragma unroll
-      for (int c = 0; c < CPL; ++c) s[i][c] = 0.f;
+      for (int i = 0; i < RPT; ++i)
+        if (warp * RPT + i < K && copy_state_async<S, CPL>(next + i * kNextRowStride, src + i * V, V - col))
+          queued |= uint64_t{1} << i;
     }
-  }
-  int64_t t0, t1;
-  sequence_range(p, n, t0, t1);
-  for (int64_t tok = t0; tok < t1; ++tok) {
-    // w ⊙ v on this lane's columns, loaded before the barriers below (it does not depend on the state).
-    float x[CPL];
-#pragma unroll
-    for (int c = 0; c < CPL; ++c) {
-      const int64_t vi = tok * p.v.stride_token + hv * p.v.stride_head + col + c;
-      x[c] = c < valid ? load_gate(p.w, tok, hv, group, p.HV, col + c, 1.f) * load_elem(p.v.ptr, p.v.type, vi) : 0.f;
-    }
-    // q, k, exp(g), b for this token, shared by the block; the norms of q and k are folded in below.
-    float qss = 0.f, kss = 0.f;
-    for (int d = threadIdx.x; d < K; d += blockDim.x) {
-      const float qd = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
-      const float kd = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
-      sq[d] = qd;
-      sk[d] = kd;
-      qss += qd * qd;
-      kss += kd * kd;
-      seg[d] = __expf(load_decay(p, tok, hv, d));
-      sbk[d] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
-    }
-    float qscale = p.scale, kscale = 1.f;
-    if (p.l2norm) {
-      qscale *= rsqrtf(block_sum<WARPS>(qss, scratch) + 1e-6f);
-      kscale = rsqrtf(block_sum<WARPS>(kss, scratch) + 1e-6f);
-    }
-    __syncthreads();
-    // Decay and erase read: e = S^T (b ⊙ k).
-    float acc[CPL] = {};
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  };
+  if (blockIdx.x < items) prefetch(blockIdx.x);
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    int col, hv, n;
+    item_at(item, col, hv, n);
+    const int hq = hv / group;
+    const int valid = V - col;  // this lane's columns in range: min(CPL, valid)
+    // State slice: rows warp*RPT + i, columns col .. col + CPL - 1, from the prefetch or loaded now.
+    float s[RPT][CPL];
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = warp * RPT + i;
-      if (r < K) {
-        const float e = seg[r], bk = sbk[r] * sk[r] * kscale;
+      if (queued & (uint64_t{1} << i)) {
 #pragma unroll
-        for (int c = 0; c < CPL; ++c) {
-          s[i][c] *= e;
-          acc[c] += bk * s[i][c];
-        }
+        for (int c = 0; c < CPL; ++c) s[i][c] = to_float(next[i * kNextRowStride + c]);
+      } else if (h0 != nullptr && r < K) {
+        load_state<S, CPL>(h0, state_at(n, hv, r, col), valid, s[i]);
+      } else {
+#pragma unroll
+        for (int c = 0; c < CPL; ++c) s[i][c] = 0.f;
       }
     }
-#pragma unroll
-    for (int c = 0; c < CPL; ++c) red[warp][CPL * lane + c] = acc[c];
-    __syncthreads();
-    float u[CPL];
-#pragma unroll
-    for (int c = 0; c < CPL; ++c) {
-      float erase = 0.f;
-#pragma unroll
-      for (int w = 0; w < WARPS; ++w) erase += red[w][CPL * lane + c];
-      u[c] = c < valid ? x[c] - erase : 0.f;
+    if (item + gridDim.x < items) {
+      __syncthreads();  // every lane's reads of the buffer are done before copies into it start (a barrier orders them)
+      prefetch(item + gridDim.x);
     }
-    __syncthreads();
-    // Write and read: S += k u^T; o = S^T (scale q).
-    float oacc[CPL] = {};
-#pragma unroll
-    for (int i = 0; i < RPT; ++i) {
-      const int r = warp * RPT + i;
-      if (r < K) {
-        const float kr = sk[r] * kscale, qr = sq[r] * qscale;
-#pragma unroll
-        for (int c = 0; c < CPL; ++c) {
-          s[i][c] += kr * u[c];
-          oacc[c] += qr * s[i][c];
-        }
-      }
-    }
-#pragma unroll
-    for (int c = 0; c < CPL; ++c) red[warp][CPL * lane + c] = oacc[c];
-    __syncthreads();
-    if (warp == 0) {
+    int64_t t0, t1;
+    sequence_range(p, n, t0, t1);
+    for (int64_t tok = t0; tok < t1; ++tok) {
+      // w ⊙ v on this lane's columns, loaded before the barriers below (it does not depend on the state).
+      float x[CPL];
 #pragma unroll
       for (int c = 0; c < CPL; ++c) {
-        float o = 0.f;
-#pragma unroll
-        for (int w = 0; w < WARPS; ++w) o += red[w][CPL * lane + c];
-        if (c < valid) store_elem(p.o, p.o_type, (tok * p.HV + hv) * V + col + c, o);
+        const int64_t vi = tok * p.v.stride_token + hv * p.v.stride_head + col + c;
+        x[c] = c < valid ? load_gate(p.w, tok, hv, group, p.HV, col + c, 1.f) * load_elem(p.v.ptr, p.v.type, vi) : 0.f;
       }
-    }
-    __syncthreads();
-  }
-  if (ht != nullptr) {
+      // q, k, exp(g), b for this token, shared by the block; the norms of q and k are folded in below.
+      float qss = 0.f, kss = 0.f;
+      for (int d = threadIdx.x; d < K; d += blockDim.x) {
+        const float qd = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
+        const float kd = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
+        sq[d] = qd;
+        sk[d] = kd;
+        qss += qd * qd;
+        kss += kd * kd;
+        seg[d] = __expf(load_decay(p, tok, hv, d));
+        sbk[d] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+      }
+      float qscale = p.scale, kscale = 1.f;
+      if (p.l2norm) {
+        qscale *= rsqrtf(block_sum<WARPS>(qss, scratch) + 1e-6f);
+        kscale = rsqrtf(block_sum<WARPS>(kss, scratch) + 1e-6f);
+      }
+      __syncthreads();
+      // Decay and erase read: e = S^T (b ⊙ k).
+      float acc[CPL] = {};
 #pragma unroll
-    for (int i = 0; i < RPT; ++i) {
-      const int r = warp * RPT + i;
-      if (r < K) store_state<S, CPL>(ht, state_base + (int64_t)r * V + col, valid, s[i]);
+      for (int i = 0; i < RPT; ++i) {
+        const int r = warp * RPT + i;
+        if (r < K) {
+          const float e = seg[r], bk = sbk[r] * sk[r] * kscale;
+#pragma unroll
+          for (int c = 0; c < CPL; ++c) {
+            s[i][c] *= e;
+            acc[c] += bk * s[i][c];
+          }
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < CPL; ++c) red[warp][CPL * lane + c] = acc[c];
+      __syncthreads();
+      float u[CPL];
+#pragma unroll
+      for (int c = 0; c < CPL; ++c) {
+        float erase = 0.f;
+#pragma unroll
+        for (int w = 0; w < WARPS; ++w) erase += red[w][CPL * lane + c];
+        u[c] = c < valid ? x[c] - erase : 0.f;
+      }
+      __syncthreads();
+      // Write and read: S += k u^T; o = S^T (scale q).
+      float oacc[CPL] = {};
+#pragma unroll
+      for (int i = 0; i < RPT; ++i) {
+        const int r = warp * RPT + i;
+        if (r < K) {
+          const float kr = sk[r] * kscale, qr = sq[r] * qscale;
+#pragma unroll
+          for (int c = 0; c < CPL; ++c) {
+            s[i][c] += kr * u[c];
+            oacc[c] += qr * s[i][c];
+          }
+        }
+      }
+#pragma unroll
+      for (int c = 0; c < CPL; ++c) red[warp][CPL * lane + c] = oacc[c];
+      __syncthreads();
+      if (warp == 0) {
+#pragma unroll
+        for (int c = 0; c < CPL; ++c) {
+          float o = 0.f;
+#pragma unroll
+          for (int w = 0; w < WARPS; ++w) o += red[w][CPL * lane + c];
+          if (c < valid) store_elem(p.o, p.o_type, (tok * p.HV + hv) * V + col + c, o);
+        }
+      }
+      __syncthreads();
+    }
+    if (ht != nullptr) {
+#pragma unroll
+      for (int i = 0; i < RPT; ++i) {
+        const int r = warp * RPT + i;
+        if (r < K) store_state<S, CPL>(ht, state_at(n, hv, r, col), valid, s[i]);
+      }
     }
   }
 }
@@ -207,8 +273,19 @@ void launch_shape(const Gdn2Params& p) {
   auto go = [&](auto kmax) {
     constexpr int KMAX = decltype(kmax)::value;
     using Sh = Shape<S, CPL, WARPS, KMAX>;
-    const dim3 grid((p.V + Sh::kCols - 1) / Sh::kCols, p.HV, p.N), block(WARPS * 32);
-    recurrent_kernel<S, CPL, WARPS, KMAX><<<grid, block, 0, p.stream>>>(p);
+    constexpr auto kernel = recurrent_kernel<S, CPL, WARPS, KMAX>;
+    constexpr size_t smem = kAsyncCopy<S, CPL> ? sizeof(S) * KMAX * Sh::kCols : 0;  // the next item's state slice
+    // Resident blocks per SM with that shared memory, once per shape.
+    static const int resident = [] {
+      int b = 0;
+      GDN2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+      GDN2_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, kernel, WARPS * 32, smem));
+      return b > 0 ? b : 1;
+    }();
+    const int slices = (p.V + Sh::kCols - 1) / Sh::kCols;
+    const int64_t items = static_cast<int64_t>(slices) * p.HV * p.N;
+    const int64_t grid = std::min<int64_t>(items, static_cast<int64_t>(resident) * sm_count());
+    kernel<<<static_cast<unsigned>(grid), WARPS * 32, smem, p.stream>>>(p, slices, items);
   };
   if (p.K <= 32)
     go(std::integral_constant<int, 32>{});
