@@ -191,7 +191,12 @@ void copy_rows(Tensor& dst, size_t dst_offset, size_t dst_pitch, const Tensor& s
 
 double Tensor::item(int64_t flat_index) const {
   GDN2_CHECK(defined() && flat_index >= 0 && flat_index < numel_, ShapeError, "item ", flat_index, " of ", describe());
-  if (!is_cpu()) return cpu().item(flat_index);
+  if (!is_cpu()) {  // that element alone (a whole large tensor would cross the bus otherwise)
+    Tensor one = Tensor::empty({1}, dtype_);
+    detail::cuda_memory().copy(one.raw_mut(), false, static_cast<const std::byte*>(data_) + flat_index * dtype_size(dtype_),
+                               true, dtype_size(dtype_));
+    return one.item(0);
+  }
   double v;
   dtype_convert(static_cast<const std::byte*>(data_) + flat_index * dtype_size(dtype_), dtype_, &v, DType::f64, 1);
   return v;

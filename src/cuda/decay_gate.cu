@@ -37,14 +37,26 @@ __global__ void gate_bwd_kernel(const void* __restrict__ dg, ElemType dg_type, c
   if (j >= HK) return;
   const int64_t r0 = part * rows_per, r1 = std::min(rows, r0 + rows_per);
   const float a = A[j / K], bj = bias != nullptr ? bias[j] : 0.f;
+  // exp(A_log) once: while it is finite, −exp(A_log)·sigmoid(x) and −exp(A_log)·softplus(x) cannot overflow, and both
+  // come from one exp(−|x|) (softplus = max(x, 0) + log1p(e^−|x|)); past that, the log-space forms.
+  const float ea = expf(a);
+  const bool finite = ea <= 3.0e38f;
   float sa = 0.f, sb = 0.f;
 #pragma unroll 4
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t at = i * HK + j;
     const float x = load_elem(f, f_type, at) + bj, d = load_elem(dg, dg_type, at);
-    const float dx = mul_zero_safe(d, -expf(a + log_sigmoid(x)));
+    float dx, dg_g;
+    if (finite) {
+      const float t = __expf(-fabsf(x)), inv = __fdividef(1.f, 1.f + t);
+      dx = mul_zero_safe(d, -ea * (x >= 0.f ? inv : t * inv));
+      dg_g = mul_zero_safe(d, -ea * (fmaxf(x, 0.f) + log1pf(t)));
+    } else {
+      dx = mul_zero_safe(d, -expf(a + log_sigmoid(x)));
+      dg_g = mul_zero_safe(d, -expf(a + log_softplus(x)));
+    }
     store_elem(df, df_type, at, dx);
-    sa += mul_zero_safe(d, -expf(a + log_softplus(x)));
+    sa += dg_g;
     sb += dx;
   }
   pa[part * HK + j] = sa;
