@@ -17,15 +17,17 @@ constexpr const char* kOp = "CUDA linear";
 
 }  // namespace
 
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into, int64_t rows, int64_t in,
-                      int64_t out) {
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into, const Tensor& residual,
+                      int64_t rows, int64_t in, int64_t out) {
   const cudaDataType_t t = gemm_type(x, kOp, "x");
   Shape ys = x.shape();
   ys.back() = out;
   Tensor y = into != nullptr ? *into : Tensor::empty(ys, x.dtype(), Device::cuda);
-  // y^T [out, rows] (+)= W [out, in] · x^T [in, rows]: W is stored in x out (column-major), so it enters transposed.
-  gemm(out, rows, in, {weight.raw(), t, in, true}, {x.raw(), t, in, false}, into != nullptr ? 1.f : 0.f, y.raw_mut(),
-       t, out, bias.defined() ? bias.raw() : nullptr);
+  // y^T [out, rows] = W [out, in] · x^T [in, rows] (+ y or the residual): W is stored in x out (column-major), so it
+  // enters transposed.
+  const bool add = into != nullptr || residual.defined();
+  gemm(out, rows, in, {weight.raw(), t, in, true}, {x.raw(), t, in, false}, add ? 1.f : 0.f, y.raw_mut(), t, out,
+       bias.defined() ? bias.raw() : nullptr, nullptr, residual.defined() ? residual.raw() : nullptr);
   return y;
 }
 

@@ -6,7 +6,8 @@
 namespace gdn2::cuda {
 
 // y [rows, out] = x [rows, in] · weight [out, in]^T (+ bias [out]); y in x's dtype. rows, in, out > 0.
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into, int64_t rows, int64_t in,
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into, const Tensor& residual,
+                      int64_t rows, int64_t in,
                       int64_t out);
 // dx = dy · weight (x's dtype; added into *dx_into when given, which is returned); dweight += dy^T x and
 // dbias += Σ_rows dy in their own dtype (F32 or x's).

@@ -83,7 +83,7 @@ cudaDataType_t gemm_type(const Tensor& t, const char* op, const char* name) {
 }
 
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, float beta, void* d,
-          cudaDataType_t d_type, int64_t ldd, const void* bias, cudaStream_t stream) {
+          cudaDataType_t d_type, int64_t ldd, const void* bias, cudaStream_t stream, const void* c) {
   if (m == 0 || n == 0) return;
   if (stream == nullptr) stream = gdn2::cuda::stream();
   LtContext& ctx = lt();
@@ -125,8 +125,9 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOpera
     algo = it->second;
   }
   const float alpha = 1.f;
-  GDN2_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.op, &alpha, a.ptr, desc.a, b.ptr, desc.b, &beta, d, desc.d, d,
-                                   desc.d, &algo, ctx.workspace, kWorkspaceBytes, stream));
+  GDN2_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.op, &alpha, a.ptr, desc.a, b.ptr, desc.b, &beta,
+                                   c != nullptr ? c : d, desc.d, d, desc.d, &algo, ctx.workspace, kWorkspaceBytes,
+                                   stream));
 }
 
 }  // namespace gdn2::cuda

@@ -23,10 +23,11 @@ struct GemmOperand {
   bool transposed = false;
 };
 
-// D [m, n] (column-major, leading dimension ldd, element type d_type) = op(A) [m, k] · op(B) [k, n] + beta · D,
-// plus bias [m] (d_type) added to every column when bias is not null. fp32 accumulation (fp32 inputs stay fp32: no
-// TF32). Launched on `stream` (null: the thread's work stream, cuda/stream.h); no synchronisation.
+// D [m, n] (column-major, leading dimension ldd, element type d_type) = op(A) [m, k] · op(B) [k, n] + beta · C,
+// plus bias [m] (d_type) added to every column when bias is not null; C is D itself unless `c` (D's type and layout)
+// is given. fp32 accumulation (fp32 inputs stay fp32: no TF32). Launched on `stream` (null: the thread's work stream,
+// cuda/stream.h); no synchronisation.
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, float beta, void* d,
-          cudaDataType_t d_type, int64_t ldd, const void* bias, cudaStream_t stream = nullptr);
+          cudaDataType_t d_type, int64_t ldd, const void* bias, cudaStream_t stream = nullptr, const void* c = nullptr);
 
 }  // namespace gdn2::cuda

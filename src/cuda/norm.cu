@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kMaxGroup) norm_forward_kernel(NormRows a, flo
 template <int K>
 __global__ void __launch_bounds__(kMaxGroup)
     norm_backward_kernel(NormRows a, const void* dy, const float* rstd, int64_t rows_per_block, void* dx, void* dgate,
-                         float* part) {
+                         float* part, const void* dres) {
   __shared__ float red[kMaxGroup / 32];
   __shared__ float slots[kBlock * kPiece];  // the R row slots' partial rows (only when R > 1, then K == 1)
   const int G = a.G, R = static_cast<int>(blockDim.x) / G;
@@ -218,9 +218,10 @@ __global__ void __launch_bounds__(kMaxGroup)
     for (int k = 0; k < K; ++k) {
       const int col = (lane + k * G) * kPiece;
       if (col >= a.D) break;
-      float o[kPiece];
+      float o[kPiece], res[kPiece] = {};
+      if (dres != nullptr) load_elems<kPiece>(res, dres, a.t, base + col, a.D - col, a.vec);
 #pragma unroll
-      for (int e = 0; e < kPiece; ++e) o[e] = r * (dn[k][e] - n[k][e] * dot);
+      for (int e = 0; e < kPiece; ++e) o[e] = r * (dn[k][e] - n[k][e] * dot) + res[e];
       store_piece(dx, a.t, base + col, o, a.D - col, a.vec);
       if (dgate != nullptr) store_piece(dgate, a.t, base + col, g[k], a.D - col, a.vec);
     }
@@ -279,11 +280,13 @@ void launch_forward(NormRows a, const Layout& l, double eps, Tensor& y, Tensor& 
   GDN2_CUDA_CHECK(cudaGetLastError());
 }
 
-// Runs the backward kernel; with dweight (F32 [D]) also the fixed-order sum of the blocks' partial rows.
+// Runs the backward kernel; with dweight (F32 [D]) also the fixed-order sum of the blocks' partial rows; with dres
+// (x's dtype and shape) it is added to dx.
 void launch_backward(NormRows a, const Layout& l, const Tensor& dy, const Tensor& rstd, Tensor& dx, Tensor* dgate,
-                     Tensor* dweight) {
+                     Tensor* dweight, const Tensor& dres = Tensor()) {
   if (a.rows == 0) return;
-  a.vec = a.vec && aligned16(dy.raw()) && aligned16(dx.raw()) && (dgate == nullptr || aligned16(dgate->raw()));
+  a.vec = a.vec && aligned16(dy.raw()) && aligned16(dx.raw()) && (dgate == nullptr || aligned16(dgate->raw())) &&
+          (!dres.defined() || aligned16(dres.raw()));
   // A fixed number of row blocks for the shape (not the GPU): the partial sums, and so dweight, are reproducible.
   const int64_t groups = (a.rows + l.R - 1) / l.R, iters = (groups + kGradBlocks - 1) / kGradBlocks;
   const int64_t rows_per_block = iters * l.R, blocks = (a.rows + rows_per_block - 1) / rows_per_block;
@@ -291,7 +294,8 @@ void launch_backward(NormRows a, const Layout& l, const Tensor& dy, const Tensor
   const auto kernel = l.K == 1 ? norm_backward_kernel<1> : norm_backward_kernel<2>;
   kernel<<<static_cast<unsigned>(blocks), l.threads, 0, stream()>>>(
       a, dy.raw(), static_cast<const float*>(rstd.raw()), rows_per_block, dx.raw_mut(),
-      dgate != nullptr ? dgate->raw_mut() : nullptr, part.defined() ? static_cast<float*>(part.raw_mut()) : nullptr);
+      dgate != nullptr ? dgate->raw_mut() : nullptr, part.defined() ? static_cast<float*>(part.raw_mut()) : nullptr,
+      dres.defined() ? dres.raw() : nullptr);
   GDN2_CUDA_CHECK(cudaGetLastError());
   if (dweight != nullptr)
     sum_row_parts(static_cast<const float*>(part.raw()), blocks, a.D, a.D, static_cast<float*>(dweight->raw_mut()));
@@ -325,7 +329,8 @@ RmsNormResult rms_norm_rows(const Tensor& x, const Tensor& weight, const Tensor&
 }
 
 RmsNormGrads rms_norm_rows_grad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& weight,
-                                const Tensor& gate, const RmsNormOptions& o, int64_t rows, int64_t D) {
+                                const Tensor& gate, const RmsNormOptions& o, int64_t rows, int64_t D,
+                                const Tensor& dres) {
   const char* op = "rms_norm_backward";
   const Layout l = layout_for(D, op);
   RmsNormGrads g;
@@ -334,7 +339,7 @@ RmsNormGrads rms_norm_rows_grad(const Tensor& dy, const Tensor& x, const Tensor&
   if (weight.defined()) g.dweight = rows > 0 ? Tensor::empty({D}, DType::f32, Device::cuda)
                                              : Tensor::zeros({D}, DType::f32, Device::cuda);
   launch_backward(norm_rows(x, weight, gate, &o, rows, D, l, op), l, dy, rstd, g.dx,
-                  gate.defined() ? &g.dgate : nullptr, weight.defined() ? &g.dweight : nullptr);
+                  gate.defined() ? &g.dgate : nullptr, weight.defined() ? &g.dweight : nullptr, dres);
   return g;
 }
 

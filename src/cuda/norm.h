@@ -22,8 +22,10 @@ Tensor l2_norm_rows_grad(const Tensor& dy, const Tensor& y, const Tensor& rstd, 
 RmsNormResult rms_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& gate, const RmsNormOptions& o,
                             int64_t rows, int64_t D);
 // dy like x, rstd F32 [rows]. dx and dgate like x and gate; dweight F32 [D], summed over the rows in a fixed order
-// (per-block partial rows, then sum_row_parts of reduce.h): bitwise reproducible on any GPU.
+// (per-block partial rows, then sum_row_parts of reduce.h): bitwise reproducible on any GPU. dres (like x, or
+// undefined) is added to dx.
 RmsNormGrads rms_norm_rows_grad(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& weight,
-                                const Tensor& gate, const RmsNormOptions& o, int64_t rows, int64_t D);
+                                const Tensor& gate, const RmsNormOptions& o, int64_t rows, int64_t D,
+                                const Tensor& dres);
 
 }  // namespace gdn2::cuda

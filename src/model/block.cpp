@@ -36,14 +36,12 @@ Tensor Block::forward(Tensor x, LayerCache* cache, bool save) {
     const Tensor act = swiglu_forward(linear_forward(n2.y, params_.group_weight(prefix_ + "mlp.gate_up")));
     return linear_forward(act, p("mlp.down_proj.weight").w(), Tensor(), &h);
   }
-  Tensor h = mixer_->forward(n1.y, cache, save);
-  add_inplace(h, x);
+  const Tensor h = mixer_->forward(n1.y, cache, save, &x);  // x + mixer(n1), x kept
   RmsNormResult n2 = rms_norm_forward(h, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
   const Tensor gate = linear_forward(n2.y, p("mlp.gate_proj.weight").w());
   const Tensor up = linear_forward(n2.y, p("mlp.up_proj.weight").w());
   const Tensor act = swiglu_forward(gate, up);
-  Tensor y = linear_forward(act, p("mlp.down_proj.weight").w());
-  add_inplace(y, h);
+  Tensor y = linear_forward(act, p("mlp.down_proj.weight").w(), Tensor(), nullptr, h);  // h + mlp
   if (save) saved_ = Saved{x, n1.y, n1.rstd, h, n2.y, n2.rstd, gate, up, act};
   return y;
 }
@@ -57,15 +55,14 @@ Tensor Block::backward(const Tensor& dy) {
   swiglu_backward(d_act, s.gate, s.up, d_gate, d_up);
   Tensor d_n2 = linear_backward(d_gate, s.n2, p("mlp.gate_proj.weight").w(), &p("mlp.gate_proj.weight").grad, nullptr);
   linear_backward(d_up, s.n2, p("mlp.up_proj.weight").w(), &p("mlp.up_proj.weight").grad, nullptr, &d_n2);
-  RmsNormGrads g2 = rms_norm_backward(d_n2, s.h, s.r2, p("post_attention_layernorm.weight").w(), Tensor(), nopt);
+  // dh = dy + the norm's part, and dx = dh + the mixer's norm's part: the residual paths' adds inside the norms.
+  RmsNormGrads g2 = rms_norm_backward(d_n2, s.h, s.r2, p("post_attention_layernorm.weight").w(), Tensor(), nopt, dy);
   add_inplace(p("post_attention_layernorm.weight").grad, g2.dweight);
-  Tensor dh = g2.dx;  // a fresh tensor of this call
-  add_inplace(dh, dy);
+  const Tensor dh = g2.dx;
   const Tensor d_n1 = mixer_->backward(dh);
-  RmsNormGrads g1 = rms_norm_backward(d_n1, s.x, s.r1, p("input_layernorm.weight").w(), Tensor(), nopt);
+  RmsNormGrads g1 = rms_norm_backward(d_n1, s.x, s.r1, p("input_layernorm.weight").w(), Tensor(), nopt, dh);
   add_inplace(p("input_layernorm.weight").grad, g1.dweight);
-  add_inplace(dh, g1.dx);
-  return dh;
+  return g1.dx;
 }
 
 void Block::release() {

@@ -98,7 +98,6 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Te
   GDN2_CHECK(x.dim() == 3 && x.size(2) == D_, ShapeError, prefix_, ": input must be [B, T, ", D_, "], got ",
              x.describe());
   GDN2_CHECK(!save || cache == nullptr, ValueError, prefix_, ": training forward takes no cache");
-  GDN2_CHECK(!save || residual == nullptr, ValueError, prefix_, ": training forward adds no residual");
   if (cache != nullptr && cache->lengths.defined()) return decode_slots(x, *cache, residual);
   const int64_t B = x.size(0), T = x.size(1);
   // q_proj gives, per head, the query and the output gate side by side.
@@ -127,7 +126,8 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Te
   }
   const Tensor gate_sig = sigmoid_forward(qg[1]);
   const Tensor gated = mul_forward(a.o, gate_sig).reshape({B, T, Hq_ * hd_});
-  Tensor y = linear_forward(gated, p("o_proj.weight").w(), Tensor(), residual);
+  Tensor y = save && residual != nullptr ? linear_forward(gated, p("o_proj.weight").w(), Tensor(), nullptr, *residual)
+                                         : linear_forward(gated, p("o_proj.weight").w(), Tensor(), residual);
   if (save) saved_ = Saved{x, qg[0], k_raw, qn.rstd, kn.rstd, q, k, v, a.o, a.lse, gate_sig, gated};
   return y;
 }

@@ -26,8 +26,8 @@ class Mixer {
   virtual ~Mixer() = default;
   // x [B, T, D] -> y [B, T, D]. With a cache: continues from it and updates it (prefill and decode); without:
   // starts from an empty state. With `save`, keeps what backward() needs (training).
-  // With `residual` (inference only, not with save) the output is added into *residual (the output's shape), which is
-  // returned: the block's residual add inside the output projection.
+  // With `residual` (the output's shape) the block's residual add happens inside the output projection: at inference
+  // into *residual, which is returned; with save into a new tensor, *residual kept as it is (the backward needs it).
   virtual Tensor forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual = nullptr) = 0;
   // Gradient of the last saved forward: accumulates parameter gradients, returns dx.
   virtual Tensor backward(const Tensor& dy) = 0;

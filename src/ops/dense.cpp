@@ -95,7 +95,7 @@ std::vector<int64_t> host_ids(const Tensor& ids, int64_t V, const char* op) {
 
 }  // namespace
 
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into) {
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into, const Tensor& residual) {
   GDN2_CHECK(x.defined() && weight.defined(), ValueError, "linear: x and weight are required");
   GDN2_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), ShapeError, "linear: x ",
              x.describe(), " does not match weight ", weight.describe(), " ([out, in])");
@@ -106,19 +106,24 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                  into->dtype() == x.dtype() && into->device() == x.device()),
              ShapeError, "linear: `into` must be ", dtype_name(x.dtype()), shape_str(with_last(x.shape(), out)),
              " on x's device, got ", into ? into->describe() : "");
+  GDN2_CHECK(!residual.defined() || (into == nullptr && residual.shape() == with_last(x.shape(), out) &&
+                                     residual.dtype() == x.dtype() && residual.device() == x.device()),
+             ShapeError, "linear: `residual` must be ", dtype_name(x.dtype()), shape_str(with_last(x.shape(), out)),
+             " on x's device (and not given with `into`), got ", residual.describe());
   if (linear_on_cuda(x, {{&weight, "weight"}, {&bias, "bias"}}, {}, "linear", in, out)) {
 #ifdef GDN2_WITH_CUDA
-    return cuda::linear_forward(x, weight, bias, into, rows, in, out);
+    return cuda::linear_forward(x, weight, bias, into, residual, rows, in, out);
 #endif
   }
   check_compute(x, "linear", "x");
   check_same(x, weight, "linear", "x", "weight");
   if (bias.defined()) check_same(x, bias, "linear", "x", "bias");
-  Tensor y = into != nullptr ? *into : Tensor::empty(with_last(x.shape(), out), x.dtype());
+  Tensor y = into != nullptr ? *into : residual.defined() ? residual.clone()
+                                                            : Tensor::empty(with_last(x.shape(), out), x.dtype());
   by_dtype(x.dtype(), [&](auto r) {
     using R = decltype(r);
     cpu::linear_forward<R>(x.data<R>(), weight.data<R>(), bias.defined() ? bias.data<R>() : nullptr, y.data<R>(), rows,
-                           in, out, into != nullptr);
+                           in, out, into != nullptr || residual.defined());
     return 0;
   });
   return y;

@@ -3,6 +3,7 @@
 #include "gdn2/ops/norm.h"
 
 #include "cpu/norm.h"
+#include "gdn2/ops/dense.h"
 #include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
 #include "cuda/norm.h"
@@ -113,17 +114,19 @@ RmsNormResult rms_norm_forward(const Tensor& x, const Tensor& weight, const Tens
 }
 
 RmsNormGrads rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& weight,
-                               const Tensor& gate, const RmsNormOptions& opt) {
+                               const Tensor& gate, const RmsNormOptions& opt, const Tensor& dres) {
   const char* op = "rms_norm_backward";
   check_rms_args(x, weight, gate, opt, op);
   GDN2_CHECK(dy.defined(), ValueError, op, ": dy is required");
   check_same_shape(dy, x, op, "dy", "x");
   check_rstd(rstd, x, op);
+  GDN2_CHECK(!dres.defined() || (dres.shape() == x.shape() && dres.dtype() == x.dtype() && dres.device() == x.device()),
+             ShapeError, op, ": dres must have x's shape, dtype and device ", x.describe(), ", got ", dres.describe());
   const int64_t D = x.size(-1);
   if (op_args::on_cuda(x, {&rstd}, {&gate, &dy}, {&weight}, op)) {
 #ifdef GDN2_WITH_CUDA
     check_gpu_rstd(rstd, op);
-    return cuda::rms_norm_rows_grad(dy, x, rstd, weight, gate, opt, x.numel() / D, D);
+    return cuda::rms_norm_rows_grad(dy, x, rstd, weight, gate, opt, x.numel() / D, D, dres);
 #endif
   }
   const DType dt = op_args::compute_dtype(x);
@@ -131,6 +134,7 @@ RmsNormGrads rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& 
                                           op_args::to_dtype(rstd, dt).reshape({-1}), op_args::to_dtype(weight, dt),
                                           as_rows(gate, D, dt), opt);
   g.dx = g.dx.reshape(x.shape());
+  if (dres.defined()) add_inplace(g.dx, op_args::to_dtype(dres, g.dx.dtype()));
   if (g.dgate.defined()) g.dgate = g.dgate.reshape(gate.shape());
   return g;
 }

@@ -37,6 +37,21 @@ TEST(Dense, LinearAddsIntoATensor) {
   EXPECT_THROW(linear_backward(dy, x, w, nullptr, nullptr, &wrong), ShapeError);
 }
 
+// A residual: y = residual + x·w^T + b in a new tensor, the residual untouched; not together with `into`.
+TEST(Dense, LinearWithResidualLeavesItAsItIs) {
+  const Tensor x = random_tensor({4, 6}, 11), w = random_tensor({5, 6}, 12), b = random_tensor({5}, 13);
+  const Tensor res = random_tensor({4, 5}, 14), kept = res.clone();
+  const Tensor y = linear_forward(x, w, b, nullptr, res);
+  Tensor want = linear_forward(x, w, b);
+  add_inplace(want, res);
+  EXPECT_NE(y.raw(), res.raw());
+  EXPECT_LE(rel_rms_error(y, want), 1e-15);
+  EXPECT_EQ(res.to_f64_vector(), kept.to_f64_vector());
+  Tensor into = res.clone();
+  EXPECT_THROW(linear_forward(x, w, b, &into, res), ShapeError);
+  EXPECT_THROW(linear_forward(x, w, b, nullptr, random_tensor({4, 4}, 15)), ShapeError);
+}
+
 TEST(Dense, SplitOfOneRowGivesAlignedViews) {
   const Tensor x = random_tensor({1, 1, 10}, 11);  // F64: parts of 2 and 4 elements start 16-byte aligned
   const std::vector<Tensor> views = split_last(x, {2, 4, 4});

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cpu/op_test_util.h"
+#include "gdn2/ops/dense.h"
 #include "gdn2/ops/norm.h"
 
 namespace gdn2 {
@@ -157,6 +158,20 @@ TEST(RmsNorm, GradientsMatchFiniteDifferences) {
         EXPECT_LE(rel_rms_error(g.dgate, finite_diff(gate, loss)), 1e-6) << "dgate";
       }
     }
+}
+
+// dres is added to dx: the gradient of x + rms_norm(x) (a residual around the norm).
+TEST(RmsNorm, ResidualGradientIsAddedToDx) {
+  const Shape s{3, 5, 24};
+  const Tensor x = random_tensor(s, 41), w = random_tensor({24}, 42), dy = random_tensor(s, 43), dres = random_tensor(s, 44);
+  const RmsNormResult r = rms_norm_forward(x, w, Tensor());
+  const RmsNormGrads plain = rms_norm_backward(dy, x, r.rstd, w, Tensor());
+  const RmsNormGrads with = rms_norm_backward(dy, x, r.rstd, w, Tensor(), {}, dres);
+  Tensor want = plain.dx.clone();
+  add_inplace(want, dres);
+  EXPECT_LE(rel_rms_error(with.dx, want), 1e-15);
+  EXPECT_EQ(with.dweight.to_f64_vector(), plain.dweight.to_f64_vector());
+  EXPECT_THROW(rms_norm_backward(dy, x, r.rstd, w, Tensor(), {}, random_tensor({3, 5, 23}, 45)), ShapeError);
 }
 
 // Many rows take the parallel path; dweight is reduced in a fixed order, so any thread count gives the same bits.

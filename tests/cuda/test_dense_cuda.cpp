@@ -105,6 +105,12 @@ TEST(DenseCuda, PackedSwigluAndLinearIntoMatchCpu) {
     const Tensor back = linear_forward(x.to(dt).to(Device::cuda), w.to(dt).to(Device::cuda), Tensor(), &into);
     EXPECT_EQ(back.raw(), into.raw());
     EXPECT_LE(rel_rms_error(into.to(Device::cpu).to(DType::f32), into_ref), budget_for(dt));
+    // A residual in the product: a new tensor, the residual as it was.
+    const Tensor res = acc.to(dt).to(Device::cuda), res_before = res.cpu();
+    const Tensor with_res = linear_forward(x.to(dt).to(Device::cuda), w.to(dt).to(Device::cuda), Tensor(), nullptr, res);
+    EXPECT_NE(with_res.raw(), res.raw());
+    EXPECT_LE(rel_rms_error(with_res.to(Device::cpu).to(DType::f32), into_ref), budget_for(dt));
+    EXPECT_EQ(res.cpu().to_f64_vector(), res_before.to_f64_vector());
   }
 }
 

@@ -44,6 +44,12 @@ TEST(NormCuda, RmsNormMatchesCpu) {
         }
         const RmsNormGrads g2 = rms_norm_backward(gpu(dy, dt), gpu(x, dt), r.rstd, w.to(Device::cuda), gpu(gate, dt), o);
         EXPECT_EQ(g2.dweight.to_f64_vector(), g.dweight.to_f64_vector()) << what;
+        // A residual path's gradient added to dx in the same pass.
+        const Tensor dres = held(s, 11, dt);
+        const RmsNormGrads gres =
+            rms_norm_backward(gpu(dy, dt), gpu(x, dt), r.rstd, w.to(Device::cuda), gpu(gate, dt), o, gpu(dres, dt));
+        const RmsNormGrads gres_ref = rms_norm_backward(dy, x, ref.rstd, w, gate, o, dres);
+        EXPECT_CLOSE(gres.dx, gres_ref.dx, dt, what + " dx with dres");
       }
 }
 

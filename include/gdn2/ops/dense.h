@@ -24,8 +24,10 @@ namespace gdn2 {
 // CUDA tensors (cuBLASLt): x F32, BF16 or F16 with weight, bias and dy in x's dtype, fp32 accumulation, y and dx in x's
 // dtype; dweight and dbias may be F32 (the master gradients of a low-precision layer) or x's dtype; in, out > 0.
 // With `into` (y's shape, x's dtype and device), y is added into that tensor in the same product (a residual add with no
-// pass of its own) and the tensor is returned.
-Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Tensor* into = nullptr);
+// pass of its own) and the tensor is returned. With `residual` (the same contract) y = residual + x·weight^T + bias is
+// a new tensor, the add again inside the product, and residual is left as it is (training keeps it); not with `into`.
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Tensor* into = nullptr,
+                      const Tensor& residual = {});
 // Returns dx [..., in]; dweight += dy^T x; dbias += Σ_rows dy. With `dx_into` (x's shape, dtype and device) dx is
 // added into that tensor in the same product (no pass of its own) and the tensor is returned.
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,

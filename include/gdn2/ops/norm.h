@@ -52,8 +52,9 @@ struct RmsNormGrads {
 
 RmsNormResult rms_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& gate,
                                const RmsNormOptions& options = {});
-// rstd is the forward's; options must be the forward's (eps is not used: rstd carries it).
+// rstd is the forward's; options must be the forward's (eps is not used: rstd carries it). dres (x's shape and dtype:
+// the gradient of a residual path around the norm), when given, is added to dx in the same pass.
 RmsNormGrads rms_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& rstd, const Tensor& weight,
-                               const Tensor& gate, const RmsNormOptions& options = {});
+                               const Tensor& gate, const RmsNormOptions& options = {}, const Tensor& dres = {});
 
 }  // namespace gdn2
