@@ -568,13 +568,14 @@ ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const T
     void* dx = g.dx.raw_mut();
     // The training layout through shared memory (conv_backward_tile_kernel), else the register walk.
     const bool tiled = a.off == nullptr && a.cache == nullptr && dfin == nullptr && a.W <= kTileHalo + 1 &&
+                       (a.rows + kTileRows - 1) / kTileRows <= kMaxParts &&
                        rows_aligned(a.C, 8, {a.x, dy.raw(), dx}, dtype_size(k.x.dtype()));
     const int64_t per = tiled ? kTileRows : rows_per_part(a.rows, a.C), parts = (a.rows + per - 1) / per;
     const int64_t cols = a.C * (a.W + 1);
     Tensor part = Tensor::empty({parts, cols}, DType::f32, Device::cuda);
     float* p = static_cast<float*>(part.raw_mut());
-    // One channel a thread: four need about 170 registers here and ran slower on the H100 (234 against 195 us at
-    // 8192 x 2048 bf16).
+    // The register walk takes one channel a thread: four need about 170 registers there and ran slower on the H100
+    // (234 against 195 us at 8192 x 2048 bf16).
     if (tiled)
       conv_backward_tile_kernel<<<dim3(static_cast<unsigned>((a.C + kTileCols - 1) / kTileCols),
                                        static_cast<unsigned>(parts)),
