@@ -1,6 +1,6 @@
 // CUDA decode attention against per-sequence KV caches (flash-decoding): block (split, head group, sequence) walks its
-// part of the sequence's visible keys, a few keys per warp at a time (their loads in flight together); each lane holds
-// D/32 adjacent elements of the group's queries and of its running output, the scores reduced across the warp. The block's warps merge their
+// part of the sequence's visible keys, one key per warp at a time; each lane holds D/32 strided elements of the
+// group's queries and of its running output, the scores reduced across the warp. The block's warps merge their
 // (max, sum, output) in shared memory; with one split the block writes o, else its part's output and log-sum-exp,
 // which a second kernel merges. The split count depends only on (N, L, heads), never on the lengths, so a decode step
 // captured in a CUDA graph stays valid as the sequences grow. Also the per-sequence key/value write.
@@ -47,27 +47,9 @@ struct DecodeArgs {
   float scale;
 };
 
-// E adjacent elements of a row from element d0 (those from `valid` on zero): one access when whole and aligned.
-template <class T, int E>
-__device__ __forceinline__ void load_row_piece(const T* p, int valid, float (&x)[E]) {
-  struct alignas(sizeof(T) * E) Pack {
-    T v[E];
-  };
-  if (valid >= E && reinterpret_cast<uintptr_t>(p) % sizeof(Pack) == 0) {
-    const Pack k = *reinterpret_cast<const Pack*>(p);
-#pragma unroll
-    for (int e = 0; e < E; ++e) x[e] = to_f(k.v[e]);
-    return;
-  }
-#pragma unroll
-  for (int e = 0; e < E; ++e) x[e] = e < valid ? to_f(p[e]) : 0.f;
-}
-
-// E adjacent elements per lane (d = lane · E + e; D <= 32 E). A warp takes U keys at a time, their loads issued
-// together before any score (the walk is bound by memory latency, not arithmetic).
+// E elements per lane: D <= 32 E.
 template <class T, int E>
 __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a) {
-  constexpr int U = E >= 8 ? 2 : 16 / E;
   const int split = blockIdx.x, n = blockIdx.z;
   const int hkv = blockIdx.y / a.subgroups;
   const int h0 = hkv * a.G + (blockIdx.y % a.subgroups) * kMaxGroup;
@@ -77,7 +59,6 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a)
   const int64_t start = a.window > 0 ? max(int64_t{0}, len - a.window) : 0;
   const int64_t lo = max(start, static_cast<int64_t>(split) * a.chunk);
   const int64_t hi = min(len, static_cast<int64_t>(split + 1) * a.chunk);
-  const int d0 = lane * E, valid = a.D - d0;  // this lane's elements in range: min(E, valid)
 
   float qv[kMaxGroup][E], acc[kMaxGroup][E], m[kMaxGroup], l[kMaxGroup];
   const T* q = static_cast<const T*>(a.q) + (static_cast<int64_t>(n) * a.Hq + h0) * a.D;
@@ -87,39 +68,36 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a)
     l[g] = 0.f;
 #pragma unroll
     for (int e = 0; e < E; ++e) {
-      qv[g][e] = g < gn && e < valid ? to_f(q[g * a.D + d0 + e]) * a.scale : 0.f;
+      const int d = e * 32 + lane;
+      qv[g][e] = g < gn && d < a.D ? to_f(q[g * a.D + d]) * a.scale : 0.f;
       acc[g][e] = 0.f;
     }
   }
   const int64_t tok = static_cast<int64_t>(a.Hkv) * a.D;
-  const T* kb = static_cast<const T*>(a.k) + static_cast<int64_t>(n) * a.L * tok + hkv * a.D + d0;
-  const T* vb = static_cast<const T*>(a.v) + static_cast<int64_t>(n) * a.L * tok + hkv * a.D + d0;
-  for (int64_t j0 = lo + static_cast<int64_t>(warp) * U; j0 < hi; j0 += kWarps * U) {
-    float kv[U][E], vv[U][E];
+  const T* kb = static_cast<const T*>(a.k) + static_cast<int64_t>(n) * a.L * tok + hkv * a.D;
+  const T* vb = static_cast<const T*>(a.v) + static_cast<int64_t>(n) * a.L * tok + hkv * a.D;
+  for (int64_t j = lo + warp; j < hi; j += kWarps) {
+    float kv[E], vv[E];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int in = j0 + u < hi ? valid : 0;
-      load_row_piece<T, E>(kb + (j0 + u) * tok, in, kv[u]);
-      load_row_piece<T, E>(vb + (j0 + u) * tok, in, vv[u]);
+    for (int e = 0; e < E; ++e) {
+      const int d = e * 32 + lane;
+      kv[e] = d < a.D ? to_f(kb[j * tok + d]) : 0.f;
+      vv[e] = d < a.D ? to_f(vb[j * tok + d]) : 0.f;
     }
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (j0 + u >= hi) break;
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= gn) break;
+      float s = 0.f;
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= gn) break;
-        float s = 0.f;
+      for (int e = 0; e < E; ++e) s += qv[g][e] * kv[e];
 #pragma unroll
-        for (int e = 0; e < E; ++e) s += qv[g][e] * kv[u][e];
+      for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+      const float mn = fmaxf(m[g], s);
+      const float c = expf(m[g] - mn), p = expf(s - mn);
+      l[g] = l[g] * c + p;
 #pragma unroll
-        for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-        const float mn = fmaxf(m[g], s);
-        const float c = expf(m[g] - mn), p = expf(s - mn);
-        l[g] = l[g] * c + p;
-#pragma unroll
-        for (int e = 0; e < E; ++e) acc[g][e] = acc[g][e] * c + p * vv[u][e];
-        m[g] = mn;
-      }
+      for (int e = 0; e < E; ++e) acc[g][e] = acc[g][e] * c + p * vv[e];
+      m[g] = mn;
     }
   }
 
@@ -132,7 +110,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a)
       sl[warp][g] = l[g];
     }
 #pragma unroll
-    for (int e = 0; e < E; ++e) sacc[(warp * kMaxGroup + g) * 32 * E + d0 + e] = acc[g][e];
+    for (int e = 0; e < E; ++e) sacc[(warp * kMaxGroup + g) * 32 * E + e * 32 + lane] = acc[g][e];
   }
   __syncthreads();
   for (int i = threadIdx.x; i < gn * a.D; i += blockDim.x) {
