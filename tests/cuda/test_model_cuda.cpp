@@ -200,7 +200,9 @@ TEST(ModelCuda, OptimizerOpsMatchCpu) {
     EXPECT_LE(rel_rms_error(wgs[i], wcs[i]), 1e-6) << i;
     EXPECT_LE(rel_rms_error(mgs[i], mcs[i]), 1e-6) << i;
     EXPECT_LE(rel_rms_error(vgs[i], vcs[i]), 1e-6) << i;
-    if (i != 2) EXPECT_LE(rel_rms_error(copies[i], wcs[i]), 4e-3) << i;
+    if (i != 2) {
+      EXPECT_LE(rel_rms_error(copies[i], wcs[i]), 4e-3) << i;
+    }
   }
   std::vector<AdamWSlot> mixed{gpu_slots[0], {&wc, &g, &mc, &vc}};
   EXPECT_THROW(adamw_update(mixed, h), ShapeError);  // one CPU slot among CUDA ones
@@ -231,6 +233,12 @@ TEST(ModelCuda, DeviceConversionAndRowCopies) {
                   t < 7 ? xf.data<float>()[(b * 7 + t) * 3 + c] : y.data<float>()[(b * 2 + t - 7) * 3 + c]);
   Tensor small = Tensor::empty({5, 1, 3}, DType::f32, Device::cuda);
   EXPECT_THROW(copy_rows(small, 0, n2, joined, 0, n1 + n2, n2, 5), ShapeError);
+  // One element of a device tensor (that element alone crosses to the host), in every float dtype.
+  for (DType dt : {DType::f64, DType::f32, DType::bf16, DType::f16}) {
+    const Tensor h = x.to(dt), d = h.to(Device::cuda);
+    for (int64_t i : {int64_t{0}, int64_t{17}, h.numel() - 1}) EXPECT_EQ(d.item(i), h.item(i)) << dtype_name(dt) << " " << i;
+    EXPECT_THROW(d.item(h.numel()), ShapeError);
+  }
 }
 
 }  // namespace
