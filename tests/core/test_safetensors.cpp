@@ -7,6 +7,7 @@
 #include <random>
 
 #include "gdn2/safetensors.h"
+#include "golden_ops.h"
 #include "temp_dir.h"
 
 namespace {
@@ -165,7 +166,8 @@ TEST(SafetensorsRoundTrip, MisalignedDataGivesAnAlignedReadOnlyCopy) {
 }
 
 TEST(SafetensorsRead, GoldenOpsFile) {
-  const std::string path = GDN2_TEST_DATA "/gdn2_ops.safetensors";
+  REQUIRE_GOLDEN_OPS();
+  const std::string path = GDN2_GOLDEN_OPS;
   const SafetensorsFile f = SafetensorsFile::open(path);
   EXPECT_EQ(f.metadata().at("format"), "gdn2-golden-ops-v1");
   EXPECT_EQ(f.size(), 124u);

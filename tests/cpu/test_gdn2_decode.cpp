@@ -6,12 +6,14 @@
 
 #include "gdn2/ops/gdn2_golden.h"
 #include "gdn2/ops/gdn2_random.h"
+#include "golden_ops.h"
 
 namespace gdn2 {
 namespace {
 
 TEST(Gdn2Decode, GoldenDecodeCase) {
-  for (const Gdn2GoldenCase& c : gdn2_golden_read(GDN2_TEST_DATA "/gdn2_ops.safetensors")) {
+  REQUIRE_GOLDEN_OPS();
+  for (const Gdn2GoldenCase& c : gdn2_golden_read(GDN2_GOLDEN_OPS)) {
     if (c.name != "pub_decode1") continue;
     Tensor state = c.in.h0.to(DType::f32);
     const Tensor o = gdn2_recurrent_step(c.in, state, c.opt);
