@@ -9,6 +9,11 @@
 
 namespace gdn2 {
 
+Tensor mixer_output(const Tensor& x, const Tensor& weight, bool save, Tensor* residual) {
+  return save && residual != nullptr ? linear_forward(x, weight, Tensor(), nullptr, *residual)
+                                     : linear_forward(x, weight, Tensor(), residual);
+}
+
 std::unique_ptr<Mixer> make_mixer(const ModelConfig& c, int64_t layer, ParamStore& params) {
   const LayerKind kind = c.layers[static_cast<size_t>(layer)];
   if (layer_is_linear(kind)) return std::make_unique<LinearAttention>(c, kind, mixer_prefix(c, layer), params);

@@ -91,7 +91,7 @@ Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache, Tensor* 
   kv_cache_write(cache.v, v, cache.positions);
   const Tensor o = attention_decode(q.reshape({N, Hq_, hd_}), cache.k, cache.v, cache.lengths, attn_);
   const Tensor gated = mul_forward(o.reshape({N, 1, Hq_, hd_}), sigmoid_forward(qg[1])).reshape({N, 1, Hq_ * hd_});
-  return linear_forward(gated, p("o_proj.weight").w(), Tensor(), residual);
+  return mixer_output(gated, p("o_proj.weight").w(), false, residual);
 }
 
 Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual) {
@@ -126,8 +126,7 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Te
   }
   const Tensor gate_sig = sigmoid_forward(qg[1]);
   const Tensor gated = mul_forward(a.o, gate_sig).reshape({B, T, Hq_ * hd_});
-  Tensor y = save && residual != nullptr ? linear_forward(gated, p("o_proj.weight").w(), Tensor(), nullptr, *residual)
-                                         : linear_forward(gated, p("o_proj.weight").w(), Tensor(), residual);
+  Tensor y = mixer_output(gated, p("o_proj.weight").w(), save, residual);
   if (save) saved_ = Saved{x, qg[0], k_raw, qn.rstd, kn.rstd, q, k, v, a.o, a.lse, gate_sig, gated};
   return y;
 }

@@ -183,9 +183,7 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save, T
   }
   RmsNormResult nr = rms_norm_forward(o, p(norm_name).w(), gate, nopt);
   const Tensor normed = nr.y.reshape({B, T, HV_ * V_});
-  const Tensor& w_out = p(kind_ == LayerKind::gdn ? "out_proj.weight" : "o_proj.weight").w();
-  Tensor y = save && residual != nullptr ? linear_forward(normed, w_out, Tensor(), nullptr, *residual)
-                                         : linear_forward(normed, w_out, Tensor(), residual);
+  Tensor y = mixer_output(normed, p(kind_ == LayerKind::gdn ? "out_proj.weight" : "o_proj.weight").w(), save, residual);
   if (save) {
     saved_.x = x;
     saved_.f_low = f_low;

@@ -40,4 +40,7 @@ class Mixer {
 
 std::unique_ptr<Mixer> make_mixer(const ModelConfig& c, int64_t layer, ParamStore& params);
 
+// A mixer's output projection x · weight^T with the residual add forward() promises (none without `residual`).
+Tensor mixer_output(const Tensor& x, const Tensor& weight, bool save, Tensor* residual);
+
 }  // namespace gdn2
