@@ -26,6 +26,27 @@ struct SquaresPart {
   int type;
 };
 
+// The sum of the block's threads' values, added as a fixed tree in s (kThreads doubles); every thread gets it.
+__device__ __forceinline__ double block_tree_sum(double x, double* s) {
+  s[threadIdx.x] = x;
+  __syncthreads();
+  for (int w = kThreads / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
+    __syncthreads();
+  }
+  return s[0];
+}
+
+// A device copy of a one-launch table (the host vector may go at once: a copy from pageable memory is staged).
+template <class Part>
+Tensor device_table(const std::vector<Part>& parts) {
+  const auto bytes = static_cast<int64_t>(parts.size() * sizeof(Part));
+  Tensor table = Tensor::empty({bytes}, DType::u8, Device::cuda);
+  GDN2_CUDA_CHECK(cudaMemcpyAsync(table.raw_mut(), parts.data(), static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
+                                  stream()));
+  return table;
+}
+
 // The tensor of a one-launch table (ordered by first_chunk) that holds chunk c: a binary search.
 template <class Part>
 __device__ __forceinline__ int part_of_chunk(const Part* parts, int count, int64_t c) {
@@ -64,13 +85,8 @@ __global__ void sum_squares_kernel(const SquaresPart* parts, int count, double* 
       acc += static_cast<double>(e) * e;
     }
   }
-  s[threadIdx.x] = acc;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) part[c] = s[0];
+  const double total = block_tree_sum(acc, s);
+  if (threadIdx.x == 0) part[c] = total;
 }
 
 // out[0] = Σ part, one block: thread i adds every kThreads-th part, then a fixed tree.
@@ -78,13 +94,8 @@ __global__ void sum_doubles_kernel(const double* part, int64_t n, double* out) {
   __shared__ double s[kThreads];
   double acc = 0;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) acc += part[i];
-  s[threadIdx.x] = acc;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[0] = s[0];
+  const double total = block_tree_sum(acc, s);
+  if (threadIdx.x == 0) out[0] = total;
 }
 
 constexpr int64_t kAdamChunk = 8192;  // elements of one tensor an AdamW block updates
@@ -180,10 +191,7 @@ double sum_squares(const std::vector<const Tensor*>& tensors) {
   }
   if (parts.empty()) return 0;
   GDN2_CHECK(chunks < (int64_t{1} << 31), UnsupportedError, "sum_squares: ", chunks, " chunks are too many");
-  const auto bytes = static_cast<int64_t>(parts.size() * sizeof(SquaresPart));
-  Tensor table = Tensor::empty({bytes}, DType::u8, Device::cuda);
-  GDN2_CUDA_CHECK(cudaMemcpyAsync(table.raw_mut(), parts.data(), static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
-                                  stream()));
+  const Tensor table = device_table(parts);
   Tensor part = Tensor::empty({chunks + 1}, DType::f64, Device::cuda);
   auto* p = static_cast<double*>(part.raw_mut());
   sum_squares_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream()>>>(
@@ -212,10 +220,7 @@ void adamw_update(const std::vector<AdamWSlot>& slots, const AdamWHyper& h) {
   }
   if (parts.empty()) return;
   GDN2_CHECK(chunks < (int64_t{1} << 31), UnsupportedError, "adamw_update: ", chunks, " chunks are too many");
-  const auto bytes = static_cast<int64_t>(parts.size() * sizeof(AdamWPart));
-  Tensor table = Tensor::empty({bytes}, DType::u8, Device::cuda);
-  GDN2_CUDA_CHECK(cudaMemcpyAsync(table.raw_mut(), parts.data(), static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
-                                  stream()));
+  const Tensor table = device_table(parts);
   const double c1 = 1 - std::pow(h.beta1, static_cast<double>(h.step));
   const double c2 = 1 - std::pow(h.beta2, static_cast<double>(h.step));
   const AdamWStep step{static_cast<float>(h.grad_scale), static_cast<float>(h.lr), static_cast<float>(h.beta1),

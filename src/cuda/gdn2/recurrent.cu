@@ -303,8 +303,10 @@ void launch_shape(const Gdn2Params& p) {
 // the choice below on a new GPU (gdn2 ops cuda-bench --decode-only times every batch).
 template <typename S>
 void launch_state(const Gdn2Params& p) {
-  int shape = 0;
-  if (const char* e = std::getenv("GDN2_RECURRENT_SHAPE")) shape = std::atoi(e);
+  static const int shape = [] {  // read once, not at every decode step
+    const char* e = std::getenv("GDN2_RECURRENT_SHAPE");
+    return e != nullptr ? std::atoi(e) : 0;
+  }();
   switch (shape) {
     case 14: return launch_shape<S, 1, 4>(p);
     case 18: return launch_shape<S, 1, 8>(p);
