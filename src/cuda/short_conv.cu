@@ -1,9 +1,9 @@
-// CUDA short causal depthwise convolution. Forward and backward: one thread per (row part, four adjacent channels,
-// or one where rows are not four-channel aligned or the taps are many), consecutive threads on consecutive channels
-// (coalesced), walking its part's rows with the last W inputs in registers, so each
-// input is read once. The backward walks down the rows: it forms dz = dy · act'(z), then dx (and, below a sequence's
-// start, the initial cache's gradient) from the W newest dz it holds, and adds its part's weight and bias gradient
-// terms, which a second kernel sums over the parts in a fixed order. Training's layout (equal sequences, no caches,
+// CUDA short causal depthwise convolution. Forward and backward: one thread per (row part, channel; the forward four
+// adjacent channels where rows are four-channel aligned and the taps few), consecutive threads on consecutive channels
+// (coalesced), walking its part's rows with the last W inputs in registers, so each input is read once. The backward
+// walks down the rows: it forms dz = dy · act'(z), then dx (and, below a sequence's start, the initial cache's
+// gradient) from the W newest dz it holds, and adds its part's weight and bias gradient terms, which a second kernel
+// sums over the parts in a fixed order. Training's layout (equal sequences, no caches,
 // rows of a multiple of 8 channels) takes a tiled backward through shared memory instead. The decode step: one thread
 // per (sequence, channel), the cache updated in place.
 #include "cuda/short_conv.h"
@@ -91,18 +91,6 @@ __device__ __forceinline__ float pre_activation(const ConvRows& a, float b, cons
   return z;
 }
 
-// conv_input of VEC adjacent channels from c (one access when the position is inside x).
-template <int VEC>
-__device__ __forceinline__ void conv_inputs(const ConvRows& a, int64_t n, int64_t begin, int64_t p, int64_t c,
-                                            float (&out)[VEC]) {
-  if (p >= 0) {
-    load_elems<VEC>(a.x, a.xt, (begin + p) * a.C + c, out);
-    return;
-  }
-#pragma unroll
-  for (int e = 0; e < VEC; ++e) out[e] = conv_input(a, n, begin, p, c + e);
-}
-
 // Rows [part · rows_per_part, ...) of channels c .. c + VEC − 1, upwards.
 template <int KW, int VEC>
 __global__ void __launch_bounds__(kThreads) conv_forward_kernel(ConvRows a, int64_t rows_per_part, void* y) {
@@ -175,27 +163,24 @@ __global__ void conv_final_cache_kernel(ConvRows a, float* fc) {
   fc[i] = conv_input(a, n, begin, L - M + j, c);
 }
 
-// Rows [part · rows_per_part, r1) of channels c .. c + VEC − 1, downwards, starting W − 1 rows higher (inside the
-// sequence of row r1 − 1) for the dz those rows' dx need. With M = W − 1, sequence length L and row r at position t:
+// Rows [part · rows_per_part, r1) of channel c, downwards, starting W − 1 rows higher (inside the sequence of row
+// r1 − 1) for the dz those rows' dx need. With M = W − 1, sequence length L and row r at position t:
 //   dz(r) = dy(r) · act'(z(r)),  dx(r) = Σ_i w[i] dz(r + M − i) over rows of the sequence (+ d_final_cache[t + M − L]
 //   when t + M >= L), and the same sum at the virtual positions −1 .. −M gives d_initial_cache.
-// part[part, c · W + i] = Σ_rows dz · input(t − M + i) and part[part, C · W + c] = Σ_rows dz.
-template <int KW, int VEC>
+// part[part, c · W + i] = Σ_rows dz · input(t − M + i) and part[part, C · W + c] = Σ_rows dz. One channel a thread:
+// four need about 170 registers here and ran slower on the H100 (234 against 195 us at 8192 x 2048 bf16).
+template <int KW>
 __global__ void __launch_bounds__(kThreads)
     conv_backward_kernel(ConvRows a, const void* dy, const void* dfin, ElemType dft, int64_t rows_per_part, void* dx,
                          float* dcache, float* part) {
-  const int64_t c = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) * VEC;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (c >= a.C) return;
   const int M = a.W - 1, lo = KW - a.W;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * rows_per_part;
   const int64_t r1 = r0 + rows_per_part < a.rows ? r0 + rows_per_part : a.rows;
-  // dzw[e][k] = dz of row r + k (0 past the sequence)
-  float w[VEC][KW], win[VEC][KW] = {}, dzw[VEC][KW] = {}, acc[VEC][KW] = {}, acc_b[VEC] = {}, b[VEC];
-#pragma unroll
-  for (int e = 0; e < VEC; ++e) {
-    load_taps(a, c + e, w[e]);
-    b[e] = a.bias != nullptr ? load_elem(a.bias, a.bt, c + e) : 0.f;
-  }
+  float w[KW], win[KW] = {}, dzw[KW] = {}, acc[KW] = {}, acc_b = 0.f;  // dzw[k] = dz of row r + k (0 past the sequence)
+  load_taps(a, c, w);
+  const float b = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
   int64_t n = seq_of(a, r1 - 1), begin = seq_begin(a, n), end = seq_begin(a, n + 1);
   const int64_t hi = r1 + M < end ? r1 + M : end;
   bool fresh = true;
@@ -203,12 +188,12 @@ __global__ void __launch_bounds__(kThreads)
     // A group of kUnroll rows inside the current sequence and the part, window already filled: its dy and oldest
     // inputs are loaded together up front; otherwise one row at a time.
     const bool group = !fresh && r - (kUnroll - 1) >= begin && r - (kUnroll - 1) >= r0;
-    float dyv[kUnroll][VEC], old[kUnroll][VEC];
+    float dyv[kUnroll], old[kUnroll];
     if (group) {
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        load_elems<VEC>(dy, a.xt, (r - u) * a.C + c, dyv[u]);
-        conv_inputs<VEC>(a, n, begin, r - u - begin - M, c, old[u]);
+        dyv[u] = load_elem(dy, a.xt, (r - u) * a.C + c);
+        old[u] = conv_input(a, n, begin, r - u - begin - M, c);
       }
     }
 #pragma unroll
@@ -222,95 +207,70 @@ __global__ void __launch_bounds__(kThreads)
         } while (r < begin);
         fresh = true;
 #pragma unroll
-        for (int e = 0; e < VEC; ++e)
-#pragma unroll
-          for (int k = 0; k < KW; ++k) dzw[e][k] = 0.f;
+        for (int k = 0; k < KW; ++k) dzw[k] = 0.f;
       }
       const int64_t t = r - begin, L = end - begin;
       if (fresh) {
 #pragma unroll
-        for (int e = 0; e < VEC; ++e)
-#pragma unroll
-          for (int j = 0; j < KW; ++j)
-            if (j >= lo) win[e][j] = conv_input(a, n, begin, t - (KW - 1) + j, c + e);
+        for (int j = 0; j < KW; ++j)
+          if (j >= lo) win[j] = conv_input(a, n, begin, t - (KW - 1) + j, c);
         fresh = false;
       } else {  // one row down: every input moves up a slot and the oldest, at t − M, comes in
-        float oldest[VEC];
-        if (group) {
+        float oldest;
+        if (group)
+          oldest = old[u];
+        else
+          oldest = conv_input(a, n, begin, t - M, c);
 #pragma unroll
-          for (int e = 0; e < VEC; ++e) oldest[e] = old[u][e];
-        } else {
-          conv_inputs<VEC>(a, n, begin, t - M, c, oldest);
-        }
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) {
-#pragma unroll
-          for (int j = KW - 1; j > 0; --j) win[e][j] = win[e][j - 1];
-#pragma unroll
-          for (int j = 0; j < KW; ++j)
-            if (j == lo) win[e][j] = oldest[e];
-        }
-      }
-      float dz[VEC];
-      if (group) {
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) dz[e] = dyv[u][e];
-      } else {
-        load_elems<VEC>(dy, a.xt, r * a.C + c, dz);
-      }
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        if (a.silu) {
-          const float z = pre_activation(a, b[e], w[e], win[e]), s = sigmoid_f(z);
-          dz[e] *= s * (1.f + z * (1.f - s));
-        }
-#pragma unroll
-        for (int k = KW - 1; k > 0; --k) dzw[e][k] = dzw[e][k - 1];
-        dzw[e][0] = dz[e];
-      }
-      if (r >= r1) continue;  // a row above the part: only its dz was needed
-      float sx[VEC];
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) {
+        for (int j = KW - 1; j > 0; --j) win[j] = win[j - 1];
 #pragma unroll
         for (int j = 0; j < KW; ++j)
-          if (j >= lo) acc[e][j] += dz[e] * win[e][j];
-        acc_b[e] += dz[e];
-        float s = 0.f;
-#pragma unroll
-        for (int j = 0; j < KW; ++j)  // tap i = j − lo meets dz(r + M − i) = dzw[KW − 1 − j]
-          if (j >= lo) s += dzw[e][KW - 1 - j] * w[e][j];
-        if (dfin != nullptr && t + M >= L) s += load_elem(dfin, dft, ((n * a.C + c + e) * M) + (t + M - L));
-        sx[e] = s;
+          if (j == lo) win[j] = oldest;
       }
-      store_elems<VEC>(dx, a.xt, r * a.C + c, sx);
+      float dz;
+      if (group)
+        dz = dyv[u];
+      else
+        dz = load_elem(dy, a.xt, r * a.C + c);
+      if (a.silu) {
+        const float z = pre_activation(a, b, w, win), s = sigmoid_f(z);
+        dz *= s * (1.f + z * (1.f - s));
+      }
+#pragma unroll
+      for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
+      dzw[0] = dz;
+      if (r >= r1) continue;  // a row above the part: only its dz was needed
+#pragma unroll
+      for (int j = 0; j < KW; ++j)
+        if (j >= lo) acc[j] += dz * win[j];
+      acc_b += dz;
+      float sx = 0.f;
+#pragma unroll
+      for (int j = 0; j < KW; ++j)  // tap i = j − lo meets dz(r + M − i) = dzw[KW − 1 − j]
+        if (j >= lo) sx += dzw[KW - 1 - j] * w[j];
+      if (dfin != nullptr && t + M >= L) sx += load_elem(dfin, dft, ((n * a.C + c) * M) + (t + M - L));
+      store_elem(dx, a.xt, r * a.C + c, sx);
       if (dcache != nullptr && t == 0) {  // the sequence's start: its virtual positions −1 .. −M
+        const int64_t cache_row = (n * a.C + c) * M;
+        for (int v = -1; v >= -M; --v) {
 #pragma unroll
-        for (int e = 0; e < VEC; ++e) {
-          const int64_t cache_row = (n * a.C + c + e) * M;
-          for (int v = -1; v >= -M; --v) {
+          for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
+          dzw[0] = 0.f;  // no output at a negative position
+          float g = 0.f;
 #pragma unroll
-            for (int k = KW - 1; k > 0; --k) dzw[e][k] = dzw[e][k - 1];
-            dzw[e][0] = 0.f;  // no output at a negative position
-            float g = 0.f;
-#pragma unroll
-            for (int j = 0; j < KW; ++j)
-              if (j >= lo) g += dzw[e][KW - 1 - j] * w[e][j];
-            if (dfin != nullptr && v + M >= L) g += load_elem(dfin, dft, cache_row + (v + M - L));
-            dcache[cache_row + (M + v)] = g;
-          }
+          for (int j = 0; j < KW; ++j)
+            if (j >= lo) g += dzw[KW - 1 - j] * w[j];
+          if (dfin != nullptr && v + M >= L) g += load_elem(dfin, dft, cache_row + (v + M - L));
+          dcache[cache_row + (M + v)] = g;
         }
       }
     }
   }
   float* out = part + static_cast<int64_t>(blockIdx.y) * a.C * (a.W + 1);
 #pragma unroll
-  for (int e = 0; e < VEC; ++e) {
-#pragma unroll
-    for (int j = 0; j < KW; ++j)
-      if (j >= lo) out[(c + e) * a.W + (j - lo)] = acc[e][j];
-    out[a.C * a.W + c + e] = acc_b[e];
-  }
+  for (int j = 0; j < KW; ++j)
+    if (j >= lo) out[c * a.W + (j - lo)] = acc[j];
+  out[a.C * a.W + c] = acc_b;
 }
 
 // The backward of the training layout through shared memory: sequences of T rows each, no caches, at most 4 taps, C a
@@ -574,17 +534,14 @@ ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const T
     const int64_t cols = a.C * (a.W + 1);
     Tensor part = Tensor::empty({parts, cols}, DType::f32, Device::cuda);
     float* p = static_cast<float*>(part.raw_mut());
-    // The register walk takes one channel a thread: four need about 170 registers there and ran slower on the H100
-    // (234 against 195 us at 8192 x 2048 bf16).
     if (tiled)
       conv_backward_tile_kernel<<<dim3(static_cast<unsigned>((a.C + kTileCols - 1) / kTileCols),
                                        static_cast<unsigned>(parts)),
                                   kTileThreads, 0, stream()>>>(a, dy.raw(), dx, p);
     else if (a.W <= 4)
-      conv_backward_kernel<4, 1>
-          <<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
+      conv_backward_kernel<4><<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
     else
-      conv_backward_kernel<kShortConvMaxTaps, 1>
+      conv_backward_kernel<kShortConvMaxTaps>
           <<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
     GDN2_CUDA_CHECK(cudaGetLastError());
     sum_row_parts(p, parts, cols, a.C * a.W, static_cast<float*>(g.dweight.raw_mut()));
