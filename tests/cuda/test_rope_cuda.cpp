@@ -15,7 +15,6 @@ namespace {
 using test::gpu;
 using test::held;
 
-double budget(DType dt) { return test::gpu_budget(dt); }
 const auto& kTypes = test::kGpuTypes;
 
 TEST(RopeCuda, MatchesCpu) {
