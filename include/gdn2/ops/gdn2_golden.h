@@ -1,4 +1,5 @@
-// Golden GDN-2 case files (the format of tests/data/gdn2_ops.safetensors) and checking an op against them.
+// Golden GDN-2 case files (the format of fla's gdn2_ops.safetensors, tests/data/README.md) and checking an op against
+// them.
 //
 // A file holds any number of cases; case C is the set of tensors named "C.<field>":
 //   inputs      C.q, C.k, C.v, C.g (natural-log decay), optional C.b, C.w, C.h0, C.cu_seqlens (shapes as in ops/gdn2.h)
