@@ -1,15 +1,22 @@
 // Continuous batching over fixed-memory slots: per-sequence bookkeeping on the host, one batched decode per step
 // (LanguageModel::decode_slots), greedy picks on the device (argmax_rows) or sampling on the host, and on the GPU one
 // CUDA graph per power-of-two batch bucket.
+//
+// Greedy decode on the GPU runs one step ahead: each graph ends by feeding its picks into the next step's inputs on the
+// device, so the next graph is launched before this one's picks reach the host, and the GPU does not wait for the host
+// between steps. A join or leave first waits for the decode in flight and keeps its picks (Sequence::next); a joining
+// prompt is then fed one token further, so every row is again one token ahead.
 #include "gdn2/batch_decoder.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "gdn2/ops/dense.h"
 #ifdef GDN2_WITH_CUDA
+#include "cuda/decode_feed.h"
 #include "cuda/graph.h"
 #endif
 
@@ -29,8 +36,10 @@ void check_sampling(const SamplingOptions& o) {
 
 struct Sequence {
   int64_t id = 0;
-  int64_t length = 0;   // tokens in its slot's caches
-  int32_t pending = 0;  // picked, not yet emitted nor fed
+  int64_t length = 0;   // tokens in its slot's caches before `pending` (pending's position)
+  int32_t pending = 0;  // picked, not yet emitted
+  bool fed = false;     // pending is in the slot's caches already (or a decode in flight writes it)
+  std::optional<int32_t> next;  // with fed: the token picked after pending
   int64_t emitted = 0;
   SamplingOptions options;
   std::mt19937_64 rng;
@@ -49,6 +58,10 @@ struct BatchDecoder::Impl {
   // Graph mode: inputs [ids | positions | lengths] of `capacity` each, outputs of the last step, graphs by bucket.
   Tensor io, out_ids, out_logits;
   std::map<int64_t, cuda::Graph> graphs;
+  // Pinned copies of two consecutive steps' picks; `inflight` names the one a decode in flight fills (it fed every
+  // row's pending), -1 when none. Declared after the graphs: destroyed first, each waiting for its copy.
+  std::unique_ptr<cuda::Readback> readback[2];
+  int inflight = -1;
 #endif
 
   Impl(LanguageModel& m, const BatchDecoderOptions& o) : model(m), opt(o) {
@@ -99,6 +112,7 @@ struct BatchDecoder::Impl {
     const size_t lrow = static_cast<size_t>(V) * dtype_size(logits.dtype());
     copy_rows(out_logits, 0, lrow, logits, 0, lrow, lrow * static_cast<size_t>(g), 1);
     copy_rows(out_ids, 0, 4, picks, 0, 4, 4 * static_cast<size_t>(g), 1);
+    cuda::advance_decode_feed(io, out_ids, g, cap);  // the inputs of a following step that feeds these picks
   }
 
   void upload(const std::vector<int32_t>& v) {
@@ -112,6 +126,7 @@ struct BatchDecoder::Impl {
     io = Tensor::zeros({3 * cap}, DType::i32, Device::cuda);
     out_ids = Tensor::zeros({cap}, DType::i32, Device::cuda);
     out_logits = Tensor::zeros({cap, V}, model.compute_dtype(), Device::cuda);
+    for (auto& r : readback) r = std::make_unique<cuda::Readback>(4 * static_cast<size_t>(cap));
     upload(inputs(0, cap));
     std::vector<int64_t> buckets;
     for (int64_t b = 1; b < cap; b *= 2) buckets.push_back(b);
@@ -124,6 +139,12 @@ struct BatchDecoder::Impl {
   }
 #endif
 
+  // A greedy pick: -1 marks a row with a non-finite logit.
+  static int32_t checked(int32_t pick, const Sequence& s) {
+    GDN2_CHECK(pick >= 0, ValueError, "the model produced a non-finite logit for sequence ", s.id);
+    return pick;
+  }
+
   // Next tokens of the first n rows after a decode (or of `logits` rows for a prefill).
   std::vector<int32_t> pick(const Tensor& logits, const Tensor& greedy_picks, const std::vector<Sequence*>& seqs) {
     const int64_t n = static_cast<int64_t>(seqs.size());
@@ -132,11 +153,7 @@ struct BatchDecoder::Impl {
     std::vector<int32_t> next(static_cast<size_t>(n));
     if (all_greedy) {
       const Tensor p = greedy_picks.defined() ? greedy_picks.cpu() : argmax_rows(logits).cpu();
-      for (int64_t i = 0; i < n; ++i) {
-        next[static_cast<size_t>(i)] = p.data<int32_t>()[i];
-        GDN2_CHECK(next[static_cast<size_t>(i)] >= 0, ValueError,
-                   "the model produced a non-finite logit for sequence ", seqs[static_cast<size_t>(i)]->id);
-      }
+      for (int64_t i = 0; i < n; ++i) next[static_cast<size_t>(i)] = checked(p.data<int32_t>()[i], *seqs[static_cast<size_t>(i)]);
       return next;
     }
     const Tensor l = logits.to(DType::f32).cpu();
@@ -147,38 +164,116 @@ struct BatchDecoder::Impl {
     return next;
   }
 
-  void decode() {
-    const int64_t n = static_cast<int64_t>(rows.size());
-    std::vector<Sequence*> seqs;
-    for (Sequence& s : rows) seqs.push_back(&s);
-    std::vector<int32_t> next;
+  bool all_greedy() const {
+    return std::all_of(rows.begin(), rows.end(), [](const Sequence& s) { return is_greedy(s.options); });
+  }
+
+  // Whether a graph may feed every row's token at position length + ahead: greedy rows (the graph picks them), with
+  // that position inside the slots.
+  bool can_feed(int64_t ahead) const {
+    return graph_mode() && all_greedy() &&
+           std::all_of(rows.begin(), rows.end(), [&](const Sequence& s) { return s.length + ahead < opt.max_len; });
+  }
+
+  // Waits for the decode in flight, if any, and keeps its picks as each row's next token.
+  void resolve() {
 #ifdef GDN2_WITH_CUDA
-    if (graph_mode()) {
-      const int64_t g = bucket(n);
-      std::vector<int32_t> v = inputs(n, g), all(static_cast<size_t>(3 * opt.capacity), 0);
-      for (int64_t part = 0; part < 3; ++part)  // the bucket reads the first g of each part
-        std::copy(v.begin() + part * g, v.begin() + (part + 1) * g, all.begin() + part * opt.capacity);
-      upload(all);
-      graphs.at(g).launch();
-      next = pick(out_logits.slice0(0, n), out_ids.slice0(0, n), seqs);
-    }
+    if (inflight < 0) return;
+    const auto* p = static_cast<const int32_t*>(readback[inflight]->wait());
+    inflight = -1;
+    for (size_t r = 0; r < rows.size(); ++r) rows[r].next = checked(p[r], rows[r]);
 #endif
-    if (!graph_mode()) {
-      const std::vector<int32_t> v = inputs(n, n);
-      auto part = [&](int64_t k) {
-        return Tensor::from_vector<int32_t>({n}, std::vector<int32_t>(v.begin() + k * n, v.begin() + (k + 1) * n))
-            .to(model.device());
-      };
-      const Tensor logits = model.decode_slots(part(0), part(1), part(2), slots);
-      next = pick(logits, Tensor(), seqs);
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      rows[static_cast<size_t>(i)].length += 1;
-      rows[static_cast<size_t>(i)].pending = next[static_cast<size_t>(i)];
+  }
+
+  // Each row's pending token was fed and `next` picked after it.
+  void take(const std::vector<int32_t>& next) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      rows[i].length += 1;
+      rows[i].pending = next[i];
     }
   }
 
+  std::vector<Sequence*> all_rows() {
+    std::vector<Sequence*> seqs;
+    for (Sequence& s : rows) seqs.push_back(&s);
+    return seqs;
+  }
+
+  void decode() {
+#ifdef GDN2_WITH_CUDA
+    if (graph_mode()) {
+      decode_graph();
+      return;
+    }
+#endif
+    const auto n = static_cast<int64_t>(rows.size());
+    const std::vector<int32_t> v = inputs(n, n);
+    auto part = [&](int64_t k) {
+      return Tensor::from_vector<int32_t>({n}, std::vector<int32_t>(v.begin() + k * n, v.begin() + (k + 1) * n))
+          .to(model.device());
+    };
+    take(pick(model.decode_slots(part(0), part(1), part(2), slots), Tensor(), all_rows()));
+  }
+
+#ifdef GDN2_WITH_CUDA
+  // Uploads every row's pending token and launches the bucket's graph.
+  void launch_from_host() {
+    const int64_t n = static_cast<int64_t>(rows.size()), g = bucket(n);
+    std::vector<int32_t> v = inputs(n, g), all(static_cast<size_t>(3 * opt.capacity), 0);
+    for (int64_t part = 0; part < 3; ++part)  // the bucket reads the first g of each part
+      std::copy(v.begin() + part * g, v.begin() + (part + 1) * g, all.begin() + part * opt.capacity);
+    upload(all);
+    graphs.at(g).launch();
+  }
+
+  void decode_graph() {
+    const auto n = static_cast<int64_t>(rows.size());
+    if (inflight < 0 && !rows[0].next) {  // every row's pending is still to be fed
+      launch_from_host();
+      if (!all_greedy()) {  // sampling on the host from the step's logits
+        take(pick(out_logits.slice0(0, n), out_ids.slice0(0, n), all_rows()));
+        return;
+      }
+      readback[0]->start(out_ids, 4 * static_cast<size_t>(n));
+      inflight = 0;
+    }
+    if (inflight >= 0) {
+      // The decode in flight fed every pending token; the next one feeds its picks (on the device) before they are
+      // read here.
+      const bool more = can_feed(1);
+      const int other = 1 - inflight;
+      if (more) {
+        graphs.at(bucket(n)).launch();
+        readback[other]->start(out_ids, 4 * static_cast<size_t>(n));
+      }
+      const auto* p = static_cast<const int32_t*>(readback[inflight]->wait());
+      inflight = more ? other : -1;
+      for (int64_t i = 0; i < n; ++i) {
+        Sequence& s = rows[static_cast<size_t>(i)];
+        s.pending = checked(p[i], s);
+        s.length += 1;
+        s.fed = more;
+      }
+      return;
+    }
+    // Every row's next token is known already (a join or leave waited for the decode that picked it).
+    for (Sequence& s : rows) {
+      s.pending = *s.next;
+      s.next.reset();
+      s.length += 1;
+      s.fed = false;
+    }
+    if (can_feed(0)) {
+      launch_from_host();
+      readback[0]->start(out_ids, 4 * static_cast<size_t>(n));
+      inflight = 0;
+      for (Sequence& s : rows) s.fed = true;
+    }
+  }
+#endif
+
   void remove_row(size_t r) {
+    resolve();
     const size_t last = rows.size() - 1;
     if (r != last) {
       model.move_slot(slots, static_cast<int64_t>(last), static_cast<int64_t>(r));
@@ -199,6 +294,9 @@ std::vector<int64_t> BatchDecoder::join(const std::vector<std::vector<int32_t>>&
   const int64_t free_slots = m.opt.capacity - static_cast<int64_t>(m.rows.size());
   GDN2_CHECK(static_cast<int64_t>(prompts.size()) <= free_slots, ValueError, "batch decoder: ", prompts.size(),
              " sequences do not fit the ", free_slots, " free slots");
+  m.resolve();  // the rows may change below
+  // Rows one token ahead (a decode fed their pending tokens): the joining ones are fed their first token too.
+  const bool ahead = !m.rows.empty() && m.rows[0].fed;
   std::map<size_t, std::vector<size_t>> by_length;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const std::vector<int32_t>& p = prompts[i];
@@ -237,8 +335,17 @@ std::vector<int64_t> BatchDecoder::join(const std::vector<std::vector<int32_t>>&
       seqs.push_back(&q);
     }
     const std::vector<int32_t> first = m.pick(logits.reshape({n, m.V}), Tensor(), seqs);
+    std::vector<int32_t> second;
+    if (ahead) {
+      logits = m.model.forward_logits(Tensor::from_vector<int32_t>({n, 1}, first), &st, true);
+      second = m.pick(logits.reshape({n, m.V}), Tensor(), seqs);
+    }
     for (int64_t r = 0; r < n; ++r) {
       group[static_cast<size_t>(r)].pending = first[static_cast<size_t>(r)];
+      if (ahead) {
+        group[static_cast<size_t>(r)].fed = true;
+        group[static_cast<size_t>(r)].next = second[static_cast<size_t>(r)];
+      }
       sources.emplace_back(&st, r);
       admitted.push_back(std::move(group[static_cast<size_t>(r)]));
     }

@@ -171,13 +171,26 @@ TEST(BatchDecoderCuda, GraphsAndEagerPickTheCpuModelsTokens) {
       for (size_t i = 0; i < ids.size(); ++i) prompts[ids[i]] = ps[i];
     };
     join({tokens(50, c.vocab_size, 1), tokens(9, c.vocab_size, 2), tokens(50, c.vocab_size, 3)}, 6);
+    int64_t sampled = -1;
     for (int step = 0; dec.active() > 0; ++step) {
+      // Joins and a leave while greedy decodes run a step ahead (graphs): each must keep the picks in flight.
       if (step == 2) join({tokens(70, c.vocab_size, 4), tokens(1, c.vocab_size, 5)}, 4);  // 5 busy: the full bucket
+      if (step == 3) dec.leave(0);
+      if (step == 4) {  // a sampling sequence joins greedy ones: the steps after run unpipelined
+        SamplingOptions so;
+        so.temperature = 1;
+        so.top_k = 5;
+        so.max_new_tokens = 3;
+        sampled = dec.join({tokens(20, c.vocab_size, 6)}, so)[0];
+      }
       for (const DecodedToken& t : dec.step()) got[t.seq].push_back(t.token);
       ASSERT_LT(step, 40);
     }
+    EXPECT_EQ(got[0].size(), 3u);  // left after step 2's token
+    EXPECT_EQ(got[sampled].size(), 3u);
+    for (int32_t t : got[sampled]) EXPECT_TRUE(t >= 0 && t < c.vocab_size);
     for (const auto& [id, p] : prompts) {
-      EXPECT_EQ(got[id].size(), id < 3 ? 6u : 4u);
+      if (id != 0) EXPECT_EQ(got[id].size(), id < 3 ? 6u : 4u);
       check_greedy(cpu, p, got[id], std::string(graphs ? "graphs" : "eager") + " sequence " + std::to_string(id));
     }
   }
