@@ -1,18 +1,22 @@
 // CUDA decode attention against per-sequence KV caches (flash-decoding): block (split, head group, sequence) walks its
-// part of the sequence's visible keys, one key per warp at a time; each lane holds D/32 strided elements of the
-// group's queries and of its running output, the scores reduced across the warp. The block's warps merge their
-// (max, sum, output) in shared memory; with one split the block writes o, else its part's output and log-sum-exp,
-// which a second kernel merges. The split count depends only on (N, L, heads), never on the lengths, so a decode step
-// captured in a CUDA graph stays valid as the sequences grow. Also the per-sequence key/value write.
+// part of the sequence's visible keys in tiles of 32, which its threads copy into shared memory by cp.async three
+// tiles ahead (the walk is bound by memory latency, so many loads are kept in flight). Each warp owns up to two query
+// heads of the group: lane j scores key j of the tile against the head's query (a row of the tile, conflict-free), the
+// warp updates its running max and sum once per tile, then adds the tile's values with each lane holding E adjacent
+// elements of the output. With one split the warp writes o, else its part's output and log-sum-exp, which a second
+// kernel merges. The split count depends only on (N, L, heads), never on the lengths, so a decode step captured in a
+// CUDA graph stays valid as the sequences grow. Also the per-sequence key/value write.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "cuda/attention.h"
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
+#include "cuda/gdn2/mma.cuh"  // cp_async_16, cp_async_commit, cp_async_wait
 #include "cuda/stream.h"
 
 namespace gdn2::cuda {
@@ -20,7 +24,10 @@ namespace gdn2::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxGroup = 8;  // query heads per block (a larger GQA group takes several blocks)
+constexpr int kHeadsPerWarp = 2;
+constexpr int kMaxGroup = kWarps * kHeadsPerWarp;  // query heads per block (a larger GQA group takes several blocks)
+constexpr int kKeys = 32;                          // keys per tile: one per lane when scoring
+constexpr int kStages = 3;                         // tiles in shared memory: the one scored and two in flight
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -44,12 +51,64 @@ struct DecodeArgs {
   float* part_lse;     // [N, Hq, splits]
   int64_t L, window;
   int Hq, Hkv, D, G, subgroups, splits, chunk;
+  bool vec;  // cache rows in whole 16-byte pieces: tiles copied by cp.async
   float scale;
 };
 
-// E elements per lane: D <= 32 E.
+// Shared memory of one block for E elements per lane (D <= 32 E): kStages tiles of kKeys key rows then kKeys value
+// rows, each row W = 32 E elements and a 16-byte pad (consecutive rows 4 banks apart: lane j reading row j in 16-byte
+// pieces meets no conflict); then the group's scaled queries, F32 [kMaxGroup][W].
+template <class T, int E>
+struct Layout {
+  static constexpr int W = 32 * E;
+  static constexpr int kRowBytes = W * static_cast<int>(sizeof(T)) + 16;
+  static constexpr int kTileBytes = 2 * kKeys * kRowBytes;
+  static constexpr size_t kBytes = size_t{kStages} * kTileBytes + sizeof(float) * kMaxGroup * W;
+};
+
+// x[e] = p[e]: E adjacent elements at an address aligned to their size (or to 16 bytes).
+template <class T, int E>
+__device__ __forceinline__ void load_adjacent(const T* p, float (&x)[E]) {
+  struct alignas(E * sizeof(T) >= 16 ? 16 : E * sizeof(T)) Pack {
+    T v[E];
+  };
+  const Pack k = *reinterpret_cast<const Pack*>(p);
+#pragma unroll
+  for (int e = 0; e < E; ++e) x[e] = to_f(k.v[e]);
+}
+
+// Σ_d row[d] q[d] over a whole padded row (W elements; the padding is zero in both).
+template <class T, int W>
+__device__ __forceinline__ float row_dot(const T* row, const float* q) {
+  constexpr int P = 16 / sizeof(T);  // elements per 16-byte piece
+  float s = 0.f;
+#pragma unroll 4
+  for (int c = 0; c < W / P; ++c) {
+    float x[P];
+    load_adjacent<T, P>(row + c * P, x);
+#pragma unroll
+    for (int i = 0; i < P; ++i) s = fmaf(x[i], q[c * P + i], s);
+  }
+  return s;
+}
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
+  return x;
+}
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
+  return x;
+}
+
 template <class T, int E>
 __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a) {
+  using Lay = Layout<T, E>;
+  constexpr int W = Lay::W, kRowElems = Lay::kRowBytes / static_cast<int>(sizeof(T));
+  extern __shared__ __align__(16) unsigned char smem[];
+  float* sq = reinterpret_cast<float*>(smem + kStages * Lay::kTileBytes);
   const int split = blockIdx.x, n = blockIdx.z;
   const int hkv = blockIdx.y / a.subgroups;
   const int h0 = hkv * a.G + (blockIdx.y % a.subgroups) * kMaxGroup;
@@ -60,78 +119,110 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a)
   const int64_t lo = max(start, static_cast<int64_t>(split) * a.chunk);
   const int64_t hi = min(len, static_cast<int64_t>(split + 1) * a.chunk);
 
-  float qv[kMaxGroup][E], acc[kMaxGroup][E], m[kMaxGroup], l[kMaxGroup];
+  // The scaled queries (zero past D and past the group), and zero row padding [D, W) in every tile row: the copies
+  // write [0, D) only, and the scores read whole rows.
   const T* q = static_cast<const T*>(a.q) + (static_cast<int64_t>(n) * a.Hq + h0) * a.D;
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.f;
-#pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int d = e * 32 + lane;
-      qv[g][e] = g < gn && d < a.D ? to_f(q[g * a.D + d]) * a.scale : 0.f;
-      acc[g][e] = 0.f;
-    }
+  for (int i = threadIdx.x; i < kMaxGroup * W; i += blockDim.x) {
+    const int g = i / W, d = i % W;
+    sq[i] = g < gn && d < a.D ? to_f(q[g * a.D + d]) * a.scale : 0.f;
   }
+  const int pad = W - a.D;
+  for (int i = threadIdx.x; i < kStages * 2 * kKeys * pad; i += blockDim.x)
+    reinterpret_cast<T*>(smem)[(i / pad) * kRowElems + a.D + i % pad] = from_f<T>(0.f);
+
   const int64_t tok = static_cast<int64_t>(a.Hkv) * a.D;
   const T* kb = static_cast<const T*>(a.k) + static_cast<int64_t>(n) * a.L * tok + hkv * a.D;
   const T* vb = static_cast<const T*>(a.v) + static_cast<int64_t>(n) * a.L * tok + hkv * a.D;
-  for (int64_t j = lo + warp; j < hi; j += kWarps) {
-    float kv[E], vv[E];
-#pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int d = e * 32 + lane;
-      kv[e] = d < a.D ? to_f(kb[j * tok + d]) : 0.f;
-      vv[e] = d < a.D ? to_f(vb[j * tok + d]) : 0.f;
-    }
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= gn) break;
-      float s = 0.f;
-#pragma unroll
-      for (int e = 0; e < E; ++e) s += qv[g][e] * kv[e];
-#pragma unroll
-      for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-      const float mn = fmaxf(m[g], s);
-      const float c = expf(m[g] - mn), p = expf(s - mn);
-      l[g] = l[g] * c + p;
-#pragma unroll
-      for (int e = 0; e < E; ++e) acc[g][e] = acc[g][e] * c + p * vv[e];
-      m[g] = mn;
-    }
-  }
-
-  // Merge the warps: each publishes (m, l, acc); every thread then forms some (g, d) outputs.
-  __shared__ float sm[kWarps][kMaxGroup], sl[kWarps][kMaxGroup];
-  extern __shared__ float sacc[];  // [kWarps][kMaxGroup][32 E]
-  for (int g = 0; g < gn; ++g) {
-    if (lane == 0) {
-      sm[warp][g] = m[g];
-      sl[warp][g] = l[g];
-    }
-#pragma unroll
-    for (int e = 0; e < E; ++e) sacc[(warp * kMaxGroup + g) * 32 * E + e * 32 + lane] = acc[g][e];
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < gn * a.D; i += blockDim.x) {
-    const int g = i / a.D, d = i % a.D;
-    float M = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm[w][g]);
-    float sum = 0.f, out = 0.f;
-    if (M != -INFINITY) {
-      for (int w = 0; w < kWarps; ++w) {
-        const float f = expf(sm[w][g] - M);
-        sum += sl[w][g] * f;
-        out += sacc[(w * kMaxGroup + g) * 32 * E + d] * f;
+  const int64_t tiles = hi > lo ? (hi - lo + kKeys - 1) / kKeys : 0;
+  // Tile t's keys and values into stage t % kStages (rows past hi left as they are: never used), as one cp.async group.
+  auto load = [&](int64_t t) {
+    if (t < tiles) {
+      unsigned char* st = smem + (t % kStages) * Lay::kTileBytes;
+      const int64_t j0 = lo + t * kKeys;
+      if (a.vec) {
+        const int pieces = a.D * static_cast<int>(sizeof(T)) / 16;  // per row
+        for (int c = threadIdx.x; c < 2 * kKeys * pieces; c += blockDim.x) {
+          const int r = c / pieces, p = c % pieces;  // r: tile row (keys, then values)
+          const int64_t j = j0 + r % kKeys;
+          if (j < hi)
+            cp_async_16(st + r * Lay::kRowBytes + p * 16,
+                        reinterpret_cast<const unsigned char*>((r < kKeys ? kb : vb) + j * tok) + p * 16);
+        }
+      } else {
+        for (int c = threadIdx.x; c < 2 * kKeys * a.D; c += blockDim.x) {
+          const int r = c / a.D, d = c % a.D;
+          const int64_t j = j0 + r % kKeys;
+          if (j < hi) reinterpret_cast<T*>(st + r * Lay::kRowBytes)[d] = (r < kKeys ? kb : vb)[j * tok + d];
+        }
       }
     }
-    const int64_t row = static_cast<int64_t>(n) * a.Hq + h0 + g;
-    if (a.splits == 1) {
-      static_cast<T*>(a.o)[row * a.D + d] = from_f<T>(sum > 0.f ? out / sum : 0.f);
-    } else {
-      a.part_o[(row * a.splits + split) * a.D + d] = sum > 0.f ? out / sum : 0.f;
-      if (d == 0) a.part_lse[row * a.splits + split] = sum > 0.f ? M + logf(sum) : -INFINITY;
+    cp_async_commit();  // empty past the last tile: every iteration waits on the same group count
+  };
+
+  float acc[kHeadsPerWarp][E], m[kHeadsPerWarp], l[kHeadsPerWarp];
+#pragma unroll
+  for (int hh = 0; hh < kHeadsPerWarp; ++hh) {
+    m[hh] = -INFINITY;
+    l[hh] = 0.f;  // this lane's share of the sum
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc[hh][e] = 0.f;
+  }
+  load(0);
+  load(1);
+  for (int64_t t = 0; t < tiles; ++t) {
+    cp_async_wait<1>();  // tile t has landed (t + 1 may be in flight)
+    __syncthreads();     // for every thread's copies; and every warp is done with tile t - 1, whose stage t + 2 takes
+    load(t + 2);
+    const unsigned char* st = smem + (t % kStages) * Lay::kTileBytes;
+    const int valid = static_cast<int>(min(static_cast<int64_t>(kKeys), hi - (lo + t * kKeys)));
+    float p[kHeadsPerWarp];
+#pragma unroll
+    for (int hh = 0; hh < kHeadsPerWarp; ++hh) {
+      p[hh] = 0.f;
+      const int g = warp + hh * kWarps;
+      if (g >= gn) break;
+      const float dot = row_dot<T, W>(reinterpret_cast<const T*>(st + lane * Lay::kRowBytes), sq + g * W);
+      const float s = lane < valid ? dot : -INFINITY;
+      const float mn = fmaxf(m[hh], warp_max(s));
+      const float c = mn == -INFINITY ? 1.f : expf(m[hh] - mn);
+      p[hh] = mn == -INFINITY ? 0.f : expf(s - mn);
+      l[hh] = l[hh] * c + p[hh];
+      m[hh] = mn;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[hh][e] *= c;
     }
+    const T* vrows = reinterpret_cast<const T*>(st + kKeys * Lay::kRowBytes) + lane * E;
+    for (int j = 0; j < valid; ++j) {
+      float v[E];
+      load_adjacent<T, E>(vrows + j * kRowElems, v);
+#pragma unroll
+      for (int hh = 0; hh < kHeadsPerWarp; ++hh) {
+        if (warp + hh * kWarps >= gn) break;
+        const float pj = __shfl_sync(0xffffffffu, p[hh], j);
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[hh][e] = fmaf(pj, v[e], acc[hh][e]);
+      }
+    }
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int hh = 0; hh < kHeadsPerWarp; ++hh) {
+    const int g = warp + hh * kWarps;
+    if (g >= gn) break;
+    const float sum = warp_sum(l[hh]);
+    const int64_t row = static_cast<int64_t>(n) * a.Hq + h0 + g;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int d = lane * E + e;
+      if (d >= a.D) break;
+      const float out = sum > 0.f ? acc[hh][e] / sum : 0.f;
+      if (a.splits == 1)
+        static_cast<T*>(a.o)[row * a.D + d] = from_f<T>(out);
+      else
+        a.part_o[(row * a.splits + split) * a.D + d] = out;
+    }
+    if (a.splits > 1 && lane == 0) a.part_lse[row * a.splits + split] = sum > 0.f ? m[hh] + logf(sum) : -INFINITY;
   }
 }
 
@@ -177,8 +268,7 @@ template <class T, int E>
 void launch_decode(const DecodeArgs& a, int64_t N) {
   const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.Hkv * a.subgroups),
                   static_cast<unsigned>(N));
-  const size_t smem = sizeof(float) * kWarps * kMaxGroup * 32 * E;
-  launch_with_smem(decode_kernel<T, E>, grid, kWarps * 32, smem, stream(), a);
+  launch_with_smem(decode_kernel<T, E>, grid, kWarps * 32, Layout<T, E>::kBytes, stream(), a);
   if (a.splits > 1) {
     combine_kernel<T><<<static_cast<unsigned>(N * a.Hq), std::min(a.D, 256), 0, stream()>>>(a);
     GDN2_CUDA_CHECK(cudaGetLastError());
@@ -224,6 +314,8 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   }
   by_type(q.dtype(), [&](auto t) {
     using T = decltype(t);
+    const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    a.vec = D * static_cast<int64_t>(sizeof(T)) % 16 == 0 && aligned(a.k) && aligned(a.v);
     if (D <= 64)
       launch_decode<T, 2>(a, N);
     else if (D <= 128)
