@@ -11,6 +11,7 @@
 #include "cuda/elem.h"
 #include "cuda/gdn2.h"
 #include "cuda/gdn2/kernels.h"
+#include "cuda/upload.h"
 
 namespace gdn2::cuda {
 
@@ -198,24 +199,17 @@ struct Launch {
   Tensor a_log, dt_bias;  // F32 copies of the in-op gate's parameters
 };
 
-// Copies host values to device memory in the work stream's order. The source is pageable, so the call returns once the
-// values are staged, without waiting for the device (a synchronous cudaMemcpy would drain the GPU at every layer).
-void upload_i64(void* dst, const std::vector<int64_t>& values) {
-  if (!values.empty())
-    GDN2_CUDA_CHECK(cudaMemcpyAsync(dst, values.data(), values.size() * 8, cudaMemcpyHostToDevice, stream()));
-}
-
 // Fills the workspace's host-made parts (offsets, chunk tables) and points the parameter block at it.
 void work_bind(const Gdn2Problem& p, const WorkLayout& w, std::byte* base, Gdn2Params& k) {
   if (w.offsets >= 0) {
     std::vector<int64_t> off(p.seq_start.begin(), p.seq_start.end());
     off.push_back(p.N > 0 ? p.seq_start.back() + p.seq_len.back() : 0);
-    upload_i64(base + w.offsets, off);
+    upload(base + w.offsets, off);
     k.seq_offsets = reinterpret_cast<const int64_t*>(base + w.offsets);
   }
   if (w.tables < 0) return;
   const std::vector<int64_t> tables = chunk_tables(p, kChunk, w.seg_chunks).packed();
-  upload_i64(base + w.tables, tables);
+  upload(base + w.tables, tables);
   ChunkWork& cw = k.chunk;
   const auto* t = reinterpret_cast<const int64_t*>(base + w.tables);
   cw.chunk_tok0 = t, cw.chunk_len = t + w.chunks, cw.seq_chunk0 = t + 2 * w.chunks;
@@ -314,14 +308,6 @@ Gdn2Outputs run(const Gdn2Problem& p, const Gdn2Inputs& in, void (*launch)(const
   launch(l.params);
   return out;
 }
-
-// A device tensor holding `values` (I64).
-Tensor device_i64(const std::vector<int64_t>& values) {
-  Tensor t = Tensor::empty({static_cast<int64_t>(values.size())}, DType::i64, Device::cuda);
-  upload_i64(t.raw_mut(), values);
-  return t;
-}
-
 
 }  // namespace
 
@@ -494,7 +480,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
   GDN2_CHECK(chunks * p.HV < (int64_t{1} << 31), UnsupportedError, "CUDA GDN-2 chunk backward: ", chunks,
              " chunks x ", p.HV, " heads is too many");
   const std::vector<int64_t> tables = ct.packed();
-  const Tensor tab = device_i64(tables);
+  const Tensor tab = device_copy(tables);
   const auto* t = static_cast<const int64_t*>(tab.raw());
   bp.chunk_tok0 = t, bp.chunk_len = t + chunks, bp.seq_chunk0 = t + 2 * chunks;
   bp.chunks = static_cast<int32_t>(chunks);
@@ -543,7 +529,7 @@ Gdn2Grads gdn2_chunk_bwd(const Gdn2Problem& p, const Gdn2Inputs& in, const Tenso
                ShapeError, "gdn2_chunk_bwd on CUDA: stored states must be the forward's F32 states every 64 tokens ",
                shape_str({chunks64, p.HV, p.K, p.V}), ", got ", h64.describe());
     sub.insert(sub.end(), c64.len.begin(), c64.len.end());
-    sub_tables = device_i64(sub);
+    sub_tables = device_copy(sub);
     bp.h64 = static_cast<const float*>(h64.raw());
     bp.first32 = static_cast<const int64_t*>(sub_tables.raw());
     bp.len64 = bp.first32 + chunks64;

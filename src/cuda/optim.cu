@@ -10,6 +10,7 @@
 #include "cuda/stream.h"
 #include "cuda/elem.h"
 #include "cuda/gdn2/load.cuh"
+#include "cuda/upload.h"
 
 namespace gdn2::cuda {
 
@@ -35,16 +36,6 @@ __device__ __forceinline__ double block_tree_sum(double x, double* s) {
     __syncthreads();
   }
   return s[0];
-}
-
-// A device copy of a one-launch table (the host vector may go at once: a copy from pageable memory is staged).
-template <class Part>
-Tensor device_table(const std::vector<Part>& parts) {
-  const auto bytes = static_cast<int64_t>(parts.size() * sizeof(Part));
-  Tensor table = Tensor::empty({bytes}, DType::u8, Device::cuda);
-  GDN2_CUDA_CHECK(cudaMemcpyAsync(table.raw_mut(), parts.data(), static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
-                                  stream()));
-  return table;
 }
 
 // The tensor of a one-launch table (ordered by first_chunk) that holds chunk c: a binary search.
@@ -191,7 +182,7 @@ double sum_squares(const std::vector<const Tensor*>& tensors) {
   }
   if (parts.empty()) return 0;
   GDN2_CHECK(chunks < (int64_t{1} << 31), UnsupportedError, "sum_squares: ", chunks, " chunks are too many");
-  const Tensor table = device_table(parts);
+  const Tensor table = device_copy(parts);
   Tensor part = Tensor::empty({chunks + 1}, DType::f64, Device::cuda);
   auto* p = static_cast<double*>(part.raw_mut());
   sum_squares_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream()>>>(
@@ -220,7 +211,7 @@ void adamw_update(const std::vector<AdamWSlot>& slots, const AdamWHyper& h) {
   }
   if (parts.empty()) return;
   GDN2_CHECK(chunks < (int64_t{1} << 31), UnsupportedError, "adamw_update: ", chunks, " chunks are too many");
-  const Tensor table = device_table(parts);
+  const Tensor table = device_copy(parts);
   const double c1 = 1 - std::pow(h.beta1, static_cast<double>(h.step));
   const double c2 = 1 - std::pow(h.beta2, static_cast<double>(h.step));
   const AdamWStep step{static_cast<float>(h.grad_scale), static_cast<float>(h.lr), static_cast<float>(h.beta1),
