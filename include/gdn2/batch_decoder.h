@@ -38,7 +38,7 @@ class BatchDecoder {
 
   // Prefills the prompts (prompts of one length together as a batch) and admits them; returns their ids. Each one's
   // first token is picked from its prefill's logits and comes out of the next step(). ValueError (and nothing
-  // admitted) when they do not fit the free slots, a prompt is empty or longer than max_len - 1, a token id is outside
+  // admitted) when they do not fit the free slots, a prompt is empty or longer than max_len, a token id is outside
   // the vocabulary, or the sampling options are invalid.
   std::vector<int64_t> join(const std::vector<std::vector<int32_t>>& prompts, const SamplingOptions& sampling);
   // Removes an active sequence; its slot is reused. ValueError for an id that is not active.

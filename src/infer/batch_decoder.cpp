@@ -336,13 +336,14 @@ std::vector<int64_t> BatchDecoder::join(const std::vector<std::vector<int32_t>>&
     }
     const std::vector<int32_t> first = m.pick(logits.reshape({n, m.V}), Tensor(), seqs);
     std::vector<int32_t> second;
-    if (ahead) {
+    const bool feed = ahead && T < m.opt.max_len;  // else the rows finish at their first token, before any decode
+    if (feed) {
       logits = m.model.forward_logits(Tensor::from_vector<int32_t>({n, 1}, first), &st, true);
       second = m.pick(logits.reshape({n, m.V}), Tensor(), seqs);
     }
     for (int64_t r = 0; r < n; ++r) {
       group[static_cast<size_t>(r)].pending = first[static_cast<size_t>(r)];
-      if (ahead) {
+      if (feed) {
         group[static_cast<size_t>(r)].fed = true;
         group[static_cast<size_t>(r)].next = second[static_cast<size_t>(r)];
       }
