@@ -30,6 +30,8 @@ int run_infer_bench(const InferBenchArgs& a) {
   model.init_random(0);
   nlohmann::json all = nlohmann::json::array();
   bool ok = true;
+  // The copy bandwidth bounds a decode step from below: step_bytes / bandwidth.
+  const double gbps = backend == Backend::cuda ? cuda_copy_gbps() : 0.0;
   for (int64_t B : a.batches) {
     const InferThroughput r = infer_throughput(model, B, a.prompt, a.steps, a.prefill_chunk, 1, !a.no_graphs,
                                                a.state_dtype == "bf16" ? DType::bf16 : DType::f32);
@@ -47,8 +49,13 @@ int run_infer_bench(const InferBenchArgs& a) {
                      {"cuda_graphs", r.cuda_graphs},
                      {"state_dtype", a.state_dtype},
                      {"state_MB", static_cast<double>(r.state_bytes) / 1e6},
+                     {"step_MB", static_cast<double>(r.step_bytes) / 1e6},
                      {"peak_GB", static_cast<double>(r.peak_bytes) / 1e9},
                      {"ok", r.finite}};
+    if (gbps > 0) {  // the step's least traffic over the time it took, as a fraction of the copy bandwidth
+      j["copy_GBps"] = gbps;
+      j["roofline_fraction"] = static_cast<double>(r.step_bytes) / (gbps * 1e6 * r.decode_ms_per_step);
+    }
     ok = ok && r.finite;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);

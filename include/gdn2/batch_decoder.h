@@ -50,6 +50,7 @@ class BatchDecoder {
   int64_t active() const;
   int64_t capacity() const;
   int64_t state_bytes() const;  // the slots' fixed memory
+  const InferenceState& slots() const;
   bool uses_cuda_graphs() const;
 
  private:

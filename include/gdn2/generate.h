@@ -44,6 +44,9 @@ struct InferThroughput {
   double prefill_s = 0, prefill_tokens_per_s = 0;
   double decode_ms_per_step = 0, decode_tokens_per_s = 0;
   int64_t state_bytes = 0;  // the decoder's slots (fixed memory: state, conv and KV caches)
+  // Bytes a timed decode step moves at least: the weights it multiplies by (compute dtype; the embedding table only
+  // when tied to the head) and its slots' traffic at the mean length of the timed steps (InferenceState::decode_bytes).
+  int64_t step_bytes = 0;
   int64_t peak_bytes = 0;   // device memory held by tensors at most (0 on the CPU)
   bool finite = true;       // every logit read back was finite (a non-finite one in decode throws)
   bool cuda_graphs = false;  // the decode steps replayed CUDA graphs

@@ -391,6 +391,7 @@ std::vector<DecodedToken> BatchDecoder::step() {
 int64_t BatchDecoder::active() const { return static_cast<int64_t>(impl_->rows.size()); }
 int64_t BatchDecoder::capacity() const { return impl_->opt.capacity; }
 int64_t BatchDecoder::state_bytes() const { return impl_->slots.bytes(); }
+const InferenceState& BatchDecoder::slots() const { return impl_->slots; }
 bool BatchDecoder::uses_cuda_graphs() const { return impl_->graph_mode(); }
 
 }  // namespace gdn2

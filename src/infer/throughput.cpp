@@ -78,6 +78,10 @@ InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t pr
   r.decode_ms_per_step = s * 1e3;
   r.decode_tokens_per_s = static_cast<double>(batch) / s;
   r.state_bytes = dec.state_bytes();
+  const ModelConfig& c = model.config();
+  const int64_t table = c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size;  // rows gathered, not read whole
+  r.step_bytes = (model.num_params() - table) * static_cast<int64_t>(dtype_size(model.compute_dtype())) +
+                 dec.slots().decode_bytes(prompt + decode_steps / 2);
   r.cuda_graphs = dec.uses_cuda_graphs();
   r.peak_bytes = cuda_memory_held_peak();
   return r;

@@ -22,6 +22,17 @@ int64_t InferenceState::bytes() const {
   return n;
 }
 
+int64_t InferenceState::decode_bytes(int64_t length) const {
+  int64_t n = 0;
+  for (const LayerCache& c : layers) {
+    for (const Tensor& t : c.conv) n += t.defined() ? 2 * static_cast<int64_t>(t.nbytes()) : 0;
+    if (c.state.defined()) n += 2 * static_cast<int64_t>(c.state.nbytes());
+    for (const Tensor* t : {&c.k, &c.v})
+      if (t->defined()) n += static_cast<int64_t>(t->nbytes()) / t->size(1) * std::min(length, t->size(1));
+  }
+  return n;
+}
+
 LanguageModel::LanguageModel(const ModelConfig& config, DType dtype, Device device, std::optional<DType> compute)
     : config_(config),
       dtype_(dtype),

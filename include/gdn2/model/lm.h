@@ -28,6 +28,9 @@ struct InferenceState {
   InferenceState& operator=(InferenceState&&) noexcept;
   // Bytes held (constant for linear layers, growing for attention KV caches).
   int64_t bytes() const;
+  // Bytes one decode step over every sequence moves at least (slots): the linear layers' states and conv caches read
+  // and written, and the attention layers' KV caches read up to `length` tokens a sequence.
+  int64_t decode_bytes(int64_t length) const;
 };
 
 class LanguageModel {
