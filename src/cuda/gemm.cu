@@ -5,8 +5,6 @@
 
 #include <cublasLt.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,58 +71,6 @@ AlgoCache& algo_cache() {
   return c;
 }
 
-constexpr int kCandidates = 8;
-
-// GDN2_GEMM_AUTOTUNE=1: a shape's first product times the heuristic's best few algorithms and keeps the fastest
-// (choices then depend on timings, so results may differ in the last bits from run to run); otherwise the heuristic's
-// first choice.
-bool autotune() {
-  static const bool on = [] {
-    const char* e = std::getenv("GDN2_GEMM_AUTOTUNE");
-    return e != nullptr && std::strcmp(e, "1") == 0;
-  }();
-  return on;
-}
-
-// The fastest of the candidates on this product's own operands, each run a few times after one warm-up run; the
-// result goes to a scratch matrix (C is read as given), so the product's D is not touched.
-cublasLtMatmulAlgo_t fastest(const LtContext& ctx, const Desc& desc, const cublasLtMatmulHeuristicResult_t* cand,
-                             int found, const void* a, const void* b, float beta, const void* c, size_t d_bytes,
-                             cudaStream_t stream) {
-  void* scratch = nullptr;
-  GDN2_CUDA_CHECK(cudaMallocAsync(&scratch, d_bytes, stream));
-  cudaEvent_t e0 = nullptr, e1 = nullptr;
-  GDN2_CUDA_CHECK(cudaEventCreate(&e0));
-  GDN2_CUDA_CHECK(cudaEventCreate(&e1));
-  const float alpha = 1.f;
-  int best = 0;
-  float best_ms = 0.f;
-  for (int i = 0; i < found; ++i) {
-    auto run = [&] {
-      return cublasLtMatmul(ctx.handle, desc.op, &alpha, a, desc.a, b, desc.b, &beta, c, desc.d, scratch, desc.d,
-                            &cand[i].algo, ctx.workspace, kWorkspaceBytes, stream);
-    };
-    if (run() != CUBLAS_STATUS_SUCCESS) continue;
-    GDN2_CUDA_CHECK(cudaEventRecord(e0, stream));
-    for (int r = 0; r < 3; ++r) GDN2_CUBLAS_CHECK(run());
-    GDN2_CUDA_CHECK(cudaEventRecord(e1, stream));
-    GDN2_CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0.f;
-    GDN2_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    if (i == 0 || ms < best_ms) best = i, best_ms = ms;
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  GDN2_CUDA_CHECK(cudaFreeAsync(scratch, stream));
-  return cand[best].algo;
-}
-
-bool capturing(cudaStream_t s) {
-  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
-  GDN2_CUDA_CHECK(cudaStreamIsCapturing(s, &st));
-  return st != cudaStreamCaptureStatusNone;
-}
-
 }  // namespace
 
 cudaDataType_t gemm_type(const Tensor& t, const char* op, const char* name) {
@@ -168,19 +114,13 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOpera
     std::lock_guard<std::mutex> lock(cache.mu);
     auto it = cache.algos.find(key);
     if (it == cache.algos.end()) {
-      cublasLtMatmulHeuristicResult_t cand[kCandidates]{};
+      cublasLtMatmulHeuristicResult_t best{};
       int found = 0;
-      const bool tune = autotune() && !capturing(stream);
       GDN2_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.handle, desc.op, desc.a, desc.b, desc.d, desc.d, desc.pref,
-                                                       tune ? kCandidates : 1, cand, &found));
+                                                       1, &best, &found));
       GDN2_CHECK(found > 0, UnsupportedError, "cuBLASLt has no algorithm for a ", m, " x ", n, " x ", k,
                  " product of these element types and leading dimensions");
-      const size_t d_bytes = static_cast<size_t>((n - 1) * ldd + m) * (d_type == CUDA_R_32F ? 4 : 2);
-      it = cache.algos
-               .emplace(key, found > 1 ? fastest(ctx, desc, cand, found, a.ptr, b.ptr, beta, c != nullptr ? c : d,
-                                                 d_bytes, stream)
-                                       : cand[0].algo)
-               .first;
+      it = cache.algos.emplace(key, best.algo).first;
     }
     algo = it->second;
   }
