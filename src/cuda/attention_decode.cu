@@ -1,22 +1,27 @@
 // CUDA decode attention against per-sequence KV caches (flash-decoding): block (split, head group, sequence) walks its
-// part of the sequence's visible keys in tiles of 32, which its threads copy into shared memory by cp.async three
-// tiles ahead (the walk is bound by memory latency, so many loads are kept in flight). Each warp owns up to two query
-// heads of the group: lane j scores key j of the tile against the head's query (a row of the tile, conflict-free), the
-// warp updates its running max and sum once per tile, then adds the tile's values with each lane holding E adjacent
-// elements of the output. With one split the warp writes o, else its part's output and log-sum-exp, which a second
-// kernel merges. The split count depends only on (N, L, heads), never on the lengths, so a decode step captured in a
-// CUDA graph stays valid as the sequences grow. Also the per-sequence key/value write.
+// part of the sequence's visible keys in tiles, which its threads copy into shared memory by cp.async two tiles ahead
+// (the walk is bound by memory latency, so many loads are kept in flight). Two kernels:
+//  - tensor cores (BF16 and F16, head dim 64 or 128): the group's up to 16 query heads are the 16 rows of an mma.sync
+//    tile; each warp takes 16 of a tile's 64 keys, forms S = Q Kᵀ and O += P V with its own online softmax, and the
+//    block's warps merge their (max, sum, output) at the end;
+//  - CUDA cores (any other case): each warp owns up to two query heads; lane j scores key j of a 32-key tile (a row of
+//    the tile, conflict-free), the warp updates its running max and sum once per tile, then adds the tile's values
+//    with each lane holding E adjacent elements of the output.
+// With one split the block writes o, else its part's output and log-sum-exp, which a second kernel merges. The split
+// count depends only on (N, L, heads), never on the lengths, so a decode step captured in a CUDA graph stays valid as
+// the sequences grow. Also the per-sequence key/value write.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/attention.h"
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
-#include "cuda/gdn2/mma.cuh"  // cp_async_16, cp_async_commit, cp_async_wait
+#include "cuda/attention_tc.cuh"  // mma.sync and ldmatrix pieces; cp_async_16, cp_async_commit, cp_async_wait
 #include "cuda/stream.h"
 
 namespace gdn2::cuda {
@@ -226,6 +231,156 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a)
   }
 }
 
+// Tensor-core kernel (see the file comment), head dim D (64 or 128), T = BF16 or F16.
+template <int D>
+struct TcLayout {
+  static constexpr int kRows = 16;     // query heads per block
+  static constexpr int kTileKeys = 64;  // keys per tile, 16 a warp
+  static constexpr int kLd = D + 8;     // shared-memory row stride (elements): conflict-free ldmatrix phases
+  static constexpr int kStageElems = 2 * kTileKeys * kLd;  // K rows, then V rows
+  template <class T>
+  static constexpr size_t bytes() {
+    return static_cast<size_t>(kRows * kLd + kStages * kStageElems) * sizeof(T);
+  }
+  // The warps' merge reuses the tiles' space: per warp and row the raw-score max and the sum, then the outputs.
+  static_assert(sizeof(float) * kWarps * kRows * (D + 2) <= sizeof(uint16_t) * kStages * kStageElems, "merge fits");
+};
+
+template <class T, int D>
+__global__ void __launch_bounds__(kWarps * 32) decode_tc_kernel(const DecodeArgs a) {
+  using namespace attn;
+  using Lay = TcLayout<D>;
+  constexpr int kLd = Lay::kLd, kTileKeys = Lay::kTileKeys, kRows = Lay::kRows;
+  extern __shared__ uint4 tc_smem[];
+  T* sQ = reinterpret_cast<T*>(tc_smem);
+  T* sKV = sQ + kRows * kLd;
+  const int split = blockIdx.x, n = blockIdx.z;
+  const int hkv = blockIdx.y / a.subgroups;
+  const int h0 = hkv * a.G + (blockIdx.y % a.subgroups) * kRows;
+  const int gn = min(kRows, hkv * a.G + a.G - h0);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+  const int64_t len = min(max(static_cast<int64_t>(a.len[n]), int64_t{0}), a.L);
+  const int64_t start = a.window > 0 ? max(int64_t{0}, len - a.window) : 0;
+  const int64_t lo = max(start, static_cast<int64_t>(split) * a.chunk);
+  const int64_t hi = min(len, static_cast<int64_t>(split + 1) * a.chunk);
+  const int64_t tiles = hi > lo ? (hi - lo + kTileKeys - 1) / kTileKeys : 0;
+
+  const int64_t tok = static_cast<int64_t>(a.Hkv) * D;
+  const T* kb = static_cast<const T*>(a.k) + static_cast<int64_t>(n) * a.L * tok + hkv * D;
+  const T* vb = static_cast<const T*>(a.v) + static_cast<int64_t>(n) * a.L * tok + hkv * D;
+  // The group's queries (rows past gn zero), then tiles 0 and 1; keys at or past hi come in as zero rows.
+  load_tile_async<T, kRows, D, kLd, kWarps * 32>(sQ, static_cast<const T*>(a.q) + (static_cast<int64_t>(n) * a.Hq + h0) * D,
+                                                 0, gn, D);
+  cp_async_commit();
+  auto load = [&](int64_t t) {
+    if (t < tiles) {
+      T* st = sKV + (t % kStages) * Lay::kStageElems;
+      const int64_t j0 = lo + t * kTileKeys;
+      load_tile_async<T, kTileKeys, D, kLd, kWarps * 32>(st, kb, j0, hi, tok);
+      load_tile_async<T, kTileKeys, D, kLd, kWarps * 32>(st + kTileKeys * kLd, vb, j0, hi, tok);
+    }
+    cp_async_commit();  // empty past the last tile: every iteration waits on the same group count
+  };
+  load(0);
+  load(1);
+  cp_async_wait<2>();  // the queries have landed
+  __syncthreads();
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) ldsm_a(qf[kk], sQ, kLd, 0, 16 * kk, lane);
+
+  const float sl2 = a.scale * kLog2e;
+  float acc[D / 8][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g and g + 8: running raw-score max, this lane's sum
+  for (int64_t t = 0; t < tiles; ++t) {
+    cp_async_wait<1>();  // tile t has landed (t + 1 may be in flight)
+    __syncthreads();     // for every thread's copies; and every warp is done with tile t - 1, whose stage t + 2 takes
+    load(t + 2);
+    const T* tk = sKV + (t % kStages) * Lay::kStageElems + 16 * warp * kLd;  // this warp's 16 keys
+    const T* tv = sKV + (t % kStages) * Lay::kStageElems + kTileKeys * kLd;
+    const int64_t j0 = lo + t * kTileKeys + 16 * warp;
+    if (j0 >= hi) continue;  // no barrier follows in this iteration
+    float s[2][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) mma_row_nk<T, 16>(s, qf[kk], tk, kLd, 16 * kk, lane);
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (j0 + 8 * nt + 2 * t4 + (e & 1) >= hi) s[nt][e] = -INFINITY;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float mx = quad_max(fmaxf(fmaxf(m[r], fmaxf(s[0][2 * r], s[0][2 * r + 1])),
+                                      fmaxf(s[1][2 * r], s[1][2 * r + 1])));
+      const float shift = mx == -INFINITY ? 0.f : mx * sl2;
+      const float corr = m[r] == -INFINITY ? 0.f : exp2f(m[r] * sl2 - shift);
+      m[r] = mx;
+      l[r] *= corr;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        acc[dt][2 * r] *= corr;
+        acc[dt][2 * r + 1] *= corr;
+      }
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 2 * r; e < 2 * r + 2; ++e) {
+          const float x = s[nt][e];
+          const float p = x == -INFINITY ? 0.f : exp2f(fmaf(x, sl2, -shift));
+          s[nt][e] = p;
+          l[r] += p;
+        }
+    }
+    uint32_t pa[4];
+    acc_to_a<T>(pa, s[0], s[1]);
+    mma_row_kn<T, D>(acc, pa, tv, kLd, 16 * warp, lane);
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the tiles' space is free for the merge
+
+  float* sm = reinterpret_cast<float*>(tc_smem);  // [kWarps][kRows]
+  float* sl = sm + kWarps * kRows;                // [kWarps][kRows]
+  float* so = sl + kWarps * kRows;                // [kWarps][kRows][D]
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = g + 8 * r;
+    const float sum = quad_sum(l[r]);
+    if (t4 == 0) {
+      sm[warp * kRows + row] = m[r];
+      sl[warp * kRows + row] = sum;
+    }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      so[(warp * kRows + row) * D + 8 * dt + 2 * t4] = acc[dt][2 * r];
+      so[(warp * kRows + row) * D + 8 * dt + 2 * t4 + 1] = acc[dt][2 * r + 1];
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < gn * D; i += blockDim.x) {
+    const int row = i / D, d = i % D;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm[w * kRows + row]);
+    float sum = 0.f, out = 0.f;
+    if (M != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float mw = sm[w * kRows + row];
+        const float f = mw == -INFINITY ? 0.f : exp2f((mw - M) * sl2);
+        sum += sl[w * kRows + row] * f;
+        out += so[(w * kRows + row) * D + d] * f;
+      }
+    }
+    const int64_t orow = static_cast<int64_t>(n) * a.Hq + h0 + row;
+    if (a.splits == 1) {
+      static_cast<T*>(a.o)[orow * D + d] = from_f<T>(sum > 0.f ? out / sum : 0.f);
+    } else {
+      a.part_o[(orow * a.splits + split) * D + d] = sum > 0.f ? out / sum : 0.f;
+      if (d == 0) a.part_lse[orow * a.splits + split] = sum > 0.f ? M * a.scale + logf(sum) : -INFINITY;
+    }
+  }
+}
+
 // One block per (sequence, query head): o = Σ_s exp(lse_s − M) o_s / Σ_s exp(lse_s − M).
 template <class T>
 __global__ void combine_kernel(const DecodeArgs a) {
@@ -264,11 +419,12 @@ void by_type(DType dt, F&& f) {
   }
 }
 
-template <class T, int E>
-void launch_decode(const DecodeArgs& a, int64_t N) {
+// The kernel (decode_kernel<T, E> or decode_tc_kernel<T, D>) over (splits, head groups, sequences), then the merge.
+template <class T, class Kernel>
+void launch_decode(Kernel kernel, size_t smem, const DecodeArgs& a, int64_t N) {
   const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.Hkv * a.subgroups),
                   static_cast<unsigned>(N));
-  launch_with_smem(decode_kernel<T, E>, grid, kWarps * 32, Layout<T, E>::kBytes, stream(), a);
+  launch_with_smem(kernel, grid, kWarps * 32, smem, stream(), a);
   if (a.splits > 1) {
     combine_kernel<T><<<static_cast<unsigned>(N * a.Hq), std::min(a.D, 256), 0, stream()>>>(a);
     GDN2_CUDA_CHECK(cudaGetLastError());
@@ -294,8 +450,13 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   a.Hkv = static_cast<int>(Hkv);
   a.D = static_cast<int>(D);
   a.G = static_cast<int>(Hq / Hkv);
-  a.subgroups = (a.G + kMaxGroup - 1) / kMaxGroup;
   a.scale = static_cast<float>(scale);
+  const size_t esize = dtype_size(q.dtype());
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  a.vec = D * static_cast<int64_t>(esize) % 16 == 0 && aligned(a.k) && aligned(a.v);
+  const bool tc = q.dtype() != DType::f32 && (D == 64 || D == 128) && a.vec && aligned(a.q);
+  const int rows = tc ? TcLayout<64>::kRows : kMaxGroup;  // query heads per block
+  a.subgroups = (a.G + rows - 1) / rows;
   // Splits: enough blocks to fill the device twice over, each part at least 64 keys (a window bounds the keys any
   // sequence reads, so it bounds the parts too).
   const int64_t keys = window > 0 ? std::min(window, L) : L;
@@ -314,14 +475,21 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   }
   by_type(q.dtype(), [&](auto t) {
     using T = decltype(t);
-    const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    a.vec = D * static_cast<int64_t>(sizeof(T)) % 16 == 0 && aligned(a.k) && aligned(a.v);
+    if constexpr (!std::is_same_v<T, float>) {
+      if (tc) {
+        if (D == 64)
+          launch_decode<T>(decode_tc_kernel<T, 64>, TcLayout<64>::template bytes<T>(), a, N);
+        else
+          launch_decode<T>(decode_tc_kernel<T, 128>, TcLayout<128>::template bytes<T>(), a, N);
+        return;
+      }
+    }
     if (D <= 64)
-      launch_decode<T, 2>(a, N);
+      launch_decode<T>(decode_kernel<T, 2>, Layout<T, 2>::kBytes, a, N);
     else if (D <= 128)
-      launch_decode<T, 4>(a, N);
+      launch_decode<T>(decode_kernel<T, 4>, Layout<T, 4>::kBytes, a, N);
     else
-      launch_decode<T, 8>(a, N);
+      launch_decode<T>(decode_kernel<T, 8>, Layout<T, 8>::kBytes, a, N);
   });
   return o;
 }

@@ -1,5 +1,6 @@
-// Continuous-batching decode on the GPU: decode attention on KV caches (split over long caches, windows, GQA groups
-// above one block, odd head dims, idle rows) and the cache write against the CPU; greedy picks; slot decode of the
+// Continuous-batching decode on the GPU: decode attention on KV caches (both kernels: tensor cores for BF16 and F16 at
+// head dim 64 and 128, CUDA cores otherwise; split over long caches, windows, GQA groups above one block, odd head dims,
+// idle rows) and the cache write against the CPU; greedy picks; slot decode of the
 // model against the CPU model; the batch decoder with CUDA graphs and without, each token checked against the CPU
 // model's full forward.
 #include <gtest/gtest.h>
@@ -36,7 +37,9 @@ TEST(AttentionDecodeCuda, MatchesCpu) {
                               {2, 300, 16, 1, 64, 0, {300, 129}},        // a group of 16: two blocks per kv head
                               {4, 90, 6, 2, 40, 17, {90, 3, 17, 18}},    // odd head dim, window
                               {1, 4000, 2, 2, 256, 0, {3999}},           // D = 256, many splits
-                              {5, 64, 8, 2, 128, 0, {64, 2, 33}}};       // N < S
+                              {5, 64, 8, 2, 128, 0, {64, 2, 33}},        // N < S
+                              {3, 200, 8, 2, 128, 50, {200, 7, 120}},    // window on the tensor-core kernel
+                              {2, 130, 3, 3, 64, 0, {130, 65}}};         // one query head a group
   uint64_t seed = 1;
   for (const DecodeCase& c : cases)
     for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
