@@ -420,12 +420,29 @@ void by_type(DType dt, F&& f) {
 }
 
 // The kernel (decode_kernel<T, E> or decode_tc_kernel<T, D>) over (splits, head groups, sequences), then the merge.
-template <class T, class Kernel>
-void launch_decode(Kernel kernel, size_t smem, const DecodeArgs& a, int64_t N) {
-  const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(a.Hkv * a.subgroups),
-                  static_cast<unsigned>(N));
-  launch_with_smem(kernel, grid, kWarps * 32, smem, stream(), a);
-  if (a.splits > 1) {
+// Splits: enough blocks for one full wave of the device (as many as fit on its SMs at once), each part at least 64
+// keys; one part with a window, whose keys sit anywhere in [0, L).
+template <class T>
+void launch_decode(void (*kernel)(DecodeArgs), size_t smem, DecodeArgs a, int64_t N) {
+  GDN2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  int per_sm = 0;
+  GDN2_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
+  const int64_t blocks = N * a.Hkv * a.subgroups;
+  const int64_t want = std::max<int64_t>(1, sm_count() * static_cast<int64_t>(std::max(per_sm, 1)) / blocks);
+  const int64_t splits = a.window > 0 ? 1 : std::clamp<int64_t>(want, 1, std::max<int64_t>(1, (a.L + 63) / 64));
+  a.splits = static_cast<int>(splits);
+  a.chunk = static_cast<int>((a.L + splits - 1) / splits);
+  Tensor part_o, part_lse;
+  if (splits > 1) {
+    part_o = Tensor::empty({N, a.Hq, splits, a.D}, DType::f32, Device::cuda);
+    part_lse = Tensor::empty({N, a.Hq, splits}, DType::f32, Device::cuda);
+    a.part_o = static_cast<float*>(part_o.raw_mut());
+    a.part_lse = static_cast<float*>(part_lse.raw_mut());
+  }
+  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(a.Hkv * a.subgroups), static_cast<unsigned>(N));
+  kernel<<<grid, kWarps * 32, smem, stream()>>>(a);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+  if (splits > 1) {
     combine_kernel<T><<<static_cast<unsigned>(N * a.Hq), std::min(a.D, 256), 0, stream()>>>(a);
     GDN2_CUDA_CHECK(cudaGetLastError());
   }
@@ -457,22 +474,6 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   const bool tc = q.dtype() != DType::f32 && (D == 64 || D == 128) && a.vec && aligned(a.q);
   const int rows = tc ? TcLayout<64>::kRows : kMaxGroup;  // query heads per block
   a.subgroups = (a.G + rows - 1) / rows;
-  // Splits: enough blocks to fill the device twice over, each part at least 64 keys (a window bounds the keys any
-  // sequence reads, so it bounds the parts too).
-  const int64_t keys = window > 0 ? std::min(window, L) : L;
-  const int64_t blocks = N * Hkv * a.subgroups;
-  const int64_t want = std::max<int64_t>(1, (2 * sm_count() + blocks - 1) / blocks);
-  int64_t splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, (keys + 63) / 64));
-  if (window > 0) splits = 1;  // a window's keys sit anywhere in [0, L): one part walks them all
-  a.splits = static_cast<int>(splits);
-  a.chunk = static_cast<int>((L + splits - 1) / splits);
-  Tensor part_o, part_lse;
-  if (splits > 1) {
-    part_o = Tensor::empty({N, Hq, splits, D}, DType::f32, Device::cuda);
-    part_lse = Tensor::empty({N, Hq, splits}, DType::f32, Device::cuda);
-    a.part_o = static_cast<float*>(part_o.raw_mut());
-    a.part_lse = static_cast<float*>(part_lse.raw_mut());
-  }
   by_type(q.dtype(), [&](auto t) {
     using T = decltype(t);
     if constexpr (!std::is_same_v<T, float>) {
