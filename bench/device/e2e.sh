@@ -4,7 +4,8 @@
 #           configs (pure GDN-2 and 3:1 hybrid) at T=4096, then the PyTorch + fla anchor on the same 1.3B models in
 #           the same run (bench/e2e_anchor.py, fla carried in .anchors)
 #   infer   prefill throughput at 8K and 32K tokens (1.3B hybrid) and decode tokens/s at batch 1, 16, 64, 256 after
-#           a 512-token prompt (the Qwen3.5-style 1.43B GDN hybrid of the decode anchor), gated on finite logits
+#           a 512-token prompt (the Qwen3.5-style 1.43B GDN hybrid of the decode anchor), with F32 and then BF16
+#           recurrent states, gated on finite logits
 # Usage: bench/device/e2e.sh train|infer
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,4 +27,6 @@ else
   "$g" infer-bench --config configs/paper_1.3b_hybrid.json --batch 1 --prompt 32768 --steps 2 --json "$out/prefill_32k.json"
   "$g" infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32 \
     --json "$out/decode.json"
+  "$g" infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32 \
+    --state-dtype bf16 --json "$out/decode_bf16.json"
 fi
