@@ -1,6 +1,6 @@
 // Device pieces of the tensor-core attention kernels (attention_fwd.cu, attention_bwd_dq.cu, attention_bwd_dkdv.cu):
-// the causal/window visibility tests, mma.sync m16n8k16 on bf16 or f16 with fp32 accumulation, ldmatrix fragment
-// loads from padded shared-memory tiles, and tile copies by cp.async.
+// the causal/window visibility tests, products of whole tiles from padded shared-memory tiles, and tile copies by
+// cp.async (the mma.sync and ldmatrix pieces are gdn2/mma.cuh's, shared with the GDN-2 chunk kernels).
 //
 // Fragment layout (PTX ISA, m16n8k16), lane = 4 g + t: A (16 x 16, row-major) a0 = (g, 2t..2t+1), a1 = (g+8, 2t..),
 // a2 = (g, 2t+8..), a3 = (g+8, 2t+8..); B (16 x 8, k x n) b0 = (k 2t..2t+1, n g), b1 = (k 2t+8.., n g); C (16 x 8)
@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "cuda/gdn2/mma.cuh"  // cp_async_16, cp_async_commit, cp_async_wait
+#include "cuda/gdn2/mma.cuh"  // mma16816, ldsm_a, ldsm_b_nk, ldsm_b_kn, cp_async_16, cp_async_commit, cp_async_wait
 
 namespace gdn2::cuda::attn {
 
@@ -32,73 +32,10 @@ __device__ __forceinline__ bool span_all_visible(int64_t p0, int64_t p1, int64_t
   return j1 <= p0 && (W == 0 || j0 > p1 - W);
 }
 
-// d += a · b on the tensor cores, T = __nv_bfloat16 or __half; fp32 accumulation.
-template <class T>
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats rounded to T, lo in the low half.
-template <class T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  } else {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-}
-
 // Elements p[0], p[1] (p 4-byte aligned) = x, y rounded to T.
 template <class T>
 __device__ __forceinline__ void store2(T* p, float x, float y) {
   *reinterpret_cast<uint32_t*>(p) = pack2<T>(x, y);
-}
-
-// ldmatrix x4: lane l gives the address of row l % 8 of 8x8 matrix l / 8; register i receives matrix i in fragment
-// order (with Trans, the transposed matrix). The "memory" clobber keeps it on its side of every barrier.
-template <bool Trans>
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
-  if constexpr (Trans)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s)
-                 : "memory");
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s)
-                 : "memory");
-}
-
-// A fragment of rows row0..+16, columns k0..+16 of a row-major tile (row stride ld elements).
-template <class T>
-__device__ __forceinline__ void ldsm_a(uint32_t (&a)[4], const T* tile, int ld, int row0, int k0, int lane) {
-  const int m = lane >> 3, r = lane & 7;
-  ldsm_x4<false>(a, tile + (row0 + r + 8 * (m & 1)) * ld + k0 + 8 * (m >> 1));
-}
-// B fragments of two n-tiles (n0..+8 in b[0..1], n0+8..+16 in b[2..3]; k0..+16) of a matrix stored as tile[n][k].
-template <class T>
-__device__ __forceinline__ void ldsm_b_nk(uint32_t (&b)[4], const T* tile, int ld, int n0, int k0, int lane) {
-  const int m = lane >> 3, r = lane & 7;
-  ldsm_x4<false>(b, tile + (n0 + r + 8 * (m >> 1)) * ld + k0 + 8 * (m & 1));
-}
-// The same two n-tiles of a matrix stored as tile[k][n].
-template <class T>
-__device__ __forceinline__ void ldsm_b_kn(uint32_t (&b)[4], const T* tile, int ld, int n0, int k0, int lane) {
-  const int m = lane >> 3, r = lane & 7;
-  ldsm_x4<true>(b, tile + (k0 + r + 8 * (m & 1)) * ld + n0 + 8 * (m >> 1));
 }
 
 // The A fragment of a 16 x 16 block of a product whose fp32 accumulators for the block's columns 0..7 are c0 and for

@@ -65,7 +65,7 @@ __device__ __forceinline__ void unpack8(float (&x)[8], uint4 u) {
 }
 
 __device__ __forceinline__ uint4 pack8(const float (&x)[8]) {
-  return make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+  return make_uint4(pack2(x[0], x[1]), pack2(x[2], x[3]), pack2(x[4], x[5]), pack2(x[6], x[7]));
 }
 
 __device__ __forceinline__ void load_f32x8(float (&x)[8], const float* p) {
@@ -285,16 +285,15 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
             const float2 ga = *reinterpret_cast<const float2*>(&Ga[d]);
             const float e0 = ex2(gi.x - ga.x), e1 = ex2(gi.y - ga.y);
             const float2 qv = unpack_bf16(ld_pair(&sm.q[i][d])), bv = unpack_bf16(ld_pair(&sm.bk[i][d]));
-            qa[h] = pack_bf16(qv.x * e0, qv.y * e1);
-            ka[h] = pack_bf16(bv.x * e0, bv.y * e1);
+            qa[h] = pack2(qv.x * e0, qv.y * e1);
+            ka[h] = pack2(bv.x * e0, bv.y * e1);
           }
           uint32_t bb[4];
           ldsm_b_nk(bb, &sm.k[0][0], LDK, 16 * cb, kh * (KMAX / 2) + 16 * kq, lane);
-          const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
-          mma_bf16_16816(t[0], ka, b0);
-          mma_bf16_16816(t[1], ka, b1);
-          mma_bf16_16816(pp[0], qa, b0);
-          mma_bf16_16816(pp[1], qa, b1);
+          mma16816(t[0], ka, bb[0], bb[1]);
+          mma16816(t[1], ka, bb[2], bb[3]);
+          mma16816(pp[0], qa, bb[0], bb[1]);
+          mma16816(pp[1], qa, bb[2], bb[3]);
         }
       }
       if (kh == 1) {
@@ -330,8 +329,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
             pv[h] = j <= i ? pv_ : 0.f;
           }
           const int j0 = 16 * cb + 8 * nt + 2 * t4;
-          *reinterpret_cast<uint32_t*>(Pw + (r0 + g) * kC + j0) = pack_bf16(pv[0], pv[1]);
-          *reinterpret_cast<uint32_t*>(Pw + (r0 + g + 8) * kC + j0) = pack_bf16(pv[2], pv[3]);
+          *reinterpret_cast<uint32_t*>(Pw + (r0 + g) * kC + j0) = pack2(pv[0], pv[1]);
+          *reinterpret_cast<uint32_t*>(Pw + (r0 + g + 8) * kC + j0) = pack2(pv[2], pv[3]);
         }
       }
       pair_barrier(pair);  // the partials are read before the next block's overwrite them
@@ -426,7 +425,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
   }
   for (int idx = tid; idx < kC * kC / 2; idx += kThreads) {
     const int i = idx / (kC / 2), j = 2 * (idx % (kC / 2));
-    *reinterpret_cast<uint32_t*>(&sm.A[i][j]) = pack_bf16(sm.T[i][j], sm.T[i][j + 1]);
+    *reinterpret_cast<uint32_t*>(&sm.A[i][j]) = pack2(sm.T[i][j], sm.T[i][j + 1]);
   }
   __syncthreads();
   if (cw.A != nullptr) {  // the backward reads A: [64][64] bf16, 16-byte pieces
@@ -449,8 +448,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
     const int i = 16 * rb + g;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-      *reinterpret_cast<uint32_t*>(Ww + i * KMAX + n0 + 8 * nt + 2 * t4) = pack_bf16(acc[nt][0], acc[nt][1]);
-      *reinterpret_cast<uint32_t*>(Ww + (i + 8) * KMAX + n0 + 8 * nt + 2 * t4) = pack_bf16(acc[nt][2], acc[nt][3]);
+      *reinterpret_cast<uint32_t*>(Ww + i * KMAX + n0 + 8 * nt + 2 * t4) = pack2(acc[nt][0], acc[nt][1]);
+      *reinterpret_cast<uint32_t*>(Ww + (i + 8) * KMAX + n0 + 8 * nt + 2 * t4) = pack2(acc[nt][2], acc[nt][3]);
     }
   }
   bf16* Uw = static_cast<bf16*>(cw.U) + blk * kC * cw.vpad;
@@ -491,8 +490,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_intra_kernel(Gdn2Params p) 
     const int i = 16 * rb + g, u0 = v0 + 32 * nh;
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
-      *reinterpret_cast<uint32_t*>(Uw + i * cw.vpad + u0 + 8 * nt + 2 * t4) = pack_bf16(acc[nt][0], acc[nt][1]);
-      *reinterpret_cast<uint32_t*>(Uw + (i + 8) * cw.vpad + u0 + 8 * nt + 2 * t4) = pack_bf16(acc[nt][2], acc[nt][3]);
+      *reinterpret_cast<uint32_t*>(Uw + i * cw.vpad + u0 + 8 * nt + 2 * t4) = pack2(acc[nt][0], acc[nt][1]);
+      *reinterpret_cast<uint32_t*>(Uw + (i + 8) * cw.vpad + u0 + 8 * nt + 2 * t4) = pack2(acc[nt][2], acc[nt][3]);
     }
   }
 }

@@ -65,8 +65,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_kernel(Gdn2Params p) 
   auto store_st = [&] {
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-      *reinterpret_cast<uint32_t*>(&sm.St[16 * warp + g][ch0 + 8 * nt + 2 * t4]) = pack_bf16(s[nt][0], s[nt][1]);
-      *reinterpret_cast<uint32_t*>(&sm.St[16 * warp + g + 8][ch0 + 8 * nt + 2 * t4]) = pack_bf16(s[nt][2], s[nt][3]);
+      *reinterpret_cast<uint32_t*>(&sm.St[16 * warp + g][ch0 + 8 * nt + 2 * t4]) = pack2(s[nt][0], s[nt][1]);
+      *reinterpret_cast<uint32_t*>(&sm.St[16 * warp + g + 8][ch0 + 8 * nt + 2 * t4]) = pack2(s[nt][2], s[nt][3]);
     }
   };
   // The fp32 state to [rows][ld] at column offset col0 (per-chunk states, ht, the transition pass's result).

@@ -9,18 +9,28 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace gdn2::cuda {
 
 using bf16 = __nv_bfloat16;
 
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+// d += a · b on the tensor cores, T = bf16 or __half (16-bit inputs), fp32 accumulation.
+template <class T = bf16>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, bf16>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // tf32 m16n8k8 (fp32 in shared memory, rounded to tf32; fp32 accumulate). A: a0 = (g, t), a1 = (g+8, t),
@@ -151,9 +161,16 @@ __device__ __forceinline__ void mma1_rows2(float (&acc1)[NT][4], float (&acc2)[N
 __device__ __forceinline__ int acc_row(int r0, int lane, int h) { return r0 + (lane >> 2) + 8 * (h >> 1); }
 __device__ __forceinline__ int acc_col(int n0, int lane, int nt, int h) { return n0 + 8 * nt + 2 * (lane & 3) + (h & 1); }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
+// Two floats rounded to T (bf16 or __half), lo in the low half.
+template <class T = bf16>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  } else {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
 }
 
 __device__ __forceinline__ float2 unpack_bf16(uint32_t x) {
@@ -194,7 +211,7 @@ __device__ __forceinline__ void mma_rows(float (&acc)[NT][4], const bf16* a_tile
     for (int nt = 0; nt < NT; ++nt) {
       uint32_t b[2];
       load_b(b, bt, ldb, n0 + 8 * nt, 16 * kk, lane);
-      mma_bf16_16816(acc[nt], a, b);
+      mma16816(acc[nt], a, b[0], b[1]);
     }
   }
 }
@@ -203,7 +220,7 @@ __device__ __forceinline__ void mma_rows(float (&acc)[NT][4], const bf16* a_tile
 // ldmatrix: lane l gives the address of row l % 8 of 8x8 matrix l / 8; each register receives one matrix in mma
 // fragment order (with .trans, the transposed matrix).
 template <bool Trans = false>
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
   if constexpr (Trans)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -217,20 +234,23 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
                  : "memory");
 }
 
-// A fragment (rows row0..+16, columns k0..+16) of a row-major tile, by ldmatrix.
-__device__ __forceinline__ void ldsm_a(uint32_t (&a)[4], const bf16* tile, int ld, int row0, int k0, int lane) {
+// A fragment (rows row0..+16, columns k0..+16) of a row-major tile of 16-bit elements T, by ldmatrix.
+template <class T>
+__device__ __forceinline__ void ldsm_a(uint32_t (&a)[4], const T* tile, int ld, int row0, int k0, int lane) {
   const int m = lane >> 3, r = lane & 7;
-  ldmatrix_x4(a, tile + (row0 + r + 8 * (m & 1)) * ld + k0 + 8 * (m >> 1));
+  ldsm_x4(a, tile + (row0 + r + 8 * (m & 1)) * ld + k0 + 8 * (m >> 1));
 }
 // B fragments of two n-tiles (n0..+8 in b[0..1], n0+8..+16 in b[2..3]; k0..+16) of a matrix stored as tile[n][k].
-__device__ __forceinline__ void ldsm_b_nk(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0, int lane) {
+template <class T>
+__device__ __forceinline__ void ldsm_b_nk(uint32_t (&b)[4], const T* tile, int ld, int n0, int k0, int lane) {
   const int m = lane >> 3, r = lane & 7;
-  ldmatrix_x4(b, tile + (n0 + r + 8 * (m >> 1)) * ld + k0 + 8 * (m & 1));
+  ldsm_x4(b, tile + (n0 + r + 8 * (m >> 1)) * ld + k0 + 8 * (m & 1));
 }
 // The same two n-tiles of a matrix stored as tile[k][n] (row-major k x n).
-__device__ __forceinline__ void ldsm_b_kn(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0, int lane) {
+template <class T>
+__device__ __forceinline__ void ldsm_b_kn(uint32_t (&b)[4], const T* tile, int ld, int n0, int k0, int lane) {
   const int m = lane >> 3, r = lane & 7;
-  ldmatrix_x4<true>(b, tile + (k0 + r + 8 * (m & 1)) * ld + n0 + 8 * (m >> 1));
+  ldsm_x4<true>(b, tile + (k0 + r + 8 * (m & 1)) * ld + n0 + 8 * (m >> 1));
 }
 
 // acc[nt] += A[row0..+16, 0..16·k_steps) · B[0..16·k_steps, n0 + 8·nt..+8) for nt < NT (NT even), both from shared
@@ -246,9 +266,8 @@ __device__ __forceinline__ void mma_rows_kn(float (&acc)[NT][4], const bf16* a_t
     for (int nt = 0; nt < NT; nt += 2) {
       uint32_t bb[4];
       ldsm_b_kn(bb, b, ldb, n0 + 8 * nt, 16 * kk, lane);
-      const uint32_t b0[2] = {bb[0], bb[1]}, b1[2] = {bb[2], bb[3]};
-      mma_bf16_16816(acc[nt], a, b0);
-      mma_bf16_16816(acc[nt + 1], a, b1);
+      mma16816(acc[nt], a, bb[0], bb[1]);
+      mma16816(acc[nt + 1], a, bb[2], bb[3]);
     }
   }
 }
