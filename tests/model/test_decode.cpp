@@ -63,6 +63,23 @@ TEST(Decode, LinearStateIsConstantMemory) {
   EXPECT_EQ(st.bytes(), bytes);
 }
 
+// A decode step's least traffic over slots: linear states and conv caches read and written, KV read up to the length.
+TEST(Decode, SlotTrafficOfAStep) {
+  const ModelConfig linear = test::tiny_config("GGSD");
+  LanguageModel a(linear, DType::f32);
+  const InferenceState sa = a.new_slots(3, 16);
+  EXPECT_EQ(sa.decode_bytes(5), 2 * sa.bytes());  // no KV caches: the length does not matter
+  const ModelConfig hybrid = test::tiny_config("GKDSAW");
+  LanguageModel b(hybrid, DType::f32);
+  const InferenceState sb = b.new_slots(3, 16);
+  const int64_t both = sb.decode_bytes(0) / 2, kv = sb.bytes() - both;  // linear caches, KV caches
+  EXPECT_GT(both, 0);
+  EXPECT_GT(kv, 0);
+  EXPECT_EQ(sb.decode_bytes(16), 2 * both + kv);
+  EXPECT_EQ(sb.decode_bytes(8), 2 * both + kv / 2);
+  EXPECT_EQ(sb.decode_bytes(100), sb.decode_bytes(16));  // at most the whole cache
+}
+
 TEST(Decode, SamplerModes) {
   std::mt19937_64 rng(1);
   const std::vector<float> logits{0.f, 5.f, 1.f, 4.9f};
