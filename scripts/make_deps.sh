@@ -8,4 +8,6 @@ cp -r /usr/include/nlohmann /usr/include/CLI /usr/include/gtest deps/include/
 cp /usr/include/pcre2.h /usr/include/utf8proc.h deps/include/
 arch=$(gcc -print-multiarch)
 cp /usr/lib/$arch/libpcre2-8.a /usr/lib/$arch/libutf8proc.a /usr/lib/$arch/libgtest.a /usr/lib/$arch/libgtest_main.a deps/lib/
+# The cuDNN frontend's headers (scripts/get_cudnn_frontend.sh), for the fused attention.
+scripts/get_cudnn_frontend.sh >/dev/null && cp -r third_party/cudnn_frontend/include/. deps/include/
 du -sh deps

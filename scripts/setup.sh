@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the build needs (Debian packages) and the training corpus (scripts/get_corpus.sh), and builds gdn2:
+# Installs what the build needs (Debian packages; with nvcc, the cuDNN frontend's headers) and the training corpus (scripts/get_corpus.sh), and builds gdn2:
 # the CUDA preset where nvcc and a GPU exist, else the CPU preset. Prints the build folder's name on its last line.
 # Safe to run again.
 set -euo pipefail
@@ -17,6 +17,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo_cmd apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
     { $sudo_cmd apt-get update -q >/dev/null && $sudo_cmd apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+
+# The header-only cuDNN frontend for the CUDA build's fused attention (without it, gdn2's own attention kernels).
+if command -v nvcc >/dev/null 2>&1; then
+  scripts/get_cudnn_frontend.sh >/dev/null ||
+    echo "setup: the cuDNN frontend was not fetched: the CUDA build uses gdn2's own attention kernels only" >&2
 fi
 
 corpus="$(scripts/get_corpus.sh | tail -n 1)"  # the training corpus (docs/data.md)

@@ -3,6 +3,7 @@
 // path's kernels (attention_rows.cu). Every gradient element is summed by one thread in a fixed order: no atomics,
 // bitwise reproducible.
 #include "cuda/attention.h"
+#include "cuda/attention_cudnn.h"
 #include "cuda/attention_params.h"
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
@@ -45,6 +46,7 @@ AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tens
     detail::cuda_memory().zero(g.dv.raw_mut(), g.dv.nbytes());
     return g;
   }
+  if (cudnn_attention_backward(a, g.dq.raw_mut(), g.dk.raw_mut(), g.dv.raw_mut())) return g;
   Tensor delta = Tensor::empty({a.B, a.Hq, a.Tq}, DType::f32, Device::cuda);
   const int64_t rows = a.B * a.Tq * a.Hq;
   attention_delta_kernel<<<static_cast<unsigned>((rows + kDeltaWarps - 1) / kDeltaWarps), kDeltaWarps * 32, 0, stream()>>>(

@@ -8,6 +8,7 @@
 
 #include "cuda/stream.h"
 #include "cuda/attention.h"
+#include "cuda/attention_cudnn.h"
 #include "cuda/attention_params.h"
 #include "cuda/attention_tc.cuh"
 #include "cuda/common.cuh"
@@ -201,6 +202,7 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
   r.lse = Tensor::empty({a.B, a.Hq, a.Tq}, DType::f32, Device::cuda);
   if (a.B * a.Tq == 0) return r;
   float* lse = static_cast<float*>(r.lse.raw_mut());
+  if (cudnn_attention_forward(a, r.o.raw_mut(), lse)) return r;
   if (attn_tensor_cores(a, false, {a.q, a.k, a.v, r.o.raw()}))
     attention_tc_forward(a, r.o.raw_mut(), lse);
   else
