@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device command: build, then
 #   test    the CUDA test suite (log in $OUT/test_cuda.log)
-#   bench   attention kernels against torch SDPA (same shapes, same run), then decode throughput of the 1.43B
+#   bench   attention against torch SDPA (same shapes, same run; gdn2's kernels, then cuDNN's fused attention through
+#           GDN2_CUDNN_ATTENTION=1), then decode throughput of the 1.43B
 #           Qwen3.5-style hybrid through the continuous-batching decoder at batch 1, 16, 64 and 256 with CUDA graphs,
 #           and batch 1 and 64 without (results as JSON in $OUT)
 # Usage: bench/device/serve.sh test|bench
@@ -20,11 +21,14 @@ if [ "$part" = test ]; then
 else
   for shape in "-B 2 -T 4096 -H 16 --Hkv 4 -D 128" "-B 1 -T 16384 -H 16 --Hkv 4 -D 128"; do
     "$g" ops attn-bench --backend cuda $shape --reps 20 --json "$out/attn_gdn2.json" | tail -n 2
+    GDN2_CUDNN_ATTENTION=1 "$g" ops attn-bench --backend cuda $shape --reps 20 --json "$out/attn_cudnn.json" | tail -n 2
     python3 bench/attention_sdpa.py $shape | tee "$out/attn_sdpa.json"
-    python3 - "$out/attn_gdn2.json" "$out/attn_sdpa.json" <<'PY'
+    python3 - "$out/attn_gdn2.json" "$out/attn_cudnn.json" "$out/attn_sdpa.json" <<'PY'
 import json, sys
-a, b = (json.load(open(p)) for p in sys.argv[1:3])
-print(f"  gdn2 / sdpa time: forward {a['fwd_ms'] / b['fwd_ms']:.2f}x, forward+backward {a['fwd_bwd_ms'] / b['fwd_bwd_ms']:.2f}x")
+own, cudnn, sdpa = (json.load(open(p)) for p in sys.argv[1:4])
+for name, a in (("gdn2 kernels", own), ("gdn2 via cuDNN", cudnn)):
+    print(f"  {name} / sdpa time: forward {a['fwd_ms'] / sdpa['fwd_ms']:.2f}x, "
+          f"forward+backward {a['fwd_bwd_ms'] / sdpa['fwd_bwd_ms']:.2f}x")
 PY
   done
   "$g" infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32 \
