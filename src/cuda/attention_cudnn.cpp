@@ -9,6 +9,7 @@
 #ifdef GDN2_WITH_CUDNN
 #include <cudnn_frontend.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,13 +29,15 @@ namespace {
 
 namespace fe = cudnn_frontend;
 
-bool enabled() {
-  static const bool on = [] {
+std::atomic<bool>& switched_on() {
+  static std::atomic<bool> on = [] {
     const char* e = std::getenv("GDN2_CUDNN_ATTENTION");
     return e != nullptr && std::strcmp(e, "1") == 0;
   }();
   return on;
 }
+
+bool enabled() { return switched_on().load(); }
 
 bool takes(const AttnParams& a) {
   return enabled() && (a.t == ElemType::bf16 || a.t == ElemType::f16) && a.Tq == a.Tk && a.Tq > 0 && a.W == 0 &&
@@ -107,8 +110,11 @@ const Plan& plan(const AttnParams& a, bool backward) {
     auto o = g->tensor(bthd("o", kO, B, T, Hq, D));
     auto d_o = g->tensor(bthd("d_o", kDO, B, T, Hq, D));
     auto stats = g->tensor(stats_attr);
-    auto opts = fe::graph::SDPA_backward_attributes().set_name("sdpa_backward").set_causal_mask(true).set_attn_scale(
-        a.scale);
+    auto opts = fe::graph::SDPA_backward_attributes()
+                    .set_name("sdpa_backward")
+                    .set_causal_mask(true)
+                    .set_attn_scale(a.scale)
+                    .set_deterministic_algorithm(true);  // bitwise reproducible, as gdn2's own backward
     auto [dq, dk, dv] = g->sdpa_backward(q, k, v, o, d_o, stats, opts);
     as_bthd(dq, "dq", kDQ, B, T, Hq, D);
     as_bthd(dk, "dk", kDK, B, T, Hkv, D);
@@ -142,6 +148,9 @@ bool run(const Plan& p, std::unordered_map<int64_t, void*>& pack) {
 
 }  // namespace
 
+bool cudnn_attention_built() { return true; }
+void cudnn_attention_set(bool on) { switched_on().store(on); }
+
 bool cudnn_attention_forward(const AttnParams& a, void* o, float* lse) {
   if (!takes(a)) return false;
   std::unordered_map<int64_t, void*> pack{{kQ, const_cast<void*>(a.q)}, {kK, const_cast<void*>(a.k)},
@@ -162,6 +171,8 @@ bool cudnn_attention_backward(const AttnParams& a, void* dq, void* dk, void* dv)
 
 #else
 
+bool cudnn_attention_built() { return false; }
+void cudnn_attention_set(bool) {}
 bool cudnn_attention_forward(const AttnParams&, void*, float*) { return false; }
 bool cudnn_attention_backward(const AttnParams&, void*, void*, void*) { return false; }
 

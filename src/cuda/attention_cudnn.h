@@ -7,6 +7,10 @@
 
 namespace gdn2::cuda {
 
+// Whether the build has the path; turning it on or off for the process (GDN2_CUDNN_ATTENTION=1 turns it on at start).
+bool cudnn_attention_built();
+void cudnn_attention_set(bool on);
+
 // o and lse (F32 [B, Hq, Tq], natural-log log-sum-exp of the scaled scores, as gdn2's kernels write it) of a; false,
 // with nothing written, when the path is off, the problem is not one it takes, or cuDNN has no plan for it.
 bool cudnn_attention_forward(const AttnParams& a, void* o, float* lse);

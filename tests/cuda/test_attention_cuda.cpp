@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "cpu/op_test_util.h"
+#include "cuda/attention_cudnn.h"
 #include "cuda/require_gpu.h"
 #include "gdn2/ops/attention.h"
 
@@ -141,6 +143,36 @@ TEST(AttentionCuda, MatchesCpu) {
   for (const AttnCase& c : cases)
     for (DType dt : kTypes) {
       check_case(c, dt, seed);
+      seed += 10;
+    }
+}
+
+// cuDNN's fused attention (GDN2_CUDNN_ATTENTION=1): the cases it takes, against the CPU as above, and it must have
+// taken them.
+TEST(AttentionCuda, CudnnPathMatchesCpu) {
+  REQUIRE_GPU();
+  if (!cuda::cudnn_attention_built()) GTEST_SKIP() << "built without cuDNN";
+  struct Restore {
+    ~Restore() { cuda::cudnn_attention_set(false); }
+  } restore;
+  cuda::cudnn_attention_set(true);
+  const AttnCase cases[] = {{2, 37, 37, 4, 2, 64, 0},
+                            {1, 333, 333, 4, 1, 128, 0},
+                            {1, 130, 130, 2, 1, 64, 0, 0.5},
+                            {2, 200, 200, 16, 4, 128, 0},
+                            {1, 77, 77, 3, 3, 40, 0}};
+  uint64_t seed = 5000;
+  for (const AttnCase& c : cases)
+    for (DType dt : {DType::bf16, DType::f16}) {
+      check_case(c, dt, seed);
+      const Inputs in = make_inputs(c, dt, seed);
+      const Tensor q = gpu(in.q, dt), k = gpu(in.k, dt), v = gpu(in.v, dt);
+      const double scale = c.scale != 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.D));
+      const cuda::AttnParams a = cuda::attn_params(q, k, v, scale, 0, "test");
+      Tensor o = Tensor::empty(q.shape(), dt, Device::cuda);
+      Tensor lse = Tensor::empty({c.B, c.Hq, c.Tq}, DType::f32, Device::cuda);
+      EXPECT_TRUE(cuda::cudnn_attention_forward(a, o.raw_mut(), static_cast<float*>(lse.raw_mut())))
+          << c.name() << " " << dtype_name(dt) << ": cuDNN did not take it";
       seed += 10;
     }
 }
