@@ -153,7 +153,8 @@ struct BatchDecoder::Impl {
     std::vector<int32_t> next(static_cast<size_t>(n));
     if (all_greedy) {
       const Tensor p = greedy_picks.defined() ? greedy_picks.cpu() : argmax_rows(logits).cpu();
-      for (int64_t i = 0; i < n; ++i) next[static_cast<size_t>(i)] = checked(p.data<int32_t>()[i], *seqs[static_cast<size_t>(i)]);
+      for (int64_t i = 0; i < n; ++i)
+        next[static_cast<size_t>(i)] = checked(p.data<int32_t>()[i], *seqs[static_cast<size_t>(i)]);
       return next;
     }
     const Tensor l = logits.to(DType::f32).cpu();
@@ -171,7 +172,7 @@ struct BatchDecoder::Impl {
   // Whether a graph may feed every row's token at position length + ahead: greedy rows (the graph picks them), with
   // that position inside the slots.
   bool can_feed(int64_t ahead) const {
-    return graph_mode() && all_greedy() &&
+    return all_greedy() &&
            std::all_of(rows.begin(), rows.end(), [&](const Sequence& s) { return s.length + ahead < opt.max_len; });
   }
 
@@ -185,11 +186,13 @@ struct BatchDecoder::Impl {
 #endif
   }
 
-  // Each row's pending token was fed and `next` picked after it.
-  void take(const std::vector<int32_t>& next) {
+  // Each row's pending token was fed and `next` picked after it; `fed`: a decode in flight feeds that one already.
+  void take(const std::vector<int32_t>& next, bool fed = false) {
     for (size_t i = 0; i < rows.size(); ++i) {
       rows[i].length += 1;
       rows[i].pending = next[i];
+      rows[i].fed = fed;
+      rows[i].next.reset();
     }
   }
 
@@ -216,59 +219,60 @@ struct BatchDecoder::Impl {
   }
 
 #ifdef GDN2_WITH_CUDA
-  // Uploads every row's pending token and launches the bucket's graph.
-  void launch_from_host() {
+  // Launches the bucket's graph: on every row's pending token uploaded from the host, or on the inputs the graph
+  // before fed on the device.
+  void launch(bool from_host) {
     const int64_t n = static_cast<int64_t>(rows.size()), g = bucket(n);
-    std::vector<int32_t> v = inputs(n, g), all(static_cast<size_t>(3 * opt.capacity), 0);
-    for (int64_t part = 0; part < 3; ++part)  // the bucket reads the first g of each part
-      std::copy(v.begin() + part * g, v.begin() + (part + 1) * g, all.begin() + part * opt.capacity);
-    upload(all);
+    if (from_host) {
+      std::vector<int32_t> v = inputs(n, g), all(static_cast<size_t>(3 * opt.capacity), 0);
+      for (int64_t part = 0; part < 3; ++part)  // the bucket reads the first g of each part
+        std::copy(v.begin() + part * g, v.begin() + (part + 1) * g, all.begin() + part * opt.capacity);
+      upload(all);
+    }
     graphs.at(g).launch();
+  }
+
+  // Starts the copy of the launched graph's picks into readback[slot], which becomes the one in flight.
+  void read_picks(int slot) {
+    readback[slot]->start(out_ids, 4 * rows.size());
+    inflight = slot;
   }
 
   void decode_graph() {
     const auto n = static_cast<int64_t>(rows.size());
     if (inflight < 0 && !rows[0].next) {  // every row's pending is still to be fed
-      launch_from_host();
+      launch(true);
       if (!all_greedy()) {  // sampling on the host from the step's logits
         take(pick(out_logits.slice0(0, n), out_ids.slice0(0, n), all_rows()));
         return;
       }
-      readback[0]->start(out_ids, 4 * static_cast<size_t>(n));
-      inflight = 0;
+      read_picks(0);
     }
-    if (inflight >= 0) {
-      // The decode in flight fed every pending token; the next one feeds its picks (on the device) before they are
-      // read here.
-      const bool more = can_feed(1);
-      const int other = 1 - inflight;
-      if (more) {
-        graphs.at(bucket(n)).launch();
-        readback[other]->start(out_ids, 4 * static_cast<size_t>(n));
-      }
-      const auto* p = static_cast<const int32_t*>(readback[inflight]->wait());
-      inflight = more ? other : -1;
-      for (int64_t i = 0; i < n; ++i) {
-        Sequence& s = rows[static_cast<size_t>(i)];
-        s.pending = checked(p[i], s);
-        s.length += 1;
-        s.fed = more;
+    if (inflight < 0) {  // every row's next token is known already (a join or leave waited for its decode)
+      std::vector<int32_t> next;
+      for (const Sequence& s : rows) next.push_back(*s.next);
+      take(next);
+      if (can_feed(0)) {
+        launch(true);
+        read_picks(0);
+        for (Sequence& s : rows) s.fed = true;
       }
       return;
     }
-    // Every row's next token is known already (a join or leave waited for the decode that picked it).
-    for (Sequence& s : rows) {
-      s.pending = *s.next;
-      s.next.reset();
-      s.length += 1;
-      s.fed = false;
+    // The decode in flight fed every pending token; the next one feeds its picks (on the device) before they are read
+    // here.
+    const int now = inflight;
+    const bool more = can_feed(1);
+    if (more) {
+      launch(false);
+      read_picks(1 - now);
+    } else {
+      inflight = -1;
     }
-    if (can_feed(0)) {
-      launch_from_host();
-      readback[0]->start(out_ids, 4 * static_cast<size_t>(n));
-      inflight = 0;
-      for (Sequence& s : rows) s.fed = true;
-    }
+    const auto* p = static_cast<const int32_t*>(readback[now]->wait());
+    std::vector<int32_t> next;
+    for (int64_t i = 0; i < n; ++i) next.push_back(checked(p[i], rows[static_cast<size_t>(i)]));
+    take(next, more);
   }
 #endif
 
