@@ -97,15 +97,41 @@ __device__ __forceinline__ float row_dot(const T* row, const float* q) {
   return s;
 }
 
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
-  return x;
+using attn::warp_max;
+using attn::warp_sum;
+
+// What block (split, head group, sequence) takes: sequence n, kv head hkv, query heads h0 .. h0 + gn - 1 (at most
+// `rows`), and its split's visible keys [lo, hi).
+struct DecodeBlock {
+  int split, n, hkv, h0, gn;
+  int64_t lo, hi;
+};
+
+__device__ __forceinline__ DecodeBlock decode_block(const DecodeArgs& a, int rows) {
+  DecodeBlock b;
+  b.split = blockIdx.x;
+  b.n = blockIdx.z;
+  b.hkv = blockIdx.y / a.subgroups;
+  b.h0 = b.hkv * a.G + (blockIdx.y % a.subgroups) * rows;
+  b.gn = min(rows, b.hkv * a.G + a.G - b.h0);
+  const int64_t len = min(max(static_cast<int64_t>(a.len[b.n]), int64_t{0}), a.L);
+  const int64_t start = a.window > 0 ? max(int64_t{0}, len - a.window) : 0;
+  b.lo = max(start, static_cast<int64_t>(b.split) * a.chunk);
+  b.hi = min(len, static_cast<int64_t>(b.split + 1) * a.chunk);
+  return b;
 }
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
-  return x;
+
+// Element d of query row `row` (n · Hq + h) of a split's result: into o with one split, else into the split's part.
+template <class T>
+__device__ __forceinline__ void store_out(const DecodeArgs& a, int64_t row, int split, int d, float x) {
+  if (a.splits == 1)
+    static_cast<T*>(a.o)[row * a.D + d] = from_f<T>(x);
+  else
+    a.part_o[(row * a.splits + split) * a.D + d] = x;
+}
+// The split's log-sum-exp of that row (kept only with several splits, for the merge).
+__device__ __forceinline__ void store_lse(const DecodeArgs& a, int64_t row, int split, float lse) {
+  if (a.splits > 1) a.part_lse[row * a.splits + split] = lse;
 }
 
 template <class T, int E>
@@ -114,15 +140,10 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a)
   constexpr int W = Lay::W, kRowElems = Lay::kRowBytes / static_cast<int>(sizeof(T));
   extern __shared__ __align__(16) unsigned char smem[];
   float* sq = reinterpret_cast<float*>(smem + kStages * Lay::kTileBytes);
-  const int split = blockIdx.x, n = blockIdx.z;
-  const int hkv = blockIdx.y / a.subgroups;
-  const int h0 = hkv * a.G + (blockIdx.y % a.subgroups) * kMaxGroup;
-  const int gn = min(kMaxGroup, hkv * a.G + a.G - h0);
+  const DecodeBlock blk = decode_block(a, kMaxGroup);
+  const int split = blk.split, n = blk.n, hkv = blk.hkv, h0 = blk.h0, gn = blk.gn;
+  const int64_t lo = blk.lo, hi = blk.hi;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t len = min(max(static_cast<int64_t>(a.len[n]), int64_t{0}), a.L);
-  const int64_t start = a.window > 0 ? max(int64_t{0}, len - a.window) : 0;
-  const int64_t lo = max(start, static_cast<int64_t>(split) * a.chunk);
-  const int64_t hi = min(len, static_cast<int64_t>(split + 1) * a.chunk);
 
   // The scaled queries (zero past D and past the group), and zero row padding [D, W) in every tile row: the copies
   // write [0, D) only, and the scores read whole rows.
@@ -221,13 +242,9 @@ __global__ void __launch_bounds__(kWarps * 32) decode_kernel(const DecodeArgs a)
     for (int e = 0; e < E; ++e) {
       const int d = lane * E + e;
       if (d >= a.D) break;
-      const float out = sum > 0.f ? acc[hh][e] / sum : 0.f;
-      if (a.splits == 1)
-        static_cast<T*>(a.o)[row * a.D + d] = from_f<T>(out);
-      else
-        a.part_o[(row * a.splits + split) * a.D + d] = out;
+      store_out<T>(a, row, split, d, sum > 0.f ? acc[hh][e] / sum : 0.f);
     }
-    if (a.splits > 1 && lane == 0) a.part_lse[row * a.splits + split] = sum > 0.f ? m[hh] + logf(sum) : -INFINITY;
+    if (lane == 0) store_lse(a, row, split, sum > 0.f ? m[hh] + logf(sum) : -INFINITY);
   }
 }
 
@@ -254,15 +271,10 @@ __global__ void __launch_bounds__(kWarps * 32) decode_tc_kernel(const DecodeArgs
   extern __shared__ uint4 tc_smem[];
   T* sQ = reinterpret_cast<T*>(tc_smem);
   T* sKV = sQ + kRows * kLd;
-  const int split = blockIdx.x, n = blockIdx.z;
-  const int hkv = blockIdx.y / a.subgroups;
-  const int h0 = hkv * a.G + (blockIdx.y % a.subgroups) * kRows;
-  const int gn = min(kRows, hkv * a.G + a.G - h0);
+  const DecodeBlock blk = decode_block(a, kRows);
+  const int split = blk.split, n = blk.n, hkv = blk.hkv, h0 = blk.h0, gn = blk.gn;
+  const int64_t lo = blk.lo, hi = blk.hi;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-  const int64_t len = min(max(static_cast<int64_t>(a.len[n]), int64_t{0}), a.L);
-  const int64_t start = a.window > 0 ? max(int64_t{0}, len - a.window) : 0;
-  const int64_t lo = max(start, static_cast<int64_t>(split) * a.chunk);
-  const int64_t hi = min(len, static_cast<int64_t>(split + 1) * a.chunk);
   const int64_t tiles = hi > lo ? (hi - lo + kTileKeys - 1) / kTileKeys : 0;
 
   const int64_t tok = static_cast<int64_t>(a.Hkv) * D;
@@ -372,12 +384,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_tc_kernel(const DecodeArgs
       }
     }
     const int64_t orow = static_cast<int64_t>(n) * a.Hq + h0 + row;
-    if (a.splits == 1) {
-      static_cast<T*>(a.o)[orow * D + d] = from_f<T>(sum > 0.f ? out / sum : 0.f);
-    } else {
-      a.part_o[(orow * a.splits + split) * D + d] = sum > 0.f ? out / sum : 0.f;
-      if (d == 0) a.part_lse[orow * a.splits + split] = sum > 0.f ? M * a.scale + logf(sum) : -INFINITY;
-    }
+    store_out<T>(a, orow, split, d, sum > 0.f ? out / sum : 0.f);
+    if (d == 0) store_lse(a, orow, split, sum > 0.f ? M * a.scale + logf(sum) : -INFINITY);
   }
 }
 

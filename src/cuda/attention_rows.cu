@@ -7,6 +7,7 @@
 #include "cuda/stream.h"
 #include "cuda/attention.h"
 #include "cuda/attention_params.h"
+#include "cuda/attention_tc.cuh"  // warp_sum
 #include "cuda/common.cuh"
 #include "cuda/gdn2/load.cuh"
 
@@ -26,10 +27,7 @@ __device__ __forceinline__ int64_t k_index(const AttnParams& a, int64_t b, int64
   return ((b * a.Tk + j) * a.Hkv + h) * a.D;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+using attn::warp_sum;
 
 // Whether query position p sees key j.
 __device__ __forceinline__ bool visible(const AttnParams& a, int64_t p, int64_t j) {
