@@ -56,15 +56,12 @@ cudnnHandle_t handle() {
 
 enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kDO, kDQ, kDK, kDV };
 
-// A [B, H, T, D] view of gdn2's [B, T, H, D] memory.
-fe::graph::Tensor_attributes bthd(const char* name, int64_t uid, int64_t B, int64_t T, int64_t H, int64_t D) {
-  return fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim({B, H, T, D}).set_stride(
-      {T * H * D, D, H * D, 1});
-}
+using TensorPtr = std::shared_ptr<fe::graph::Tensor_attributes>;
 
-void as_bthd(const std::shared_ptr<fe::graph::Tensor_attributes>& t, const char* name, int64_t uid, int64_t B,
-             int64_t T, int64_t H, int64_t D) {
-  t->set_output(true).set_name(name).set_uid(uid).set_dim({B, H, T, D}).set_stride({T * H * D, D, H * D, 1});
+// Names a graph tensor and makes it a [B, H, T, D] view of gdn2's [B, T, H, D] memory.
+const TensorPtr& bthd(const TensorPtr& t, const char* name, int64_t uid, int64_t B, int64_t T, int64_t H, int64_t D) {
+  t->set_name(name).set_uid(uid).set_dim({B, H, T, D}).set_stride({T * H * D, D, H * D, 1});
+  return t;
 }
 
 struct Plan {
@@ -87,15 +84,16 @@ const Plan& plan(const AttnParams& a, bool backward) {
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
   const int64_t B = a.B, T = a.Tq, Hq = a.Hq, Hkv = a.Hkv, D = a.D;
-  auto q = g->tensor(bthd("q", kQ, B, T, Hq, D));
-  auto k = g->tensor(bthd("k", kK, B, T, Hkv, D));
-  auto v = g->tensor(bthd("v", kV, B, T, Hkv, D));
-  auto stats_attr = fe::graph::Tensor_attributes()
-                        .set_name("stats")
-                        .set_uid(kStats)
-                        .set_dim({B, Hq, T, 1})
-                        .set_stride({Hq * T, T, 1, 1})
-                        .set_data_type(fe::DataType_t::FLOAT);
+  auto input = [&] { return g->tensor(fe::graph::Tensor_attributes()); };
+  auto q = bthd(input(), "q", kQ, B, T, Hq, D);
+  auto k = bthd(input(), "k", kK, B, T, Hkv, D);
+  auto v = bthd(input(), "v", kV, B, T, Hkv, D);
+  // The log-sum-exp, F32 [B, Hq, T]: the forward's output, the backward's input.
+  auto as_stats = [&](const TensorPtr& t) {
+    t->set_name("stats").set_uid(kStats).set_dim({B, Hq, T, 1}).set_stride({Hq * T, T, 1, 1});
+    t->set_data_type(fe::DataType_t::FLOAT);
+    return t;
+  };
   if (!backward) {
     auto opts = fe::graph::SDPA_attributes()
                     .set_name("sdpa")
@@ -103,22 +101,21 @@ const Plan& plan(const AttnParams& a, bool backward) {
                     .set_causal_mask(true)
                     .set_attn_scale(a.scale);
     auto [o, stats] = g->sdpa(q, k, v, opts);
-    as_bthd(o, "o", kO, B, T, Hq, D);
-    stats->set_output(true).set_name("stats").set_uid(kStats).set_dim({B, Hq, T, 1}).set_stride({Hq * T, T, 1, 1});
-    stats->set_data_type(fe::DataType_t::FLOAT);
+    bthd(o, "o", kO, B, T, Hq, D)->set_output(true);
+    as_stats(stats)->set_output(true);
   } else {
-    auto o = g->tensor(bthd("o", kO, B, T, Hq, D));
-    auto d_o = g->tensor(bthd("d_o", kDO, B, T, Hq, D));
-    auto stats = g->tensor(stats_attr);
+    auto o = bthd(input(), "o", kO, B, T, Hq, D);
+    auto d_o = bthd(input(), "d_o", kDO, B, T, Hq, D);
+    auto stats = as_stats(input());
     auto opts = fe::graph::SDPA_backward_attributes()
                     .set_name("sdpa_backward")
                     .set_causal_mask(true)
                     .set_attn_scale(a.scale)
                     .set_deterministic_algorithm(true);  // bitwise reproducible, as gdn2's own backward
     auto [dq, dk, dv] = g->sdpa_backward(q, k, v, o, d_o, stats, opts);
-    as_bthd(dq, "dq", kDQ, B, T, Hq, D);
-    as_bthd(dk, "dk", kDK, B, T, Hkv, D);
-    as_bthd(dv, "dv", kDV, B, T, Hkv, D);
+    bthd(dq, "dq", kDQ, B, T, Hq, D)->set_output(true);
+    bthd(dk, "dk", kDK, B, T, Hkv, D)->set_output(true);
+    bthd(dv, "dv", kDV, B, T, Hkv, D)->set_output(true);
   }
   Plan p;
   const cudnnHandle_t h = handle();
