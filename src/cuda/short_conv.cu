@@ -4,7 +4,7 @@
 // walks down the rows: it forms dz = dy · act'(z), then dx (and, below a sequence's start, the initial cache's
 // gradient) from the W newest dz it holds, and adds its part's weight and bias gradient terms, which a second kernel
 // sums over the parts in a fixed order. Training's layout (equal sequences, no caches,
-// rows of a multiple of 8 channels) takes a tiled backward through shared memory instead. The decode step: one thread
+// rows of a multiple of 8 channels) takes a tiled forward and backward through shared memory instead. The decode step: one thread
 // per (sequence, channel), the cache updated in place.
 #include "cuda/short_conv.h"
 
@@ -284,6 +284,9 @@ constexpr int kTileGroups = kTileThreads / kTileCols;  // threads per channel, e
 struct alignas(16) TileSmem {
   float x[kTileRows + 2 * kTileHalo][kTileCols];  // rows r0 − M .. r0 + R + M − 1 (zero outside [0, rows))
   float dz[kTileRows + kTileHalo][kTileCols];     // rows r0 .. r0 + R + M − 1: dy, then dz
+  // Row r0 + rl's place in its sequence, capped: min(position, 3) rows of its sequence above it and min(rows left
+  // from it to the sequence's end, 4) (one 64-bit division per row, not per element).
+  int above[kTileRows + kTileHalo], left[kTileRows + kTileHalo];
 };
 
 __device__ __forceinline__ void tile_load(float (*dst)[kTileCols], int count, const void* src, ElemType t,
@@ -307,6 +310,11 @@ __global__ void __launch_bounds__(kTileThreads)
   const int64_t c = c0 + cl;
   tile_load(sm.x, kTileRows + 2 * M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
   tile_load(sm.dz, kTileRows + M, dy, a.xt, r0, a.rows, a.C, c0);
+  for (int rl = threadIdx.x; rl < kTileRows + kTileHalo; rl += kTileThreads) {
+    const int64_t pos = (r0 + rl) % a.T;
+    sm.above[rl] = static_cast<int>(pos < 3 ? pos : 3);
+    sm.left[rl] = static_cast<int>(a.T - pos < 4 ? a.T - pos : 4);
+  }
   float w[4] = {}, bias = 0.f;
   if (c < a.C) {
     load_taps(a, c, w);
@@ -319,13 +327,11 @@ __global__ void __launch_bounds__(kTileThreads)
   for (int rl = grp; rl < kTileRows + M; rl += kTileGroups) {
     const int64_t r = r0 + rl;
     if (r >= a.rows) break;
-    const int64_t first = r - r % a.T;  // the sequence's first row
+    const int above = sm.above[rl];
     float win[4];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {  // slot j holds tap j − lo, input row r − (3 − j)
-      const int64_t src = r - (3 - j);
-      win[j] = j >= lo && src >= first ? sm.x[rl + M - (3 - j)][cl] : 0.f;
-    }
+    for (int j = 0; j < 4; ++j)  // slot j holds tap j − lo, input row r − (3 − j), inside the sequence when 3 − j <= above
+      win[j] = j >= lo && 3 - j <= above ? sm.x[rl + M - (3 - j)][cl] : 0.f;
     float d = sm.dz[rl][cl];
     if (a.silu) {
       const float z = pre_activation(a, bias, w, win), sg = sigmoid_f(z);
@@ -342,12 +348,11 @@ __global__ void __launch_bounds__(kTileThreads)
   // dx of the block's rows, over x's place, then stored 16 bytes at a time.
   float(*dxs)[kTileCols] = sm.x;
   for (int rl = grp; rl < kTileRows; rl += kTileGroups) {
-    const int64_t r = r0 + rl;
-    const int64_t end = r - r % a.T + a.T;  // one past the sequence's last row
+    const int left = sm.left[rl];
     float s = 0.f;
 #pragma unroll
-    for (int j = 0; j < 4; ++j)  // tap i = j − lo meets dz(r + M − i) = dz(r + 3 − j)
-      if (j >= lo && r + 3 - j < end) s += sm.dz[rl + 3 - j][cl] * w[j];
+    for (int j = 0; j < 4; ++j)  // tap i = j − lo meets dz(r + M − i) = dz(r + 3 − j), inside the sequence when 3 − j < left
+      if (j >= lo && 3 - j < left) s += sm.dz[rl + 3 - j][cl] * w[j];
     dxs[rl][cl] = s;
   }
   // The block's weight and bias terms: the groups' sums in order, through the dz tile (no longer read after the sync).
@@ -377,6 +382,48 @@ __global__ void __launch_bounds__(kTileThreads)
   out[a.C * a.W + c] = tb;
 }
 static_assert(kTileGroups * 5 <= kTileRows + kTileHalo, "the group sums fit the dz tile");
+
+// The forward of the same training layout: one block per (64 channels, kTileRows rows) stages x with the M rows above
+// by 16-byte loads, forms its outputs one channel a thread (as the backward tile kernel forms dz) into a second tile,
+// and writes that back with 16-byte stores.
+__global__ void __launch_bounds__(kTileThreads) conv_forward_tile_kernel(ConvRows a, void* y) {
+  __shared__ alignas(16) float xs[kTileRows + kTileHalo][kTileCols];  // rows r0 − M .. r0 + R − 1
+  __shared__ alignas(16) float ys[kTileRows][kTileCols];
+  __shared__ int above[kTileRows];  // min(position in its sequence, 3) of row r0 + rl
+  const int M = a.W - 1, lo = 4 - a.W;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kTileCols, r0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
+  const int cl = threadIdx.x % kTileCols, grp = threadIdx.x / kTileCols;
+  const int64_t c = c0 + cl;
+  tile_load(xs, kTileRows + M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
+  for (int rl = threadIdx.x; rl < kTileRows; rl += kTileThreads) {
+    const int64_t pos = (r0 + rl) % a.T;
+    above[rl] = static_cast<int>(pos < 3 ? pos : 3);
+  }
+  float w[4] = {}, bias = 0.f;
+  if (c < a.C) {
+    load_taps(a, c, w);
+    bias = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
+  }
+  __syncthreads();
+  for (int rl = grp; rl < kTileRows; rl += kTileGroups) {
+    const int ab = above[rl];
+    float win[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)  // slot j holds tap j − lo, input row r − (3 − j), inside the sequence when 3 − j <= ab
+      win[j] = j >= lo && 3 - j <= ab ? xs[rl + M - (3 - j)][cl] : 0.f;
+    const float z = pre_activation(a, bias, w, win);
+    ys[rl][cl] = a.silu ? z * sigmoid_f(z) : z;
+  }
+  __syncthreads();
+  for (int it = threadIdx.x; it < kTileRows * (kTileCols / 8); it += kTileThreads) {
+    const int rl = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
+    const int64_t r = r0 + rl, col = c0 + c8;
+    if (r >= a.rows || col >= a.C) continue;
+    const float4 u = *reinterpret_cast<const float4*>(&ys[rl][c8]), h = *reinterpret_cast<const float4*>(&ys[rl][c8 + 4]);
+    const float v[8] = {u.x, u.y, u.z, u.w, h.x, h.y, h.z, h.w};
+    store_elems<8>(y, a.xt, r * a.C + col, v);
+  }
+}
 
 // d_initial_cache of the empty sequences: d_final_cache passes straight through (zeros without one).
 __global__ void conv_empty_cache_grad_kernel(ConvRows a, const void* dfin, ElemType dft, float* dcache) {
@@ -471,6 +518,18 @@ void with_conv_shape(int W, int vec, F&& f) {
     f(integral_constant<int, 4>{}, integral_constant<int, 1>{});
 }
 
+// The tile kernels' layout (conv_forward_tile_kernel, conv_backward_tile_kernel): equal sequences, no caches in or
+// out, at most kTileHalo + 1 taps, rows of a multiple of 8 channels starting 16-byte aligned in every tensor.
+bool training_layout(const ConvRows& a, const void* dfin, std::initializer_list<const void*> ptrs, size_t elem_bytes) {
+  return a.off == nullptr && a.cache == nullptr && dfin == nullptr && a.W <= kTileHalo + 1 &&
+         (a.rows + kTileRows - 1) / kTileRows <= kMaxParts && rows_aligned(a.C, 8, ptrs, elem_bytes);
+}
+
+dim3 tile_grid(const ConvRows& a) {
+  return dim3(static_cast<unsigned>((a.C + kTileCols - 1) / kTileCols),
+              static_cast<unsigned>((a.rows + kTileRows - 1) / kTileRows));
+}
+
 unsigned flat_blocks(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
 void check_grid(int64_t n, const char* op) {
@@ -488,13 +547,17 @@ ShortConvResult short_conv_apply(const ShortConvCall& k, bool want_final_cache) 
   if (want_final_cache) out.final_cache = Tensor::empty({a.N, a.C, M}, DType::f32, Device::cuda);
   check_grid(a.C, op);
   if (a.rows > 0 && a.C > 0) {
-    const int64_t per = rows_per_part(a.rows, a.C);
     void* y = out.y.raw_mut();
-    const int vec = conv_vec(a.W, a.C, {a.x, y}, dtype_size(k.x.dtype()));
-    with_conv_shape(a.W, vec, [&](auto kw, auto v) {
-      conv_forward_kernel<decltype(kw)::value, decltype(v)::value>
-          <<<row_grid(a.rows, a.C, per, decltype(v)::value), kThreads, 0, stream()>>>(a, per, y);
-    });
+    if (training_layout(a, nullptr, {a.x, y}, dtype_size(k.x.dtype()))) {
+      conv_forward_tile_kernel<<<tile_grid(a), kTileThreads, 0, stream()>>>(a, y);
+    } else {
+      const int64_t per = rows_per_part(a.rows, a.C);
+      const int vec = conv_vec(a.W, a.C, {a.x, y}, dtype_size(k.x.dtype()));
+      with_conv_shape(a.W, vec, [&](auto kw, auto v) {
+        conv_forward_kernel<decltype(kw)::value, decltype(v)::value>
+            <<<row_grid(a.rows, a.C, per, decltype(v)::value), kThreads, 0, stream()>>>(a, per, y);
+      });
+    }
     GDN2_CUDA_CHECK(cudaGetLastError());
   }
   if (want_final_cache && out.final_cache.numel() > 0) {
@@ -527,17 +590,13 @@ ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const T
   if (any) {
     void* dx = g.dx.raw_mut();
     // The training layout through shared memory (conv_backward_tile_kernel), else the register walk.
-    const bool tiled = a.off == nullptr && a.cache == nullptr && dfin == nullptr && a.W <= kTileHalo + 1 &&
-                       (a.rows + kTileRows - 1) / kTileRows <= kMaxParts &&
-                       rows_aligned(a.C, 8, {a.x, dy.raw(), dx}, dtype_size(k.x.dtype()));
+    const bool tiled = training_layout(a, dfin, {a.x, dy.raw(), dx}, dtype_size(k.x.dtype()));
     const int64_t per = tiled ? kTileRows : rows_per_part(a.rows, a.C), parts = (a.rows + per - 1) / per;
     const int64_t cols = a.C * (a.W + 1);
     Tensor part = Tensor::empty({parts, cols}, DType::f32, Device::cuda);
     float* p = static_cast<float*>(part.raw_mut());
     if (tiled)
-      conv_backward_tile_kernel<<<dim3(static_cast<unsigned>((a.C + kTileCols - 1) / kTileCols),
-                                       static_cast<unsigned>(parts)),
-                                  kTileThreads, 0, stream()>>>(a, dy.raw(), dx, p);
+      conv_backward_tile_kernel<<<tile_grid(a), kTileThreads, 0, stream()>>>(a, dy.raw(), dx, p);
     else if (a.W <= 4)
       conv_backward_kernel<4><<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
     else

@@ -22,7 +22,8 @@ const auto& kTypes = test::kGpuTypes;
 TEST(ShortConvCuda, MatchesCpu) {
   REQUIRE_GPU();
   // 45 channels: one a thread; 44: four a thread (aligned rows); 136 (a partial 64-channel tile) without a cache: the
-  // tiled backward, its 64-row tiles across sequence ends (T 37) and over several tiles (T 150), 4 and 3 taps.
+  // tiled forward and backward, their 64-row tiles across sequence ends (T 37) and over several tiles (T 150), 4 and 3
+  // taps.
   struct Case {
     int64_t C, T, W;
   };

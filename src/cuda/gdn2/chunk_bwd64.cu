@@ -1,8 +1,9 @@
 // Chunk backward for bf16/fp16 inputs on tensor cores, over the forward's chunks of 64 tokens (the math of
 // src/cpu/gdn2_chunk.cpp, ChunkKernel::backward, at chunk 64). It reads what the recomputed forward left in its
 // workspace (chunk_intra.cu: W, qg, kgT, U, P, γ and A = (I + T)^-1, bf16) and the states entering the chunks (h).
-// Every product runs in one tf32 pass with fp32 accumulation (mma.cuh, mma1_rows); the solves of the fp32 path
-// (chunk_bwd.cu) become products with the stored A.
+// The state-gradient and gradient kernels' products are bf16 x bf16 with fp32 accumulation (mma.cuh, mma_smem:
+// operands by ldmatrix; the state gradient itself stays fp32), the pair kernel's run in one tf32 pass (mma1_rows). The
+// solves of the fp32 path (chunk_bwd.cu) become products with the stored A.
 //   0. chunk_dstate64_kernel, the reverse pass over each sequence's chunks for the state gradients dh (and dh0).
 //   1. chunk_grad64_kernel, one block per (chunk, value head), over slices of 64 columns of V: V' = U - W S,
 //      dV' = Kt dS + P^T dO, dX = A^T dV' (dv = dX⊙w, dw = dX⊙v), and the sums d(q⊙Γ) = dO S^T, dKt = V' dS^T,
@@ -68,9 +69,9 @@ __device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* s
 template <int KMAX>
 struct DstateSmem {
   Stage<KMAX> st[2];  // the current chunk's tiles and the next one's (double buffer; U unused)
-  float dO[kC][kLd];
-  float dV[kC][kLd];  // -dV'
-  float dS[KMAX][kLd];
+  bf16 dO[kC][kLd];
+  bf16 dV[kC][kLd];  // -dV'
+  bf16 dS[KMAX][kLd];
 };
 static_assert(sizeof(DstateSmem<128>) <= 227 * 1024, "one block of the state-gradient pass fits an SM");
 
@@ -101,7 +102,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
   if (c_last > c_first) stage_next(sm.st[0], c_last - 1);
   // Product 1 (-dV'): warp w, rows 16 (w % 4) .. +15 and columns 32 (w / 4) .. +31. Product 2 (dS): key rows
   // 16 (w % RT) .. +15 and the w / RT-th of 8 / RT column groups. dS stays in fp32 in registers, in product 2's
-  // accumulator layout (each element in one thread); shared memory holds its tf32 copy for product 1.
+  // accumulator layout (each element in one thread); shared memory holds its bf16 copy for product 1.
   constexpr int RT = KMAX / 16, WPR = 8 / RT, NT2 = 8 / WPR;
   const int r1 = 16 * (warp & 3), n1 = 32 * (warp >> 2);
   const int r2 = 16 * (warp % RT), n2 = (warp / RT) * (kCols / WPR);
@@ -113,10 +114,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       dS[nt][h] = reverse_pass_entry(kTransition, last, acc_row(r2, lane, h), col0 + acc_col(n2, lane, nt, h), K, V,
                                      cw.vpad, KMAX, seg_blk, cw.seg_h0, bp.dht, state_base);
     }
-#pragma unroll
-  for (int nt = 0; nt < NT2; ++nt)  // after every load is issued
-#pragma unroll
-    for (int h = 0; h < 4; ++h) sm.dS[acc_row(r2, lane, h)][acc_col(n2, lane, nt, h)] = round_tf32(dS[nt][h]);
+  auto same = [](int, int, float x) { return x; };
+  store_acc(&sm.dS[0][0], kLd, dS, r2, n2, lane, same);  // after every load is issued
   // This thread's elements of dS, rows below `rows` and columns col0 + .. below `cols`, to out (row stride ld).
   auto store_dS = [&](float* out, int64_t ld, int rows, int cols) {
 #pragma unroll
@@ -127,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
         if (d < rows && col < cols) out[static_cast<int64_t>(d) * ld + col] = dS[nt][h];
       }
   };
-  const int k_key = (K + 7) / 8;
+  const int k_key = (K + 15) / 16;  // steps of 16 over the key channels (zeros past K)
   // dO of a chunk, loaded into registers one chunk step ahead (pieces of eight columns, load.cuh, load_value_tile).
   constexpr int kIters = kC * kCols / 8 / kThreads;
   float o_next[kIters][8];
@@ -146,8 +145,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
 #pragma unroll
     for (int u = 0; u < kIters; ++u)
 #pragma unroll
-      for (int e = 0; e < 8; ++e)  // read by products only
-        sm.dO[piece_row<kThreads>(u)][piece_col<kThreads>(u) + e] = round_tf32(o_next[u][e]);
+      for (int e = 0; e < 8; e += 2)
+        *reinterpret_cast<uint32_t*>(&sm.dO[piece_row<kThreads>(u)][piece_col<kThreads>(u) + e]) =
+            pack2(o_next[u][e], o_next[u][e + 1]);
     if (more) load_dO(c - 1);  // in flight during this step
     if (!kTransition) store_dS(bp.dh + blk_of(c) * K * V, V, K, V);
     if (more)
@@ -156,35 +156,25 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       cp_async_wait<0>();
     __syncthreads();
     const Stage<KMAX>& st = sm.st[buf];
-    const int k_tok = (L + 7) / 8;  // rows past L of the workspace and of dO are zeros
-    {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 8-blocks start at the row block.
+    const int k_tok = (L + 15) / 16;  // steps of 16 over tokens: rows past L of the workspace and of dO are zeros
+    {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 16-blocks start at the row block.
       float acc[4][4];
       zero(acc);
-      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.kgT[k][r]); },
-                [&](int k, int n) { return stored_tf32(sm.dS[k][n]); }, r1, n1, 0, k_key, lane);
-      mma1_rows(acc, [&](int r, int k) { return as_tf32(st.P[k][r]); },
-                [&](int k, int n) { return stored_tf32(sm.dO[k][n]); }, r1, n1, r1, k_tok > r1 / 8 ? k_tok - r1 / 8 : 0,
-                lane);
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-        for (int h = 0; h < 4; ++h)
-          sm.dV[acc_row(r1, lane, h)][acc_col(n1, lane, nt, h)] = round_tf32(-acc[nt][h]);  // read by products only
+      mma_smem<4, true, false>(acc, &st.kgT[0][0], kStageLd, r1, &sm.dS[0][0], kLd, n1, 0, k_key, lane);
+      mma_smem<4, true, false>(acc, &st.P[0][0], kStageLd, r1, &sm.dO[0][0], kLd, n1, r1,
+                               k_tok > r1 / 16 ? k_tok - r1 / 16 : 0, lane);
+      store_acc(&sm.dV[0][0], kLd, acc, r1, n1, lane, [](int, int, float x) { return -x; });
     }
     __syncthreads();
-    {  // dS <- Diag(γ) dS + qg^T dO + W^T (-dV'); the tf32 copy of this warp's part after every read of it.
+    {  // dS <- Diag(γ) dS + qg^T dO + W^T (-dV'); the bf16 copy of this warp's part after every read of it.
 #pragma unroll
       for (int nt = 0; nt < NT2; ++nt)
 #pragma unroll
         for (int h = 0; h < 4; ++h) dS[nt][h] *= st.gamma[acc_row(r2, lane, h)];
-      mma1_rows(dS, [&](int r, int k) { return as_tf32(st.qg[k][r]); },
-                [&](int k, int n) { return stored_tf32(sm.dO[k][n]); }, r2, n2, 0, k_tok, lane);
-      mma1_rows(dS, [&](int r, int k) { return as_tf32(st.W[k][r]); },
-                [&](int k, int n) { return stored_tf32(sm.dV[k][n]); }, r2, n2, 0, k_tok, lane);
-#pragma unroll
-      for (int nt = 0; nt < NT2; ++nt)
-#pragma unroll
-        for (int h = 0; h < 4; ++h) sm.dS[acc_row(r2, lane, h)][acc_col(n2, lane, nt, h)] = round_tf32(dS[nt][h]);
+      constexpr int LDK = Stage<KMAX>::LDK;
+      mma_smem<NT2, true, false>(dS, &st.qg[0][0], LDK, r2, &sm.dO[0][0], kLd, n2, 0, k_tok, lane);
+      mma_smem<NT2, true, false>(dS, &st.W[0][0], LDK, r2, &sm.dV[0][0], kLd, n2, 0, k_tok, lane);
+      store_acc(&sm.dS[0][0], kLd, dS, r2, n2, lane, same);
     }
   }
   if (kTransition)  // every row of the segment's slice of [dS0 | M], the zeros past K included
@@ -195,26 +185,32 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
 
 template <int KMAX>
 struct GradSmem {
-  static constexpr int LDW = KMAX + 8, LDX = KMAX + 8;
-  float S[KMAX][kLd];   // the state entering the chunk, a column slice; after the slices -dW [kC][LDX]
-  float dS[KMAX][kLd];  // the gradient wrt the state leaving it; after the slices d(b⊙k⊙Γ) [kC][LDX]
-  float dO[kC][kLd];
-  float Vn[kC][kLd];    // V' = U - W S, then dX = A^T dV'
-  float dV[kC][kLd];    // dV' = Kt dS + P^T dO
-  bf16 W[kC][LDW];
-  bf16 Kt[KMAX][kLd];   // kgT: Kt transposed, [key channel][token]
-  bf16 U[kC][kLd];
+  static constexpr int LDK = KMAX + 8;
+  // The next slice's S and dS in fp32 as loaded (cp.async, one slice ahead); after the slices -dW and d(b⊙k⊙Γ)
+  // [kC][LDK] in bf16.
+  float stage[2][KMAX][kLd];
+  bf16 S[KMAX][kLd];   // the state entering the chunk, a column slice
+  bf16 dS[KMAX][kLd];  // the gradient wrt the state leaving it
+  bf16 dO[kC][kLd];
+  bf16 Vn[kC][kLd];    // V' = U - W S, then dX = A^T dV'
+  bf16 dV[kC][kLd];    // dV' = Kt dS + P^T dO
+  bf16 W[kC][LDK];
+  bf16 Kt[KMAX][kLd];  // kgT: Kt transposed, [key channel][token]
+  bf16 U[2][kC][kLd];  // this slice's columns and the next one's
   bf16 A[kC][kLd];
   bf16 P[kC][kLd];
-  static_assert(kC * LDX <= KMAX * kLd, "a [kC][LDX] tile fits the space of a state slice");
+  static_assert(kC * LDK * sizeof(bf16) <= KMAX * kLd * sizeof(float), "a [kC][LDK] bf16 tile fits a stage");
 };
+static_assert(sizeof(GradSmem<128>) <= 227 * 1024, "one block of the gradient kernel fits an SM");
 
 // Warp w: rows 16 (w % 4) .. +15 of the chunk; of [kC, 64] tiles columns 16 (w / 4) .. +15, of [kC, KMAX] ones key
-// channels (w / 4) KMAX/4 .. + KMAX/4.
+// channels (w / 4) KMAX/4 .. + KMAX/4. Every product is bf16 x bf16 on the tensor cores with fp32 accumulation
+// (mma_smem), its fp32 operands rounded to bf16 once when stored; the decay's gradient Σ dS ⊙ S sums the fp32 states.
 template <int KMAX>
 __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Params bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   using Smem = GradSmem<KMAX>;
+  constexpr int LDK = Smem::LDK;
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
   constexpr int NK = KMAX / 32;
   const Gdn2Params& p = bp.f;
@@ -224,64 +220,75 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   const int64_t tok0 = cw.chunk_tok0[c], blk = static_cast<int64_t>(c) * p.HV + hv;
   const int L = static_cast<int>(cw.chunk_len[c]);
   const int r0 = 16 * (warp & 3), n16 = 16 * (warp >> 2), nk = (warp >> 2) * (KMAX / 4);
-  const int k_key = (K + 7) / 8, k_tri = (kC - r0) / 8;  // key-channel steps; steps of a triangular factor from r0
+  // Steps of 16 over the key channels (zeros past K in every tile) and of a triangular factor from r0.
+  const int k_key = (K + 15) / 16, k_tri = (kC - r0) / 16;
   const float* Sg = bp.h + blk * K * V;
   const float* dSg = bp.dh + blk * K * V;
+  const bf16* Ug = static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad;
+  auto load_next = [&](int v0, int buf) {  // a slice's S, dS and U, issued and committed
+    load_slice(sm.stage[0], Sg, KMAX, K, V, v0);
+    load_slice(sm.stage[1], dSg, KMAX, K, V, v0);
+    load_bf16_tile(&sm.U[buf][0][0], kLd, Ug + v0, cw.vpad, kC, kCols);
+    cp_async_commit();
+  };
 
-  load_bf16_tile(&sm.W[0][0], Smem::LDW, static_cast<const bf16*>(cw.W) + blk * kC * KMAX, KMAX, kC, KMAX);
+  load_bf16_tile(&sm.W[0][0], LDK, static_cast<const bf16*>(cw.W) + blk * kC * KMAX, KMAX, kC, KMAX);
   load_bf16_tile(&sm.Kt[0][0], kLd, static_cast<const bf16*>(cw.kgT) + blk * KMAX * kC, kC, KMAX, kC);
   load_bf16_tile(&sm.A[0][0], kLd, static_cast<const bf16*>(cw.A) + blk * kC * kC, kC, kC, kC);
   load_bf16_tile(&sm.P[0][0], kLd, static_cast<const bf16*>(cw.P) + blk * kC * kC, kC, kC, kC);
-  cp_async_commit();
+  load_next(0, 0);
 
-  float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[2][4], aT[2][4], dgl = 0.f;
+  // The conversion pass: thread tid takes eight columns of row (tid + u·threads) / 8 of the stage; its row's eight
+  // threads sum dS ⊙ S over the slice (dgl[u], over every slice).
+  constexpr int kConv = KMAX * (kCols / 8) / kWideThreads;
+  float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[2][4], aT[2][4], dgl[kConv] = {};
   zero(aQ), zero(aKt), zero(aW), zero(aP), zero(aT);
-  // Operands as the tensor cores take them: the workspace's bf16 widened, the fp32 tiles rounded to tf32 when stored.
-  auto dO = [&](int r, int k) { return stored_tf32(sm.dO[r][k]); };
-  auto dV = [&](int r, int k) { return stored_tf32(sm.dV[r][k]); };
-  auto Vn = [&](int r, int k) { return stored_tf32(sm.Vn[r][k]); };
-  auto At = [&](int r, int k) { return as_tf32(sm.A[k][r]); };  // A^T (upper triangular)
-  auto S = [&](int k, int n) { return stored_tf32(sm.S[k][n]); };
-  auto St = [&](int k, int n) { return stored_tf32(sm.S[n][k]); };
-  auto dS = [&](int k, int n) { return stored_tf32(sm.dS[k][n]); };
-  auto dSt = [&](int k, int n) { return stored_tf32(sm.dS[n][k]); };
+  auto same = [](int, int, float x) { return x; };
 #pragma unroll 1
-  for (int v0 = 0; v0 < cw.vpad; v0 += kCols) {
+  for (int v0 = 0, buf = 0; v0 < cw.vpad; v0 += kCols, buf ^= 1) {
     __syncthreads();  // the previous slice's tiles are consumed
-    load_slice(sm.S, Sg, KMAX, K, V, v0);
-    load_slice(sm.dS, dSg, KMAX, K, V, v0);
-    load_bf16_tile(&sm.U[0][0], kLd, static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad + v0, cw.vpad, kC, kCols);
-    cp_async_commit();
-    {  // dO: every load issued before the stores
-      constexpr int kIters = kC * kCols / 8 / kWideThreads;
-      float o[kIters][8];
-      load_value_tile<kIters, kWideThreads, kCols>(o, bp.d_o, bp.d_o_type, tok0, L, hv, p.HV, V, v0);
-#pragma unroll
-      for (int u = 0; u < kIters; ++u)
-#pragma unroll
-        for (int e = 0; e < 8; ++e)  // read by products only
-          sm.dO[piece_row<kWideThreads>(u)][piece_col<kWideThreads>(u) + e] = round_tf32(o[u][e]);
-    }
+    constexpr int kIters = kC * kCols / 8 / kWideThreads;
+    float o[kIters][8];  // dO, in flight during the wait
+    load_value_tile<kIters, kWideThreads, kCols>(o, bp.d_o, bp.d_o_type, tok0, L, hv, p.HV, V, v0);
     cp_async_wait<0>();
     __syncthreads();
-    // Σ dS ⊙ S over the slice in fp32 (the decay's gradient), then S and dS rounded to tf32 in place, as every product
-    // reads them. Thread it: row it / 4, columns it % 4 + 4j; the row's four threads hold the same sum.
-    for (int it = tid; it < KMAX * 4; it += kWideThreads) {
-      const int d = it >> 2, q = it & 3;
-      float part = 0.f;
 #pragma unroll
-      for (int j = 0; j < kCols / 4; ++j) {
-        const float x = sm.S[d][q + 4 * j], y = sm.dS[d][q + 4 * j];
-        part += x * y;
-        sm.S[d][q + 4 * j] = round_tf32(x);
-        sm.dS[d][q + 4 * j] = round_tf32(y);
-      }
+    for (int u = 0; u < kIters; ++u)
+#pragma unroll
+      for (int e = 0; e < 8; e += 2)
+        *reinterpret_cast<uint32_t*>(&sm.dO[piece_row<kWideThreads>(u)][piece_col<kWideThreads>(u) + e]) =
+            pack2(o[u][e], o[u][e + 1]);
+#pragma unroll
+    for (int u = 0; u < kConv; ++u) {
+      const int it = tid + u * kWideThreads, d = it >> 3, c8 = 8 * (it & 7);
+      const float4* s4 = reinterpret_cast<const float4*>(&sm.stage[0][d][c8]);
+      const float4* g4 = reinterpret_cast<const float4*>(&sm.stage[1][d][c8]);
+      const float4 s0 = s4[0], s1 = s4[1], g0 = g4[0], g1 = g4[1];
+      float part = s0.x * g0.x + s0.y * g0.y + s0.z * g0.z + s0.w * g0.w;
+      part += s1.x * g1.x + s1.y * g1.y + s1.z * g1.z + s1.w * g1.w;
       part += __shfl_xor_sync(0xffffffffu, part, 1);
       part += __shfl_xor_sync(0xffffffffu, part, 2);
-      dgl += part;
+      part += __shfl_xor_sync(0xffffffffu, part, 4);
+      dgl[u] += part;
+      *reinterpret_cast<uint4*>(&sm.S[d][c8]) =
+          make_uint4(pack2(s0.x, s0.y), pack2(s0.z, s0.w), pack2(s1.x, s1.y), pack2(s1.z, s1.w));
+      *reinterpret_cast<uint4*>(&sm.dS[d][c8]) =
+          make_uint4(pack2(g0.x, g0.y), pack2(g0.z, g0.w), pack2(g1.x, g1.y), pack2(g1.z, g1.w));
     }
     __syncthreads();
-    // w and v at this thread's elements of dX (column pairs h, h + 1), in flight during the products.
+    if (v0 + kCols < cw.vpad) load_next(v0 + kCols, buf ^ 1);  // in flight during this slice's products
+    const bf16(*U)[kLd] = sm.U[buf];
+    {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
+      float vs[2][4], dv[2][4];
+      zero(vs), zero(dv);
+      mma_smem<2, false, false>(vs, &sm.W[0][0], LDK, r0, &sm.S[0][0], kLd, n16, 0, k_key, lane);
+      mma_smem<2, true, false>(dv, &sm.Kt[0][0], kLd, r0, &sm.dS[0][0], kLd, n16, 0, k_key, lane);
+      mma_smem<2, true, false>(dv, &sm.P[0][0], kLd, r0, &sm.dO[0][0], kLd, n16, r0, k_tri, lane);
+      store_acc(&sm.Vn[0][0], kLd, vs, r0, n16, lane, [&](int r, int cc, float x) { return bf(U[r][cc]) - x; });
+      store_acc(&sm.dV[0][0], kLd, dv, r0, n16, lane, same);
+    }
+    __syncthreads();
+    // w and v at this thread's elements of dX (column pairs h, h + 1), in flight during the sums.
     float wg[2][2][2], vg[2][2][2];
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
@@ -291,37 +298,21 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
         load_input(wg[nt][e], p.w, tok0 + r, hw, col, V, r < L, p.vec8, 1.f);
         load_input(vg[nt][e], p.v, tok0 + r, hv, col, V, r < L && bp.ow.ptr != nullptr, p.vec8, 0.f);
       }
-    {  // V' = U - W S, dV' = Kt dS + P^T dO (P^T upper triangular: tokens from r0 on)
-      float vs[2][4], dv[2][4];
-      zero(vs), zero(dv);
-      mma1_rows(vs, [&](int r, int k) { return as_tf32(sm.W[r][k]); }, S, r0, n16, 0, k_key, lane);
-      mma1_rows(dv, [&](int r, int k) { return as_tf32(sm.Kt[k][r]); }, dS, r0, n16, 0, k_key, lane);
-      mma1_rows(dv, [&](int r, int k) { return as_tf32(sm.P[k][r]); }, [&](int k, int n) { return dO(k, n); }, r0, n16,
-                r0, k_tri, lane);
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-        for (int h = 0; h < 4; ++h) {
-          const int r = acc_row(r0, lane, h), cc = acc_col(n16, lane, nt, h);
-          sm.Vn[r][cc] = round_tf32(bf(sm.U[r][cc]) - vs[nt][h]);
-          sm.dV[r][cc] = round_tf32(dv[nt][h]);
-        }
-    }
-    __syncthreads();
     // Sums over the slice's columns: d(q⊙Γ) += dO S^T, -dW += dV' S^T, dKt += V' dS^T, dP += dO V'^T.
-    mma1_rows2(aQ, aW, dO, dV, St, r0, nk, 0, kCols / 8, lane);
-    mma1_rows(aKt, Vn, dSt, r0, nk, 0, kCols / 8, lane);
-    mma1_rows(aP, dO, [&](int k, int n) { return stored_tf32(sm.Vn[n][k]); }, r0, n16, 0, kCols / 8, lane);
+    mma_smem<NK, false, true>(aQ, &sm.dO[0][0], kLd, r0, &sm.S[0][0], kLd, nk, 0, kCols / 16, lane);
+    mma_smem<NK, false, true>(aW, &sm.dV[0][0], kLd, r0, &sm.S[0][0], kLd, nk, 0, kCols / 16, lane);
+    mma_smem<NK, false, true>(aKt, &sm.Vn[0][0], kLd, r0, &sm.dS[0][0], kLd, nk, 0, kCols / 16, lane);
+    mma_smem<2, false, true>(aP, &sm.dO[0][0], kLd, r0, &sm.Vn[0][0], kLd, n16, 0, kCols / 16, lane);
     float dx[2][4];  // dX = A^T dV'
     zero(dx);
-    mma1_rows(dx, At, dV, r0, n16, r0, k_tri, lane);
+    mma_smem<2, true, false>(dx, &sm.A[0][0], kLd, r0, &sm.dV[0][0], kLd, n16, r0, k_tri, lane);
     __syncthreads();  // V' is read
+    store_acc(&sm.Vn[0][0], kLd, dx, r0, n16, lane, same);
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
       for (int h = 0; h < 4; ++h) {
-        const int r = acc_row(r0, lane, h), cc = acc_col(n16, lane, nt, h), col = v0 + cc;
-        sm.Vn[r][cc] = round_tf32(dx[nt][h]);
+        const int r = acc_row(r0, lane, h), col = v0 + acc_col(n16, lane, nt, h);
         if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
           const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col;
           store_elem(bp.ov.ptr, bp.ov.type, at, dx[nt][h] * wg[nt][h >> 1][h & 1]);
@@ -329,44 +320,45 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
         }
       }
     __syncthreads();
-    mma1_rows(aT, Vn, [&](int k, int n) { return as_tf32(sm.U[n][k]); }, r0, n16, 0, kCols / 8, lane);  // dX U^T
+    mma_smem<2, false, true>(aT, &sm.Vn[0][0], kLd, r0, &U[0][0], kLd, n16, 0, kCols / 16, lane);  // dX U^T
   }
-  __syncthreads();  // every slice is done with S and dS
+  __syncthreads();  // every slice is done with the stage
 
-  float(*dWn)[Smem::LDX] = reinterpret_cast<float(*)[Smem::LDX]>(&sm.S[0][0]);  // -dW
-  float(*dBK)[Smem::LDX] = reinterpret_cast<float(*)[Smem::LDX]>(&sm.dS[0][0]);
+  bf16(*dWn)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.stage[0][0][0]);  // -dW
+  bf16(*dBK)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.stage[1][0][0]);
+  store_acc(&dWn[0][0], LDK, aW, r0, nk, lane, same);
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-      dWn[r][d] = round_tf32(aW[nt][h]);
       if (r < L && d < K) {
         const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d;
         bp.gq[at] = aQ[nt][h];
         bp.gk[at] = aKt[nt][h];
       }
     }
-  if ((tid & 3) == 0 && tid < KMAX * 4) bp.dgl[blk * KMAX + (tid >> 2)] = dgl;
+#pragma unroll
+  for (int u = 0; u < kConv; ++u)
+    if ((tid & 7) == 0) bp.dgl[blk * KMAX + ((tid + u * kWideThreads) >> 3)] = dgl[u];
   __syncthreads();
   {  // d(b⊙k⊙Γ) = A^T dW = -A^T (-dW)
     float x[NK][4];
     zero(x);
-    mma1_rows(x, At, [&](int k, int n) { return stored_tf32(dWn[k][n]); }, r0, nk, r0, k_tri, lane);
+    mma_smem<NK, true, false>(x, &sm.A[0][0], kLd, r0, &dWn[0][0], LDK, nk, r0, k_tri, lane);
+    store_acc(&dBK[0][0], LDK, x, r0, nk, lane, [](int, int, float v) { return -v; });
+    if (bp.gb != nullptr)
 #pragma unroll
-    for (int nt = 0; nt < NK; ++nt)
+      for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
-      for (int h = 0; h < 4; ++h) {
-        const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-        dBK[r][d] = round_tf32(-x[nt][h]);
-        if (bp.gb != nullptr && r < L && d < K)
-          bp.gb[((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d] = -x[nt][h];
-      }
+        for (int h = 0; h < 4; ++h) {
+          const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+          if (r < L && d < K) bp.gb[((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d] = -x[nt][h];
+        }
   }
   __syncthreads();
   // dT = -(dX U^T + d(b⊙k⊙Γ) W^T), strictly below the diagonal; dP on and below it.
-  mma1_rows(aT, [&](int r, int k) { return stored_tf32(dBK[r][k]); },
-            [&](int k, int n) { return as_tf32(sm.W[n][k]); }, r0, n16, 0, k_key, lane);
+  mma_smem<2, false, true>(aT, &dBK[0][0], LDK, r0, &sm.W[0][0], LDK, n16, 0, k_key, lane);
   float* out = bp.dpt + blk * 2 * kC * kC;
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt)

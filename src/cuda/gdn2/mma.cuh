@@ -240,6 +240,12 @@ __device__ __forceinline__ void ldsm_a(uint32_t (&a)[4], const T* tile, int ld, 
   const int m = lane >> 3, r = lane & 7;
   ldsm_x4(a, tile + (row0 + r + 8 * (m & 1)) * ld + k0 + 8 * (m >> 1));
 }
+// The same A fragment of a tile stored transposed: A(r, k) = tile[k][r].
+template <class T>
+__device__ __forceinline__ void ldsm_a_t(uint32_t (&a)[4], const T* tile, int ld, int row0, int k0, int lane) {
+  const int m = lane >> 3, r = lane & 7;
+  ldsm_x4<true>(a, tile + (k0 + r + 8 * (m >> 1)) * ld + row0 + 8 * (m & 1));
+}
 // B fragments of two n-tiles (n0..+8 in b[0..1], n0+8..+16 in b[2..3]; k0..+16) of a matrix stored as tile[n][k].
 template <class T>
 __device__ __forceinline__ void ldsm_b_nk(uint32_t (&b)[4], const T* tile, int ld, int n0, int k0, int lane) {
@@ -270,6 +276,48 @@ __device__ __forceinline__ void mma_rows_kn(float (&acc)[NT][4], const bf16* a_t
       mma16816(acc[nt + 1], a, bb[2], bb[3]);
     }
   }
+}
+
+// acc[nt] += A[row0..+16, k0..k0+16·k_steps) · B[k0.., n0 + 8·nt..+8) for nt < NT (NT even), 16-bit operands from
+// shared memory by ldmatrix: A stored row-major (a[r][k]) or, with AT, transposed (a[k][r]); B stored k x n (b[k][n])
+// or, with BNK, n x k (b[n][k]). Row and column offsets and strides are multiples of 8 elements.
+template <int NT, bool AT, bool BNK, class T>
+__device__ __forceinline__ void mma_smem(float (&acc)[NT][4], const T* a, int lda, int row0, const T* b, int ldb,
+                                         int n0, int k0, int k_steps, int lane) {
+  static_assert(NT % 2 == 0, "n-tiles come in pairs");
+#pragma unroll 1
+  for (int kk = 0; kk < k_steps; ++kk) {
+    const int k = k0 + 16 * kk;
+    uint32_t af[4];
+    if constexpr (AT)
+      ldsm_a_t(af, a, lda, row0, k, lane);
+    else
+      ldsm_a(af, a, lda, row0, k, lane);
+#pragma unroll
+    for (int nt = 0; nt < NT; nt += 2) {
+      uint32_t bb[4];
+      if constexpr (BNK)
+        ldsm_b_nk(bb, b, ldb, n0 + 8 * nt, k, lane);
+      else
+        ldsm_b_kn(bb, b, ldb, n0 + 8 * nt, k, lane);
+      mma16816<T>(acc[nt], af, bb[0], bb[1]);
+      mma16816<T>(acc[nt + 1], af, bb[2], bb[3]);
+    }
+  }
+}
+
+// A warp's accumulator tile (rows r0..+16, columns n0..+8·NT) into a 16-bit tile (row stride ld), element pairs as
+// one 32-bit store, each element through f(row, column, value) first.
+template <int NT, class T = bf16, class F>
+__device__ __forceinline__ void store_acc(T* tile, int ld, const float (&acc)[NT][4], int r0, int n0, int lane, F&& f) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = acc_row(r0, lane, 2 * half), c = acc_col(n0, lane, nt, 0);
+      *reinterpret_cast<uint32_t*>(tile + r * ld + c) =
+          pack2<T>(f(r, c, acc[nt][2 * half]), f(r, c + 1, acc[nt][2 * half + 1]));
+    }
 }
 
 template <int NT>
