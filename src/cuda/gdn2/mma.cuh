@@ -97,17 +97,8 @@ __device__ __forceinline__ void mma3_rows(float (&acc)[NT][4], A&& a, B&& b, int
   }
 }
 
-// An operand element already in tf32 form, passed to the tensor cores as it is: a bf16 value widened (its low 16 bits
-// are zero) or an fp32 value rounded to tf32 once when it was stored (round_tf32). Accessors of mma1_rows return either
-// a float (rounded there, each time it is read) or a Tf32; the products are the same.
-struct Tf32 {
-  uint32_t bits;
-};
+// An fp32 operand element rounded to tf32 as the tensor cores take it.
 __device__ __forceinline__ uint32_t tf32_bits(float x) { return tf32(x); }
-__device__ __forceinline__ uint32_t tf32_bits(Tf32 x) { return x.bits; }
-__device__ __forceinline__ Tf32 as_tf32(bf16 x) { return {static_cast<uint32_t>(__bfloat16_as_ushort(x)) << 16}; }
-__device__ __forceinline__ Tf32 stored_tf32(float x) { return {__float_as_uint(x)}; }  // x from round_tf32
-__device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(tf32(x) & 0xffffe000u); }
 
 // The A fragment (rows r, r + 8; columns k, k + 4) of an m16n8k8 tf32 product, read through a(row, column).
 template <class A>
