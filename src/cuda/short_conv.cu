@@ -303,6 +303,39 @@ __device__ __forceinline__ void tile_load(float (*dst)[kTileCols], int count, co
   }
 }
 
+// tile_load's inverse: rows [0, kTileRows) of src into rows row0.. of dst (element type t), channels c0.., 16-byte
+// stores; nothing at or past `rows` or C.
+__device__ __forceinline__ void tile_store(void* dst, ElemType t, const float (*src)[kTileCols], int64_t row0,
+                                           int64_t rows, int64_t C, int64_t c0) {
+  for (int it = threadIdx.x; it < kTileRows * (kTileCols / 8); it += kTileThreads) {
+    const int rl = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
+    const int64_t r = row0 + rl, col = c0 + c8;
+    if (r >= rows || col >= C) continue;
+    const float4 u = *reinterpret_cast<const float4*>(&src[rl][c8]), h = *reinterpret_cast<const float4*>(&src[rl][c8 + 4]);
+    const float v[8] = {u.x, u.y, u.z, u.w, h.x, h.y, h.z, h.w};
+    store_elems<8>(dst, t, r * C + col, v);
+  }
+}
+
+// min(position in its sequence, 3) of rows row0 .. row0 + count − 1 into above (the rows of it above inside the
+// sequence that a 4-slot window reaches), and with left set min(rows left to the sequence's end, 4) into left; one
+// 64-bit division per row.
+__device__ __forceinline__ void tile_row_places(int* above, int* left, int count, int64_t row0, int64_t T) {
+  for (int rl = threadIdx.x; rl < count; rl += kTileThreads) {
+    const int64_t pos = (row0 + rl) % T;
+    above[rl] = static_cast<int>(pos < 3 ? pos : 3);
+    if (left != nullptr) left[rl] = static_cast<int>(T - pos < 4 ? T - pos : 4);
+  }
+}
+
+// The input window of tile row rl, channel cl (x tile from row r0 − M): slot j holds tap j − lo, input row
+// r − (3 − j), inside the sequence when 3 − j <= above; zeros elsewhere.
+__device__ __forceinline__ void tile_window(const float (*x)[kTileCols], int rl, int cl, int M, int lo, int above,
+                                            float (&win)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) win[j] = j >= lo && 3 - j <= above ? x[rl + M - (3 - j)][cl] : 0.f;
+}
+
 __global__ void __launch_bounds__(kTileThreads)
     conv_backward_tile_kernel(ConvRows a, const void* dy, void* dx, float* part) {
   __shared__ TileSmem sm;
@@ -312,11 +345,7 @@ __global__ void __launch_bounds__(kTileThreads)
   const int64_t c = c0 + cl;
   tile_load(sm.x, kTileRows + 2 * M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
   tile_load(sm.dz, kTileRows + M, dy, a.xt, r0, a.rows, a.C, c0);
-  for (int rl = threadIdx.x; rl < kTileRows + kTileHalo; rl += kTileThreads) {
-    const int64_t pos = (r0 + rl) % a.T;
-    sm.above[rl] = static_cast<int>(pos < 3 ? pos : 3);
-    sm.left[rl] = static_cast<int>(a.T - pos < 4 ? a.T - pos : 4);
-  }
+  tile_row_places(sm.above, sm.left, kTileRows + kTileHalo, r0, a.T);
   float w[4] = {}, bias = 0.f;
   if (c < a.C) {
     load_taps(a, c, w);
@@ -329,11 +358,8 @@ __global__ void __launch_bounds__(kTileThreads)
   for (int rl = grp; rl < kTileRows + M; rl += kTileGroups) {
     const int64_t r = r0 + rl;
     if (r >= a.rows) break;
-    const int above = sm.above[rl];
     float win[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j)  // slot j holds tap j − lo, input row r − (3 − j), inside the sequence when 3 − j <= above
-      win[j] = j >= lo && 3 - j <= above ? sm.x[rl + M - (3 - j)][cl] : 0.f;
+    tile_window(sm.x, rl, cl, M, lo, sm.above[rl], win);
     float d = sm.dz[rl][cl];
     if (a.silu) {
       const float z = pre_activation(a, bias, w, win), sg = sigmoid_f(z);
@@ -363,14 +389,7 @@ __global__ void __launch_bounds__(kTileThreads)
 #pragma unroll
   for (int j = 0; j < 4; ++j) red[grp * 5 + j][cl] = acc[j];
   red[grp * 5 + 4][cl] = acc_b;
-  for (int it = threadIdx.x; it < kTileRows * (kTileCols / 8); it += kTileThreads) {
-    const int rl = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
-    const int64_t r = r0 + rl, col = c0 + c8;
-    if (r >= a.rows || col >= a.C) continue;
-    const float4 u = *reinterpret_cast<const float4*>(&dxs[rl][c8]), h = *reinterpret_cast<const float4*>(&dxs[rl][c8 + 4]);
-    const float v[8] = {u.x, u.y, u.z, u.w, h.x, h.y, h.z, h.w};
-    store_elems<8>(dx, a.xt, r * a.C + col, v);
-  }
+  tile_store(dx, a.xt, dxs, r0, a.rows, a.C, c0);
   __syncthreads();
   if (grp != 0 || c >= a.C) return;
   float* out = part + static_cast<int64_t>(blockIdx.y) * a.C * (a.W + 1);
@@ -397,10 +416,7 @@ __global__ void __launch_bounds__(kTileThreads) conv_forward_tile_kernel(ConvRow
   const int cl = threadIdx.x % kTileCols, grp = threadIdx.x / kTileCols;
   const int64_t c = c0 + cl;
   tile_load(xs, kTileRows + M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
-  for (int rl = threadIdx.x; rl < kTileRows; rl += kTileThreads) {
-    const int64_t pos = (r0 + rl) % a.T;
-    above[rl] = static_cast<int>(pos < 3 ? pos : 3);
-  }
+  tile_row_places(above, nullptr, kTileRows, r0, a.T);
   float w[4] = {}, bias = 0.f;
   if (c < a.C) {
     load_taps(a, c, w);
@@ -408,23 +424,13 @@ __global__ void __launch_bounds__(kTileThreads) conv_forward_tile_kernel(ConvRow
   }
   __syncthreads();
   for (int rl = grp; rl < kTileRows; rl += kTileGroups) {
-    const int ab = above[rl];
     float win[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j)  // slot j holds tap j − lo, input row r − (3 − j), inside the sequence when 3 − j <= ab
-      win[j] = j >= lo && 3 - j <= ab ? xs[rl + M - (3 - j)][cl] : 0.f;
+    tile_window(xs, rl, cl, M, lo, above[rl], win);
     const float z = pre_activation(a, bias, w, win);
     ys[rl][cl] = a.silu ? z * sigmoid_f(z) : z;
   }
   __syncthreads();
-  for (int it = threadIdx.x; it < kTileRows * (kTileCols / 8); it += kTileThreads) {
-    const int rl = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
-    const int64_t r = r0 + rl, col = c0 + c8;
-    if (r >= a.rows || col >= a.C) continue;
-    const float4 u = *reinterpret_cast<const float4*>(&ys[rl][c8]), h = *reinterpret_cast<const float4*>(&ys[rl][c8 + 4]);
-    const float v[8] = {u.x, u.y, u.z, u.w, h.x, h.y, h.z, h.w};
-    store_elems<8>(y, a.xt, r * a.C + col, v);
-  }
+  tile_store(y, a.xt, ys, r0, a.rows, a.C, c0);
 }
 
 // d_initial_cache of the empty sequences: d_final_cache passes straight through (zeros without one).

@@ -114,8 +114,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       dS[nt][h] = reverse_pass_entry(kTransition, last, acc_row(r2, lane, h), col0 + acc_col(n2, lane, nt, h), K, V,
                                      cw.vpad, KMAX, seg_blk, cw.seg_h0, bp.dht, state_base);
     }
-  auto same = [](int, int, float x) { return x; };
-  store_acc(&sm.dS[0][0], kLd, dS, r2, n2, lane, same);  // after every load is issued
+  store_acc(&sm.dS[0][0], kLd, dS, r2, n2, lane);  // after every load is issued
   // This thread's elements of dS, rows below `rows` and columns col0 + .. below `cols`, to out (row stride ld).
   auto store_dS = [&](float* out, int64_t ld, int rows, int cols) {
 #pragma unroll
@@ -174,7 +173,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       constexpr int LDK = Stage<KMAX>::LDK;
       mma_smem<NT2, true, false>(dS, &st.qg[0][0], LDK, r2, &sm.dO[0][0], kLd, n2, 0, k_tok, lane);
       mma_smem<NT2, true, false>(dS, &st.W[0][0], LDK, r2, &sm.dV[0][0], kLd, n2, 0, k_tok, lane);
-      store_acc(&sm.dS[0][0], kLd, dS, r2, n2, lane, same);
+      store_acc(&sm.dS[0][0], kLd, dS, r2, n2, lane);
     }
   }
   if (kTransition)  // every row of the segment's slice of [dS0 | M], the zeros past K included
@@ -243,7 +242,6 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   constexpr int kConv = KMAX * (kCols / 8) / kWideThreads;
   float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[2][4], aT[2][4], dgl[kConv] = {};
   zero(aQ), zero(aKt), zero(aW), zero(aP), zero(aT);
-  auto same = [](int, int, float x) { return x; };
 #pragma unroll 1
   for (int v0 = 0, buf = 0; v0 < cw.vpad; v0 += kCols, buf ^= 1) {
     __syncthreads();  // the previous slice's tiles are consumed
@@ -285,7 +283,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       mma_smem<2, true, false>(dv, &sm.Kt[0][0], kLd, r0, &sm.dS[0][0], kLd, n16, 0, k_key, lane);
       mma_smem<2, true, false>(dv, &sm.P[0][0], kLd, r0, &sm.dO[0][0], kLd, n16, r0, k_tri, lane);
       store_acc(&sm.Vn[0][0], kLd, vs, r0, n16, lane, [&](int r, int cc, float x) { return bf(U[r][cc]) - x; });
-      store_acc(&sm.dV[0][0], kLd, dv, r0, n16, lane, same);
+      store_acc(&sm.dV[0][0], kLd, dv, r0, n16, lane);
     }
     __syncthreads();
     // w and v at this thread's elements of dX (column pairs h, h + 1), in flight during the sums.
@@ -307,7 +305,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
     zero(dx);
     mma_smem<2, true, false>(dx, &sm.A[0][0], kLd, r0, &sm.dV[0][0], kLd, n16, r0, k_tri, lane);
     __syncthreads();  // V' is read
-    store_acc(&sm.Vn[0][0], kLd, dx, r0, n16, lane, same);
+    store_acc(&sm.Vn[0][0], kLd, dx, r0, n16, lane);
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
@@ -326,7 +324,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 
   bf16(*dWn)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.stage[0][0][0]);  // -dW
   bf16(*dBK)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.stage[1][0][0]);
-  store_acc(&dWn[0][0], LDK, aW, r0, nk, lane, same);
+  store_acc(&dWn[0][0], LDK, aW, r0, nk, lane);
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)
 #pragma unroll

@@ -311,6 +311,12 @@ __device__ __forceinline__ void store_acc(T* tile, int ld, const float (&acc)[NT
     }
 }
 
+// The same with the accumulator values as they are.
+template <int NT, class T = bf16>
+__device__ __forceinline__ void store_acc(T* tile, int ld, const float (&acc)[NT][4], int r0, int n0, int lane) {
+  store_acc<NT, T>(tile, ld, acc, r0, n0, lane, [](int, int, float x) { return x; });
+}
+
 template <int NT>
 __device__ __forceinline__ void zero(float (&acc)[NT][4]) {
 #pragma unroll
