@@ -2,7 +2,8 @@
 # One device command: build, then one part of the end-to-end benchmark (results as JSON in $OUT):
 #   train   gdn2's training throughput (train-bench, gated on sane losses) at the ~350M config and the paper's 1.3B
 #           configs (pure GDN-2 and 3:1 hybrid) at T=4096, then the PyTorch + fla anchor on the same 1.3B models in
-#           the same run (bench/e2e_anchor.py, fla carried in .anchors)
+#           the same run (bench/e2e_anchor.py, fla carried in .anchors; its compiled Triton kernels come back as
+#           $OUT/triton-cache.tar.xz, which a later run reuses when carried as .triton-cache.tar.xz)
 #   infer   prefill throughput at 8K and 32K tokens (1.3B hybrid) and decode tokens/s at batch 1, 16, 64, 256 after
 #           a 512-token prompt (the Qwen3.5-style 1.43B GDN hybrid of the decode anchor), with F32 and then BF16
 #           recurrent states, gated on finite logits
@@ -22,6 +23,7 @@ if [ "$part" = train ]; then
   [ -d .triton-cache ] || [ ! -f .triton-cache.tar.xz ] || tar -xJf .triton-cache.tar.xz
   OUT="$out" PYTHONPATH="$PWD/.anchors:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 timeout 400 python3 bench/e2e_anchor.py train \
     2>&1 | grep --line-buffered -v Warning | tail -n 4
+  python3 bench/device/pack_triton_cache.py .triton-cache "$out/triton-cache.tar.xz"
 else
   "$g" infer-bench --config configs/paper_1.3b_hybrid.json --batch 1 --prompt 8192 --steps 2 --json "$out/prefill_8k.json"
   "$g" infer-bench --config configs/paper_1.3b_hybrid.json --batch 1 --prompt 32768 --steps 2 --json "$out/prefill_32k.json"
