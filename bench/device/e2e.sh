@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device command: build, then one part of the end-to-end benchmark (results as JSON in $OUT):
 #   train   gdn2's training throughput (train-bench, gated on sane losses) at the ~350M config and the paper's 1.3B
-#           configs (pure GDN-2 and 3:1 hybrid) at T=4096, then the PyTorch + fla anchor on the same 1.3B models in
+#           configs (pure GDN-2 and 3:1 hybrid; the hybrid again with gdn2's own attention kernels instead of cuDNN's,
+#           GDN2_CUDNN_ATTENTION=0) at T=4096, then the PyTorch + fla anchor on the same 1.3B models in
 #           the same run (bench/e2e_anchor.py, fla carried in .anchors; its compiled Triton kernels come back as
 #           $OUT/triton-cache.tar.xz, which a later run reuses when carried as .triton-cache.tar.xz)
 #   infer   prefill throughput at 8K and 32K tokens (1.3B hybrid) and decode tokens/s at batch 1, 16, 64, 256 after
@@ -19,6 +20,8 @@ if [ "$part" = train ]; then
   for c in paper_1.3b_gdn2:2 paper_1.3b_hybrid:2 gdn2_350m:8; do
     "$g" train-bench --config "configs/${c%%:*}.json" --batch "${c##*:}" --seq-len 4096 --json "$out/train_${c%%:*}.json"
   done
+  GDN2_CUDNN_ATTENTION=0 "$g" train-bench --config configs/paper_1.3b_hybrid.json --batch 2 --seq-len 4096 \
+    --json "$out/train_paper_1.3b_hybrid_own_attention.json"
   export TRITON_CACHE_DIR="$PWD/.triton-cache"
   [ -d .triton-cache ] || [ ! -f .triton-cache.tar.xz ] || tar -xJf .triton-cache.tar.xz
   OUT="$out" PYTHONPATH="$PWD/.anchors:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 timeout 400 python3 bench/e2e_anchor.py train \

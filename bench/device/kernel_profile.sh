@@ -2,7 +2,8 @@
 # On a lent GPU machine: what bounds each kernel of a gdn2 command. Runs the command under Nsight Compute with the
 # speed-of-light, occupancy and launch sections for the first COUNT launches whose kernel name matches REGEX, then
 # prints one line per kernel name (medians over its launches): duration, memory and SM throughput as % of peak, DRAM
-# bytes moved, achieved occupancy, registers per thread and shared memory per block.
+# bytes moved, achieved occupancy, registers per thread and shared memory per block; then, from the warp-state
+# section, the five largest stall reasons (warps stalled per issued instruction, by reason).
 # Usage: bench/device/kernel_profile.sh LABEL REGEX COUNT -- gdn2-arguments...
 # e.g.   kernel_profile.sh conv 'conv_' 6 -- train-bench --config configs/gdn2_350m.json --batch 2 --seq-len 4096 \
 #          --warmup 0 --steps 1
@@ -16,11 +17,11 @@ shift 3
 [ "${1:-}" = "--" ] && shift
 test -x build/cuda/gdn2 || bench/device/build.sh || exit 1
 ncu --kernel-name-base function --kernel-name "regex:$regex" --launch-count "$count" \
-  --section SpeedOfLight --section Occupancy --section LaunchStats --metrics dram__bytes.sum \
+  --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --metrics dram__bytes.sum \
   --csv --page raw --log-file "$out/$label.profile.csv" build/cuda/gdn2 "$@" >"$out/$label.log" 2>&1 ||
   { tail -n 20 "$out/$label.log"; exit 1; }
 python3 - "$out/$label.profile.csv" "$label" <<'PY'
-import collections, csv, statistics, sys
+import collections, csv, re, statistics, sys
 path, label = sys.argv[1:3]
 lines = open(path, errors="replace").read().splitlines()
 start = next(i for i, l in enumerate(lines) if l.startswith('"ID"'))
@@ -50,4 +51,9 @@ print(f"  {'kernel':60s} {'n':>3s} " + " ".join(f"{c:>8s}" for c in cols))
 for name, rs in sorted(by.items(), key=lambda kv: -sum(num(r, *cols['us']) for r in kv[1])):
     vals = [statistics.median(num(r, *spec) for r in rs) for spec in cols.values()]
     print(f"  {name:60s} {len(rs):3d} " + " ".join(f"{v:8.1f}" for v in vals))
+    stall = re.compile(r"smsp__average_warps_issue_stalled_(\w+)_per_issue_active\.ratio$")
+    reasons = {m.group(1): statistics.median(num(r, k, 1) for r in rs) for k in rs[0] if (m := stall.match(k))}
+    top = sorted(((v, k) for k, v in reasons.items() if v == v), reverse=True)[:5]
+    if top:
+        print("      stalls per issue: " + ", ".join(f"{k} {v:.2f}" for v, k in top))
 PY

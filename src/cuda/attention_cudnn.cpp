@@ -32,7 +32,7 @@ namespace fe = cudnn_frontend;
 std::atomic<bool>& switched_on() {
   static std::atomic<bool> on = [] {
     const char* e = std::getenv("GDN2_CUDNN_ATTENTION");
-    return e != nullptr && std::strcmp(e, "1") == 0;
+    return e == nullptr || std::strcmp(e, "0") != 0;
   }();
   return on;
 }
@@ -146,6 +146,7 @@ bool run(const Plan& p, std::unordered_map<int64_t, void*>& pack) {
 }  // namespace
 
 bool cudnn_attention_built() { return true; }
+bool cudnn_attention_on() { return enabled(); }
 void cudnn_attention_set(bool on) { switched_on().store(on); }
 
 bool cudnn_attention_forward(const AttnParams& a, void* o, float* lse) {
@@ -169,6 +170,7 @@ bool cudnn_attention_backward(const AttnParams& a, void* dq, void* dk, void* dv)
 #else
 
 bool cudnn_attention_built() { return false; }
+bool cudnn_attention_on() { return false; }
 void cudnn_attention_set(bool) {}
 bool cudnn_attention_forward(const AttnParams&, void*, float*) { return false; }
 bool cudnn_attention_backward(const AttnParams&, void*, void*, void*) { return false; }

@@ -1,14 +1,17 @@
 // cuDNN's fused attention (cudnn-frontend SDPA graphs) as a path of the CUDA attention ops (attention_fwd.cu,
 // attention_bwd.cu), for what training runs: BF16 or F16 self-attention (Tq = Tk) with the causal mask, no window, head
-// dim a multiple of 8 up to 128. Opt-in while its numbers are being checked on the GPU: GDN2_CUDNN_ATTENTION=1.
+// dim a multiple of 8 up to 128. On by default where the build has it (it runs the H100's attention 3-4x faster than
+// gdn2's own kernels: bench/results/e2e_h100.md); GDN2_CUDNN_ATTENTION=0 sends everything to gdn2's kernels.
 #pragma once
 
 #include "cuda/attention_params.h"
 
 namespace gdn2::cuda {
 
-// Whether the build has the path; turning it on or off for the process (GDN2_CUDNN_ATTENTION=1 turns it on at start).
+// Whether the build has the path; whether it is on for the process, and turning it on or off (it starts on unless
+// GDN2_CUDNN_ATTENTION=0).
 bool cudnn_attention_built();
+bool cudnn_attention_on();
 void cudnn_attention_set(bool on);
 
 // o and lse (F32 [B, Hq, Tq], natural-log log-sum-exp of the scaled scores, as gdn2's kernels write it) of a; false,

@@ -27,6 +27,15 @@ constexpr double kLseBudget = 1e-5;  // lse is fp32 from fp32 scores on every pa
 
 const DType kTypes[] = {DType::f32, DType::bf16, DType::f16};
 
+// cuDNN's fused attention on or off for a scope (the process starts with it on where the build has it).
+struct CudnnAttention {
+  explicit CudnnAttention(bool on) : was(cuda::cudnn_attention_on()) { cuda::cudnn_attention_set(on); }
+  ~CudnnAttention() { cuda::cudnn_attention_set(was); }
+  CudnnAttention(const CudnnAttention&) = delete;
+  CudnnAttention& operator=(const CudnnAttention&) = delete;
+  bool was;
+};
+
 // Values representable in dt, as F32 on the CPU (the reference's input).
 Tensor held(const Shape& s, uint64_t seed, DType dt, double lo = -1, double hi = 1) {
   return random_tensor(s, seed, lo, hi).to(dt).to(DType::f32);
@@ -115,6 +124,7 @@ void check_case(const AttnCase& c, DType dt, uint64_t seed) {
 
 TEST(AttentionCuda, MatchesCpu) {
   REQUIRE_GPU();
+  const CudnnAttention own_kernels(false);
   const AttnCase cases[] = {
       // Tensor-core kernels (BF16/F16 at D = 64, 128): odd lengths, several blocks, GQA 1, 2, 4, windows.
       {2, 37, 37, 4, 2, 64, 0},
@@ -147,15 +157,11 @@ TEST(AttentionCuda, MatchesCpu) {
     }
 }
 
-// cuDNN's fused attention (GDN2_CUDNN_ATTENTION=1): the cases it takes, against the CPU as above, and it must have
-// taken them.
+// cuDNN's fused attention: the cases it takes, against the CPU as above, and it must have taken them.
 TEST(AttentionCuda, CudnnPathMatchesCpu) {
   REQUIRE_GPU();
   if (!cuda::cudnn_attention_built()) GTEST_SKIP() << "built without cuDNN";
-  struct Restore {
-    ~Restore() { cuda::cudnn_attention_set(false); }
-  } restore;
-  cuda::cudnn_attention_set(true);
+  const CudnnAttention cudnn(true);
   const AttnCase cases[] = {{2, 37, 37, 4, 2, 64, 0},
                             {1, 333, 333, 4, 1, 128, 0},
                             {1, 130, 130, 2, 1, 64, 0, 0.5},
@@ -179,23 +185,30 @@ TEST(AttentionCuda, CudnnPathMatchesCpu) {
 
 TEST(AttentionCuda, BackwardIsBitwiseReproducible) {
   REQUIRE_GPU();
-  // GQA with a group of 4 (dk, dv summed over the group) on the tensor-core and the general kernels.
-  const AttnCase cases[] = {{2, 200, 300, 8, 2, 128, 0}, {1, 150, 150, 4, 1, 64, 33}, {1, 90, 90, 4, 1, 40, 0}};
-  for (const AttnCase& c : cases)
-    for (DType dt : kTypes) {
-      SCOPED_TRACE(c.name() + " " + std::string(dtype_name(dt)));
-      const Inputs in = make_inputs(c, dt, 77);
-      const AttentionOptions opt = options_of(c);
-      const Tensor q = gpu(in.q, dt), k = gpu(in.k, dt), v = gpu(in.v, dt), d_o = gpu(in.d_o, dt);
-      const AttentionResult r = attention_forward(q, k, v, opt);
-      const AttentionResult r2 = attention_forward(q, k, v, opt);
-      EXPECT_EQ(r.o.to(DType::f32).to_f64_vector(), r2.o.to(DType::f32).to_f64_vector()) << "o";
-      const AttentionGrads a = attention_backward(d_o, q, k, v, r.o, r.lse, opt);
-      const AttentionGrads b = attention_backward(d_o, q, k, v, r.o, r.lse, opt);
-      EXPECT_EQ(a.dq.to(DType::f32).to_f64_vector(), b.dq.to(DType::f32).to_f64_vector()) << "dq";
-      EXPECT_EQ(a.dk.to(DType::f32).to_f64_vector(), b.dk.to(DType::f32).to_f64_vector()) << "dk";
-      EXPECT_EQ(a.dv.to(DType::f32).to_f64_vector(), b.dv.to(DType::f32).to_f64_vector()) << "dv";
-    }
+  // GQA with a group of 4 (dk, dv summed over the group) on the tensor-core and the general kernels, and on cuDNN's
+  // deterministic backward (the last case, self-attention without a window, is one it takes).
+  const AttnCase cases[] = {{2, 200, 300, 8, 2, 128, 0},
+                            {1, 150, 150, 4, 1, 64, 33},
+                            {1, 90, 90, 4, 1, 40, 0},
+                            {2, 200, 200, 8, 2, 128, 0}};
+  for (const bool cudnn : {false, true}) {
+    const CudnnAttention path(cudnn);
+    for (const AttnCase& c : cases)
+      for (DType dt : kTypes) {
+        SCOPED_TRACE(c.name() + " " + std::string(dtype_name(dt)) + (cudnn ? " cuDNN on" : " cuDNN off"));
+        const Inputs in = make_inputs(c, dt, 77);
+        const AttentionOptions opt = options_of(c);
+        const Tensor q = gpu(in.q, dt), k = gpu(in.k, dt), v = gpu(in.v, dt), d_o = gpu(in.d_o, dt);
+        const AttentionResult r = attention_forward(q, k, v, opt);
+        const AttentionResult r2 = attention_forward(q, k, v, opt);
+        EXPECT_EQ(r.o.to(DType::f32).to_f64_vector(), r2.o.to(DType::f32).to_f64_vector()) << "o";
+        const AttentionGrads a = attention_backward(d_o, q, k, v, r.o, r.lse, opt);
+        const AttentionGrads b = attention_backward(d_o, q, k, v, r.o, r.lse, opt);
+        EXPECT_EQ(a.dq.to(DType::f32).to_f64_vector(), b.dq.to(DType::f32).to_f64_vector()) << "dq";
+        EXPECT_EQ(a.dk.to(DType::f32).to_f64_vector(), b.dk.to(DType::f32).to_f64_vector()) << "dk";
+        EXPECT_EQ(a.dv.to(DType::f32).to_f64_vector(), b.dv.to(DType::f32).to_f64_vector()) << "dv";
+      }
+  }
 }
 
 TEST(AttentionCuda, BadCallsRefused) {

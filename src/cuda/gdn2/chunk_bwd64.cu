@@ -9,12 +9,16 @@
 //      dV' = Kt dS + P^T dO, dX = A^T dV' (dv = dX⊙w, dw = dX⊙v), and the sums d(q⊙Γ) = dO S^T, dKt = V' dS^T,
 //      -dW = dV' S^T, dP = dO V'^T, dX U^T; then d(b⊙k⊙Γ) = A^T dW and dT = -(dX U^T + d(b⊙k⊙Γ) W^T) below the
 //      diagonal. d(q⊙Γ), dKt and d(b⊙k⊙Γ) go to the gradient buffers gq, gk, gb; dP and dT to dpt.
-//   2. chunk_pair64_kernel, one block per (chunk, value head): the decayed pair scores' backward
+//   2. chunk_pair64_kernel, a cluster of two blocks per (chunk, value head), each taking half of the key channels
+//      (the rows' norms and the L2 norm backward's dot products exchanged through the cluster's shared memory): the
+//      decayed pair scores' backward
 //      dq̂_i += s Σ_j dP_ij k̂_j e^{G_i - G_j}, d(b⊙k̂)_i += Σ_j dT_ij k̂_j e^{G_i - G_j},
 //      dk̂_j += Σ_i (s dP_ij q̂_i + dT_ij (b⊙k̂)_i) e^{G_i - G_j}, as products anchored per 16-token block of rows R
 //      (every factor <= 1 off the diagonal block, at most e^{span} on it; a block whose span exceeds kSpan sums its own
 //      16x16 pairs one by one instead), then the elementwise chain rule through Γ, Kt and b⊙k̂, the L2 norms and the
 //      cumsum of g.
+#include <cooperative_groups.h>
+
 #include "cuda/common.cuh"
 #include "cuda/gdn2/chunk_prep.cuh"
 #include "cuda/gdn2/chunk_stage.cuh"
@@ -27,9 +31,11 @@ namespace gdn2::cuda {
 
 namespace {
 
+namespace cg = cooperative_groups;
+
 constexpr int kC = 64, kCols = 64, kLd = kC + 8;  // [.., 64] fp32 tiles: row stride 8 mod 32 words
-// The state-gradient pass runs 8 warps per block; the gradient and pair kernels 16 (one block per SM either way: their
-// shared memory allows no more, so the second eight warps hide latency).
+// The state-gradient pass and the pair kernel run 8 warps per block (the pair kernel two blocks per SM); the gradient
+// kernel 16 (one block per SM: its shared memory allows no more, so the second eight warps hide latency).
 constexpr int kThreads = 256, kWideThreads = 512;
 constexpr float kSpan = 60.f;  // e^60 and e^-60 are far inside fp32 (and tf32) range
 
@@ -368,55 +374,73 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
     }
 }
 
+// The pair kernel runs as clusters of two blocks per (chunk, value head), each block taking half of the key channels:
+// the pair sums and the chain rule are channel by channel, and only the rows' norms and the L2 norm backward's dot
+// products span both halves (exchanged through the cluster's shared memory). Two such blocks fit an SM.
 template <int KMAX>
 struct PairSmem {
-  static constexpr int LDK = KMAX + 8, LDX = KMAX + 8;
+  static constexpr int KH = KMAX / 2;  // this block's key channels
+  static constexpr int LDK = KH + 8, LDX = KH + 8;
   float q[kC][LDK];   // q̂; at the end Kt ⊙ dKt
   float k[kC][LDK];   // k̂
   float b[kC][LDK];   // b; after the pair sums the gradient wrt b
   float G[kC][LDK];   // inclusive cumsum of g (natural log); rows past the chunk repeat G_last
   float dP[kC][kLd], dT[kC][kLd];  // after the pair sums: the dg terms [kC][LDX] across both
-  float gl[KMAX];
+  float gl[KH];
   float rq[kC], rk[kC];
-  float dot[4][2][kC];  // per channel quarter: the rows' partial sums q̂·dq̂ and k̂·dk̂ (L2 norm backward)
+  float sq[2][kC];      // the rows' sums of squares of q and k over this block's channels (read by the other block)
+  float dot[2][2][kC];  // per channel quarter: the rows' partial sums q̂·dq̂ and k̂·dk̂ (L2 norm backward)
+  float dsum[2][kC];    // this block's halves of those sums (read by the other block), then the whole sums
   int wide[4];          // per 16-row block: its span exceeds kSpan
   static_assert(kC * LDX <= 2 * kC * kLd, "the dg terms fit the space of dP and dT");
 };
+static_assert(2 * (sizeof(PairSmem<128>) + 1024) <= 228 * 1024, "two blocks of the pair kernel fit an SM");
 
 template <int KMAX>
-__global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64Params bp) {
+__global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_pair64_kernel(Gdn2Bwd64Params bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   using Smem = PairSmem<KMAX>;
+  constexpr int KH = Smem::KH, NK = KH / 16;
   Smem& sm = *reinterpret_cast<Smem*>(smem_raw);
-  constexpr int NK = KMAX / 32;
+  cg::cluster_group cluster = cg::this_cluster();
   const Gdn2Params& p = bp.f;
   const ChunkWork& cw = p.chunk;
-  const int c = blockIdx.x, hv = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int K = p.K;
+  const int c = blockIdx.x >> 1, half = static_cast<int>(cluster.block_rank()), hv = blockIdx.y;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int K = p.K, d_lo = half * KH;  // this block's channels: d_lo + [0, KH), those below K real
   const int64_t tok0 = cw.chunk_tok0[c], blk = static_cast<int64_t>(c) * p.HV + hv;
   const int L = static_cast<int>(cw.chunk_len[c]);
   const float s = p.scale;
+  Smem& peer = *cluster.map_shared_rank(&sm, half ^ 1);
 
   {  // dP and dT by cp.async while the inputs load
     const float* src = bp.dpt + blk * 2 * kC * kC;
-    for (int it = tid; it < kC * kC / 4; it += kWideThreads) {
+    for (int it = tid; it < kC * kC / 4; it += kThreads) {
       const int r = it / (kC / 4), c4 = 4 * (it % (kC / 4));
       cp_async_16(&sm.dP[r][c4], src + r * kC + c4);
       cp_async_16(&sm.dT[r][c4], src + kC * kC + r * kC + c4);
     }
     cp_async_commit();
   }
-  chunk_rows<kC, KMAX, kWideThreads, Smem::LDK>(p, tok0, L, hv, sm.q, sm.k, sm.G, sm.b, sm.rq, sm.rk, sm.gl);
+  chunk_rows<kC, KH, kThreads, Smem::LDK, true>(p, tok0, L, hv, sm.q, sm.k, sm.G, sm.b, sm.sq[0], sm.sq[1], sm.gl,
+                                                d_lo);
+  cluster.sync();  // both blocks' sums of squares are in place
+  if (tid < kC) {
+    const int t = tid;
+    sm.rq[t] = p.l2norm ? rsqrtf(sm.sq[0][t] + peer.sq[0][t] + 1e-6f) : 1.f;
+    sm.rk[t] = p.l2norm ? rsqrtf(sm.sq[1][t] + peer.sq[1][t] + 1e-6f) : 1.f;
+  }
   __syncthreads();
-  for (int idx = tid; idx < kC * KMAX; idx += kWideThreads) {
-    const int t = idx / KMAX, d = idx % KMAX;
+  for (int idx = tid; idx < kC * KH; idx += kThreads) {
+    const int t = idx / KH, d = idx % KH;
     sm.q[t][d] *= sm.rq[t];
     sm.k[t][d] *= sm.rk[t];
   }
-  if (warp < 4) {  // the span of 16-row block R = warp, from the row before it (G = 0 before the chunk)
+  if (warp < 4) {  // the span of 16-row block R = warp over this block's channels, from the row before it (G = 0 before
+                   // the chunk)
     const int r0 = 16 * warp;
     float span = 0.f;
-    for (int d = lane; d < KMAX; d += 32) span = fmaxf(span, (r0 > 0 ? sm.G[r0 - 1][d] : 0.f) - sm.G[r0 + 15][d]);
+    for (int d = lane; d < KH; d += 32) span = fmaxf(span, (r0 > 0 ? sm.G[r0 - 1][d] : 0.f) - sm.G[r0 + 15][d]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
     if (lane == 0) sm.wide[warp] = !(span < kSpan);  // a NaN span too
@@ -424,11 +448,11 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
   cp_async_wait<0>();
   __syncthreads();
 
-  // Warp w: rows 16 R .. +15 (R = w % 4), key channels nk .. + KMAX/4. Anchors: a = 16 R - 1 for the sums over j <= i
-  // (G_a = 0 for R = 0), b = 16 R + 15 for the sums over i >= j. A wide block keeps its own 16x16 pairs out of the
-  // products and sums them pair by pair below. Every loop over a thread's elements is unrolled over the registers and
-  // kept short: the code streams from the instruction cache.
-  const int R = warp & 3, r0 = 16 * R, nk = (warp >> 2) * (KMAX / 4);
+  // Warp w: rows 16 R .. +15 (R = w % 4), this block's channels nk .. + KH/2. Anchors: a = 16 R - 1 for the sums over
+  // j <= i (G_a = 0 for R = 0), b = 16 R + 15 for the sums over i >= j. A wide block keeps its own 16x16 pairs out of
+  // the products and sums them pair by pair below. Every loop over a thread's elements is unrolled over the registers
+  // and kept short: the code streams from the instruction cache.
+  const int R = warp & 3, r0 = 16 * R, nk = (warp >> 2) * (KH / 2);
   const bool wide = sm.wide[R];
   const float* Gb = sm.G[r0 + 15];
   auto Ga = [&](int d) { return r0 > 0 ? sm.G[r0 - 1][d] : 0.f; };
@@ -485,7 +509,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
   auto load_in = [&](int nt) {
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
-      const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
+      const int i = acc_row(r0, lane, h), d = d_lo + acc_col(nk, lane, nt, h);
       const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d;
       const bool ok = i < L && d < K;
       in[0][h] = ok ? bp.gq[at] : 0.f;
@@ -504,7 +528,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
     for (int h = 0; h < 4; ++h) {
       const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
       float gq = 0.f, gk = 0.f, dg = 0.f, ktd = 0.f, gb = 0.f;
-      if (i < L && d < K) {
+      if (i < L && d_lo + d < K) {
         const float gi = sm.G[i][d], gam = __expf(gi), rev = __expf(sm.gl[d] - gi);
         const float qh = sm.q[i][d], kh = sm.k[i][d], bgate = sm.b[i][d], bkv = bgate * kh, qs = s * qh;
         const float dqg = cur[0][h], dKt = cur[1][h], dbkg = cur[2][h];
@@ -523,7 +547,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
   }
   const int quarter = warp >> 2, g8 = lane >> 2;
 #pragma unroll
-  for (int e = 0; e < 2; ++e) {  // a row's channels: 4 lanes of this warp and the other quarters' warps
+  for (int e = 0; e < 2; ++e) {  // a row's channels: 4 lanes of this warp and the other quarter's warp
 #pragma unroll
     for (int o = 1; o < 4; o <<= 1) {
       dq_dot[e] += __shfl_xor_sync(0xffffffffu, dq_dot[e], o);
@@ -532,7 +556,19 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
     if ((lane & 3) == 0)
       sm.dot[quarter][0][r0 + g8 + 8 * e] = dq_dot[e], sm.dot[quarter][1][r0 + g8 + 8 * e] = dk_dot[e];
   }
-  __syncthreads();  // every pair sum has read dP and dT; the row sums are complete
+  __syncthreads();  // every pair sum has read dP and dT; this block's row sums are complete
+  if (tid < 2 * kC) {
+    const int w = tid / kC, t = tid % kC;
+    sm.dsum[w][t] = sm.dot[0][w][t] + sm.dot[1][w][t];
+  }
+  cluster.sync();  // both blocks' halves of the row sums are in place
+  float qd[2], kd[2];  // the whole row sums at this thread's two rows
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int i = r0 + g8 + 8 * e;
+    qd[e] = sm.dsum[0][i] + peer.dsum[0][i];
+    kd[e] = sm.dsum[1][i] + peer.dsum[1][i];
+  }
   float(*DG)[Smem::LDX] = reinterpret_cast<float(*)[Smem::LDX]>(&sm.dP[0][0]);
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)
@@ -542,31 +578,29 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_pair64_kernel(Gdn2Bwd64
       DG[i][d] = ak[nt][h];
       float gq = aq[nt][h], gk = ab[nt][h];
       if (p.l2norm) {  // dx = rstd (dy - ŷ (ŷ·dy))
-        const float qd = sm.dot[0][0][i] + sm.dot[1][0][i] + sm.dot[2][0][i] + sm.dot[3][0][i];
-        const float kd = sm.dot[0][1][i] + sm.dot[1][1][i] + sm.dot[2][1][i] + sm.dot[3][1][i];
-        gq = sm.rq[i] * (gq - sm.q[i][d] * qd);
-        gk = sm.rk[i] * (gk - sm.k[i][d] * kd);
+        gq = sm.rq[i] * (gq - sm.q[i][d] * qd[h >> 1]);
+        gk = sm.rk[i] * (gk - sm.k[i][d] * kd[h >> 1]);
       }
       sm.q[i][d] = kt[nt][h];  // Kt ⊙ dKt, in the element's own place
-      if (i >= L || d >= K) continue;
-      const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d;
+      if (i >= L || d_lo + d >= K) continue;
+      const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d_lo + d;
       store_elem(bp.oq.ptr, bp.oq.type, at, gq);
       store_elem(bp.ok.ptr, bp.ok.type, at, gk);
       if (bp.gb != nullptr) store_elem(bp.ob.ptr, bp.ob.type, at, sm.b[i][d]);
     }
-  __syncthreads();
+  cluster.sync();  // the other block has read this one's row sums (and this block's tiles are complete)
   // g enters through G = cumsum g and G_last: dg_t = dG_last + Σ_{r>=t} dG_r, plus the exclusive prefix
   // Σ_{r<t} Kt_r ⊙ dKt_r (the Kt = k̂ e^{G_last - G} terms, entered without cancellation).
-  if (tid < K && bp.gg != nullptr) {
-    const int d = tid;
-    float running = bp.dgl[blk * KMAX + d] * __expf(sm.gl[d]);
+  if (tid < KH && d_lo + tid < K && bp.gg != nullptr) {
+    const int d = tid, dg = d_lo + d;
+    float running = bp.dgl[blk * KMAX + dg] * __expf(sm.gl[d]);
     for (int t = L - 1; t >= 0; --t) {
       running += DG[t][d];
       DG[t][d] = running;
     }
     float prefix = 0.f;
     for (int t = 0; t < L; ++t) {
-      bp.gg[((tok0 + t) * p.HV + hv) * static_cast<int64_t>(K) + d] = DG[t][d] + prefix;
+      bp.gg[((tok0 + t) * p.HV + hv) * static_cast<int64_t>(K) + dg] = DG[t][d] + prefix;
       prefix += sm.q[t][d];
     }
   }
@@ -576,7 +610,8 @@ template <int KMAX>
 void launch(const Gdn2Bwd64Params& bp) {
   const dim3 grid(bp.f.chunk.chunks, bp.f.HV);
   launch_with_smem(chunk_grad64_kernel<KMAX>, grid, kWideThreads, sizeof(GradSmem<KMAX>), bp.f.stream, bp);
-  launch_with_smem(chunk_pair64_kernel<KMAX>, grid, kWideThreads, sizeof(PairSmem<KMAX>), bp.f.stream, bp);
+  launch_with_smem(chunk_pair64_kernel<KMAX>, dim3(2 * bp.f.chunk.chunks, bp.f.HV), kThreads, sizeof(PairSmem<KMAX>),
+                   bp.f.stream, bp);
 }
 
 template <int KMAX>

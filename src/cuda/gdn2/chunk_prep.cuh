@@ -9,12 +9,13 @@ namespace gdn2::cuda {
 constexpr int kPrepChunk = 32, kPrepThreads = 256;
 
 // The rows a chunk's preparation starts from, for chunks of ROWS tokens and blocks of THREADS threads: q, k, g (the
-// decay, formed from f by the in-kernel gate when asked) and b of rows [0, L) from token c0 for value head hv into
-// [ROWS][LD] tiles (zeros past L and K); after a barrier, 1/|q| and 1/|k| of every row (1 without the in-op norm) and
-// G = cumsum g in place with gl = G_last (rows past L repeat it). Ends without a barrier.
-template <int ROWS, int KMAX, int THREADS, int LD>
+// decay, formed from f by the in-kernel gate when asked) and b of rows [0, L) from token c0 for value head hv, key
+// channels d_lo .. d_lo + KMAX, into [ROWS][LD] tiles (zeros past L and K); after a barrier, 1/|q| and 1/|k| of every
+// row (1 without the in-op norm; with kSums, the rows' sums of squares over these channels instead, for a caller that
+// splits the channels) and G = cumsum g in place with gl = G_last (rows past L repeat it). Ends without a barrier.
+template <int ROWS, int KMAX, int THREADS, int LD, bool kSums = false>
 __device__ void chunk_rows(const Gdn2Params& p, int64_t c0, int L, int hv, float (*q)[LD], float (*k)[LD],
-                           float (*G)[LD], float (*b)[LD], float* rq, float* rk, float* gl) {
+                           float (*G)[LD], float (*b)[LD], float* rq, float* rk, float* gl, int d_lo = 0) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int K = p.K, group = p.HV / p.H, hq = hv / group;
   const int hg = input_head(p.g, hv, p.HV, group), hb = input_head(p.b, hv, p.HV, group);
@@ -24,7 +25,7 @@ __device__ void chunk_rows(const Gdn2Params& p, int64_t c0, int L, int hv, float
   float qv[kIters][8], kv[kIters][8], gv[kIters][8], bv[kIters][8];
 #pragma unroll
   for (int u = 0; u < kIters; ++u) {
-    const int idx = tid + u * THREADS, t = idx / (KMAX / 8), d0 = 8 * (idx % (KMAX / 8));
+    const int idx = tid + u * THREADS, t = idx / (KMAX / 8), d0 = d_lo + 8 * (idx % (KMAX / 8));
     const bool ok = idx < kPieces && t < L;
     const int64_t tok = c0 + t;
     load_input(qv[u], p.q, tok, hq, d0, K, ok, p.vec8, 0.f);
@@ -34,7 +35,7 @@ __device__ void chunk_rows(const Gdn2Params& p, int64_t c0, int L, int hv, float
   }
 #pragma unroll
   for (int u = 0; u < kIters; ++u) {
-    const int idx = tid + u * THREADS, t = idx / (KMAX / 8), d0 = 8 * (idx % (KMAX / 8));
+    const int idx = tid + u * THREADS, t = idx / (KMAX / 8), d0 = d_lo + 8 * (idx % (KMAX / 8));
     if (idx >= kPieces) break;
     if (p.a_log != nullptr && t < L) {  // the in-kernel decay gate (load.cuh, load_decay)
       const float dt0 = p.dt_bias == nullptr || p.g.form == Gate::channel ? 0.f : p.dt_bias[hg];
@@ -45,9 +46,10 @@ __device__ void chunk_rows(const Gdn2Params& p, int64_t c0, int L, int hv, float
           gv[u][e] = decay_from_f(gv[u][e], p.a_log[hg], dt);
         }
     }
+    const int x0 = d0 - d_lo;
 #pragma unroll
     for (int e = 0; e < 8; ++e)
-      q[t][d0 + e] = qv[u][e], k[t][d0 + e] = kv[u][e], G[t][d0 + e] = gv[u][e], b[t][d0 + e] = bv[u][e];
+      q[t][x0 + e] = qv[u][e], k[t][x0 + e] = kv[u][e], G[t][x0 + e] = gv[u][e], b[t][x0 + e] = bv[u][e];
   }
   __syncthreads();
   for (int t = warp; t < ROWS; t += THREADS / 32) {
@@ -59,8 +61,8 @@ __device__ void chunk_rows(const Gdn2Params& p, int64_t c0, int L, int hv, float
       ks += __shfl_xor_sync(0xffffffffu, ks, o);
     }
     if (lane == 0) {
-      rq[t] = p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
-      rk[t] = p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
+      rq[t] = kSums ? qs : p.l2norm ? rsqrtf(qs + 1e-6f) : 1.f;
+      rk[t] = kSums ? ks : p.l2norm ? rsqrtf(ks + 1e-6f) : 1.f;
     }
   }
   for (int d = tid; d < KMAX; d += THREADS) {

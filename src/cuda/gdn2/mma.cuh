@@ -276,7 +276,7 @@ template <int NT, bool AT, bool BNK, class T>
 __device__ __forceinline__ void mma_smem(float (&acc)[NT][4], const T* a, int lda, int row0, const T* b, int ldb,
                                          int n0, int k0, int k_steps, int lane) {
   static_assert(NT % 2 == 0, "n-tiles come in pairs");
-#pragma unroll 1
+#pragma unroll 2
   for (int kk = 0; kk < k_steps; ++kk) {
     const int k = k0 + 16 * kk;
     uint32_t af[4];
