@@ -124,36 +124,44 @@ TEST_P(Gdn2CudaSwept, ForwardMatchesCpu) {
 
 // The CUDA backward against the fp64 CPU backward on the same inputs: every gradient, and bitwise deterministic.
 // fp32 inputs: exact recompute, fp32 budget; bf16/fp16 inputs: chunk states from the tensor-core forward (bf16
-// products), the bf16 budget.
+// products), the bf16 budget, with an F32 d_o and again with d_o in the inputs' dtype (as training passes it; the
+// reference takes the same rounded values).
 TEST_P(Gdn2CudaSwept, BackwardMatchesCpu) {
   REQUIRE_GPU();
   const Gdn2RandomSpec& s = GetParam();
   const Gdn2Inputs in = gdn2_random_inputs(s);
-  Gdn2Options opt = gdn2_random_options(s);
-  const auto [d_o, dht] = gdn2_random_cotangents(s, 3);
-  opt.compute = DType::f64;
-  const Gdn2Grads ref = gdn2_chunk_bwd(in, opt, d_o, dht);
-  opt.compute = DType::f32;
   const Gdn2Inputs d = to_cuda(in);
-  const Tensor dd_o = d_o.to(Device::cuda), ddht = dht.defined() ? dht.to(Device::cuda) : Tensor();
-  const Gdn2Grads g = gdn2_chunk_bwd(d, opt, dd_o, ddht);
-  std::string line;
-  for (auto [name, x, y] : {std::tuple{"dq", &g.dq, &ref.dq}, {"dk", &g.dk, &ref.dk}, {"dv", &g.dv, &ref.dv},
-                            {"dg", &g.dg, &ref.dg}, {"db", &g.db, &ref.db}, {"dw", &g.dw, &ref.dw},
-                            {"dh0", &g.dh0, &ref.dh0}}) {
-    ASSERT_EQ(x->defined(), y->defined()) << name;
-    if (!x->defined()) continue;
-    ASSERT_EQ(x->shape(), y->shape()) << name;
-    const double e = rel_rms_error(*x, *y);
-    char buf[48];
-    std::snprintf(buf, sizeof buf, " %s %.2e", name, e);
-    line += buf;
-    EXPECT_LE(e, s.dtype != DType::f32 ? kBudgetBf16 : kBudgetF32) << name;
+  const auto [d_o_f32, dht] = gdn2_random_cotangents(s, 3);
+  const Tensor ddht = dht.defined() ? dht.to(Device::cuda) : Tensor();
+  std::vector<DType> d_o_types{DType::f32};
+  if (s.dtype != DType::f32) d_o_types.push_back(s.dtype);
+  for (DType dt : d_o_types) {
+    const Tensor d_o = d_o_f32.to(dt).to(DType::f32);  // the values the GPU sees
+    Gdn2Options opt = gdn2_random_options(s);
+    opt.compute = DType::f64;
+    const Gdn2Grads ref = gdn2_chunk_bwd(in, opt, d_o, dht);
+    opt.compute = DType::f32;
+    const Tensor dd_o = d_o_f32.to(dt).to(Device::cuda);
+    const Gdn2Grads g = gdn2_chunk_bwd(d, opt, dd_o, ddht);
+    std::string line;
+    for (auto [name, x, y] : {std::tuple{"dq", &g.dq, &ref.dq}, {"dk", &g.dk, &ref.dk}, {"dv", &g.dv, &ref.dv},
+                              {"dg", &g.dg, &ref.dg}, {"db", &g.db, &ref.db}, {"dw", &g.dw, &ref.dw},
+                              {"dh0", &g.dh0, &ref.dh0}}) {
+      ASSERT_EQ(x->defined(), y->defined()) << name;
+      if (!x->defined()) continue;
+      ASSERT_EQ(x->shape(), y->shape()) << name;
+      const double e = rel_rms_error(*x, *y);
+      char buf[48];
+      std::snprintf(buf, sizeof buf, " %s %.2e", name, e);
+      line += buf;
+      EXPECT_LE(e, s.dtype != DType::f32 ? kBudgetBf16 : kBudgetF32) << name << ", d_o " << dtype_name(dt);
+    }
+    std::printf("[ errors   ] %s backward (d_o %s):%s\n", s.name().c_str(), std::string(dtype_name(dt)).c_str(),
+                line.c_str());
+    const Gdn2Grads again = gdn2_chunk_bwd(d, opt, dd_o, ddht);
+    const Tensor a = again.dk.cpu(), b = g.dk.cpu();
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "deterministic, d_o " << dtype_name(dt);
   }
-  std::printf("[ errors   ] %s backward:%s\n", s.name().c_str(), line.c_str());
-  const Gdn2Grads again = gdn2_chunk_bwd(d, opt, dd_o, ddht);
-  const Tensor a = again.dk.cpu(), b = g.dk.cpu();
-  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "deterministic";
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, Gdn2CudaSwept, ::testing::ValuesIn(cuda_cases()),

@@ -41,6 +41,28 @@ constexpr float kSpan = 60.f;  // e^60 and e^-60 are far inside fp32 (and tf32) 
 
 __device__ __forceinline__ float bf(bf16 x) { return __bfloat162float(x); }
 
+// Columns col and col + 1 (col even) of a row of `cols` elements, at element `at` of p: one access when both exist and
+// rows pair up (cols even, so at is even), else the ones that exist one by one.
+__device__ __forceinline__ void store_pair(void* p, ElemType t, int64_t at, int col, int cols, float x0, float x1) {
+  if (col + 1 < cols && cols % 2 == 0) {
+    const float x[2] = {x0, x1};
+    store_elems<2>(p, t, at, x);
+  } else {
+    if (col < cols) store_elem(p, t, at, x0);
+    if (col + 1 < cols) store_elem(p, t, at + 1, x1);
+  }
+}
+// The matching load of two fp32 elements (zeros for columns past cols).
+__device__ __forceinline__ void load_pair(const float* p, int64_t at, int col, int cols, float& x0, float& x1) {
+  if (col + 1 < cols && cols % 2 == 0) {
+    const float2 v = *reinterpret_cast<const float2*>(p + at);
+    x0 = v.x, x1 = v.y;
+  } else {
+    x0 = col < cols ? p[at] : 0.f;
+    x1 = col + 1 < cols ? p[at + 1] : 0.f;
+  }
+}
+
 // Rows [0, rows) and columns [v0, v0 + 64) of a row-major fp32 matrix with V columns into tile[rows][kLd] by
 // cp.async; zeros past V and from row `valid` on.
 __device__ __forceinline__ void load_slice(float (*tile)[kLd], const float* src, int rows, int valid, int V, int v0) {
@@ -196,7 +218,7 @@ struct GradSmem {
   float stage[2][KMAX][kLd];
   bf16 S[KMAX][kLd];   // the state entering the chunk, a column slice
   bf16 dS[KMAX][kLd];  // the gradient wrt the state leaving it
-  bf16 dO[kC][kLd];
+  bf16 dO[2][kC][kLd];  // this slice's columns and the next one's
   bf16 Vn[kC][kLd];    // V' = U - W S, then dX = A^T dV'
   bf16 dV[kC][kLd];    // dV' = Kt dS + P^T dO
   bf16 W[kC][LDK];
@@ -230,10 +252,23 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   const float* Sg = bp.h + blk * K * V;
   const float* dSg = bp.dh + blk * K * V;
   const bf16* Ug = static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad;
-  auto load_next = [&](int v0, int buf) {  // a slice's S, dS and U, issued and committed
+  // dO comes by cp.async with the slice's other tiles when it is bf16 in 16-byte pieces (zeros past L and V written
+  // directly); otherwise through registers at the slice's start (load_value_tile).
+  const bool dO_async =
+      bp.d_o_type == ElemType::bf16 && V % 8 == 0 && reinterpret_cast<uintptr_t>(bp.d_o) % 16 == 0;
+  auto load_next = [&](int v0, int buf) {  // a slice's S, dS, U and dO, issued and committed
     load_slice(sm.stage[0], Sg, KMAX, K, V, v0);
     load_slice(sm.stage[1], dSg, KMAX, K, V, v0);
     load_bf16_tile(&sm.U[buf][0][0], kLd, Ug + v0, cw.vpad, kC, kCols);
+    if (dO_async)
+      for (int it = tid; it < kC * (kCols / 8); it += kWideThreads) {
+        const int r = it / (kCols / 8), c8 = 8 * (it % (kCols / 8)), col = v0 + c8;
+        bf16* d = &sm.dO[buf][r][c8];
+        if (r < L && col < V)  // col + 8 <= V: V is a multiple of 8
+          cp_async_16(d, static_cast<const bf16*>(bp.d_o) + ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col);
+        else
+          *reinterpret_cast<uint4*>(d) = make_uint4(0u, 0u, 0u, 0u);
+      }
     cp_async_commit();
   };
 
@@ -251,17 +286,23 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll 1
   for (int v0 = 0, buf = 0; v0 < cw.vpad; v0 += kCols, buf ^= 1) {
     __syncthreads();  // the previous slice's tiles are consumed
-    constexpr int kIters = kC * kCols / 8 / kWideThreads;
-    float o[kIters][8];  // dO, in flight during the wait
-    load_value_tile<kIters, kWideThreads, kCols>(o, bp.d_o, bp.d_o_type, tok0, L, hv, p.HV, V, v0);
-    cp_async_wait<0>();
-    __syncthreads();
+    const bf16(*dO)[kLd] = sm.dO[buf];
+    if (dO_async) {
+      cp_async_wait<0>();
+      __syncthreads();
+    } else {
+      constexpr int kIters = kC * kCols / 8 / kWideThreads;
+      float o[kIters][8];  // dO, in flight during the wait
+      load_value_tile<kIters, kWideThreads, kCols>(o, bp.d_o, bp.d_o_type, tok0, L, hv, p.HV, V, v0);
+      cp_async_wait<0>();
+      __syncthreads();
 #pragma unroll
-    for (int u = 0; u < kIters; ++u)
+      for (int u = 0; u < kIters; ++u)
 #pragma unroll
-      for (int e = 0; e < 8; e += 2)
-        *reinterpret_cast<uint32_t*>(&sm.dO[piece_row<kWideThreads>(u)][piece_col<kWideThreads>(u) + e]) =
-            pack2(o[u][e], o[u][e + 1]);
+        for (int e = 0; e < 8; e += 2)
+          *reinterpret_cast<uint32_t*>(&sm.dO[buf][piece_row<kWideThreads>(u)][piece_col<kWideThreads>(u) + e]) =
+              pack2(o[u][e], o[u][e + 1]);
+    }
 #pragma unroll
     for (int u = 0; u < kConv; ++u) {
       const int it = tid + u * kWideThreads, d = it >> 3, c8 = 8 * (it & 7);
@@ -287,7 +328,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       zero(vs), zero(dv);
       mma_smem<2, false, false>(vs, &sm.W[0][0], LDK, r0, &sm.S[0][0], kLd, n16, 0, k_key, lane);
       mma_smem<2, true, false>(dv, &sm.Kt[0][0], kLd, r0, &sm.dS[0][0], kLd, n16, 0, k_key, lane);
-      mma_smem<2, true, false>(dv, &sm.P[0][0], kLd, r0, &sm.dO[0][0], kLd, n16, r0, k_tri, lane);
+      mma_smem<2, true, false>(dv, &sm.P[0][0], kLd, r0, &dO[0][0], kLd, n16, r0, k_tri, lane);
       store_acc(&sm.Vn[0][0], kLd, vs, r0, n16, lane, [&](int r, int cc, float x) { return bf(U[r][cc]) - x; });
       store_acc(&sm.dV[0][0], kLd, dv, r0, n16, lane);
     }
@@ -303,10 +344,10 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
         load_input(vg[nt][e], p.v, tok0 + r, hv, col, V, r < L && bp.ow.ptr != nullptr, p.vec8, 0.f);
       }
     // Sums over the slice's columns: d(q⊙Γ) += dO S^T, -dW += dV' S^T, dKt += V' dS^T, dP += dO V'^T.
-    mma_smem<NK, false, true>(aQ, &sm.dO[0][0], kLd, r0, &sm.S[0][0], kLd, nk, 0, kCols / 16, lane);
+    mma_smem<NK, false, true>(aQ, &dO[0][0], kLd, r0, &sm.S[0][0], kLd, nk, 0, kCols / 16, lane);
     mma_smem<NK, false, true>(aW, &sm.dV[0][0], kLd, r0, &sm.S[0][0], kLd, nk, 0, kCols / 16, lane);
     mma_smem<NK, false, true>(aKt, &sm.Vn[0][0], kLd, r0, &sm.dS[0][0], kLd, nk, 0, kCols / 16, lane);
-    mma_smem<2, false, true>(aP, &sm.dO[0][0], kLd, r0, &sm.Vn[0][0], kLd, n16, 0, kCols / 16, lane);
+    mma_smem<2, false, true>(aP, &dO[0][0], kLd, r0, &sm.Vn[0][0], kLd, n16, 0, kCols / 16, lane);
     float dx[2][4];  // dX = A^T dV'
     zero(dx);
     mma_smem<2, true, false>(dx, &sm.A[0][0], kLd, r0, &sm.dV[0][0], kLd, n16, r0, k_tri, lane);
@@ -315,12 +356,13 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-      for (int h = 0; h < 4; ++h) {
-        const int r = acc_row(r0, lane, h), col = v0 + acc_col(n16, lane, nt, h);
-        if (r < L && col < V) {  // U = A (w⊙v): d(w⊙v) = dX
+      for (int e = 0; e < 2; ++e) {  // elements 2e, 2e + 1: one row, two columns
+        const int r = acc_row(r0, lane, 2 * e), col = v0 + acc_col(n16, lane, nt, 0);
+        if (r < L) {  // U = A (w⊙v): d(w⊙v) = dX
           const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col;
-          store_elem(bp.ov.ptr, bp.ov.type, at, dx[nt][h] * wg[nt][h >> 1][h & 1]);
-          if (bp.ow.ptr != nullptr) store_elem(bp.ow.ptr, bp.ow.type, at, dx[nt][h] * vg[nt][h >> 1][h & 1]);
+          const float x0 = dx[nt][2 * e], x1 = dx[nt][2 * e + 1];
+          store_pair(bp.ov.ptr, bp.ov.type, at, col, V, x0 * wg[nt][e][0], x1 * wg[nt][e][1]);
+          if (bp.ow.ptr != nullptr) store_pair(bp.ow.ptr, bp.ow.type, at, col, V, x0 * vg[nt][e][0], x1 * vg[nt][e][1]);
         }
       }
     __syncthreads();
@@ -334,12 +376,12 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
-    for (int h = 0; h < 4; ++h) {
-      const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-      if (r < L && d < K) {
+    for (int e = 0; e < 2; ++e) {
+      const int r = acc_row(r0, lane, 2 * e), d = acc_col(nk, lane, nt, 0);
+      if (r < L) {
         const int64_t at = ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d;
-        bp.gq[at] = aQ[nt][h];
-        bp.gk[at] = aKt[nt][h];
+        store_pair(bp.gq, ElemType::f32, at, d, K, aQ[nt][2 * e], aQ[nt][2 * e + 1]);
+        store_pair(bp.gk, ElemType::f32, at, d, K, aKt[nt][2 * e], aKt[nt][2 * e + 1]);
       }
     }
 #pragma unroll
@@ -355,9 +397,11 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
       for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
-        for (int h = 0; h < 4; ++h) {
-          const int r = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-          if (r < L && d < K) bp.gb[((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d] = -x[nt][h];
+        for (int e = 0; e < 2; ++e) {
+          const int r = acc_row(r0, lane, 2 * e), d = acc_col(nk, lane, nt, 0);
+          if (r < L)
+            store_pair(bp.gb, ElemType::f32, ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(K) + d, d, K,
+                       -x[nt][2 * e], -x[nt][2 * e + 1]);
         }
   }
   __syncthreads();
@@ -367,10 +411,13 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
   for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-    for (int h = 0; h < 4; ++h) {
-      const int r = acc_row(r0, lane, h), j = acc_col(n16, lane, nt, h);
-      out[r * kC + j] = r < L && j <= r ? aP[nt][h] : 0.f;
-      out[kC * kC + r * kC + j] = r < L && j < r ? -aT[nt][h] : 0.f;
+    for (int e = 0; e < 2; ++e) {  // columns j, j + 1 of row r as one 8-byte store
+      const int r = acc_row(r0, lane, 2 * e), j = acc_col(n16, lane, nt, 0);
+      const bool row = r < L;
+      *reinterpret_cast<float2*>(out + r * kC + j) =
+          make_float2(row && j <= r ? aP[nt][2 * e] : 0.f, row && j + 1 <= r ? aP[nt][2 * e + 1] : 0.f);
+      *reinterpret_cast<float2*>(out + kC * kC + r * kC + j) =
+          make_float2(row && j < r ? -aT[nt][2 * e] : 0.f, row && j + 1 < r ? -aT[nt][2 * e + 1] : 0.f);
     }
 }
 
@@ -508,13 +555,16 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
   float kt[NK][4], dq_dot[2] = {0.f, 0.f}, dk_dot[2] = {0.f, 0.f}, in[3][4];
   auto load_in = [&](int nt) {
 #pragma unroll
-    for (int h = 0; h < 4; ++h) {
-      const int i = acc_row(r0, lane, h), d = d_lo + acc_col(nk, lane, nt, h);
+    for (int e = 0; e < 2; ++e) {  // elements 2e, 2e + 1: one row, two channels
+      const int i = acc_row(r0, lane, 2 * e), d = d_lo + acc_col(nk, lane, nt, 0);
       const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d;
-      const bool ok = i < L && d < K;
-      in[0][h] = ok ? bp.gq[at] : 0.f;
-      in[1][h] = ok ? bp.gk[at] : 0.f;
-      in[2][h] = ok && bp.gb != nullptr ? bp.gb[at] : 0.f;
+      const int cols = i < L ? K : 0;  // nothing past the chunk
+      load_pair(bp.gq, at, d, cols, in[0][2 * e], in[0][2 * e + 1]);
+      load_pair(bp.gk, at, d, cols, in[1][2 * e], in[1][2 * e + 1]);
+      if (bp.gb != nullptr)
+        load_pair(bp.gb, at, d, cols, in[2][2 * e], in[2][2 * e + 1]);
+      else
+        in[2][2 * e] = in[2][2 * e + 1] = 0.f;
     }
   };
   load_in(0);
@@ -573,20 +623,25 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
-    for (int h = 0; h < 4; ++h) {
-      const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-      DG[i][d] = ak[nt][h];
-      float gq = aq[nt][h], gk = ab[nt][h];
-      if (p.l2norm) {  // dx = rstd (dy - ŷ (ŷ·dy))
-        gq = sm.rq[i] * (gq - sm.q[i][d] * qd[h >> 1]);
-        gk = sm.rk[i] * (gk - sm.k[i][d] * kd[h >> 1]);
+    for (int e = 0; e < 2; ++e) {  // elements 2e, 2e + 1: row i, channels d and d + 1
+      const int i = acc_row(r0, lane, 2 * e), d = acc_col(nk, lane, nt, 0);
+      float gq[2], gk[2];
+#pragma unroll
+      for (int x = 0; x < 2; ++x) {
+        const int h = 2 * e + x;
+        DG[i][d + x] = ak[nt][h];
+        gq[x] = aq[nt][h], gk[x] = ab[nt][h];
+        if (p.l2norm) {  // dx = rstd (dy - ŷ (ŷ·dy))
+          gq[x] = sm.rq[i] * (gq[x] - sm.q[i][d + x] * qd[e]);
+          gk[x] = sm.rk[i] * (gk[x] - sm.k[i][d + x] * kd[e]);
+        }
+        sm.q[i][d + x] = kt[nt][h];  // Kt ⊙ dKt, in the element's own place
       }
-      sm.q[i][d] = kt[nt][h];  // Kt ⊙ dKt, in the element's own place
-      if (i >= L || d_lo + d >= K) continue;
+      if (i >= L) continue;
       const int64_t at = ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d_lo + d;
-      store_elem(bp.oq.ptr, bp.oq.type, at, gq);
-      store_elem(bp.ok.ptr, bp.ok.type, at, gk);
-      if (bp.gb != nullptr) store_elem(bp.ob.ptr, bp.ob.type, at, sm.b[i][d]);
+      store_pair(bp.oq.ptr, bp.oq.type, at, d_lo + d, K, gq[0], gq[1]);
+      store_pair(bp.ok.ptr, bp.ok.type, at, d_lo + d, K, gk[0], gk[1]);
+      if (bp.gb != nullptr) store_pair(bp.ob.ptr, bp.ob.type, at, d_lo + d, K, sm.b[i][d], sm.b[i][d + 1]);
     }
   cluster.sync();  // the other block has read this one's row sums (and this block's tiles are complete)
   // g enters through G = cumsum g and G_last: dg_t = dG_last + Σ_{r>=t} dG_r, plus the exclusive prefix
