@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up and build, check the GDN-2 ops against fla's golden file (where it is found), then train the default small GDN-2
+# The main job: set up and build, check the GDN-2 ops against fla's golden file, then train the default small GDN-2
 # hybrid (configs/small_hybrid.json, ~10M parameters) on the installed English corpus for a few minutes, save it and
 # print a generated sample. Steps already done (corpus text, tokenizer, shards) are reused; training resumes from its
 # last checkpoint unless --no-resume is given. Extra arguments go to `gdn2 train` (e.g. --time-budget 600).
@@ -13,12 +13,12 @@ budget="${GDN2_TIME_BUDGET:-240}"
 mkdir -p "$run"
 
 "$gdn2" info
-# fla's golden file of the ops lives outside the repository (tests/data/README.md); checked where it is found.
-golden="$(ls .golden/gdn2_ops.safetensors ../shared/golden/gdn2_ops.safetensors 2>/dev/null | head -n 1 || true)"
-if [ -n "$golden" ]; then
+# fla's golden file of the ops, joined from its two parts by the test build (tests/data/README.md).
+golden="$build/tests/data/gdn2_ops.safetensors"
+if [ -f "$golden" ]; then
   "$gdn2" ops check "$golden" | tail -n 1
 else
-  echo "ops check: skipped (gdn2_ops.safetensors is in neither .golden/ nor ../shared/golden)"
+  echo "ops check: skipped (the build has no tests, so no joined $golden)"
 fi
 [ -s "$run/corpus.txt" ] || "$gdn2" data corpus --out "$run/corpus.txt"
 [ -s "$run/tokenizer.json" ] ||

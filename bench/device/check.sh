@@ -6,9 +6,9 @@ out="${OUT:-/tmp}"
 bench/device/build.sh || exit 1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 build/cuda/gdn2 info
-# fla's golden file: carried in .golden/ (copied there from ../shared/golden, which does not travel).
-build/cuda/gdn2 ops check .golden/gdn2_ops.safetensors --backend cuda --budget 1e-4
-build/cuda/gdn2 ops check .golden/gdn2_ops.safetensors --backend cuda --op recurrent --budget 1e-4
+# fla's golden file, joined from tests/data's two parts by the test build.
+build/cuda/gdn2 ops check build/cuda/tests/data/gdn2_ops.safetensors --backend cuda --budget 1e-4
+build/cuda/gdn2 ops check build/cuda/tests/data/gdn2_ops.safetensors --backend cuda --op recurrent --budget 1e-4
 build/cuda/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | grep -E "^\[  (PASSED|FAILED|  OK|SKIPPED)|^\[ errors|Failure|error" | tail -n 90
 for tool in memcheck racecheck; do
   compute-sanitizer --tool "$tool" --error-exitcode 3 build/cuda/tests/test_cuda \

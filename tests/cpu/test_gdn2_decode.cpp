@@ -6,13 +6,11 @@
 
 #include "gdn2/ops/gdn2_golden.h"
 #include "gdn2/ops/gdn2_random.h"
-#include "golden_ops.h"
 
 namespace gdn2 {
 namespace {
 
 TEST(Gdn2Decode, GoldenDecodeCase) {
-  REQUIRE_GOLDEN_OPS();
   for (const Gdn2GoldenCase& c : gdn2_golden_read(GDN2_GOLDEN_OPS)) {
     if (c.name != "pub_decode1") continue;
     Tensor state = c.in.h0.to(DType::f32);

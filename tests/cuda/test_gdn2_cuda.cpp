@@ -14,7 +14,6 @@
 #include "gdn2/backend.h"
 #include "gdn2/ops/gdn2_golden.h"
 #include "gdn2/ops/gdn2_random.h"
-#include "golden_ops.h"
 
 namespace gdn2 {
 namespace {
@@ -27,7 +26,6 @@ Gdn2Inputs to_cuda(const Gdn2Inputs& in) { return gdn2_inputs_to(in, Device::cud
 // fla's forward outputs, and for the chunk op its gradients (where the case has d_o), within the fp32 budget.
 TEST(Gdn2Cuda, GoldenForward) {
   REQUIRE_GPU();
-  REQUIRE_GOLDEN_OPS();
   for (const Gdn2GoldenCase& c : gdn2_golden_read(GDN2_GOLDEN_OPS)) {
     for (Gdn2CheckOp op : {Gdn2CheckOp::chunk, Gdn2CheckOp::recurrent}) {
       const Gdn2CheckResult r = gdn2_golden_check(c, op, Backend::cuda, DType::f32, 64, kBudgetF32);
