@@ -94,6 +94,17 @@ __device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* s
   }
 }
 
+// load_value_tile's pieces (eight columns each) into a bf16 [kC][kLd] tile, two elements per 32-bit store.
+template <int N, int THREADS>
+__device__ __forceinline__ void store_value_tile(bf16 (*tile)[kLd], const float (&o)[N][8]) {
+#pragma unroll
+  for (int u = 0; u < N; ++u)
+#pragma unroll
+    for (int e = 0; e < 8; e += 2)
+      *reinterpret_cast<uint32_t*>(&tile[piece_row<THREADS>(u)][piece_col<THREADS>(u) + e]) =
+          pack2(o[u][e], o[u][e + 1]);
+}
+
 template <int KMAX>
 struct DstateSmem {
   Stage<KMAX> st[2];  // the current chunk's tiles and the next one's (double buffer; U unused)
@@ -169,12 +180,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     __syncthreads();  // the previous chunk is done with every buffer, the other stage included
     const bool more = c > c_first;
     if (more) stage_next(sm.st[buf ^ 1], c - 1);
-#pragma unroll
-    for (int u = 0; u < kIters; ++u)
-#pragma unroll
-      for (int e = 0; e < 8; e += 2)
-        *reinterpret_cast<uint32_t*>(&sm.dO[piece_row<kThreads>(u)][piece_col<kThreads>(u) + e]) =
-            pack2(o_next[u][e], o_next[u][e + 1]);
+    store_value_tile<kIters, kThreads>(sm.dO, o_next);
     if (more) load_dO(c - 1);  // in flight during this step
     if (!kTransition) store_dS(bp.dh + blk_of(c) * K * V, V, K, V);
     if (more)
@@ -296,12 +302,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       load_value_tile<kIters, kWideThreads, kCols>(o, bp.d_o, bp.d_o_type, tok0, L, hv, p.HV, V, v0);
       cp_async_wait<0>();
       __syncthreads();
-#pragma unroll
-      for (int u = 0; u < kIters; ++u)
-#pragma unroll
-        for (int e = 0; e < 8; e += 2)
-          *reinterpret_cast<uint32_t*>(&sm.dO[buf][piece_row<kWideThreads>(u)][piece_col<kWideThreads>(u) + e]) =
-              pack2(o[u][e], o[u][e + 1]);
+      store_value_tile<kIters, kWideThreads>(sm.dO[buf], o);
     }
 #pragma unroll
     for (int u = 0; u < kConv; ++u) {
@@ -436,8 +437,9 @@ struct PairSmem {
   float gl[KH];
   float rq[kC], rk[kC];
   float sq[2][kC];      // the rows' sums of squares of q and k over this block's channels (read by the other block)
-  float dot[2][2][kC];  // per channel quarter: the rows' partial sums q̂·dq̂ and k̂·dk̂ (L2 norm backward)
-  float dsum[2][kC];    // this block's halves of those sums (read by the other block), then the whole sums
+  float dot[2][2][kC];  // per warp column (half of this block's channels): the rows' partial sums q̂·dq̂ and k̂·dk̂
+                        // (L2 norm backward)
+  float dsum[2][kC];    // those sums over this block's channels (read by the other block)
   int wide[4];          // per 16-row block: its span exceeds kSpan
   static_assert(kC * LDX <= 2 * kC * kLd, "the dg terms fit the space of dP and dT");
 };
