@@ -2,8 +2,9 @@
 # On a lent GPU machine: what bounds each kernel of a gdn2 command. Runs the command under Nsight Compute with the
 # speed-of-light, occupancy and launch sections for the first COUNT launches whose kernel name matches REGEX, then
 # prints one line per kernel name (medians over its launches): duration, memory and SM throughput as % of peak, DRAM
-# bytes moved, achieved occupancy, registers per thread and shared memory per block; then, from the warp-state
-# section, the five largest stall reasons (warps stalled per issued instruction, by reason).
+# bytes moved, warp instructions executed (millions) and the schedulers' issue-active %, achieved occupancy, registers
+# per thread and shared memory per block; then, from the warp-state section, the five largest stall reasons (warps
+# stalled per issued instruction, by reason).
 # Usage: bench/device/kernel_profile.sh LABEL REGEX COUNT -- gdn2-arguments...
 # e.g.   kernel_profile.sh conv 'conv_' 6 -- train-bench --config configs/gdn2_350m.json --batch 2 --seq-len 4096 \
 #          --warmup 0 --steps 1
@@ -17,7 +18,7 @@ shift 3
 [ "${1:-}" = "--" ] && shift
 test -x build/cuda/gdn2 || bench/device/build.sh || exit 1
 ncu --kernel-name-base function --kernel-name "regex:$regex" --launch-count "$count" \
-  --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --metrics dram__bytes.sum \
+  --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --metrics dram__bytes.sum,smsp__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active \
   --csv --page raw --log-file "$out/$label.profile.csv" build/cuda/gdn2 "$@" >"$out/$label.log" 2>&1 ||
   { tail -n 20 "$out/$label.log"; exit 1; }
 python3 - "$out/$label.profile.csv" "$label" <<'PY'
@@ -31,6 +32,8 @@ cols = {
     "mem%": ("gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed", 1),
     "sm%": ("sm__throughput.avg.pct_of_peak_sustained_elapsed", 1),
     "MB": ("dram__bytes.sum", 1e-6),
+    "Minst": ("smsp__inst_executed.sum", 1e-6),
+    "issue%": ("smsp__issue_active.avg.pct_of_peak_sustained_active", 1),
     "occ%": ("sm__warps_active.avg.pct_of_peak_sustained_active", 1),
     "regs": ("launch__registers_per_thread", 1),
     "smemKB": ("launch__shared_mem_per_block", 1 / 1024),

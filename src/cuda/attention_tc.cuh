@@ -19,8 +19,6 @@
 
 namespace gdn2::cuda::attn {
 
-constexpr float kLog2e = 1.4426950408889634f;
-
 // Whether query position p sees key j (include/gdn2/ops/attention.h): j <= p and, with a window W > 0, j > p - W.
 __device__ __forceinline__ bool key_visible(int64_t p, int64_t j, int64_t W) { return j <= p && (W == 0 || j > p - W); }
 // Whether some position of [p0, p1] sees some key of [j0, j1]: the keys seen from [p0, p1] are [p0 - W + 1, p1].

@@ -291,19 +291,37 @@ struct alignas(16) TileSmem {
   int above[kTileRows + kTileHalo], left[kTileRows + kTileHalo];
 };
 
-__device__ __forceinline__ void tile_load(float (*dst)[kTileCols], int count, const void* src, ElemType t,
-                                          int64_t row0, int64_t rows, int64_t C, int64_t c0) {
-  for (int it = threadIdx.x; it < count * (kTileCols / 8); it += kTileThreads) {
-    const int r = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
+// Pieces of eight channels a thread takes of a tile of at most kTileRows + 2 kTileHalo rows.
+constexpr int kTilePieces = ((kTileRows + 2 * kTileHalo) * (kTileCols / 8) + kTileThreads - 1) / kTileThreads;
+
+// Rows [row0, row0 + count) of src (element type t), channels c0 .. c0 + 63, into registers: piece u is tile row
+// it / 8, channels 8 (it % 8) with it = thread + u · threads (zeros outside [0, rows) and past C). Every load is
+// issued before any is stored (tile_put): a load through a generic pointer cannot pass an earlier shared-memory store,
+// so a loop that loads and stores would wait for each load in turn.
+__device__ __forceinline__ void tile_fetch(float (&v)[kTilePieces][8], int count, const void* src, ElemType t,
+                                           int64_t row0, int64_t rows, int64_t C, int64_t c0) {
+#pragma unroll
+  for (int u = 0; u < kTilePieces; ++u) {
+    const int it = threadIdx.x + u * kTileThreads, r = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
     const int64_t row = row0 + r, col = c0 + c8;
-    float v[8] = {};
-    if (row >= 0 && row < rows && col < C) load_elems<8>(src, t, row * C + col, v);
-    *reinterpret_cast<float4*>(&dst[r][c8]) = make_float4(v[0], v[1], v[2], v[3]);
-    *reinterpret_cast<float4*>(&dst[r][c8 + 4]) = make_float4(v[4], v[5], v[6], v[7]);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[u][e] = 0.f;
+    if (r < count && row >= 0 && row < rows && col < C) load_elems<8>(src, t, row * C + col, v[u]);
   }
 }
 
-// tile_load's inverse: rows [0, kTileRows) of src into rows row0.. of dst (element type t), channels c0.., 16-byte
+// tile_fetch's pieces into rows [0, count) of dst, 16-byte stores.
+__device__ __forceinline__ void tile_put(float (*dst)[kTileCols], const float (&v)[kTilePieces][8], int count) {
+#pragma unroll
+  for (int u = 0; u < kTilePieces; ++u) {
+    const int it = threadIdx.x + u * kTileThreads, r = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
+    if (r >= count) break;
+    *reinterpret_cast<float4*>(&dst[r][c8]) = make_float4(v[u][0], v[u][1], v[u][2], v[u][3]);
+    *reinterpret_cast<float4*>(&dst[r][c8 + 4]) = make_float4(v[u][4], v[u][5], v[u][6], v[u][7]);
+  }
+}
+
+// tile_fetch's inverse: rows [0, kTileRows) of src into rows row0.. of dst (element type t), channels c0.., 16-byte
 // stores; nothing at or past `rows` or C.
 __device__ __forceinline__ void tile_store(void* dst, ElemType t, const float (*src)[kTileCols], int64_t row0,
                                            int64_t rows, int64_t C, int64_t c0) {
@@ -343,14 +361,16 @@ __global__ void __launch_bounds__(kTileThreads)
   const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kTileCols, r0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
   const int cl = threadIdx.x % kTileCols, grp = threadIdx.x / kTileCols;
   const int64_t c = c0 + cl;
-  tile_load(sm.x, kTileRows + 2 * M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
-  tile_load(sm.dz, kTileRows + M, dy, a.xt, r0, a.rows, a.C, c0);
-  tile_row_places(sm.above, sm.left, kTileRows + kTileHalo, r0, a.T);
-  float w[4] = {}, bias = 0.f;
+  float xv[kTilePieces][8], dyv[kTilePieces][8], w[4] = {}, bias = 0.f;
+  tile_fetch(xv, kTileRows + 2 * M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
+  tile_fetch(dyv, kTileRows + M, dy, a.xt, r0, a.rows, a.C, c0);
   if (c < a.C) {
     load_taps(a, c, w);
     bias = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
   }
+  tile_put(sm.x, xv, kTileRows + 2 * M);
+  tile_put(sm.dz, dyv, kTileRows + M);
+  tile_row_places(sm.above, sm.left, kTileRows + kTileHalo, r0, a.T);
   __syncthreads();
   // dz of rows r0 .. r0 + R + M − 1; the inputs of row r are x(r − M + i) from its sequence's start on. The block's
   // own rows add their weight and bias gradient terms.
@@ -415,13 +435,14 @@ __global__ void __launch_bounds__(kTileThreads) conv_forward_tile_kernel(ConvRow
   const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kTileCols, r0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
   const int cl = threadIdx.x % kTileCols, grp = threadIdx.x / kTileCols;
   const int64_t c = c0 + cl;
-  tile_load(xs, kTileRows + M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
-  tile_row_places(above, nullptr, kTileRows, r0, a.T);
-  float w[4] = {}, bias = 0.f;
+  float xv[kTilePieces][8], w[4] = {}, bias = 0.f;
+  tile_fetch(xv, kTileRows + M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
   if (c < a.C) {
     load_taps(a, c, w);
     bias = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
   }
+  tile_put(xs, xv, kTileRows + M);
+  tile_row_places(above, nullptr, kTileRows, r0, a.T);
   __syncthreads();
   for (int rl = grp; rl < kTileRows; rl += kTileGroups) {
     float win[4];

@@ -2,8 +2,8 @@
 // src/cpu/gdn2_chunk.cpp, ChunkKernel::backward, at chunk 64). It reads what the recomputed forward left in its
 // workspace (chunk_intra.cu: W, qg, kgT, U, P, γ and A = (I + T)^-1, bf16) and the states entering the chunks (h).
 // The state-gradient and gradient kernels' products are bf16 x bf16 with fp32 accumulation (mma.cuh, mma_smem:
-// operands by ldmatrix; the state gradient itself stays fp32), the pair kernel's run in one tf32 pass (mma1_rows). The
-// solves of the fp32 path (chunk_bwd.cu) become products with the stored A.
+// operands by ldmatrix; the state gradient itself stays fp32), the pair kernel's run in one tf32 pass (mma1_rows2 and
+// mma1_rows_sum2). The solves of the fp32 path (chunk_bwd.cu) become products with the stored A.
 //   0. chunk_dstate64_kernel, the reverse pass over each sequence's chunks for the state gradients dh (and dh0).
 //   1. chunk_grad64_kernel, one block per (chunk, value head), over slices of 64 columns of V: V' = U - W S,
 //      dV' = Kt dS + P^T dO, dX = A^T dV' (dv = dX⊙w, dw = dX⊙v), and the sums d(q⊙Γ) = dO S^T, dKt = V' dS^T,
@@ -94,6 +94,26 @@ __device__ __forceinline__ void load_bf16_tile(bf16* tile, int ld, const bf16* s
   }
 }
 
+// Whether dO can come by cp.async: BF16 (as training passes it) in 16-byte pieces.
+__device__ __forceinline__ bool dO_by_copy(const Gdn2Bwd64Params& bp) {
+  return bp.d_o_type == ElemType::bf16 && bp.f.V % 8 == 0 && reinterpret_cast<uintptr_t>(bp.d_o) % 16 == 0;
+}
+
+// dO of value head hv, rows [0, kC) from token tok0 and columns [v0, v0 + 64), into tile by cp.async (dO_by_copy):
+// zeros from row `valid` on and past V, written directly. Issued, not committed.
+__device__ __forceinline__ void load_dO_tile(bf16 (*tile)[kLd], const Gdn2Bwd64Params& bp, int64_t tok0, int valid,
+                                             int hv, int v0) {
+  const int V = bp.f.V;
+  for (int it = threadIdx.x; it < kC * (kCols / 8); it += blockDim.x) {
+    const int r = it / (kCols / 8), c8 = 8 * (it % (kCols / 8)), col = v0 + c8;
+    bf16* d = &tile[r][c8];
+    if (r < valid && col < V)  // col + 8 <= V: V is a multiple of 8
+      cp_async_16(d, static_cast<const bf16*>(bp.d_o) + ((tok0 + r) * bp.f.HV + hv) * static_cast<int64_t>(V) + col);
+    else
+      *reinterpret_cast<uint4*>(d) = make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
 // load_value_tile's pieces (eight columns each) into a bf16 [kC][kLd] tile, two elements per 32-bit store.
 template <int N, int THREADS>
 __device__ __forceinline__ void store_value_tile(bf16 (*tile)[kLd], const float (&o)[N][8]) {
@@ -107,8 +127,8 @@ __device__ __forceinline__ void store_value_tile(bf16 (*tile)[kLd], const float 
 
 template <int KMAX>
 struct DstateSmem {
-  Stage<KMAX> st[2];  // the current chunk's tiles and the next one's (double buffer; U unused)
-  bf16 dO[kC][kLd];
+  Stage<KMAX> st[2];  // the current chunk's tiles and the next one's (double buffer; U holds dO when it comes by copy)
+  bf16 dO[kC][kLd];   // dO when it comes through registers
   bf16 dV[kC][kLd];  // -dV'
   bf16 dS[KMAX][kLd];
 };
@@ -134,8 +154,12 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
   const int64_t state_base = (static_cast<int64_t>(n) * p.HV + hv) * K * V;
   const int64_t seg_blk = static_cast<int64_t>(seg) * p.HV + hv;
   auto blk_of = [&](int c) { return static_cast<int64_t>(c) * p.HV + hv; };
+  // A chunk's dO rows (none in the transition columns).
+  auto dO_rows = [&](int c) { return trans ? 0 : static_cast<int>(cw.chunk_len[c]); };
+  const bool dO_async = dO_by_copy(bp);  // dO with the stage's tiles, in its U tile; else through registers
   auto stage_next = [&](Stage<KMAX>& st, int c) {
     stage_load(st, cw, blk_of(c), 0, false);
+    if (dO_async) load_dO_tile(st.U, bp, cw.chunk_tok0[c], dO_rows(c), hv, col0);
     cp_async_commit();
   };
   if (c_last > c_first) stage_next(sm.st[0], c_last - 1);
@@ -165,12 +189,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       }
   };
   const int k_key = (K + 15) / 16;  // steps of 16 over the key channels (zeros past K)
-  // dO of a chunk, loaded into registers one chunk step ahead (pieces of eight columns, load.cuh, load_value_tile).
+  // Without the copy, dO of a chunk is loaded into registers one chunk step ahead (pieces of eight columns, load.cuh,
+  // load_value_tile).
   constexpr int kIters = kC * kCols / 8 / kThreads;
   float o_next[kIters][8];
   auto load_dO = [&](int c) {
-    load_value_tile<kIters, kThreads, kCols>(o_next, bp.d_o, bp.d_o_type, cw.chunk_tok0[c],
-                                             trans ? 0 : static_cast<int>(cw.chunk_len[c]), hv, p.HV, V, col0);
+    if (!dO_async)
+      load_value_tile<kIters, kThreads, kCols>(o_next, bp.d_o, bp.d_o_type, cw.chunk_tok0[c], dO_rows(c), hv, p.HV, V,
+                                               col0);
   };
   if (c_last > c_first) load_dO(c_last - 1);
   int buf = 0;
@@ -180,7 +206,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     __syncthreads();  // the previous chunk is done with every buffer, the other stage included
     const bool more = c > c_first;
     if (more) stage_next(sm.st[buf ^ 1], c - 1);
-    store_value_tile<kIters, kThreads>(sm.dO, o_next);
+    if (!dO_async) store_value_tile<kIters, kThreads>(sm.dO, o_next);
     if (more) load_dO(c - 1);  // in flight during this step
     if (!kTransition) store_dS(bp.dh + blk_of(c) * K * V, V, K, V);
     if (more)
@@ -189,12 +215,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
       cp_async_wait<0>();
     __syncthreads();
     const Stage<KMAX>& st = sm.st[buf];
+    const bf16* dO = dO_async ? &st.U[0][0] : &sm.dO[0][0];
     const int k_tok = (L + 15) / 16;  // steps of 16 over tokens: rows past L of the workspace and of dO are zeros
     {  // -dV' = -(Kt dS + P^T dO); P^T is upper triangular, so its 16-blocks start at the row block.
       float acc[4][4];
       zero(acc);
       mma_smem<4, true, false>(acc, &st.kgT[0][0], kStageLd, r1, &sm.dS[0][0], kLd, n1, 0, k_key, lane);
-      mma_smem<4, true, false>(acc, &st.P[0][0], kStageLd, r1, &sm.dO[0][0], kLd, n1, r1,
+      mma_smem<4, true, false>(acc, &st.P[0][0], kStageLd, r1, dO, kLd, n1, r1,
                                k_tok > r1 / 16 ? k_tok - r1 / 16 : 0, lane);
       store_acc(&sm.dV[0][0], kLd, acc, r1, n1, lane, [](int, int, float x) { return -x; });
     }
@@ -205,7 +232,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
 #pragma unroll
         for (int h = 0; h < 4; ++h) dS[nt][h] *= st.gamma[acc_row(r2, lane, h)];
       constexpr int LDK = Stage<KMAX>::LDK;
-      mma_smem<NT2, true, false>(dS, &st.qg[0][0], LDK, r2, &sm.dO[0][0], kLd, n2, 0, k_tok, lane);
+      mma_smem<NT2, true, false>(dS, &st.qg[0][0], LDK, r2, dO, kLd, n2, 0, k_tok, lane);
       mma_smem<NT2, true, false>(dS, &st.W[0][0], LDK, r2, &sm.dV[0][0], kLd, n2, 0, k_tok, lane);
       store_acc(&sm.dS[0][0], kLd, dS, r2, n2, lane);
     }
@@ -258,23 +285,14 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   const float* Sg = bp.h + blk * K * V;
   const float* dSg = bp.dh + blk * K * V;
   const bf16* Ug = static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad;
-  // dO comes by cp.async with the slice's other tiles when it is bf16 in 16-byte pieces (zeros past L and V written
-  // directly); otherwise through registers at the slice's start (load_value_tile).
-  const bool dO_async =
-      bp.d_o_type == ElemType::bf16 && V % 8 == 0 && reinterpret_cast<uintptr_t>(bp.d_o) % 16 == 0;
+  // dO comes by cp.async with the slice's other tiles (dO_by_copy); otherwise through registers at the slice's start
+  // (load_value_tile).
+  const bool dO_async = dO_by_copy(bp);
   auto load_next = [&](int v0, int buf) {  // a slice's S, dS, U and dO, issued and committed
     load_slice(sm.stage[0], Sg, KMAX, K, V, v0);
     load_slice(sm.stage[1], dSg, KMAX, K, V, v0);
     load_bf16_tile(&sm.U[buf][0][0], kLd, Ug + v0, cw.vpad, kC, kCols);
-    if (dO_async)
-      for (int it = tid; it < kC * (kCols / 8); it += kWideThreads) {
-        const int r = it / (kCols / 8), c8 = 8 * (it % (kCols / 8)), col = v0 + c8;
-        bf16* d = &sm.dO[buf][r][c8];
-        if (r < L && col < V)  // col + 8 <= V: V is a multiple of 8
-          cp_async_16(d, static_cast<const bf16*>(bp.d_o) + ((tok0 + r) * p.HV + hv) * static_cast<int64_t>(V) + col);
-        else
-          *reinterpret_cast<uint4*>(d) = make_uint4(0u, 0u, 0u, 0u);
-      }
+    if (dO_async) load_dO_tile(sm.dO[buf], bp, tok0, L, hv, v0);
     cp_async_commit();
   };
 
@@ -406,7 +424,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
         }
   }
   __syncthreads();
-  // dT = -(dX U^T + d(b⊙k⊙Γ) W^T), strictly below the diagonal; dP on and below it.
+  // dT = -(dX U^T + d(b⊙k⊙Γ) W^T), strictly below the diagonal; s·dP on and below it (the scale the pair kernel's
+  // products with dP take).
   mma_smem<2, false, true>(aT, &dBK[0][0], LDK, r0, &sm.W[0][0], LDK, n16, 0, k_key, lane);
   float* out = bp.dpt + blk * 2 * kC * kC;
 #pragma unroll
@@ -416,7 +435,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       const int r = acc_row(r0, lane, 2 * e), j = acc_col(n16, lane, nt, 0);
       const bool row = r < L;
       *reinterpret_cast<float2*>(out + r * kC + j) =
-          make_float2(row && j <= r ? aP[nt][2 * e] : 0.f, row && j + 1 <= r ? aP[nt][2 * e + 1] : 0.f);
+          make_float2(row && j <= r ? p.scale * aP[nt][2 * e] : 0.f, row && j + 1 <= r ? p.scale * aP[nt][2 * e + 1] : 0.f);
       *reinterpret_cast<float2*>(out + kC * kC + r * kC + j) =
           make_float2(row && j < r ? -aT[nt][2 * e] : 0.f, row && j + 1 < r ? -aT[nt][2 * e + 1] : 0.f);
     }
@@ -471,6 +490,13 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
     }
     cp_async_commit();
   }
+  // The gradient kernel's d(q⊙Γ), dKt and d(b⊙k⊙Γ) at this block's rows and channels, which the chain rule reads
+  // after the products: into L2 now (32 floats a line).
+  for (int it = tid; it < 3 * L * (KH / 32); it += kThreads) {
+    const int x = it % 3, line = it / 3, i = line / (KH / 32), d = d_lo + 32 * (line % (KH / 32));
+    const float* g = x == 0 ? bp.gq : x == 1 ? bp.gk : bp.gb;
+    if (g != nullptr && d < K) prefetch_l2(g + ((tok0 + i) * p.HV + hv) * static_cast<int64_t>(K) + d);
+  }
   chunk_rows<kC, KH, kThreads, Smem::LDK, true>(p, tok0, L, hv, sm.q, sm.k, sm.G, sm.b, sm.sq[0], sm.sq[1], sm.gl,
                                                 d_lo);
   cluster.sync();  // both blocks' sums of squares are in place
@@ -479,20 +505,23 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
     sm.rq[t] = p.l2norm ? rsqrtf(sm.sq[0][t] + peer.sq[0][t] + 1e-6f) : 1.f;
     sm.rk[t] = p.l2norm ? rsqrtf(sm.sq[1][t] + peer.sq[1][t] + 1e-6f) : 1.f;
   }
-  __syncthreads();
-  for (int idx = tid; idx < kC * KH; idx += kThreads) {
-    const int t = idx / KH, d = idx % KH;
-    sm.q[t][d] *= sm.rq[t];
-    sm.k[t][d] *= sm.rk[t];
-  }
-  if (warp < 4) {  // the span of 16-row block R = warp over this block's channels, from the row before it (G = 0 before
-                   // the chunk)
-    const int r0 = 16 * warp;
+  if (warp >= 4) {  // the span of 16-row block R = warp - 4 over this block's channels, from the row before it (G = 0
+                    // before the chunk)
+    const int r0 = 16 * (warp - 4);
     float span = 0.f;
     for (int d = lane; d < KH; d += 32) span = fmaxf(span, (r0 > 0 ? sm.G[r0 - 1][d] : 0.f) - sm.G[r0 + 15][d]);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) span = fmaxf(span, __shfl_xor_sync(0xffffffffu, span, o));
-    if (lane == 0) sm.wide[warp] = !(span < kSpan);  // a NaN span too
+    if (lane == 0) sm.wide[warp - 4] = !(span < kSpan);  // a NaN span too
+  }
+  __syncthreads();
+  // q̂ and k̂; G and G_last from here on in log2 units, so that every exponential below is one ex2.
+  for (int idx = tid; idx < kC * KH; idx += kThreads) {
+    const int t = idx / KH, d = idx % KH;
+    sm.q[t][d] *= sm.rq[t];
+    sm.k[t][d] *= sm.rk[t];
+    sm.G[t][d] *= kLog2e;
+    if (t == 0) sm.gl[d] *= kLog2e;
   }
   cp_async_wait<0>();
   __syncthreads();
@@ -500,31 +529,34 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
   // Warp w: rows 16 R .. +15 (R = w % 4), this block's channels nk .. + KH/2. Anchors: a = 16 R - 1 for the sums over
   // j <= i (G_a = 0 for R = 0), b = 16 R + 15 for the sums over i >= j. A wide block keeps its own 16x16 pairs out of
   // the products and sums them pair by pair below. Every loop over a thread's elements is unrolled over the registers
-  // and kept short: the code streams from the instruction cache.
+  // and kept short: the code streams from the instruction cache. dP arrives scaled by s (the gradient kernel), so aq
+  // below is the sum wrt q̂ itself.
   const int R = warp & 3, r0 = 16 * R, nk = (warp >> 2) * (KH / 2);
   const bool wide = sm.wide[R];
   const float* Gb = sm.G[r0 + 15];
   auto Ga = [&](int d) { return r0 > 0 ? sm.G[r0 - 1][d] : 0.f; };
-  float aq[NK][4], ab[NK][4], ak[NK][4];  // the pair sums wrt s q̂, b⊙k̂ and k̂
+  float aq[NK][4], ab[NK][4], ak[NK][4];  // the pair sums wrt q̂, b⊙k̂ and k̂
   zero(aq), zero(ab), zero(ak);
   {
     const int diag = wide ? 0 : 2;  // k-steps of the block's own 16 tokens in the products
     mma1_rows2(aq, ab, [&](int r, int j) { return sm.dP[r][j]; }, [&](int r, int j) { return sm.dT[r][j]; },
-               [&](int j, int d) { return sm.k[j][d] * __expf(Ga(d) - sm.G[j][d]); }, r0, nk, 0, r0 / 8 + diag, lane);
-    const int i0 = wide ? r0 + 16 : r0, steps = (kC - i0) / 8;
-    mma1_rows(ak, [&](int j, int i) { return sm.dP[i][j]; },
-              [&](int i, int d) { return s * sm.q[i][d] * __expf(sm.G[i][d] - Gb[d]); }, r0, nk, i0, steps, lane);
-    mma1_rows(ak, [&](int j, int i) { return sm.dT[i][j]; },
-              [&](int i, int d) { return sm.b[i][d] * sm.k[i][d] * __expf(sm.G[i][d] - Gb[d]); }, r0, nk, i0, steps,
-              lane);
+               [&](int j, int d) { return sm.k[j][d] * ex2(Ga(d) - sm.G[j][d]); }, r0, nk, 0, r0 / 8 + diag, lane);
+    const int i0 = wide ? r0 + 16 : r0;
+    mma1_rows_sum2(
+        ak, [&](int j, int i) { return sm.dP[i][j]; }, [&](int j, int i) { return sm.dT[i][j]; },
+        [&](int i, int d) {
+          const float e = ex2(sm.G[i][d] - Gb[d]), ke = sm.k[i][d] * e;
+          return make_float2(sm.q[i][d] * e, sm.b[i][d] * ke);
+        },
+        r0, nk, i0, (kC - i0) / 8, lane);
   }
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
-      const float gi = sm.G[i][d], e = __expf(gi - Ga(d));
-      aq[nt][h] *= e, ab[nt][h] *= e, ak[nt][h] *= __expf(Gb[d] - gi);
+      const float gi = sm.G[i][d], e = ex2(gi - Ga(d));
+      aq[nt][h] *= e, ab[nt][h] *= e, ak[nt][h] *= ex2(Gb[d] - gi);
     }
   if (wide) {  // the block's own pairs one by one: e^{-|G_i - G_j|}, with dP lower and dT strictly lower triangular
     const int g8 = lane >> 2;
@@ -534,14 +566,14 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int i = r0 + g8 + 8 * e;
-        pij[e] = sm.dP[i][j], tij[e] = sm.dT[i][j], pji[e] = s * sm.dP[j][i], tji[e] = sm.dT[j][i];
+        pij[e] = sm.dP[i][j], tij[e] = sm.dT[i][j], pji[e] = sm.dP[j][i], tji[e] = sm.dT[j][i];
       }
 #pragma unroll
       for (int nt = 0; nt < NK; ++nt)
 #pragma unroll
         for (int h = 0; h < 4; ++h) {
           const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h), e = h >> 1;
-          const float x = __expf(-fabsf(sm.G[i][d] - sm.G[j][d])), kj = sm.k[j][d] * x;
+          const float x = ex2(-fabsf(sm.G[i][d] - sm.G[j][d])), kj = sm.k[j][d] * x;
           aq[nt][h] += pij[e] * kj;
           ab[nt][h] += tij[e] * kj;
           ak[nt][h] += (pji[e] * sm.q[j][d] + tji[e] * sm.b[j][d] * sm.k[j][d]) * x;
@@ -581,12 +613,12 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
       const int i = acc_row(r0, lane, h), d = acc_col(nk, lane, nt, h);
       float gq = 0.f, gk = 0.f, dg = 0.f, ktd = 0.f, gb = 0.f;
       if (i < L && d_lo + d < K) {
-        const float gi = sm.G[i][d], gam = __expf(gi), rev = __expf(sm.gl[d] - gi);
-        const float qh = sm.q[i][d], kh = sm.k[i][d], bgate = sm.b[i][d], bkv = bgate * kh, qs = s * qh;
+        const float gi = sm.G[i][d], gam = ex2(gi), rev = ex2(sm.gl[d] - gi);
+        const float qh = sm.q[i][d], kh = sm.k[i][d], bgate = sm.b[i][d], bkv = bgate * kh;
         const float dqg = cur[0][h], dKt = cur[1][h], dbkg = cur[2][h];
-        dg = dqg * qs * gam + dbkg * bkv * gam + qs * aq[nt][h] + bkv * ab[nt][h] - kh * ak[nt][h];
         const float dbk = dbkg * gam + ab[nt][h];
-        gq = s * (dqg * gam + aq[nt][h]);
+        gq = s * dqg * gam + aq[nt][h];
+        dg = qh * gq + bkv * dbk - kh * ak[nt][h];
         gk = dKt * rev + ak[nt][h] + dbk * bgate;
         ktd = dKt * kh * rev;
         gb = dbk * kh;
@@ -647,19 +679,30 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 2) chunk_p
     }
   cluster.sync();  // the other block has read this one's row sums (and this block's tiles are complete)
   // g enters through G = cumsum g and G_last: dg_t = dG_last + Σ_{r>=t} dG_r, plus the exclusive prefix
-  // Σ_{r<t} Kt_r ⊙ dKt_r (the Kt = k̂ e^{G_last - G} terms, entered without cancellation).
-  if (tid < KH && d_lo + tid < K && bp.gg != nullptr) {
-    const int d = tid, dg = d_lo + d;
-    float running = bp.dgl[blk * KMAX + dg] * __expf(sm.gl[d]);
-    for (int t = L - 1; t >= 0; --t) {
-      running += DG[t][d];
-      DG[t][d] = running;
-    }
-    float prefix = 0.f;
-    for (int t = 0; t < L; ++t) {
-      bp.gg[((tok0 + t) * p.HV + hv) * static_cast<int64_t>(K) + dg] = DG[t][d] + prefix;
-      prefix += sm.q[t][d];
-    }
+  // Σ_{r<t} Kt_r ⊙ dKt_r (the Kt = k̂ e^{G_last - G} terms, entered without cancellation). A channel's rows in kParts
+  // runs of kRun, a thread each: the runs' two sums (in k̂'s place, no longer read), then each run's scans from its
+  // offsets.
+  if (bp.gg == nullptr) return;
+  constexpr int kParts = kThreads / KH, kRun = kC / kParts;
+  const int d = tid % KH, part = tid / KH, t0 = part * kRun, t1 = min(t0 + kRun, L);
+  float(*run_sums)[KH] = reinterpret_cast<float(*)[KH]>(&sm.k[0][0]);  // [2 kParts][KH]: Σ dG_r, Σ Kt_r ⊙ dKt_r
+  {
+    float sg = 0.f, sk = 0.f;
+    for (int t = t0; t < t1; ++t) sg += DG[t][d], sk += sm.q[t][d];
+    run_sums[part][d] = sg, run_sums[kParts + part][d] = sk;
+  }
+  __syncthreads();
+  if (d_lo + d >= K) return;
+  float running = bp.dgl[blk * KMAX + d_lo + d] * ex2(sm.gl[d]), prefix = 0.f;
+  for (int x = part + 1; x < kParts; ++x) running += run_sums[x][d];
+  for (int x = 0; x < part; ++x) prefix += run_sums[kParts + x][d];
+  for (int t = t1 - 1; t >= t0; --t) {
+    running += DG[t][d];
+    DG[t][d] = running;
+  }
+  for (int t = t0; t < t1; ++t) {
+    bp.gg[((tok0 + t) * p.HV + hv) * static_cast<int64_t>(K) + d_lo + d] = DG[t][d] + prefix;
+    prefix += sm.q[t][d];
   }
 }
 

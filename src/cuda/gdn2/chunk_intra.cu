@@ -20,7 +20,6 @@ namespace gdn2::cuda {
 namespace {
 
 constexpr int kC = 64, kThreads = 256, kLdC = kC + 8;
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kAnchorSpan = 60.f * kLog2e;  // 2^±86.6 is far inside fp32 and bf16 range
 
 template <int KMAX>
@@ -37,12 +36,6 @@ struct IntraSmem {
 };
 
 __device__ __forceinline__ float bf(bf16 x) { return __bfloat162float(x); }
-
-__device__ __forceinline__ float ex2(float x) {  // 2^x, one MUFU op (relative error ~2^-22; tiny results flush to 0)
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 
 // Barrier 1 + pair for the 64 threads of a warp pair; the id is an immediate in each branch (a register id makes
 // ptxas reserve all 16 barriers and hides the barrier from compute-sanitizer's racecheck).

@@ -18,6 +18,16 @@ namespace gdn2::cuda {
 
 using bf16 = __nv_bfloat16;
 
+constexpr float kLog2e = 1.4426950408889634f;
+
+// 2^x, one MUFU op (relative error ~2^-22; tiny results flush to 0). Kernels that keep their log-decays in log2 units
+// take every exponential with it, without the range fix-ups of __expf and exp2f.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // d += a · b on the tensor cores, T = bf16 or __half (16-bit inputs), fp32 accumulation.
 template <class T = bf16>
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -97,8 +107,9 @@ __device__ __forceinline__ void mma3_rows(float (&acc)[NT][4], A&& a, B&& b, int
   }
 }
 
-// An fp32 operand element rounded to tf32 as the tensor cores take it.
-__device__ __forceinline__ uint32_t tf32_bits(float x) { return tf32(x); }
+// An fp32 operand element as the tf32 tensor cores take it: its bits as they are, the low 13 mantissa bits ignored
+// (truncation toward zero, relative error below 2^-10; NaN and infinity stay as they are). No conversion instruction.
+__device__ __forceinline__ uint32_t tf32_bits(float x) { return __float_as_uint(x); }
 
 // The A fragment (rows r, r + 8; columns k, k + 4) of an m16n8k8 tf32 product, read through a(row, column).
 template <class A>
@@ -107,27 +118,9 @@ __device__ __forceinline__ void tf32_frag_a(uint32_t (&f)[4], A&& a, int r, int 
   f[3] = tf32_bits(a(r + 8, k + 4));
 }
 
-// acc[nt] += A[r0..r0+16, k0..k0+8·k_steps) · B[.., n0 + 8·nt..+8) for nt < NT in one tf32 pass (10-bit mantissas,
-// fp32 accumulation: the bf16-input paths), the fp32 elements read through a(r, k) and b(k, n) as for mma3_rows.
-template <int NT, class A, class B>
-__device__ __forceinline__ void mma1_rows(float (&acc)[NT][4], A&& a, B&& b, int r0, int n0, int k0, int k_steps,
-                                          int lane) {
-  const int g = lane >> 2, t = lane & 3, r = r0 + g;
-#pragma unroll 2
-  for (int kk = 0; kk < k_steps; ++kk) {
-    const int k = k0 + 8 * kk + t;
-    uint32_t af[4];
-    tf32_frag_a(af, a, r, k);
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const int n = n0 + 8 * nt + g;
-      const uint32_t bf[2] = {tf32_bits(b(k, n)), tf32_bits(b(k + 4, n))};
-      mma_tf32_1688(acc[nt], af, bf);
-    }
-  }
-}
-
-// Two products sharing their B operand in one tf32 pass: acc1 += A1 · B and acc2 += A2 · B.
+// Two products sharing their B operand in one tf32 pass (tf32_bits: the bf16-input paths, fp32 accumulation):
+// acc1[nt] += A1[r0..r0+16, k0..k0+8·k_steps) · B[.., n0 + 8·nt..+8) and acc2[nt] += A2 · B for nt < NT, the fp32
+// elements read through a1(r, k), a2(r, k) and b(k, n) (shared-memory tiles in either orientation, or formed on the fly).
 template <int NT, class A1, class A2, class B>
 __device__ __forceinline__ void mma1_rows2(float (&acc1)[NT][4], float (&acc2)[NT][4], A1&& a1, A2&& a2, B&& b, int r0,
                                            int n0, int k0, int k_steps, int lane) {
@@ -144,6 +137,29 @@ __device__ __forceinline__ void mma1_rows2(float (&acc1)[NT][4], float (&acc2)[N
       const uint32_t bf[2] = {tf32_bits(b(k, n)), tf32_bits(b(k + 4, n))};
       mma_tf32_1688(acc1[nt], f1, bf);
       mma_tf32_1688(acc2[nt], f2, bf);
+    }
+  }
+}
+
+// One sum of two products in one tf32 pass: acc[nt] += A1 · B1 + A2 · B2, B1's and B2's elements formed together by
+// b(k, n) (a float2: B1's, then B2's), for operands that share a factor.
+template <int NT, class A1, class A2, class B>
+__device__ __forceinline__ void mma1_rows_sum2(float (&acc)[NT][4], A1&& a1, A2&& a2, B&& b, int r0, int n0, int k0,
+                                               int k_steps, int lane) {
+  const int g = lane >> 2, t = lane & 3, r = r0 + g;
+#pragma unroll 1
+  for (int kk = 0; kk < k_steps; ++kk) {
+    const int k = k0 + 8 * kk + t;
+    uint32_t f1[4], f2[4];
+    tf32_frag_a(f1, a1, r, k);
+    tf32_frag_a(f2, a2, r, k);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int n = n0 + 8 * nt + g;
+      const float2 x0 = b(k, n), x1 = b(k + 4, n);
+      const uint32_t b1[2] = {tf32_bits(x0.x), tf32_bits(x1.x)}, b2[2] = {tf32_bits(x0.y), tf32_bits(x1.y)};
+      mma_tf32_1688(acc[nt], f1, b1);
+      mma_tf32_1688(acc[nt], f2, b2);
     }
   }
 }
@@ -331,6 +347,8 @@ __device__ __forceinline__ void cp_async_4(void* smem, const void* gmem) {
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem) : "memory");
 }
+// A hint that the 128-byte line holding p will be read soon: brought into L2, nothing waits for it.
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {

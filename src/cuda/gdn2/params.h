@@ -134,7 +134,7 @@ struct Gdn2Bwd64Params {
   const float* h = nullptr;              // [chunks, HV, K, V]: the state entering each chunk
   float* dh = nullptr;                   // [chunks, HV, K, V]: the gradient wrt the state leaving each chunk
   float* dh0 = nullptr;                  // [N, HV, K, V] or null
-  float* dpt = nullptr;                  // [chunks, HV, 2, 64, 64]: dP (j <= i) and dT (j < i) of each chunk
+  float* dpt = nullptr;                  // [chunks, HV, 2, 64, 64]: s·dP (j <= i) and dT (j < i) of each chunk
   float* dgl = nullptr;                  // [chunks, HV, kmax]: the gradient wrt Γ_last through the state decay
   // [tokens, HV, K] per value head: the gradient kernel leaves d(q⊙Γ), dKt and d(b⊙k⊙Γ) in gq, gk and gb, the pair
   // kernel turns them into the gradients wrt q, k and b in oq, ok and ob (which may be gq, gk and gb) and writes the
