@@ -3,6 +3,7 @@
 // fp32 arithmetic; head dim at most kAttentionMaxHeadDim. BF16/F16 with head dim 64 or 128 (forward also 256) take the
 // tensor-core kernels (attention_fwd.cu, attention_bwd_dq.cu, attention_bwd_dkdv.cu), the rest the general fp32
 // kernels (attention_rows.cu). No atomics: dk and dv sum a group's query heads in order, so results are reproducible.
+// With repeated_shape (AttentionOptions), what cuDNN's fused attention takes goes there (attention_cudnn.h).
 #pragma once
 
 #include "gdn2/ops/attention.h"
@@ -12,9 +13,11 @@ namespace gdn2::cuda {
 inline constexpr int64_t kAttentionMaxHeadDim = 256;
 
 // scale resolved (never 0), window >= 0; all tensors on the GPU, contiguous.
-AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, int64_t window);
+AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, int64_t window,
+                                  bool repeated_shape);
 AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& o, const Tensor& lse, double scale, int64_t window);
+                                  const Tensor& o, const Tensor& lse, double scale, int64_t window,
+                                  bool repeated_shape);
 
 // Decode against KV caches (include/gdn2/ops/attention.h attention_decode): q [N, Hq, D], caches [S, L, Hkv, D], one
 // dtype; lengths I32 [N] on the GPU, read in place. Split over the cache's length (flash-decoding) with a fixed split

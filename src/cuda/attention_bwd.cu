@@ -31,7 +31,8 @@ __global__ void __launch_bounds__(kDeltaWarps * 32) attention_delta_kernel(AttnP
 }  // namespace
 
 AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& o, const Tensor& lse, double scale, int64_t window) {
+                                  const Tensor& o, const Tensor& lse, double scale, int64_t window,
+                                  bool repeated_shape) {
   AttnParams a = attn_params(q, k, v, scale, window, "attention_backward");
   a.o = o.raw();
   a.d_o = d_o.raw();
@@ -46,7 +47,7 @@ AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tens
     detail::cuda_memory().zero(g.dv.raw_mut(), g.dv.nbytes());
     return g;
   }
-  if (cudnn_attention_backward(a, g.dq.raw_mut(), g.dk.raw_mut(), g.dv.raw_mut())) return g;
+  if (repeated_shape && cudnn_attention_backward(a, g.dq.raw_mut(), g.dk.raw_mut(), g.dv.raw_mut())) return g;
   Tensor delta = Tensor::empty({a.B, a.Hq, a.Tq}, DType::f32, Device::cuda);
   const int64_t rows = a.B * a.Tq * a.Hq;
   attention_delta_kernel<<<static_cast<unsigned>((rows + kDeltaWarps - 1) / kDeltaWarps), kDeltaWarps * 32, 0, stream()>>>(

@@ -195,14 +195,15 @@ void attention_tc_forward(const AttnParams& a, void* o, float* lse) {
     launch_fwd_dim<__half>(a, o, lse);
 }
 
-AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, int64_t window) {
+AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, int64_t window,
+                                  bool repeated_shape) {
   const AttnParams a = attn_params(q, k, v, scale, window, "attention_forward");
   AttentionResult r;
   r.o = Tensor::empty(q.shape(), q.dtype(), Device::cuda);
   r.lse = Tensor::empty({a.B, a.Hq, a.Tq}, DType::f32, Device::cuda);
   if (a.B * a.Tq == 0) return r;
   float* lse = static_cast<float*>(r.lse.raw_mut());
-  if (cudnn_attention_forward(a, r.o.raw_mut(), lse)) return r;
+  if (repeated_shape && cudnn_attention_forward(a, r.o.raw_mut(), lse)) return r;
   if (attn_tensor_cores(a, false, {a.q, a.k, a.v, r.o.raw()}))
     attention_tc_forward(a, r.o.raw_mut(), lse);
   else

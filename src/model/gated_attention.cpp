@@ -119,7 +119,10 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Te
     keys = cache->k;
     values = cache->v;
   }
-  AttentionResult a = attention_forward(q, keys, values, attn_);
+  // A training forward repeats its shape every step (cuDNN's plan built once pays); a prompt's prefill does not.
+  AttentionOptions opt = attn_;
+  opt.repeated_shape = save;
+  AttentionResult a = attention_forward(q, keys, values, opt);
   if (cache != nullptr && attn_.window > 0) {  // later queries see at most window - 1 earlier keys
     cache->k = keep_last(cache->k, attn_.window - 1);
     cache->v = keep_last(cache->v, attn_.window - 1);
@@ -139,7 +142,9 @@ Tensor GatedAttention::backward(const Tensor& dy) {
       linear_backward(dy, s.gated, p("o_proj.weight").w(), &p("o_proj.weight").grad, nullptr).reshape({B, T, Hq_, hd_});
   const Tensor d_o = mul_forward(d_gated, s.gate_sig);
   const Tensor d_gate = sigmoid_backward(mul_forward(d_gated, s.o), s.gate_sig);
-  AttentionGrads ag = attention_backward(d_o, s.q, s.k, s.v, s.o, s.lse, attn_);
+  AttentionOptions opt = attn_;
+  opt.repeated_shape = true;  // the training forward's shape
+  AttentionGrads ag = attention_backward(d_o, s.q, s.k, s.v, s.o, s.lse, opt);
   RmsNormOptions nopt;
   nopt.eps = eps_;
   nopt.zero_centred = true;

@@ -71,7 +71,7 @@ AttentionResult attention_forward(const Tensor& q, const Tensor& k, const Tensor
   const cpu::AttentionArgs a = attention_args(q, k, v, options, "attention_forward");
   if (!q.is_cpu()) {
 #ifdef GDN2_WITH_CUDA
-    return cuda::attention_forward(a.q, a.k, a.v, a.scale, a.window);
+    return cuda::attention_forward(a.q, a.k, a.v, a.scale, a.window, options.repeated_shape);
 #endif
   }
   return cpu::attention_forward(a);
@@ -96,7 +96,7 @@ AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tens
   if (gpu) {
     GDN2_CHECK(lse.dtype() == DType::f32, DTypeError, op, ": lse must be F32 on the GPU, got ", lse.describe());
 #ifdef GDN2_WITH_CUDA
-    return cuda::attention_backward(d_o, q, k, v, o, lse, a.scale, a.window);
+    return cuda::attention_backward(d_o, q, k, v, o, lse, a.scale, a.window, options.repeated_shape);
 #endif
   }
   const DType dt = a.q.dtype();

@@ -69,10 +69,12 @@ Inputs make_inputs(const AttnCase& c, DType dt, uint64_t seed) {
           held({c.B, c.Tk, c.Hkv, c.D}, seed + 2, dt), held({c.B, c.Tq, c.Hq, c.D}, seed + 3, dt)};
 }
 
+// repeated_shape: cuDNN's fused attention takes what it can wherever it is on.
 AttentionOptions options_of(const AttnCase& c) {
   AttentionOptions o;
   o.scale = c.scale;
   o.window = c.W;
+  o.repeated_shape = true;
   return o;
 }
 
@@ -181,6 +183,29 @@ TEST(AttentionCuda, CudnnPathMatchesCpu) {
           << c.name() << " " << dtype_name(dt) << ": cuDNN did not take it";
       seed += 10;
     }
+}
+
+// A one-off shape (repeated_shape false: a prompt's prefill) stays on gdn2's own kernels with cuDNN on: the same bits
+// as with cuDNN off, forward and backward, on a case cuDNN takes.
+TEST(AttentionCuda, OneOffShapeRunsOwnKernels) {
+  REQUIRE_GPU();
+  if (!cuda::cudnn_attention_built()) GTEST_SKIP() << "built without cuDNN";
+  const AttnCase c{2, 200, 200, 8, 2, 128, 0};
+  const DType dt = DType::bf16;
+  const Inputs in = make_inputs(c, dt, 91);
+  const Tensor q = gpu(in.q, dt), k = gpu(in.k, dt), v = gpu(in.v, dt), d_o = gpu(in.d_o, dt);
+  auto run = [&](bool cudnn, bool repeated) {
+    const CudnnAttention path(cudnn);
+    AttentionOptions opt = options_of(c);
+    opt.repeated_shape = repeated;
+    const AttentionResult r = attention_forward(q, k, v, opt);
+    const AttentionGrads g = attention_backward(d_o, q, k, v, r.o, r.lse, opt);
+    return std::vector<std::vector<double>>{r.o.to(DType::f32).to_f64_vector(), r.lse.to_f64_vector(),
+                                            g.dq.to(DType::f32).to_f64_vector(), g.dk.to(DType::f32).to_f64_vector()};
+  };
+  const auto own = run(false, true), one_off = run(true, false), repeated = run(true, true);
+  EXPECT_EQ(one_off, own) << "a one-off shape must not go to cuDNN";
+  EXPECT_NE(repeated, own) << "a repeated shape should have gone to cuDNN (different rounding)";
 }
 
 TEST(AttentionCuda, BackwardIsBitwiseReproducible) {

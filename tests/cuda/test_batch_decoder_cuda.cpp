@@ -193,7 +193,9 @@ TEST(BatchDecoderCuda, GraphsAndEagerPickTheCpuModelsTokens) {
     EXPECT_EQ(got[sampled].size(), 3u);
     for (int32_t t : got[sampled]) EXPECT_TRUE(t >= 0 && t < c.vocab_size);
     for (const auto& [id, p] : prompts) {
-      if (id != 0) EXPECT_EQ(got[id].size(), id < 3 ? 6u : 4u);
+      if (id != 0) {
+        EXPECT_EQ(got[id].size(), id < 3 ? 6u : 4u);
+      }
       check_greedy(cpu, p, got[id], std::string(graphs ? "graphs" : "eager") + " sequence " + std::to_string(id));
     }
   }

@@ -26,7 +26,9 @@
 // The arithmetic is fp32 (scores, softmax, accumulators). BF16/F16 with D = 64 or 128 (the forward also 256) run
 // FlashAttention-2 style tensor-core kernels, which round the probabilities P and dS to the input dtype for their
 // products, as FlashAttention does; other head dims and F32 run fp32 kernels on CUDA cores. No atomics: the results
-// are bitwise reproducible run to run. The kernels run on the legacy default stream.
+// are bitwise reproducible run to run. The kernels run on the legacy default stream. With repeated_shape, causal BF16/F16
+// self-attention (Tq = Tk, no window, D a multiple of 8 up to 128) runs cuDNN's fused attention instead where the build
+// has it (GDN2_CUDNN_ATTENTION=0 turns it off), with its deterministic backward.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,10 @@ namespace gdn2 {
 struct AttentionOptions {
   double scale = 0.0;  // softmax scale, finite and >= 0; 0 means 1 / sqrt(D)
   int64_t window = 0;  // >= 0; 0: full causal; W > 0: each query sees its W most recent keys, itself included
+  // The caller runs this exact shape again and again (training steps): on the GPU the call may then take cuDNN's fused
+  // attention, which builds a plan per shape at its first use (about 0.1 s) and keeps it. Left false (a prompt's
+  // prefill, whose length changes from request to request), it runs gdn2's own kernels, which build nothing.
+  bool repeated_shape = false;
 };
 
 struct AttentionResult {
