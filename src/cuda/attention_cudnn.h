@@ -1,7 +1,8 @@
 // cuDNN's fused attention (cudnn-frontend SDPA graphs) as a path of the CUDA attention ops (attention_fwd.cu,
 // attention_bwd.cu), for what training runs: BF16 or F16 self-attention (Tq = Tk) with the causal mask, no window, head
-// dim a multiple of 8 up to 128. On by default where the build has it (it runs the H100's attention 3-4x faster than
-// gdn2's own kernels: bench/results/e2e_h100.md); GDN2_CUDNN_ATTENTION=0 sends everything to gdn2's kernels.
+// dim a multiple of 8 up to 128, in calls whose shape repeats (AttentionOptions::repeated_shape: a plan is built per
+// shape at its first use and kept). On by default where the build has it (it runs the H100's attention 3-4x faster
+// than gdn2's own kernels: bench/results/e2e_h100.md); GDN2_CUDNN_ATTENTION=0 sends everything to gdn2's kernels.
 #pragma once
 
 #include "cuda/attention_params.h"
