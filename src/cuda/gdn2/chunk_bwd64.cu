@@ -52,15 +52,11 @@ __device__ __forceinline__ void store_pair(void* p, ElemType t, int64_t at, int 
     if (col + 1 < cols) store_elem(p, t, at + 1, x1);
   }
 }
-// The matching load of two fp32 elements (zeros for columns past cols).
+// The matching load of two fp32 elements (zeros for columns past cols), through load.cuh's load_elems.
 __device__ __forceinline__ void load_pair(const float* p, int64_t at, int col, int cols, float& x0, float& x1) {
-  if (col + 1 < cols && cols % 2 == 0) {
-    const float2 v = *reinterpret_cast<const float2*>(p + at);
-    x0 = v.x, x1 = v.y;
-  } else {
-    x0 = col < cols ? p[at] : 0.f;
-    x1 = col + 1 < cols ? p[at + 1] : 0.f;
-  }
+  float x[2];
+  load_elems<2>(x, p, ElemType::f32, at, cols - col, cols % 2 == 0);
+  x0 = x[0], x1 = x[1];
 }
 
 // Rows [0, rows) and columns [v0, v0 + 64) of a row-major fp32 matrix with V columns into tile[rows][kLd] by
