@@ -3,6 +3,8 @@
 #include <functional>
 #include <vector>
 
+#include "cuda/timing.h"
+
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
 
