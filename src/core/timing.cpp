@@ -7,11 +7,17 @@
 #include "gdn2/backend.h"
 #include "gdn2/error.h"
 
-#ifdef GDN2_WITH_CUDA
-#include "cuda/timing.h"
-#endif
-
 namespace gdn2 {
+
+#ifdef GDN2_WITH_CUDA
+namespace cuda {
+double time_ms(const std::function<void(void*)>& f, int warmup, int reps, int per_sample);
+double copy_gbps(size_t bytes);
+int64_t memory_held();
+int64_t memory_held_peak();
+void memory_reset_peak();
+}  // namespace cuda
+#endif
 
 double backend_time_ms(Backend b, const std::function<void(void*)>& f, int warmup, int reps, int per_sample) {
   GDN2_CHECK(warmup >= 0 && reps >= 1 && per_sample >= 1, ValueError, "backend_time_ms: bad repetition counts");

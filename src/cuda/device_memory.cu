@@ -10,7 +10,6 @@
 
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
-#include "cuda/timing.h"
 #include "gdn2/tensor.h"
 
 namespace gdn2::detail::cuda_hooks {

@@ -5,16 +5,12 @@
 
 #include <cublasLt.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <tuple>
 
 #include "cuda/common.cuh"
-#include "cuda/timing.h"
 
 #define GDN2_CUBLAS_CHECK(expr)                                                                                  \
   do {                                                                                                           \
@@ -60,97 +56,19 @@ struct Desc {
   }
 };
 
-// The algorithm per product shape. The first call of a shape takes the heuristic's first choice (the query costs tens
-// of microseconds of host time, more than many of the products take on the GPU). The second call, outside a graph
-// capture, times the heuristic's first kTuneCandidates choices on the call's own operands and keeps the fastest: the
-// heuristic's first choice is often not the fastest for thin products (decode's, whose time is the weights' reads).
-// A shape seen once (a prompt's odd length) is not timed; a shape a loop repeats (training steps, decode) is, once.
-// GDN2_GEMM_TUNE=0 keeps the heuristic's first choice throughout. The choice depends only on what the key holds: the
-// descriptors are made from these values alone, with the same preference.
+// The heuristic's choice per product shape, looked up once (the query costs tens of microseconds of host time, more
+// than many of the products take on the GPU). The choice depends only on what the key holds: the descriptors are made
+// from these values alone, with the same preference.
 using AlgoKey = std::tuple<int64_t, int64_t, int64_t, int, bool, int64_t, int, bool, int64_t, int, int64_t, bool>;
-
-struct AlgoEntry {
-  cublasLtMatmulAlgo_t algo;
-  bool settled = false;  // timed already (or tuning is off)
-};
 
 struct AlgoCache {
   std::mutex mu;
-  std::map<AlgoKey, AlgoEntry> algos;
+  std::map<AlgoKey, cublasLtMatmulAlgo_t> algos;
 };
 
 AlgoCache& algo_cache() {
   static AlgoCache c;
   return c;
-}
-
-constexpr int kTuneCandidates = 8;
-
-size_t elem_bytes(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
-
-bool tuning_on() {
-  static const bool on = [] {
-    const char* e = std::getenv("GDN2_GEMM_TUNE");
-    return e == nullptr || std::string(e) != "0";
-  }();
-  return on;
-}
-
-// One product with a given algorithm; its status, not checked (a candidate may refuse the shape).
-struct Product {
-  const LtContext& ctx;
-  const Desc& desc;
-  const void *a, *b, *c;
-  void* d;
-  float beta;
-  cublasStatus_t run(const cublasLtMatmulAlgo_t& algo, cudaStream_t s) const {
-    const float alpha = 1.f;
-    return cublasLtMatmul(ctx.handle, desc.op, &alpha, a, desc.a, b, desc.b, &beta, c, desc.d, d, desc.d, &algo,
-                          ctx.workspace, kWorkspaceBytes, s);
-  }
-};
-
-// The fastest of the heuristic's first choices for this product (the first choice unless another is at least 3%
-// faster: timing noise does not move the choice). Waits for `stream` first; the candidates write D (or a scratch copy
-// when D is also C: the product accumulates into what D holds, which the real call still needs).
-cublasLtMatmulAlgo_t tune(const Product& prod, const cublasLtMatmulAlgo_t& first, size_t d_bytes, cudaStream_t stream) {
-  cublasLtMatmulHeuristicResult_t cand[kTuneCandidates]{};
-  int found = 0;
-  if (cublasLtMatmulAlgoGetHeuristic(prod.ctx.handle, prod.desc.op, prod.desc.a, prod.desc.b, prod.desc.d,
-                                     prod.desc.d, prod.desc.pref, kTuneCandidates, cand, &found) !=
-          CUBLAS_STATUS_SUCCESS ||
-      found < 2)
-    return first;
-  GDN2_CUDA_CHECK(cudaStreamSynchronize(stream));
-  Product trial = prod;
-  std::shared_ptr<void> scratch;
-  if (prod.beta != 0.f && prod.c == prod.d) {
-    void* p = nullptr;
-    if (cudaMalloc(&p, d_bytes) != cudaSuccess) {  // no room: keep the heuristic's choice
-      cudaGetLastError();
-      return first;
-    }
-    scratch.reset(p, [](void* q) { cudaFree(q); });
-    GDN2_CUDA_CHECK(cudaMemcpy(p, prod.d, d_bytes, cudaMemcpyDeviceToDevice));
-    trial.c = trial.d = p;
-  }
-  // Each candidate runs once (loading its kernel; one that refuses the shape drops out), then is timed over back-to-
-  // back calls adding up to about a millisecond.
-  double base = -1.0;
-  int per = 1;
-  cublasLtMatmulAlgo_t best = first;
-  double best_ms = 0.0;
-  for (int i = 0; i < found; ++i) {
-    if (cand[i].state != CUBLAS_STATUS_SUCCESS || trial.run(cand[i].algo, stream) != CUBLAS_STATUS_SUCCESS) continue;
-    GDN2_CUDA_CHECK(cudaStreamSynchronize(stream));
-    if (base < 0.0) {
-      base = time_ms([&](void* s) { trial.run(cand[i].algo, static_cast<cudaStream_t>(s)); }, 0, 3, 1);
-      per = std::clamp(static_cast<int>(1.0 / std::max(base, 1e-3)), 1, 64);
-    }
-    const double ms = time_ms([&](void* s) { trial.run(cand[i].algo, static_cast<cudaStream_t>(s)); }, 0, 3, per);
-    if (best_ms == 0.0 || ms < 0.97 * best_ms) best = cand[i].algo, best_ms = ms;
-  }
-  return best;
 }
 
 }  // namespace
@@ -190,7 +108,6 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOpera
   GDN2_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                                          sizeof(ws)));
   const AlgoKey key{m, n, k, a.type, a.transposed, a.ld, b.type, b.transposed, b.ld, d_type, ldd, bias != nullptr};
-  const Product prod{ctx, desc, a.ptr, b.ptr, c != nullptr ? c : d, d, beta};
   AlgoCache& cache = algo_cache();
   cublasLtMatmulAlgo_t algo;
   {
@@ -203,19 +120,14 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOpera
                                                        1, &best, &found));
       GDN2_CHECK(found > 0, UnsupportedError, "cuBLASLt has no algorithm for a ", m, " x ", n, " x ", k,
                  " product of these element types and leading dimensions");
-      it = cache.algos.emplace(key, AlgoEntry{best.algo, !tuning_on()}).first;
-    } else if (!it->second.settled) {
-      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-      GDN2_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-      if (capture == cudaStreamCaptureStatusNone) {
-        const size_t d_bytes = static_cast<size_t>(ldd) * static_cast<size_t>(n - 1) + static_cast<size_t>(m);
-        it->second.algo = tune(prod, it->second.algo, d_bytes * elem_bytes(d_type), stream);
-        it->second.settled = true;
-      }
+      it = cache.algos.emplace(key, best.algo).first;
     }
-    algo = it->second.algo;
+    algo = it->second;
   }
-  GDN2_CUBLAS_CHECK(prod.run(algo, stream));
+  const float alpha = 1.f;
+  GDN2_CUBLAS_CHECK(cublasLtMatmul(ctx.handle, desc.op, &alpha, a.ptr, desc.a, b.ptr, desc.b, &beta,
+                                   c != nullptr ? c : d, desc.d, d, desc.d, &algo, ctx.workspace, kWorkspaceBytes,
+                                   stream));
 }
 
 }  // namespace gdn2::cuda

@@ -3,8 +3,6 @@
 #include <functional>
 #include <vector>
 
-#include "cuda/timing.h"
-
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
 

@@ -120,8 +120,7 @@ struct BatchDecoder::Impl {
     copy_rows(io, 0, host.nbytes(), host, 0, host.nbytes(), host.nbytes(), 1);
   }
 
-  // All slots idle: each bucket runs twice eagerly (kernel loading, cuBLASLt set-up; the products are timed at their
-  // second call, cuda/gemm.cu), then is captured.
+  // All slots idle: each bucket runs once eagerly (kernel loading, cuBLASLt set-up), then is captured.
   void capture_graphs() {
     const int64_t cap = opt.capacity;
     io = Tensor::zeros({3 * cap}, DType::i32, Device::cuda);
@@ -134,7 +133,6 @@ struct BatchDecoder::Impl {
     buckets.push_back(cap);
     for (int64_t g : buckets) {
       // Idle rows in the first g of a [3 cap] layout: positions and lengths of rows < g sit at cap + i and 2 cap + i.
-      graph_work(g);
       graph_work(g);
       graphs.emplace(g, cuda::Graph([this, g] { graph_work(g); }));
     }

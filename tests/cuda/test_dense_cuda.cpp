@@ -114,38 +114,6 @@ TEST(DenseCuda, PackedSwigluAndLinearIntoMatchCpu) {
   }
 }
 
-// cuBLASLt's algorithm is timed at a shape's second call (cuda/gemm.cu): the first, second and third calls of shapes
-// no other test uses must each give the product, whether D is new, accumulated into (the timing must leave what D
-// holds), or takes a residual C; the F32 master-gradient accumulation (beta 1 into F32) too.
-TEST(DenseCuda, RepeatedProductsStayExactWhileTuned) {
-  REQUIRE_GPU();
-  for (DType dt : {DType::bf16, DType::f32}) {
-    const Tensor x = random_tensor({2, 61, 96}, 31).to(dt).to(DType::f32);
-    const Tensor w = random_tensor({211, 96}, 32, -0.5, 0.5).to(dt).to(DType::f32);
-    const Tensor dy = random_tensor({2, 61, 211}, 33).to(dt).to(DType::f32);
-    const Tensor acc0 = random_tensor({2, 61, 211}, 34).to(dt).to(DType::f32);
-    auto gpu = [&](const Tensor& t) { return t.to(dt).to(Device::cuda); };
-    const Tensor y_ref = linear_forward(x, w);
-    Tensor acc_ref = acc0.clone(), acc = gpu(acc0);
-    Tensor dw_ref = random_tensor({211, 96}, 35).to(DType::f32), dw = dw_ref.to(Device::cuda);
-    const Tensor res = gpu(acc0);
-    for (int call = 1; call <= 3; ++call) {
-      const Tensor y = linear_forward(gpu(x), gpu(w));
-      EXPECT_LE(rel_rms_error(y.to(Device::cpu).to(DType::f32), y_ref), budget_for(dt)) << "call " << call;
-      linear_forward(x, w, Tensor(), &acc_ref);
-      linear_forward(gpu(x), gpu(w), Tensor(), &acc);
-      EXPECT_LE(rel_rms_error(acc.to(Device::cpu).to(DType::f32), acc_ref), budget_for(dt)) << "call " << call;
-      const Tensor with_res = linear_forward(gpu(x), gpu(w), Tensor(), nullptr, res);
-      Tensor res_ref = acc0.clone();
-      linear_forward(x, w, Tensor(), &res_ref);
-      EXPECT_LE(rel_rms_error(with_res.to(Device::cpu).to(DType::f32), res_ref), budget_for(dt)) << "call " << call;
-      linear_backward(dy, x, w, &dw_ref, nullptr);
-      linear_backward(gpu(dy), gpu(x), gpu(w), &dw, nullptr);
-      EXPECT_LE(rel_rms_error(dw.to(Device::cpu), dw_ref), 1e-5) << "call " << call;
-    }
-  }
-}
-
 TEST(DenseCuda, LinearRefusesBadCalls) {
   REQUIRE_GPU();
   auto f32 = [](const Shape& s, uint64_t seed) { return random_tensor(s, seed).to(DType::f32); };
