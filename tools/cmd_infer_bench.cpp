@@ -43,6 +43,7 @@ int run_infer_bench(const InferBenchArgs& a) {
                      {"prompt", a.prompt},
                      {"prefill_chunk", a.prefill_chunk},
                      {"prefill_s", r.prefill_s},
+                     {"prefill_cold_s", r.prefill_cold_s},
                      {"prefill_tok_s", r.prefill_tokens_per_s},
                      {"decode_ms_per_step", r.decode_ms_per_step},
                      {"decode_tok_s", r.decode_tokens_per_s},

@@ -41,7 +41,9 @@ GenerateResult generate(LanguageModel& model, const std::vector<int32_t>& prompt
 // would). The first decode step is left out as warmup. The prompts are prefilled again to join the decoder; that
 // prefill is not timed.
 struct InferThroughput {
-  double prefill_s = 0, prefill_tokens_per_s = 0;
+  // The prefill timed after one untimed prefill of the same prompts (kernels loaded, memory pool grown, as a serving
+  // process that has run once), and the first one (cold) as well.
+  double prefill_s = 0, prefill_tokens_per_s = 0, prefill_cold_s = 0;
   double decode_ms_per_step = 0, decode_tokens_per_s = 0;
   int64_t state_bytes = 0;  // the decoder's slots (fixed memory: state, conv and KV caches)
   // Bytes a timed decode step moves at least: the weights it multiplies by (compute dtype; the embedding table only

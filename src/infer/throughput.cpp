@@ -41,21 +41,24 @@ InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t pr
   for (int32_t& x : ids) x = static_cast<int32_t>(rng() % static_cast<uint64_t>(model.config().vocab_size));
   InferThroughput r;
   cuda_memory_reset_peak();
-  InferenceState state = model.new_state(batch);
   const int64_t piece = prefill_chunk > 0 ? prefill_chunk : prompt;
-  auto t0 = Clock::now();
-  Tensor logits;
-  for (int64_t s = 0; s < prompt; s += piece) {
-    const int64_t n = std::min(piece, prompt - s);
-    std::vector<int32_t> part;
-    for (int64_t b = 0; b < batch; ++b)
-      part.insert(part.end(), ids.begin() + b * prompt + s, ids.begin() + b * prompt + s + n);
-    logits = model.forward_logits(Tensor::from_vector<int32_t>({batch, n}, part), &state, true);
-  }
-  next_tokens(logits, r.finite);
-  r.prefill_s = since(t0);
+  auto prefill = [&] {  // seconds, to the first picks on the host
+    InferenceState state = model.new_state(batch);
+    const auto t0 = Clock::now();
+    Tensor logits;
+    for (int64_t s = 0; s < prompt; s += piece) {
+      const int64_t n = std::min(piece, prompt - s);
+      std::vector<int32_t> part;
+      for (int64_t b = 0; b < batch; ++b)
+        part.insert(part.end(), ids.begin() + b * prompt + s, ids.begin() + b * prompt + s + n);
+      logits = model.forward_logits(Tensor::from_vector<int32_t>({batch, n}, part), &state, true);
+    }
+    next_tokens(logits, r.finite);
+    return since(t0);
+  };
+  r.prefill_cold_s = prefill();
+  r.prefill_s = prefill();
   r.prefill_tokens_per_s = static_cast<double>(batch * prompt) / r.prefill_s;
-  state = InferenceState();
   // Decode: the same prompts in a batch decoder (continuous batching slots, CUDA graphs on the GPU), greedy; each
   // step reads its picks back to the host, as a server would.
   BatchDecoderOptions bo;
@@ -72,7 +75,7 @@ InferThroughput infer_throughput(LanguageModel& model, int64_t batch, int64_t pr
   greedy.max_new_tokens = decode_steps + 1;
   dec.join(prompts, greedy);
   dec.step();  // the prefill's tokens come out; the first decode runs (warmup)
-  t0 = Clock::now();
+  const auto t0 = Clock::now();
   for (int64_t i = 1; i < decode_steps; ++i) dec.step();
   const double s = since(t0) / static_cast<double>(decode_steps - 1);
   r.decode_ms_per_step = s * 1e3;
