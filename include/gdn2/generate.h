@@ -35,14 +35,14 @@ struct GenerateResult {
 GenerateResult generate(LanguageModel& model, const std::vector<int32_t>& prompt, const SamplingOptions& o,
                         const std::function<bool(int32_t)>& on_token = {});
 
-// Inference throughput on random tokens: a prefill of batch x prompt tokens (in pieces of prefill_chunk when > 0),
-// then `decode_steps` greedy decode steps of the whole batch through a BatchDecoder (fixed-memory slots; CUDA graphs
-// on the GPU unless cuda_graphs is false), each timed by wall clock until its picks are read back (as a server
-// would). The first decode step is left out as warmup. The prompts are prefilled again to join the decoder; that
-// prefill is not timed.
+// Inference throughput on random tokens: a prefill of batch x prompt tokens (in pieces of prefill_chunk when > 0), run
+// twice and timed each time, then `decode_steps` greedy decode steps of the whole batch through a BatchDecoder
+// (fixed-memory slots; CUDA graphs on the GPU unless cuda_graphs is false), each timed by wall clock until its picks
+// are read back (as a server would). The first decode step is left out as warmup. The prompts are prefilled again to
+// join the decoder; that prefill is not timed.
 struct InferThroughput {
-  // The prefill timed after one untimed prefill of the same prompts (kernels loaded, memory pool grown, as a serving
-  // process that has run once), and the first one (cold) as well.
+  // prefill_s: the second prefill (kernels loaded, memory pool grown, as in a serving process after its first
+  // request); prefill_cold_s: the first.
   double prefill_s = 0, prefill_tokens_per_s = 0, prefill_cold_s = 0;
   double decode_ms_per_step = 0, decode_tokens_per_s = 0;
   int64_t state_bytes = 0;  // the decoder's slots (fixed memory: state, conv and KV caches)

@@ -1,6 +1,6 @@
 // Continuous batching: slot decode reproduces the full forward for sequences of different lengths; slots move
 // without changing results; the batch decoder's tokens equal generate()'s for every sequence while others join and
-// leave; greedy picks (argmax_rows); bad calls refused with nothing admitted.
+// leave; greedy picks (argmax_rows); bad calls refused with nothing admitted; the inference benchmark's timings.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -188,6 +188,27 @@ TEST(BatchDecoder, LeaveStopAndMaxLen) {
   ASSERT_EQ(first.size(), 1u);
   EXPECT_TRUE(first[0].finished);
   EXPECT_EQ(dec.active(), 0);
+}
+
+// The inference benchmark on the CPU: both prefills and the decode steps are timed, the rates follow from the
+// times, the slots' memory and a step's least traffic are reported; bad counts refused.
+TEST(InferThroughput, TimesBothPrefillsAndTheDecode) {
+  const ModelConfig c = config();
+  LanguageModel m(c, DType::f32);
+  m.init_random(7);
+  const InferThroughput r = infer_throughput(m, 2, 9, 3, 4);
+  EXPECT_GT(r.prefill_cold_s, 0.0);
+  EXPECT_GT(r.prefill_s, 0.0);
+  EXPECT_NEAR(r.prefill_tokens_per_s * r.prefill_s, 2.0 * 9.0, 1e-6);
+  EXPECT_GT(r.decode_ms_per_step, 0.0);
+  EXPECT_NEAR(r.decode_tokens_per_s * r.decode_ms_per_step / 1e3, 2.0, 1e-6);
+  EXPECT_GT(r.state_bytes, 0);
+  EXPECT_GT(r.step_bytes, r.state_bytes / 2);
+  EXPECT_TRUE(r.finite);
+  EXPECT_FALSE(r.cuda_graphs);
+  EXPECT_THROW(infer_throughput(m, 0, 9, 3), ValueError);
+  EXPECT_THROW(infer_throughput(m, 2, 9, 1), ValueError);
+  EXPECT_THROW(infer_throughput(m, 2, 0, 3), ValueError);
 }
 
 TEST(ArgmaxRows, FirstLargestAndNonFinite) {
