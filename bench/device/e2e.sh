@@ -5,7 +5,8 @@
 #           GDN2_CUDNN_ATTENTION=0) at T=4096, then the PyTorch + fla anchor on the same 1.3B models in
 #           the same run (bench/e2e_anchor.py, fla carried in .anchors; its compiled Triton kernels come back as
 #           $OUT/triton-cache.tar.xz, which a later run reuses when carried as .triton-cache.tar.xz)
-#   infer   prefill throughput at 8K and 32K tokens (1.3B hybrid) and decode tokens/s at batch 1, 16, 64, 256 after
+#   infer   prefill throughput at 8K and 32K tokens (1.3B hybrid; the second prefill of the prompt, the first as
+#           prefill_cold_s) and decode tokens/s at batch 1, 16, 64, 256 after
 #           a 512-token prompt (the Qwen3.5-style 1.43B GDN hybrid of the decode anchor), with F32 and then BF16
 #           recurrent states, gated on finite logits
 # Usage: bench/device/e2e.sh train|infer
