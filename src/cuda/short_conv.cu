@@ -3,9 +3,10 @@
 // (coalesced), walking its part's rows with the last W inputs in registers, so each input is read once. The backward
 // walks down the rows: it forms dz = dy · act'(z), then dx (and, below a sequence's start, the initial cache's
 // gradient) from the W newest dz it holds, and adds its part's weight and bias gradient terms, which a second kernel
-// sums over the parts in a fixed order. Training's layout (equal sequences, no caches,
-// rows of a multiple of 8 channels) takes a tiled forward and backward through shared memory instead. The decode step: one thread
-// per (sequence, channel), the cache updated in place.
+// sums over the parts in a fixed order. Training's layout (equal sequences, no caches, at most 4 taps, rows of a
+// multiple of 4 channels) takes leaner walks of the same kind, the element type and the taps compile-time constants
+// and the backward walking up the rows. The decode step: one thread per (sequence, channel), the cache updated in
+// place.
 #include "cuda/short_conv.h"
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
 #include "cuda/elem.h"
+#include "cuda/fast_math.cuh"
 #include "cuda/gdn2/load.cuh"
 #include "cuda/reduce.h"
 
@@ -41,9 +43,9 @@ struct ConvRows {
   bool silu;
 };
 
-// The fast exponential and division (a few ulp): the tile kernels issue an instruction stream, not memory traffic, at
-// their limit.
-__device__ __forceinline__ float sigmoid_f(float z) { return __fdividef(1.f, 1.f + __expf(-z)); }
+// One MUFU exponential and reciprocal (a few ulp): the walks issue an instruction stream, not memory traffic, at their
+// limit.
+__device__ __forceinline__ float sigmoid_f(float z) { return sigmoid_approx(z); }
 
 __device__ __forceinline__ int64_t seq_begin(const ConvRows& a, int64_t n) {
   return a.off != nullptr ? a.off[n] : n * a.T;
@@ -275,183 +277,224 @@ __global__ void __launch_bounds__(kThreads)
   out[a.C * a.W + c] = acc_b;
 }
 
-// The backward of the training layout through shared memory: sequences of T rows each, no caches, at most 4 taps, C a
-// multiple of 8 and 16-byte aligned rows. One block per (64 channels, kTileRows rows): it stages x (M rows above and
-// below) and dy (M rows below) with 16-byte loads, forms dz = dy · act'(z) for its rows and the M below, then
-// dx(r) = Σ_i w[i] dz(r + M − i) inside the sequence, written back with 16-byte stores; its rows' weight and bias
-// gradient terms are summed over the block (fixed order) into part[blockIdx.y], as conv_backward_kernel's are.
-constexpr int kTileRows = 64, kTileCols = 64, kTileThreads = 256, kTileHalo = 3;
-constexpr int kTileGroups = kTileThreads / kTileCols;  // threads per channel, each on every kTileGroups-th row
+// The training layout (sequences of T rows each, no caches, at most 4 taps, C a multiple of 4 and rows 4-element
+// aligned) takes leaner walks: the element type and the taps are template parameters, each thread takes four adjacent
+// channels (one 8- or 16-byte access a row) of kWalkRows rows, and a row's place in its sequence is one counter, not
+// a division. Both are bound by their instruction stream, which these walks keep to about a dozen (forward) and two
+// dozen (backward) instructions an element.
+constexpr int kWalkVec = 4, kWalkThreads = 128, kWalkUnroll = 4, kWalkMaxTaps = 4;
+constexpr int64_t kWalkRows = 32;
 
-struct alignas(16) TileSmem {
-  float x[kTileRows + 2 * kTileHalo][kTileCols];  // rows r0 − M .. r0 + R + M − 1 (zero outside [0, rows))
-  float dz[kTileRows + kTileHalo][kTileCols];     // rows r0 .. r0 + R + M − 1: dy, then dz
-  // Row r0 + rl's place in its sequence, capped: min(position, 3) rows of its sequence above it and min(rows left
-  // from it to the sequence's end, 4) (one 64-bit division per row, not per element).
-  int above[kTileRows + kTileHalo], left[kTileRows + kTileHalo];
+__device__ __forceinline__ void load4(const float* p, float (&v)[4]) {
+  const float4 a = *reinterpret_cast<const float4*>(p);
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+}
+__device__ __forceinline__ void load4(const __nv_bfloat16* p, float (&v)[4]) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+  const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+}
+__device__ __forceinline__ void load4(const __half* p, float (&v)[4]) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+  v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+}
+__device__ __forceinline__ void store4(float* p, const float (&v)[4]) {
+  *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+}
+// Two pairs of 16-bit values in one 8-byte store (written out as such: the compiler splits a uint2 assignment here).
+template <class T2>
+__device__ __forceinline__ void store_pairs(void* p, T2 a, T2 b) {
+  asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"(p), "r"(*reinterpret_cast<const uint32_t*>(&a)),
+               "r"(*reinterpret_cast<const uint32_t*>(&b))
+               : "memory");
+}
+__device__ __forceinline__ void store4(__nv_bfloat16* p, const float (&v)[4]) {
+  store_pairs(p, __floats2bfloat162_rn(v[0], v[1]), __floats2bfloat162_rn(v[2], v[3]));
+}
+__device__ __forceinline__ void store4(__half* p, const float (&v)[4]) {
+  store_pairs(p, __floats2half2_rn(v[0], v[1]), __floats2half2_rn(v[2], v[3]));
+}
+
+// A walk's part: channels c .. c + 3 of rows [r0, r1), the taps and bias of those channels, and the input window: slot
+// j < W − 1 holds the input W − 1 − j rows above the current row (zero above its sequence's start), slot W − 1 the
+// current row's.
+template <typename T, int W>
+struct WalkPart {
+  int64_t c, r0, r1, pos;  // pos: the current row's place in its sequence
+  float w[kWalkVec][W], b[kWalkVec], win[kWalkVec][W];
+
+  __device__ __forceinline__ bool init(const ConvRows& a, int64_t per) {
+    c = (static_cast<int64_t>(blockIdx.x) * kWalkThreads + threadIdx.x) * kWalkVec;
+    if (c >= a.C) return false;
+    r0 = static_cast<int64_t>(blockIdx.y) * per;
+    r1 = r0 + per < a.rows ? r0 + per : a.rows;
+    pos = r0 % a.T;
+#pragma unroll
+    for (int e = 0; e < kWalkVec; ++e) {
+#pragma unroll
+      for (int j = 0; j < W; ++j) w[e][j] = load_elem(a.w, a.wt, (c + e) * W + j);
+      b[e] = a.bias != nullptr ? load_elem(a.bias, a.bt, c + e) : 0.f;
+    }
+    const T* x = static_cast<const T*>(a.x);
+#pragma unroll
+    for (int j = 0; j < W - 1; ++j) {  // rows r0 − (W − 1 − j), inside the sequence when W − 1 − j <= pos
+      float v[kWalkVec] = {};
+      if (W - 1 - j <= pos) load4(x + (r0 - (W - 1 - j)) * a.C + c, v);
+#pragma unroll
+      for (int e = 0; e < kWalkVec; ++e) win[e][j] = v[e];
+    }
+    return true;
+  }
+
+  // Whether the group of kWalkUnroll rows from r lies inside rows [lo, hi) and inside one sequence with every row's
+  // window in it (pos >= W − 1): then the walk takes it without any per-row check.
+  __device__ __forceinline__ bool clean(int64_t r, int64_t lo, int64_t hi, int64_t seq_len) const {
+    return r >= lo && r + kWalkUnroll <= hi && pos >= W - 1 && pos + kWalkUnroll <= seq_len;
+  }
+
+  // The row with inputs xin becomes the current one (the window drops what lies above a sequence's start); z is its
+  // pre-activation, bias first and then the taps in order (as the CPU adds them).
+  template <bool kEdge>
+  __device__ __forceinline__ void enter(const float (&xin)[kWalkVec], float (&z)[kWalkVec]) {
+#pragma unroll
+    for (int e = 0; e < kWalkVec; ++e) {
+      if (kEdge && pos == 0) {
+#pragma unroll
+        for (int j = 0; j < W - 1; ++j) win[e][j] = 0.f;
+      }
+      win[e][W - 1] = xin[e];
+      z[e] = b[e];
+#pragma unroll
+      for (int j = 0; j < W; ++j) z[e] += w[e][j] * win[e][j];
+    }
+  }
+
+  // One row down: the window moves up a slot, the place advances.
+  __device__ __forceinline__ void leave(int64_t seq_len) {
+#pragma unroll
+    for (int e = 0; e < kWalkVec; ++e)
+#pragma unroll
+      for (int j = 0; j + 1 < W; ++j) win[e][j] = win[e][j + 1];
+    if (++pos == seq_len) pos = 0;
+  }
 };
 
-// Pieces of eight channels a thread takes of a tile of at most kTileRows + 2 kTileHalo rows.
-constexpr int kTilePieces = ((kTileRows + 2 * kTileHalo) * (kTileCols / 8) + kTileThreads - 1) / kTileThreads;
-
-// Rows [row0, row0 + count) of src (element type t), channels c0 .. c0 + 63, into registers: piece u is tile row
-// it / 8, channels 8 (it % 8) with it = thread + u · threads (zeros outside [0, rows) and past C). Every load is
-// issued before any is stored (tile_put): a load through a generic pointer cannot pass an earlier shared-memory store,
-// so a loop that loads and stores would wait for each load in turn.
-__device__ __forceinline__ void tile_fetch(float (&v)[kTilePieces][8], int count, const void* src, ElemType t,
-                                           int64_t row0, int64_t rows, int64_t C, int64_t c0) {
+template <typename T, int W>
+__global__ void __launch_bounds__(kWalkThreads) conv_forward_walk_kernel(ConvRows a, int64_t per, T* y) {
+  WalkPart<T, W> p;
+  if (!p.init(a, per)) return;
+  const T* x = static_cast<const T*>(a.x);
+  const int64_t C = a.C;
+  for (int64_t r = p.r0; r < p.r1; r += kWalkUnroll) {
+    const T* xr = x + r * C + p.c;
+    T* yr = y + r * C + p.c;
+    auto rows = [&](auto edge) {
+      float xin[kWalkUnroll][kWalkVec];  // the group's inputs, loaded before any is used
 #pragma unroll
-  for (int u = 0; u < kTilePieces; ++u) {
-    const int it = threadIdx.x + u * kTileThreads, r = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
-    const int64_t row = row0 + r, col = c0 + c8;
+      for (int u = 0; u < kWalkUnroll; ++u)
+        if (!edge || r + u < p.r1) load4(xr + u * C, xin[u]);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) v[u][e] = 0.f;
-    if (r < count && row >= 0 && row < rows && col < C) load_elems<8>(src, t, row * C + col, v[u]);
+      for (int u = 0; u < kWalkUnroll; ++u) {
+        if (edge && r + u >= p.r1) break;
+        float z[kWalkVec];
+        p.template enter<edge>(xin[u], z);
+#pragma unroll
+        for (int e = 0; e < kWalkVec; ++e) z[e] = a.silu ? z[e] * sigmoid_f(z[e]) : z[e];
+        store4(yr + u * C, z);
+        p.leave(a.T);
+      }
+    };
+    if (p.clean(r, p.r0, p.r1, a.T))
+      rows(std::false_type{});
+    else
+      rows(std::true_type{});
   }
 }
 
-// tile_fetch's pieces into rows [0, count) of dst, 16-byte stores.
-__device__ __forceinline__ void tile_put(float (*dst)[kTileCols], const float (&v)[kTilePieces][8], int count) {
+// With M = W − 1, row r's dz = dy · act'(z) adds w[j] dz(r) to dx(r − M + j) for the j whose row lies in r's
+// sequence (j >= M − place). A part walks rows r0 .. r1 + M − 1 (the M below it only for their dz), holding the
+// partial dx of rows r − M .. r: dx(r − M) is complete after row r and is stored. Its rows add their weight and bias
+// gradient terms into part[blockIdx.y] (summed over the parts in a fixed order by sum_row_parts).
+template <typename T, int W>
+__global__ void __launch_bounds__(kWalkThreads)
+    conv_backward_walk_kernel(ConvRows a, const T* dy, int64_t per, T* dx, float* part) {
+  constexpr int M = W - 1;
+  WalkPart<T, W> p;
+  if (!p.init(a, per)) return;
+  const T* x = static_cast<const T*>(a.x);
+  const int64_t end = p.r1 + M < a.rows ? p.r1 + M : a.rows;
+  float pend[kWalkVec][W] = {}, acc[kWalkVec][W] = {}, acc_b[kWalkVec] = {};
+  const int64_t C = a.C;
+  for (int64_t r = p.r0; r < end; r += kWalkUnroll) {
+    const T* xr = x + r * C + p.c;
+    const T* dyr = dy + r * C + p.c;
+    T* dxr = dx + (r - M) * C + p.c;  // dx of the rows M above
+    // Clean groups: rows of the part (weight terms), each storing a dx of the part, inside one sequence.
+    auto rows = [&](auto edge) {
+      float xin[kWalkUnroll][kWalkVec], dyv[kWalkUnroll][kWalkVec];
 #pragma unroll
-  for (int u = 0; u < kTilePieces; ++u) {
-    const int it = threadIdx.x + u * kTileThreads, r = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
-    if (r >= count) break;
-    *reinterpret_cast<float4*>(&dst[r][c8]) = make_float4(v[u][0], v[u][1], v[u][2], v[u][3]);
-    *reinterpret_cast<float4*>(&dst[r][c8 + 4]) = make_float4(v[u][4], v[u][5], v[u][6], v[u][7]);
-  }
-}
-
-// tile_fetch's inverse: rows [0, kTileRows) of src into rows row0.. of dst (element type t), channels c0.., 16-byte
-// stores; nothing at or past `rows` or C.
-__device__ __forceinline__ void tile_store(void* dst, ElemType t, const float (*src)[kTileCols], int64_t row0,
-                                           int64_t rows, int64_t C, int64_t c0) {
-  for (int it = threadIdx.x; it < kTileRows * (kTileCols / 8); it += kTileThreads) {
-    const int rl = it / (kTileCols / 8), c8 = 8 * (it % (kTileCols / 8));
-    const int64_t r = row0 + rl, col = c0 + c8;
-    if (r >= rows || col >= C) continue;
-    const float4 u = *reinterpret_cast<const float4*>(&src[rl][c8]), h = *reinterpret_cast<const float4*>(&src[rl][c8 + 4]);
-    const float v[8] = {u.x, u.y, u.z, u.w, h.x, h.y, h.z, h.w};
-    store_elems<8>(dst, t, r * C + col, v);
-  }
-}
-
-// min(position in its sequence, 3) of rows row0 .. row0 + count − 1 into above (the rows of it above inside the
-// sequence that a 4-slot window reaches), and with left set min(rows left to the sequence's end, 4) into left; one
-// 64-bit division per row.
-__device__ __forceinline__ void tile_row_places(int* above, int* left, int count, int64_t row0, int64_t T) {
-  for (int rl = threadIdx.x; rl < count; rl += kTileThreads) {
-    const int64_t pos = (row0 + rl) % T;
-    above[rl] = static_cast<int>(pos < 3 ? pos : 3);
-    if (left != nullptr) left[rl] = static_cast<int>(T - pos < 4 ? T - pos : 4);
-  }
-}
-
-// The input window of tile row rl, channel cl (x tile from row r0 − M): slot j holds tap j − lo, input row
-// r − (3 − j), inside the sequence when 3 − j <= above; zeros elsewhere.
-__device__ __forceinline__ void tile_window(const float (*x)[kTileCols], int rl, int cl, int M, int lo, int above,
-                                            float (&win)[4]) {
+      for (int u = 0; u < kWalkUnroll; ++u)
+        if (!edge || r + u < end) {
+          load4(xr + u * C, xin[u]);
+          load4(dyr + u * C, dyv[u]);
+        }
 #pragma unroll
-  for (int j = 0; j < 4; ++j) win[j] = j >= lo && 3 - j <= above ? x[rl + M - (3 - j)][cl] : 0.f;
-}
-
-__global__ void __launch_bounds__(kTileThreads)
-    conv_backward_tile_kernel(ConvRows a, const void* dy, void* dx, float* part) {
-  __shared__ TileSmem sm;
-  const int M = a.W - 1, lo = 4 - a.W;
-  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kTileCols, r0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
-  const int cl = threadIdx.x % kTileCols, grp = threadIdx.x / kTileCols;
-  const int64_t c = c0 + cl;
-  float xv[kTilePieces][8], dyv[kTilePieces][8], w[4] = {}, bias = 0.f;
-  tile_fetch(xv, kTileRows + 2 * M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
-  tile_fetch(dyv, kTileRows + M, dy, a.xt, r0, a.rows, a.C, c0);
-  if (c < a.C) {
-    load_taps(a, c, w);
-    bias = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
-  }
-  tile_put(sm.x, xv, kTileRows + 2 * M);
-  tile_put(sm.dz, dyv, kTileRows + M);
-  tile_row_places(sm.above, sm.left, kTileRows + kTileHalo, r0, a.T);
-  __syncthreads();
-  // dz of rows r0 .. r0 + R + M − 1; the inputs of row r are x(r − M + i) from its sequence's start on. The block's
-  // own rows add their weight and bias gradient terms.
-  float acc[4] = {}, acc_b = 0.f;
-  for (int rl = grp; rl < kTileRows + M; rl += kTileGroups) {
-    const int64_t r = r0 + rl;
-    if (r >= a.rows) break;
-    float win[4];
-    tile_window(sm.x, rl, cl, M, lo, sm.above[rl], win);
-    float d = sm.dz[rl][cl];
-    if (a.silu) {
-      const float z = pre_activation(a, bias, w, win), sg = sigmoid_f(z);
-      d *= sg * (1.f + z * (1.f - sg));
-    }
-    sm.dz[rl][cl] = d;
-    if (rl < kTileRows) {
+      for (int u = 0; u < kWalkUnroll; ++u) {
+        const int64_t ru = r + u;
+        if (edge && ru >= end) break;
+        float z[kWalkVec];
+        p.template enter<edge>(xin[u], z);
+        const int first = edge && p.pos < M ? static_cast<int>(M - p.pos) : 0;  // the first slot in the sequence
+        const bool own = !edge || ru < p.r1;
+        float out[kWalkVec];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) acc[j] += d * win[j];
-      acc_b += d;
-    }
-  }
-  __syncthreads();  // every dz is in place; x is read
-  // dx of the block's rows, over x's place, then stored 16 bytes at a time.
-  float(*dxs)[kTileCols] = sm.x;
-  for (int rl = grp; rl < kTileRows; rl += kTileGroups) {
-    const int left = sm.left[rl];
-    float s = 0.f;
+        for (int e = 0; e < kWalkVec; ++e) {
+          float dz = dyv[u][e];
+          if (a.silu) {
+            const float s = sigmoid_f(z[e]);
+            dz *= s * (1.f + z[e] * (1.f - s));
+          }
+          if (own) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j)  // tap i = j − lo meets dz(r + M − i) = dz(r + 3 − j), inside the sequence when 3 − j < left
-      if (j >= lo && 3 - j < left) s += sm.dz[rl + 3 - j][cl] * w[j];
-    dxs[rl][cl] = s;
-  }
-  // The block's weight and bias terms: the groups' sums in order, through the dz tile (no longer read after the sync).
-  __syncthreads();
-  float(*red)[kTileCols] = sm.dz;
+            for (int j = 0; j < W; ++j) acc[e][j] += dz * p.win[e][j];
+            acc_b[e] += dz;
+          }
 #pragma unroll
-  for (int j = 0; j < 4; ++j) red[grp * 5 + j][cl] = acc[j];
-  red[grp * 5 + 4][cl] = acc_b;
-  tile_store(dx, a.xt, dxs, r0, a.rows, a.C, c0);
-  __syncthreads();
-  if (grp != 0 || c >= a.C) return;
-  float* out = part + static_cast<int64_t>(blockIdx.y) * a.C * (a.W + 1);
-  for (int j = lo; j < 4; ++j) {
-    float t = 0.f;
-    for (int g = 0; g < kTileGroups; ++g) t += red[g * 5 + j][cl];
-    out[c * a.W + (j - lo)] = t;
+          for (int j = 0; j < W; ++j)
+            if (!edge || j >= first) pend[e][j] += p.w[e][j] * dz;
+          out[e] = pend[e][0];
+#pragma unroll
+          for (int j = 0; j < M; ++j) pend[e][j] = pend[e][j + 1];
+          pend[e][M] = 0.f;
+        }
+        if (!edge || ru - M >= p.r0) store4(dxr + u * C, out);
+        p.leave(a.T);
+      }
+    };
+    if (p.clean(r, p.r0 + M, p.r1, a.T))
+      rows(std::false_type{});
+    else
+      rows(std::true_type{});
   }
-  float tb = 0.f;
-  for (int g = 0; g < kTileGroups; ++g) tb += red[g * 5 + 4][cl];
-  out[a.C * a.W + c] = tb;
-}
-static_assert(kTileGroups * 5 <= kTileRows + kTileHalo, "the group sums fit the dz tile");
-
-// The forward of the same training layout: one block per (64 channels, kTileRows rows) stages x with the M rows above
-// by 16-byte loads, forms its outputs one channel a thread (as the backward tile kernel forms dz) into a second tile,
-// and writes that back with 16-byte stores.
-__global__ void __launch_bounds__(kTileThreads) conv_forward_tile_kernel(ConvRows a, void* y) {
-  __shared__ alignas(16) float xs[kTileRows + kTileHalo][kTileCols];  // rows r0 − M .. r0 + R − 1
-  __shared__ alignas(16) float ys[kTileRows][kTileCols];
-  __shared__ int above[kTileRows];  // min(position in its sequence, 3) of row r0 + rl
-  const int M = a.W - 1, lo = 4 - a.W;
-  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kTileCols, r0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
-  const int cl = threadIdx.x % kTileCols, grp = threadIdx.x / kTileCols;
-  const int64_t c = c0 + cl;
-  float xv[kTilePieces][8], w[4] = {}, bias = 0.f;
-  tile_fetch(xv, kTileRows + M, a.x, a.xt, r0 - M, a.rows, a.C, c0);
-  if (c < a.C) {
-    load_taps(a, c, w);
-    bias = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
+  // Near the last row the walk stops before r1 + M: the rows still pending end the last sequence and are complete.
+#pragma unroll
+  for (int j = 0; j < M; ++j) {
+    const int64_t q = end - M + j;
+    float out[kWalkVec];
+#pragma unroll
+    for (int e = 0; e < kWalkVec; ++e) out[e] = pend[e][j];
+    if (q >= p.r0 && q < p.r1) store4(dx + q * a.C + p.c, out);
   }
-  tile_put(xs, xv, kTileRows + M);
-  tile_row_places(above, nullptr, kTileRows, r0, a.T);
-  __syncthreads();
-  for (int rl = grp; rl < kTileRows; rl += kTileGroups) {
-    float win[4];
-    tile_window(xs, rl, cl, M, lo, above[rl], win);
-    const float z = pre_activation(a, bias, w, win);
-    ys[rl][cl] = a.silu ? z * sigmoid_f(z) : z;
+  float* o = part + static_cast<int64_t>(blockIdx.y) * a.C * (W + 1);
+#pragma unroll
+  for (int e = 0; e < kWalkVec; ++e) {
+#pragma unroll
+    for (int j = 0; j < W; ++j) o[(p.c + e) * W + j] = acc[e][j];
+    o[a.C * W + p.c + e] = acc_b[e];
   }
-  __syncthreads();
-  tile_store(y, a.xt, ys, r0, a.rows, a.C, c0);
 }
 
 // d_initial_cache of the empty sequences: d_final_cache passes straight through (zeros without one).
@@ -547,16 +590,41 @@ void with_conv_shape(int W, int vec, F&& f) {
     f(integral_constant<int, 4>{}, integral_constant<int, 1>{});
 }
 
-// The tile kernels' layout (conv_forward_tile_kernel, conv_backward_tile_kernel): equal sequences, no caches in or
-// out, at most kTileHalo + 1 taps, rows of a multiple of 8 channels starting 16-byte aligned in every tensor.
+// The walk kernels' layout (conv_forward_walk_kernel, conv_backward_walk_kernel): equal sequences, no caches in or
+// out, at most kWalkMaxTaps taps, rows of a multiple of kWalkVec channels starting kWalkVec-element aligned in every
+// tensor.
 bool training_layout(const ConvRows& a, const void* dfin, std::initializer_list<const void*> ptrs, size_t elem_bytes) {
-  return a.off == nullptr && a.cache == nullptr && dfin == nullptr && a.W <= kTileHalo + 1 &&
-         (a.rows + kTileRows - 1) / kTileRows <= kMaxParts && rows_aligned(a.C, 8, ptrs, elem_bytes);
+  return a.off == nullptr && a.cache == nullptr && dfin == nullptr && a.W <= kWalkMaxTaps &&
+         rows_aligned(a.C, kWalkVec, ptrs, elem_bytes);
 }
 
-dim3 tile_grid(const ConvRows& a) {
-  return dim3(static_cast<unsigned>((a.C + kTileCols - 1) / kTileCols),
-              static_cast<unsigned>((a.rows + kTileRows - 1) / kTileRows));
+// Rows per walk part: kWalkRows, more where the parts would not fit the grid's second dimension (a function of the
+// shape only, as rows_per_part).
+int64_t walk_rows(int64_t rows) { return std::max(kWalkRows, (rows + kMaxParts - 1) / kMaxParts); }
+
+dim3 walk_grid(const ConvRows& a, int64_t per) {
+  return dim3(static_cast<unsigned>((a.C / kWalkVec + kWalkThreads - 1) / kWalkThreads),
+              static_cast<unsigned>((a.rows + per - 1) / per));
+}
+
+// Calls f(T{}, integral_constant W) for the element type of x and the taps of the walk kernels.
+template <class F>
+void with_walk_shape(ElemType t, int W, F&& f) {
+  auto taps = [&](auto elem) {
+    using std::integral_constant;
+    switch (W) {
+      case 1: f(elem, integral_constant<int, 1>{}); break;
+      case 2: f(elem, integral_constant<int, 2>{}); break;
+      case 3: f(elem, integral_constant<int, 3>{}); break;
+      default: f(elem, integral_constant<int, 4>{});
+    }
+  };
+  if (t == ElemType::bf16)
+    taps(__nv_bfloat16{});
+  else if (t == ElemType::f16)
+    taps(__half{});
+  else
+    taps(float{});
 }
 
 unsigned flat_blocks(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
@@ -578,7 +646,12 @@ ShortConvResult short_conv_apply(const ShortConvCall& k, bool want_final_cache) 
   if (a.rows > 0 && a.C > 0) {
     void* y = out.y.raw_mut();
     if (training_layout(a, nullptr, {a.x, y}, dtype_size(k.x.dtype()))) {
-      conv_forward_tile_kernel<<<tile_grid(a), kTileThreads, 0, stream()>>>(a, y);
+      const int64_t per = walk_rows(a.rows);
+      with_walk_shape(a.xt, a.W, [&](auto elem, auto taps) {
+        using T = decltype(elem);
+        conv_forward_walk_kernel<T, decltype(taps)::value>
+            <<<walk_grid(a, per), kWalkThreads, 0, stream()>>>(a, per, static_cast<T*>(y));
+      });
     } else {
       const int64_t per = rows_per_part(a.rows, a.C);
       const int vec = conv_vec(a.W, a.C, {a.x, y}, dtype_size(k.x.dtype()));
@@ -618,14 +691,18 @@ ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const T
   check_grid(a.C, op);
   if (any) {
     void* dx = g.dx.raw_mut();
-    // The training layout through shared memory (conv_backward_tile_kernel), else the register walk.
-    const bool tiled = training_layout(a, dfin, {a.x, dy.raw(), dx}, dtype_size(k.x.dtype()));
-    const int64_t per = tiled ? kTileRows : rows_per_part(a.rows, a.C), parts = (a.rows + per - 1) / per;
+    // The training layout's walk (conv_backward_walk_kernel), else the general register walk.
+    const bool walk = training_layout(a, dfin, {a.x, dy.raw(), dx}, dtype_size(k.x.dtype()));
+    const int64_t per = walk ? walk_rows(a.rows) : rows_per_part(a.rows, a.C), parts = (a.rows + per - 1) / per;
     const int64_t cols = a.C * (a.W + 1);
     Tensor part = Tensor::empty({parts, cols}, DType::f32, Device::cuda);
     float* p = static_cast<float*>(part.raw_mut());
-    if (tiled)
-      conv_backward_tile_kernel<<<tile_grid(a), kTileThreads, 0, stream()>>>(a, dy.raw(), dx, p);
+    if (walk)
+      with_walk_shape(a.xt, a.W, [&](auto elem, auto taps) {
+        using T = decltype(elem);
+        conv_backward_walk_kernel<T, decltype(taps)::value><<<walk_grid(a, per), kWalkThreads, 0, stream()>>>(
+            a, static_cast<const T*>(dy.raw()), per, static_cast<T*>(dx), p);
+      });
     else if (a.W <= 4)
       conv_backward_kernel<4><<<row_grid(a.rows, a.C, per, 1), kThreads, 0, stream()>>>(a, dy.raw(), dfin, dft, per, dx, dcache, p);
     else

@@ -21,17 +21,19 @@ const auto& kTypes = test::kGpuTypes;
 
 TEST(ShortConvCuda, MatchesCpu) {
   REQUIRE_GPU();
-  // 45 channels: one a thread; 44: four a thread (aligned rows); 136 (a partial 64-channel tile) without a cache: the
-  // tiled forward and backward, their 64-row tiles across sequence ends (T 37) and over several tiles (T 150), 4 and 3
-  // taps.
+  // 45 channels: one a thread. A multiple of 4 without a cache: the training layout's walks (44 and 136: a partial
+  // 128-thread block), their 32-row parts across sequence ends (T 37), over several parts (T 150), and 4, 3, 2 and 1
+  // taps; with a cache the same channels take the general walks (four a thread in the forward).
   struct Case {
     int64_t C, T, W;
   };
-  for (const Case cs : {Case{45, 37, 4}, Case{44, 37, 4}, Case{136, 37, 4}, Case{136, 150, 3}})
+  for (const Case cs : {Case{45, 37, 4}, Case{44, 37, 4}, Case{136, 37, 4}, Case{136, 150, 3}, Case{40, 70, 2},
+                        Case{40, 9, 1}})
   for (DType dt : kTypes)
     for (bool bias : {false, true})
       for (bool cache : {false, true}) {
         const int64_t B = 2, C = cs.C, T = cs.T, W = cs.W;
+        if (cache && W == 1) continue;  // no inputs to carry
         const Tensor x = held({B, T, C}, 12, dt), w = held({C, 1, W}, 13, DType::f32), dy = held({B, T, C}, 14, dt);
         const Tensor b = bias ? held({C}, 15, DType::f32) : Tensor();
         const Tensor c0 = cache ? held({B, C, W - 1}, 16, DType::f32) : Tensor();

@@ -14,19 +14,11 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda/fast_math.cuh"
+
 namespace gdn2::cuda {
 
 using bf16 = __nv_bfloat16;
-
-constexpr float kLog2e = 1.4426950408889634f;
-
-// 2^x, one MUFU op (relative error ~2^-22; tiny results flush to 0). Kernels that keep their log-decays in log2 units
-// take every exponential with it, without the range fix-ups of __expf and exp2f.
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 
 // d += a · b on the tensor cores, T = bf16 or __half (16-bit inputs), fp32 accumulation.
 template <class T = bf16>

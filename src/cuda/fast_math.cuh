@@ -1,0 +1,27 @@
+// One-instruction device math for kernels bound by their instruction stream: 2^x and 1/x on the MUFU unit, and the
+// sigmoid built from them.
+#pragma once
+
+namespace gdn2::cuda {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// 2^x, one MUFU op (relative error ~2^-22; tiny results flush to 0). Kernels that keep their log-decays in log2 units
+// take every exponential with it, without the range fix-ups of __expf and exp2f.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// 1/x, one MUFU op (at most 1 ulp; 1/inf = 0).
+__device__ __forceinline__ float rcp_approx(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// 1 / (1 + e^-z) in four instructions, a few ulp; 0 for z -> -inf, 1 for z -> +inf.
+__device__ __forceinline__ float sigmoid_approx(float z) { return rcp_approx(1.f + ex2(-kLog2e * z)); }
+
+}  // namespace gdn2::cuda
