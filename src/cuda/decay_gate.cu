@@ -4,6 +4,8 @@
 #include "cuda/decay_gate.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
@@ -16,6 +18,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kParts = 256;  // row parts: a fixed count, so the sums do not depend on the GPU
+constexpr int kVec = 4, kUnroll = 4;
 
 __device__ __forceinline__ float log_softplus(float x) {
   if (x > 20.f) return logf(x);
@@ -27,40 +30,65 @@ __device__ __forceinline__ float log_sigmoid(float x) { return fminf(x, 0.f) - l
 
 __device__ __forceinline__ float mul_zero_safe(float a, float b) { return a == 0.f || b == 0.f ? 0.f : a * b; }
 
-// Column j of part `part`: df for its rows, and the part's sums of dg · g (pa) and df (pb) for column j.
-__global__ void gate_bwd_kernel(const void* __restrict__ dg, ElemType dg_type, const void* __restrict__ f,
-                                ElemType f_type, const float* __restrict__ A, const float* __restrict__ bias,
-                                int64_t rows, int HK, int K, int64_t rows_per, void* __restrict__ df, ElemType df_type,
-                                float* __restrict__ pa, float* __restrict__ pb) {
-  const int j = blockIdx.x * kThreads + threadIdx.x;
+// Columns j .. j + VEC − 1 of part `part`: df for its rows, and the part's sums of dg · g (pa) and df (pb) per column.
+// VEC adjacent columns a thread (one vector access per row where rows are VEC-aligned), kUnroll rows' loads issued
+// before any is used.
+template <int VEC>
+__global__ void __launch_bounds__(kThreads)
+    gate_bwd_kernel(const void* __restrict__ dg, ElemType dg_type, const void* __restrict__ f, ElemType f_type,
+                    const float* __restrict__ A, const float* __restrict__ bias, int64_t rows, int HK, int K,
+                    int64_t rows_per, void* __restrict__ df, ElemType df_type, float* __restrict__ pa,
+                    float* __restrict__ pb) {
+  const int j = (blockIdx.x * kThreads + threadIdx.x) * VEC;
   const int64_t part = blockIdx.y;
   if (j >= HK) return;
   const int64_t r0 = part * rows_per, r1 = std::min(rows, r0 + rows_per);
-  const float a = A[j / K], bj = bias != nullptr ? bias[j] : 0.f;
-  // exp(A_log) once: while it is finite, −exp(A_log)·sigmoid(x) and −exp(A_log)·softplus(x) cannot overflow, and both
-  // come from one exp(−|x|) (softplus = max(x, 0) + log1p(e^−|x|)); past that, the log-space forms.
-  const float ea = expf(a);
-  const bool finite = ea <= 3.0e38f;
-  float sa = 0.f, sb = 0.f;
-#pragma unroll 4
-  for (int64_t i = r0; i < r1; ++i) {
-    const int64_t at = i * HK + j;
-    const float x = load_elem(f, f_type, at) + bj, d = load_elem(dg, dg_type, at);
-    float dx, dg_g;
-    if (finite) {
-      const float t = __expf(-fabsf(x)), inv = __fdividef(1.f, 1.f + t);
-      dx = mul_zero_safe(d, -ea * (x >= 0.f ? inv : t * inv));
-      dg_g = mul_zero_safe(d, -ea * (fmaxf(x, 0.f) + log1pf(t)));
-    } else {
-      dx = mul_zero_safe(d, -expf(a + log_sigmoid(x)));
-      dg_g = mul_zero_safe(d, -expf(a + log_softplus(x)));
-    }
-    store_elem(df, df_type, at, dx);
-    sa += dg_g;
-    sb += dx;
+  float a[VEC], bj[VEC], ea[VEC], sa[VEC] = {}, sb[VEC] = {};
+  bool finite[VEC];
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) {
+    a[e] = A[(j + e) / K];
+    bj[e] = bias != nullptr ? bias[j + e] : 0.f;
+    // exp(A_log) once: while it is finite, −exp(A_log)·sigmoid(x) and −exp(A_log)·softplus(x) cannot overflow, and
+    // both come from one exp(−|x|) (softplus = max(x, 0) + log1p(e^−|x|)); past that, the log-space forms.
+    ea[e] = expf(a[e]);
+    finite[e] = ea[e] <= 3.0e38f;
   }
-  pa[part * HK + j] = sa;
-  pb[part * HK + j] = sb;
+  for (int64_t i0 = r0; i0 < r1; i0 += kUnroll) {
+    float xs[kUnroll][VEC], ds[kUnroll][VEC];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (i0 + u < r1) {
+        load_elems<VEC>(f, f_type, (i0 + u) * HK + j, xs[u]);
+        load_elems<VEC>(dg, dg_type, (i0 + u) * HK + j, ds[u]);
+      }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (i0 + u >= r1) break;
+      float dx[VEC];
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        const float x = xs[u][e] + bj[e], d = ds[u][e];
+        float dg_g;
+        if (finite[e]) {
+          const float t = __expf(-fabsf(x)), inv = __fdividef(1.f, 1.f + t);
+          dx[e] = mul_zero_safe(d, -ea[e] * (x >= 0.f ? inv : t * inv));
+          dg_g = mul_zero_safe(d, -ea[e] * (fmaxf(x, 0.f) + log1pf(t)));
+        } else {
+          dx[e] = mul_zero_safe(d, -expf(a[e] + log_sigmoid(x)));
+          dg_g = mul_zero_safe(d, -expf(a[e] + log_softplus(x)));
+        }
+        sa[e] += dg_g;
+        sb[e] += dx[e];
+      }
+      store_elems<VEC>(df, df_type, (i0 + u) * HK + j, dx);
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) {
+    pa[part * HK + j + e] = sa[e];
+    pb[part * HK + j + e] = sb[e];
+  }
 }
 
 // In a fixed order: blocks below H form dA_log[h] = Σ_parts Σ_channels pa (the block's threads strided over the
@@ -107,10 +135,21 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
   float* pa = static_cast<float*>(partial.raw_mut());
   float* pb = pa + parts * HK;
   const auto* bias_p = bias.defined() ? static_cast<const float*>(bias.raw()) : nullptr;
-  const dim3 grid(static_cast<unsigned>((HK + kThreads - 1) / kThreads), static_cast<unsigned>(parts));  // HK >= 1
-  gate_bwd_kernel<<<grid, kThreads, 0, stream()>>>(dg.raw(), dg_type, f.raw(), f_type, static_cast<const float*>(A.raw()), bias_p,
-                                      rows, static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
-                                      out.df.raw_mut(), elem_type(out.df, op, "df"), pa, pb);
+  // kVec columns a thread where every row of f, dg and df starts kVec-element aligned.
+  auto aligned = [&](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % (kVec * dtype_size(t.dtype())) == 0; };
+  const bool vec = HK % kVec == 0 && aligned(f) && aligned(dg) && aligned(out.df);
+  auto launch = [&](auto v) {
+    constexpr int V = decltype(v)::value;
+    const dim3 grid(static_cast<unsigned>((HK / V + kThreads - 1) / kThreads), static_cast<unsigned>(parts));
+    gate_bwd_kernel<V><<<grid, kThreads, 0, stream()>>>(dg.raw(), dg_type, f.raw(), f_type,
+                                                        static_cast<const float*>(A.raw()), bias_p, rows,
+                                                        static_cast<int>(HK), static_cast<int>(head_dim), rows_per,
+                                                        out.df.raw_mut(), elem_type(out.df, op, "df"), pa, pb);
+  };
+  if (vec)
+    launch(std::integral_constant<int, kVec>{});
+  else
+    launch(std::integral_constant<int, 1>{});
   GDN2_CUDA_CHECK(cudaGetLastError());
   const int64_t blocks = H + (bias.defined() ? (HK + kThreads - 1) / kThreads : 0);
   gate_reduce_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream()>>>(
