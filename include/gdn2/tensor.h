@@ -70,6 +70,8 @@ class Tensor {
   bool read_only() const { return read_only_; }
   Device device() const { return device_; }
   bool is_cpu() const { return device_ == Device::cpu; }
+  // Every element set to zero in place (a memset on either device; a GPU one is queued on the work stream).
+  void zero_();
 
   // Raw pointers (host or device memory, see device()); data<T>() is for CPU tensors only.
   const void* raw() const { return data_; }

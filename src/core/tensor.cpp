@@ -61,11 +61,16 @@ Tensor Tensor::empty(const Shape& shape, DType dt, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dt, Device device) {
   Tensor t = empty(shape, dt, device);
-  if (device == Device::cuda)
-    detail::cuda_memory().zero(t.data_, t.nbytes());
-  else
-    std::memset(t.data_, 0, t.nbytes());
+  t.zero_();
   return t;
+}
+
+void Tensor::zero_() {
+  if (nbytes() == 0) return;
+  if (device_ == Device::cuda)
+    detail::cuda_memory().zero(raw_mut(), nbytes());
+  else
+    std::memset(raw_mut(), 0, nbytes());
 }
 
 Tensor Tensor::to(Device d) const {

@@ -24,9 +24,10 @@ void linear_forward(const Real* x, const Real* w, const Real* bias, Real* y, int
 
 template <class Real>
 void linear_backward(const Real* dy, const Real* x, const Real* w, Real* dx, Real* dw, Real* db, int64_t rows,
-                     int64_t in, int64_t out, bool dx_add) {
+                     int64_t in, int64_t out, bool dx_add, bool dw_add) {
   matmul<Real>(false, false, rows, in, out, Real(1), dy, out, w, in, Real(dx_add ? 1 : 0), dx, in);  // dx (+)= dy W
-  if (dw != nullptr) matmul<Real>(true, false, out, in, rows, Real(1), dy, out, x, in, Real(1), dw, in);  // += dy^T x
+  if (dw != nullptr)  // dw (+)= dy^T x
+    matmul<Real>(true, false, out, in, rows, Real(1), dy, out, x, in, Real(dw_add ? 1 : 0), dw, in);
   if (db != nullptr) {
     std::vector<Real> sum(static_cast<size_t>(out));
     ordered_reduce<Real>(rows, out, sum.data(), worth_parallel(rows * out), [&](int64_t r0, int64_t r1, Real* acc) {
@@ -86,9 +87,9 @@ template void linear_forward<float>(const float*, const float*, const float*, fl
 template void linear_forward<double>(const double*, const double*, const double*, double*, int64_t, int64_t, int64_t,
                                      bool);
 template void linear_backward<float>(const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t,
-                                     int64_t, bool);
+                                     int64_t, bool, bool);
 template void linear_backward<double>(const double*, const double*, const double*, double*, double*, double*, int64_t,
-                                      int64_t, int64_t, bool);
+                                      int64_t, int64_t, bool, bool);
 template LmLoss lm_head_cross_entropy<float>(const float*, const float*, const int32_t*, int64_t, int64_t, int64_t,
                                              bool, float*, double, Tensor&);
 template LmLoss lm_head_cross_entropy<double>(const double*, const double*, const int32_t*, int64_t, int64_t, int64_t,

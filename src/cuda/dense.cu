@@ -32,15 +32,18 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 }
 
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,
-                       Tensor* dx_into, int64_t rows, int64_t in, int64_t out) {
+                       Tensor* dx_into, int64_t rows, int64_t in, int64_t out, bool dweight_overwrite) {
   const cudaDataType_t t = gemm_type(x, kOp, "x");
   Tensor dx = dx_into != nullptr ? *dx_into : Tensor::empty(x.shape(), x.dtype(), Device::cuda);
   // dx^T [in, rows] (+)= W^T [in, out] · dy^T [out, rows].
   gemm(in, rows, out, {weight.raw(), t, in, false}, {dy.raw(), t, out, false}, dx_into != nullptr ? 1.f : 0.f,
        dx.raw_mut(), t, in, nullptr);
-  if (rows == 0) return dx;
-  if (dweight != nullptr)  // dW^T [in, out] += x^T [in, rows] · dy [rows, out]
-    gemm(in, out, rows, {x.raw(), t, in, false}, {dy.raw(), t, out, true}, 1.f, dweight->raw_mut(),
+  if (rows == 0) {
+    if (dweight != nullptr && dweight_overwrite) dweight->zero_();
+    return dx;
+  }
+  if (dweight != nullptr)  // dW^T [in, out] (+)= x^T [in, rows] · dy [rows, out]
+    gemm(in, out, rows, {x.raw(), t, in, false}, {dy.raw(), t, out, true}, dweight_overwrite ? 0.f : 1.f, dweight->raw_mut(),
          gemm_type(*dweight, kOp, "dweight"), in, nullptr);
   if (dbias != nullptr)
     column_sum_add(dy.raw(), elem_type(dy, kOp, "dy"), rows, out, dbias->raw_mut(), elem_type(*dbias, kOp, "dbias"));

@@ -9,9 +9,9 @@ namespace gdn2::cuda {
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor* into, const Tensor& residual,
                       int64_t rows, int64_t in,
                       int64_t out);
-// dx = dy · weight (x's dtype; added into *dx_into when given, which is returned); dweight += dy^T x and
-// dbias += Σ_rows dy in their own dtype (F32 or x's).
+// dx = dy · weight (x's dtype; added into *dx_into when given, which is returned); dweight += dy^T x (= with
+// dweight_overwrite) and dbias += Σ_rows dy in their own dtype (F32 or x's).
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,
-                       Tensor* dx_into, int64_t rows, int64_t in, int64_t out);
+                       Tensor* dx_into, int64_t rows, int64_t in, int64_t out, bool dweight_overwrite);
 
 }  // namespace gdn2::cuda

@@ -55,18 +55,18 @@ Tensor Block::backward(const Tensor& dy) {
   const Saved& s = saved_;
   GDN2_CHECK(s.x.defined(), ValueError, prefix_, ": backward without a saved forward");
   const RmsNormOptions nopt = zero_centred(eps_);
-  const Tensor d_act = linear_backward(dy, s.act, p("mlp.down_proj.weight").w(), &p("mlp.down_proj.weight").grad, nullptr);
+  const Tensor d_act = param_linear_backward(dy, s.act, p("mlp.down_proj.weight"));
   Tensor d_gate, d_up;
   swiglu_backward(d_act, s.gate, s.up, d_gate, d_up);
-  Tensor d_n2 = linear_backward(d_gate, s.n2, p("mlp.gate_proj.weight").w(), &p("mlp.gate_proj.weight").grad, nullptr);
-  linear_backward(d_up, s.n2, p("mlp.up_proj.weight").w(), &p("mlp.up_proj.weight").grad, nullptr, &d_n2);
+  Tensor d_n2 = param_linear_backward(d_gate, s.n2, p("mlp.gate_proj.weight"));
+  param_linear_backward(d_up, s.n2, p("mlp.up_proj.weight"), nullptr, &d_n2);
   // dh = dy + the norm's part, and dx = dh + the mixer's norm's part: the residual paths' adds inside the norms.
   RmsNormGrads g2 = rms_norm_backward(d_n2, s.h, s.r2, p("post_attention_layernorm.weight").w(), Tensor(), nopt, dy);
-  add_inplace(p("post_attention_layernorm.weight").grad, g2.dweight);
+  add_inplace(p("post_attention_layernorm.weight").grad_to_add(), g2.dweight);
   const Tensor dh = g2.dx;
   const Tensor d_n1 = mixer_->backward(dh);
   RmsNormGrads g1 = rms_norm_backward(d_n1, s.x, s.r1, p("input_layernorm.weight").w(), Tensor(), nopt, dh);
-  add_inplace(p("input_layernorm.weight").grad, g1.dweight);
+  add_inplace(p("input_layernorm.weight").grad_to_add(), g1.dweight);
   return g1.dx;
 }
 

@@ -139,7 +139,7 @@ Tensor GatedAttention::backward(const Tensor& dy) {
   GDN2_CHECK(s.x.defined(), ValueError, prefix_, ": backward without a saved forward");
   const int64_t B = s.x.size(0), T = s.x.size(1);
   const Tensor d_gated =
-      linear_backward(dy, s.gated, p("o_proj.weight").w(), &p("o_proj.weight").grad, nullptr).reshape({B, T, Hq_, hd_});
+      param_linear_backward(dy, s.gated, p("o_proj.weight")).reshape({B, T, Hq_, hd_});
   const Tensor d_o = mul_forward(d_gated, s.gate_sig);
   const Tensor d_gate = sigmoid_backward(mul_forward(d_gated, s.o), s.gate_sig);
   AttentionOptions opt = attn_;
@@ -150,14 +150,12 @@ Tensor GatedAttention::backward(const Tensor& dy) {
   nopt.zero_centred = true;
   RmsNormGrads qg = rms_norm_backward(rope_back(ag.dq), s.q_raw, s.q_rstd, p("q_norm.weight").w(), Tensor(), nopt);
   RmsNormGrads kg = rms_norm_backward(rope_back(ag.dk), s.k_raw, s.k_rstd, p("k_norm.weight").w(), Tensor(), nopt);
-  add_inplace(p("q_norm.weight").grad, qg.dweight);
-  add_inplace(p("k_norm.weight").grad, kg.dweight);
+  add_inplace(p("q_norm.weight").grad_to_add(), qg.dweight);
+  add_inplace(p("k_norm.weight").grad_to_add(), kg.dweight);
   const Tensor d_qproj = concat_last({qg.dx, d_gate}).reshape({B, T, Hq_ * 2 * hd_});
-  Tensor dx = linear_backward(d_qproj, s.x, p("q_proj.weight").w(), &p("q_proj.weight").grad, nullptr);
-  linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight").w(), &p("k_proj.weight").grad, nullptr,
-                  &dx);
-  linear_backward(ag.dv.reshape({B, T, Hkv_ * hd_}), s.x, p("v_proj.weight").w(), &p("v_proj.weight").grad, nullptr,
-                  &dx);
+  Tensor dx = param_linear_backward(d_qproj, s.x, p("q_proj.weight"));
+  param_linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight"), nullptr, &dx);
+  param_linear_backward(ag.dv.reshape({B, T, Hkv_ * hd_}), s.x, p("v_proj.weight"), nullptr, &dx);
   return dx;
 }
 

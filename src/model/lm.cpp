@@ -81,7 +81,7 @@ double LanguageModel::forward_loss(const Tensor& ids, const Tensor& targets, boo
   if (train)
     GDN2_CHECK(head.grad.defined(), ValueError, "training forward before params().zero_grad()");
   LmLoss loss = lm_head_cross_entropy(fn.y.reshape({B * T, D}), head.w(), targets.reshape({B * T}), train,
-                                      train ? &head.grad : nullptr, grad_scale);
+                                      train ? &head.grad_to_add() : nullptr, grad_scale);
   if (train) {
     saved_ids_ = ids;
     saved_final_in_ = h;
@@ -100,13 +100,14 @@ void LanguageModel::backward() {
   nopt.zero_centred = true;
   Param& norm = params_->at("model.norm.weight");
   RmsNormGrads g = rms_norm_backward(saved_dh_, saved_final_in_, saved_final_rstd_, norm.w(), Tensor(), nopt);
-  add_inplace(norm.grad, g.dweight);
+  add_inplace(norm.grad_to_add(), g.dweight);
   Tensor dh = g.dx;
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     dh = (*it)->backward(dh);
     (*it)->release();
   }
-  embedding_backward(dh, saved_ids_, params_->at("model.embed_tokens.weight").grad);
+  embedding_backward(dh, saved_ids_, params_->at("model.embed_tokens.weight").grad_to_add());
+  params_->settle_grads();
   saved_ids_ = saved_final_in_ = saved_final_rstd_ = saved_dh_ = Tensor();
 }
 

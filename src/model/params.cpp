@@ -1,6 +1,8 @@
 // Parameter allocation, initialisation (fla / HF rules) and lookup.
 #include "model/params.h"
 
+#include "gdn2/ops/dense.h"
+
 #include <cmath>
 #include <exception>
 #include <functional>
@@ -150,15 +152,37 @@ Param& ParamStore::at(const std::string& name) {
 
 const Param& ParamStore::at(const std::string& name) const { return const_cast<ParamStore*>(this)->at(name); }
 
+Tensor& Param::grad_to_add() {
+  if (grad_stale) {
+    grad.zero_();
+    grad_stale = false;
+  }
+  return grad;
+}
+
+Tensor* Param::grad_to_write(bool* overwrite) {
+  *overwrite = grad_stale;
+  grad_stale = false;
+  return &grad;
+}
+
+Tensor param_linear_backward(const Tensor& dy, const Tensor& x, Param& weight, Param* bias, Tensor* dx_into) {
+  bool overwrite = false;
+  Tensor* dw = weight.grad_to_write(&overwrite);
+  return linear_backward(dy, x, weight.w(), dw, bias != nullptr ? &bias->grad_to_add() : nullptr, dx_into, overwrite);
+}
+
 void ParamStore::zero_grad() {
   for (Param& p : params_) {
-    if (p.grad.defined() && p.grad.is_cpu())
-      std::memset(p.grad.raw_mut(), 0, p.grad.nbytes());
-    else if (p.grad.defined())
-      detail::cuda_memory().zero(p.grad.raw_mut(), p.grad.nbytes());
+    if (p.grad.defined())
+      p.grad_stale = true;
     else
       p.grad = Tensor::zeros(p.spec.shape, dtype_, device_);
   }
+}
+
+void ParamStore::settle_grads() {
+  for (Param& p : params_) p.grad_to_add();
 }
 
 }  // namespace gdn2

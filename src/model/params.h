@@ -13,12 +13,25 @@ namespace gdn2 {
 struct Param {
   ParamSpec spec;
   Tensor value;    // master value in the model's dtype (F32, or F64 for finite-difference tests), on its device
-  Tensor grad;     // like value; zeros after zero_grad()
+  Tensor grad;     // like value; zero after zero_grad() (see grad_stale)
   Tensor compute;  // value rounded to the compute dtype, for the linear layers' weights and biases, the embedding and
                    // the LM head of a model computing below its parameters' precision (BF16 on the GPU); else undefined
+  // zero_grad() leaves grad's memory as it is and sets this: the gradient is zero, and its first writer of the step
+  // may write it instead of adding to it (a product with beta 0, no memset pass and no read of the old values).
+  bool grad_stale = false;
   // What the forward reads: the compute copy when there is one, else the master value.
   const Tensor& w() const { return compute.defined() ? compute : value; }
+  // The gradient to add into: zeroed first if it is stale.
+  Tensor& grad_to_add();
+  // The gradient to write or add into, for a writer that can do either: *overwrite tells which (true when it was
+  // stale; it no longer is).
+  Tensor* grad_to_write(bool* overwrite);
 };
+
+// linear_backward into weight's gradient (and bias's when given): the weight gradient written by the product when it
+// is stale, else added to; returns dx (added into *dx_into when given).
+Tensor param_linear_backward(const Tensor& dy, const Tensor& x, Param& weight, Param* bias = nullptr,
+                             Tensor* dx_into = nullptr);
 
 class ParamStore {
  public:
@@ -46,7 +59,11 @@ class ParamStore {
   // The members' names and row counts, in the order of group_weight's rows.
   const std::vector<std::string>& group_names(const std::string& group) const;
   const std::vector<int64_t>& group_rows(const std::string& group) const;
+  // Every gradient zero: allocated zeros the first time, later marked stale (Param::grad_stale) and left to its first
+  // writer of the step. Each training step's backward ends with settle_grads().
   void zero_grad();
+  // Zeroes the gradients still stale (parameters that received nothing), so that every gradient holds its value.
+  void settle_grads();
   DType dtype() const { return dtype_; }
   DType compute_dtype() const { return compute_; }
   Device device() const { return device_; }

@@ -130,7 +130,7 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 }
 
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,
-                       Tensor* dx_into) {
+                       Tensor* dx_into, bool dweight_overwrite) {
   GDN2_CHECK(x.defined() && weight.defined() && dy.defined(), ValueError,
              "linear_backward: dy, x and weight are required");
   GDN2_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1), ShapeError, "linear_backward: x ",
@@ -150,7 +150,7 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
   if (linear_on_cuda(x, {{&dy, "dy"}, {&weight, "weight"}}, {{dweight, "dweight"}, {dbias, "dbias"}},
                      "linear_backward", in, out)) {
 #ifdef GDN2_WITH_CUDA
-    return cuda::linear_backward(dy, x, weight, dweight, dbias, dx_into, rows, in, out);
+    return cuda::linear_backward(dy, x, weight, dweight, dbias, dx_into, rows, in, out, dweight_overwrite);
 #endif
   }
   check_compute(x, "linear_backward", "x");
@@ -164,7 +164,7 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
     using R = decltype(r);
     cpu::linear_backward<R>(dy.data<R>(), x.data<R>(), weight.data<R>(), dx.data<R>(),
                             dweight ? dweight->data<R>() : nullptr, dbias ? dbias->data<R>() : nullptr, rows, in, out,
-                            dx_into != nullptr);
+                            dx_into != nullptr, !dweight_overwrite);
     return 0;
   });
   return dx;

@@ -1,6 +1,8 @@
 // CPU dense ops: SwiGLU of a packed gate | up, and linear products added into a tensor (forward y, backward dx).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "cpu/op_test_util.h"
 #include "gdn2/ops/dense.h"
 
@@ -35,6 +37,26 @@ TEST(Dense, LinearAddsIntoATensor) {
   Tensor wrong = random_tensor({4, 4}, 10);
   EXPECT_THROW(linear_forward(x, w, b, &wrong), ShapeError);
   EXPECT_THROW(linear_backward(dy, x, w, nullptr, nullptr, &wrong), ShapeError);
+}
+
+// The weight gradient added to, or written over old values (NaN included) with dweight_overwrite.
+TEST(Dense, LinearBackwardWritesOrAddsTheWeightGradient) {
+  const Tensor x = random_tensor({4, 6}, 15), w = random_tensor({5, 6}, 16), dy = random_tensor({4, 5}, 17);
+  const Tensor old = random_tensor({5, 6}, 18);
+  Tensor fresh = Tensor::zeros({5, 6}, DType::f64);
+  linear_backward(dy, x, w, &fresh, nullptr);
+  Tensor added = old.clone();
+  linear_backward(dy, x, w, &added, nullptr);
+  Tensor want = fresh.clone();
+  add_inplace(want, old);
+  EXPECT_LE(rel_rms_error(added, want), 1e-6);
+  Tensor written = Tensor::full({5, 6}, DType::f64, std::nan(""));
+  linear_backward(dy, x, w, &written, nullptr, nullptr, true);
+  EXPECT_LE(rel_rms_error(written, fresh), 0.0);
+  Tensor none = Tensor::full({5, 6}, DType::f64, 3.0);  // no rows: written as zeros
+  linear_backward(Tensor::zeros({0, 5}, DType::f64), Tensor::zeros({0, 6}, DType::f64), w, &none, nullptr, nullptr,
+                  true);
+  EXPECT_LE(rel_rms_error(none, Tensor::zeros({5, 6}, DType::f64)), 0.0);
 }
 
 // A residual: y = residual + x·w^T + b in a new tensor, the residual untouched; not together with `into`.

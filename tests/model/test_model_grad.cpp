@@ -5,6 +5,7 @@
 #include <random>
 
 #include "gdn2/model/lm.h"
+#include "gdn2/ops/dense.h"
 #include "model/params.h"
 #include "model_test_util.h"
 
@@ -45,6 +46,38 @@ TEST(ModelGrad, EveryParameterMatchesFiniteDifferences) {
     }
   }
   EXPECT_GT(checked, 100);
+}
+
+// zero_grad() marks the gradients stale instead of zeroing them: a second step after it gives the first step's
+// gradients bitwise (each first writer writes, nothing adds onto the old values), and two backward passes without it
+// add up (accumulation over micro-batches).
+TEST(ModelGrad, ZeroGradThenStepsWriteOrAccumulate) {
+  const ModelConfig c = test::tiny_config("GKA", true);
+  LanguageModel m(c, DType::f32);
+  m.init_random(11);
+  const Tensor ids = test::random_ids(2, 9, c.vocab_size, 6), targets = test::random_ids(2, 9, c.vocab_size, 7);
+  auto step = [&] {
+    m.forward_loss(ids, targets, true);
+    m.backward();
+    std::vector<Tensor> g;
+    for (const Param& p : m.params().all()) {
+      EXPECT_FALSE(p.grad_stale) << p.spec.name << ": backward leaves no gradient stale";
+      g.push_back(p.grad.clone());
+    }
+    return g;
+  };
+  m.params().zero_grad();
+  const std::vector<Tensor> first = step();
+  m.params().zero_grad();
+  const std::vector<Tensor> again = step();
+  const std::vector<Tensor> twice = step();  // no zero_grad: accumulates
+  const auto& ps = m.params().all();
+  for (size_t i = 0; i < ps.size(); ++i) {
+    EXPECT_EQ(rel_rms_error(again[i], first[i]), 0.0) << ps[i].spec.name;
+    Tensor want = first[i].clone();
+    add_inplace(want, first[i]);
+    EXPECT_LE(rel_rms_error(twice[i], want), 1e-6) << ps[i].spec.name;
+  }
 }
 
 TEST(ModelGrad, TiedHeadAccumulatesBothUses) {

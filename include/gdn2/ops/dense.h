@@ -28,10 +28,11 @@ namespace gdn2 {
 // a new tensor, the add again inside the product, and residual is left as it is (training keeps it); not with `into`.
 Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Tensor* into = nullptr,
                       const Tensor& residual = {});
-// Returns dx [..., in]; dweight += dy^T x; dbias += Σ_rows dy. With `dx_into` (x's shape, dtype and device) dx is
-// added into that tensor in the same product (no pass of its own) and the tensor is returned.
+// Returns dx [..., in]; dweight += dy^T x (dweight = dy^T x with dweight_overwrite: its old contents are not read);
+// dbias += Σ_rows dy. With `dx_into` (x's shape, dtype and device) dx is added into that tensor in the same product (no
+// pass of its own) and the tensor is returned.
 Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, Tensor* dweight, Tensor* dbias,
-                       Tensor* dx_into = nullptr);
+                       Tensor* dx_into = nullptr, bool dweight_overwrite = false);
 
 // y [..., D] = table[ids] for ids I32/I64 [...] in [0, V); table [V, D]. Out-of-range ids throw ValueError.
 // CUDA: table F32, BF16 or F16, y in its dtype; ids on either device (GPU ids are range-checked by the kernel, which
