@@ -14,6 +14,7 @@
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
 #include "cuda/elem.h"
+#include "cuda/fast_math.cuh"
 #include "cuda/gdn2/load.cuh"
 
 namespace gdn2::cuda {
@@ -55,7 +56,7 @@ Layout layout_for(int64_t D, const char* op) {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-__device__ __forceinline__ float sigmoid_f(float z) { return 1.f / (1.f + expf(-z)); }
+__device__ __forceinline__ float sigmoid_f(float z) { return sigmoid_approx(z); }
 
 // act(g) and act'(g) of the gate.
 __device__ __forceinline__ void gate_act(bool silu, float g, float& act, float& dact) {
@@ -135,12 +136,15 @@ __global__ void __launch_bounds__(kMaxGroup) norm_forward_kernel(NormRows a, flo
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / a.G) + threadIdx.x / a.G;
   const bool ok = row < a.rows;
   const int64_t base = ok ? row * a.D : 0;
-  float v[K][kPiece];
+  // The row, its gate and the weights are loaded before the reduction, so the row costs one memory round trip.
+  float v[K][kPiece], w[K][kPiece], g[K][kPiece];
   float ss = 0.f;
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    const int col = (lane + k * a.G) * kPiece;
-    load_elems<kPiece>(v[k], a.x, a.t, base + col, ok ? a.D - col : 0, a.vec);
+    const int col = (lane + k * a.G) * kPiece, valid = ok ? a.D - col : 0;
+    load_elems<kPiece>(v[k], a.x, a.t, base + col, valid, a.vec);
+    if (a.gate != nullptr) load_elems<kPiece>(g[k], a.gate, a.t, base + col, valid, a.vec);
+    if (col < a.D) load_weight(w[k], a, col);
 #pragma unroll
     for (int e = 0; e < kPiece; ++e) ss += v[k][e] * v[k][e];
   }
@@ -152,15 +156,13 @@ __global__ void __launch_bounds__(kMaxGroup) norm_forward_kernel(NormRows a, flo
   for (int k = 0; k < K; ++k) {
     const int col = (lane + k * a.G) * kPiece;
     if (col >= a.D) break;
-    float w[kPiece], g[kPiece], o[kPiece];
-    load_weight(w, a, col);
-    if (a.gate != nullptr) load_elems<kPiece>(g, a.gate, a.t, base + col, a.D - col, a.vec);
+    float o[kPiece];
 #pragma unroll
     for (int e = 0; e < kPiece; ++e) {
-      float val = v[k][e] * r * w[e];
+      float val = v[k][e] * r * w[k][e];
       if (a.gate != nullptr) {
         float act, dact;
-        gate_act(a.silu, g[e], act, dact);
+        gate_act(a.silu, g[k][e], act, dact);
         val *= act;
       }
       o[e] = val;
@@ -189,7 +191,8 @@ __global__ void __launch_bounds__(kMaxGroup)
     const bool ok = row < row_end;
     const int64_t base = ok ? row * a.D : 0;
     const float r = ok ? rstd[row] : 0.f;
-    float n[K][kPiece], dn[K][kPiece], g[K][kPiece];
+    // Every load of the row (dres too) before the reduction: one memory round trip a row.
+    float n[K][kPiece], dn[K][kPiece], g[K][kPiece], res[K][kPiece];
     float dot = 0.f;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
@@ -198,6 +201,7 @@ __global__ void __launch_bounds__(kMaxGroup)
       load_elems<kPiece>(n[k], a.x, a.t, base + col, valid, a.vec);
       load_elems<kPiece>(dn[k], dy, a.t, base + col, valid, a.vec);  // dy for now
       if (a.gate != nullptr) load_elems<kPiece>(g[k], a.gate, a.t, base + col, valid, a.vec);
+      if (dres != nullptr) load_elems<kPiece>(res[k], dres, a.t, base + col, valid, a.vec);
       load_weight(w, a, col);  // zeros (or ones) past D
 #pragma unroll
       for (int e = 0; e < kPiece; ++e) {
@@ -218,10 +222,9 @@ __global__ void __launch_bounds__(kMaxGroup)
     for (int k = 0; k < K; ++k) {
       const int col = (lane + k * G) * kPiece;
       if (col >= a.D) break;
-      float o[kPiece], res[kPiece] = {};
-      if (dres != nullptr) load_elems<kPiece>(res, dres, a.t, base + col, a.D - col, a.vec);
+      float o[kPiece];
 #pragma unroll
-      for (int e = 0; e < kPiece; ++e) o[e] = r * (dn[k][e] - n[k][e] * dot) + res[e];
+      for (int e = 0; e < kPiece; ++e) o[e] = r * (dn[k][e] - n[k][e] * dot) + (dres != nullptr ? res[k][e] : 0.f);
       store_piece(dx, a.t, base + col, o, a.D - col, a.vec);
       if (dgate != nullptr) store_piece(dgate, a.t, base + col, g[k], a.D - col, a.vec);
     }
