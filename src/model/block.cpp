@@ -62,11 +62,11 @@ Tensor Block::backward(const Tensor& dy) {
   param_linear_backward(d_up, s.n2, p("mlp.up_proj.weight"), nullptr, &d_n2);
   // dh = dy + the norm's part, and dx = dh + the mixer's norm's part: the residual paths' adds inside the norms.
   RmsNormGrads g2 = rms_norm_backward(d_n2, s.h, s.r2, p("post_attention_layernorm.weight").w(), Tensor(), nopt, dy);
-  add_inplace(p("post_attention_layernorm.weight").grad_to_add(), g2.dweight);
+  p("post_attention_layernorm.weight").add_grad(g2.dweight);
   const Tensor dh = g2.dx;
   const Tensor d_n1 = mixer_->backward(dh);
   RmsNormGrads g1 = rms_norm_backward(d_n1, s.x, s.r1, p("input_layernorm.weight").w(), Tensor(), nopt, dh);
-  add_inplace(p("input_layernorm.weight").grad_to_add(), g1.dweight);
+  p("input_layernorm.weight").add_grad(g1.dweight);
   return g1.dx;
 }
 

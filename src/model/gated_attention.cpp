@@ -150,8 +150,8 @@ Tensor GatedAttention::backward(const Tensor& dy) {
   nopt.zero_centred = true;
   RmsNormGrads qg = rms_norm_backward(rope_back(ag.dq), s.q_raw, s.q_rstd, p("q_norm.weight").w(), Tensor(), nopt);
   RmsNormGrads kg = rms_norm_backward(rope_back(ag.dk), s.k_raw, s.k_rstd, p("k_norm.weight").w(), Tensor(), nopt);
-  add_inplace(p("q_norm.weight").grad_to_add(), qg.dweight);
-  add_inplace(p("k_norm.weight").grad_to_add(), kg.dweight);
+  p("q_norm.weight").add_grad(qg.dweight);
+  p("k_norm.weight").add_grad(kg.dweight);
   const Tensor d_qproj = concat_last({qg.dx, d_gate}).reshape({B, T, Hq_ * 2 * hd_});
   Tensor dx = param_linear_backward(d_qproj, s.x, p("q_proj.weight"));
   param_linear_backward(kg.dx.reshape({B, T, Hkv_ * hd_}), s.x, p("k_proj.weight"), nullptr, &dx);

@@ -93,7 +93,7 @@ Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCach
 
 Tensor LinearAttention::conv_back(int i, const char* name, const Tensor& dy) {
   ShortConvGrads g = short_conv_backward(dy, saved_.pre_conv[i], p(name).w(), Tensor(), ConvActivation::silu);
-  add_inplace(p(name).grad_to_add(), g.dweight);
+  p(name).add_grad(g.dweight);
   return g.dx;
 }
 
@@ -214,7 +214,7 @@ Tensor LinearAttention::backward(const Tensor& dy) {
   nopt.gate_activation = gdn ? NormGateActivation::silu : NormGateActivation::sigmoid;
   const char* norm_name = gdn ? "norm.weight" : "o_norm.weight";
   RmsNormGrads ng = rms_norm_backward(d_normed.reshape({B, T, HV_, V_}), s.o, s.o_rstd, p(norm_name).w(), s.gate, nopt);
-  add_inplace(p(norm_name).grad_to_add(), ng.dweight);
+  p(norm_name).add_grad(ng.dweight);
   const Tensor d_gate = ng.dgate.reshape({B, T, HV_ * V_});
   Tensor dx;
   if (gdn) {
@@ -243,8 +243,8 @@ Tensor LinearAttention::backward(const Tensor& dy) {
     const Tensor df = g.dg.reshape({B, T, Hg_ * K_});
     proj_back("f_proj.0.weight", proj_back("f_proj.1.weight", df, s.f_low), x, nullptr, &dx);
   }
-  add_inplace(p("A_log").grad_to_add(), g.dA_log);
-  add_inplace(p("dt_bias").grad_to_add(), g.ddt_bias);
+  p("A_log").add_grad(g.dA_log);
+  p("dt_bias").add_grad(g.ddt_bias);
   // Short convs and input projections.
   if (gdn) {
     const Tensor dqkv = concat_last({g.dq.reshape({B, T, H_ * K_}), g.dk.reshape({B, T, H_ * K_}),

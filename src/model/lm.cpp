@@ -100,7 +100,7 @@ void LanguageModel::backward() {
   nopt.zero_centred = true;
   Param& norm = params_->at("model.norm.weight");
   RmsNormGrads g = rms_norm_backward(saved_dh_, saved_final_in_, saved_final_rstd_, norm.w(), Tensor(), nopt);
-  add_inplace(norm.grad_to_add(), g.dweight);
+  norm.add_grad(g.dweight);
   Tensor dh = g.dx;
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     dh = (*it)->backward(dh);

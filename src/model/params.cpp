@@ -160,6 +160,16 @@ Tensor& Param::grad_to_add() {
   return grad;
 }
 
+void Param::add_grad(const Tensor& g) {
+  if (grad_stale && g.defined() && g.numel() == grad.numel() && g.dtype() == grad.dtype() &&
+      g.device() == grad.device()) {
+    if (grad.nbytes() > 0) copy_rows(grad, 0, grad.nbytes(), g, 0, g.nbytes(), grad.nbytes(), 1);
+    grad_stale = false;
+    return;
+  }
+  add_inplace(grad_to_add(), g);
+}
+
 Tensor* Param::grad_to_write(bool* overwrite) {
   *overwrite = grad_stale;
   grad_stale = false;

@@ -17,12 +17,15 @@ struct Param {
   Tensor compute;  // value rounded to the compute dtype, for the linear layers' weights and biases, the embedding and
                    // the LM head of a model computing below its parameters' precision (BF16 on the GPU); else undefined
   // zero_grad() leaves grad's memory as it is and sets this: the gradient is zero, and its first writer of the step
-  // may write it instead of adding to it (a product with beta 0, no memset pass and no read of the old values).
+  // may write it instead of adding to it (a product with beta 0 or a copy: no memset pass, no read of old values).
   bool grad_stale = false;
   // What the forward reads: the compute copy when there is one, else the master value.
   const Tensor& w() const { return compute.defined() ? compute : value; }
   // The gradient to add into: zeroed first if it is stale.
   Tensor& grad_to_add();
+  // grad += g (g of grad's element count): a copy when grad is stale and g has its dtype and device, else an add
+  // (after zeroing a stale grad).
+  void add_grad(const Tensor& g);
   // The gradient to write or add into, for a writer that can do either: *overwrite tells which (true when it was
   // stale; it no longer is).
   Tensor* grad_to_write(bool* overwrite);
