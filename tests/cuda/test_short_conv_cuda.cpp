@@ -21,7 +21,7 @@ const auto& kTypes = test::kGpuTypes;
 
 TEST(ShortConvCuda, MatchesCpu) {
   REQUIRE_GPU();
-  // 45 channels: one a thread. A multiple of 4 without a cache: the training layout's walks (44 and 136: a partial
+  // 45 channels: one a thread. An even count without a cache: the training layout's walks (44 and 136: a partial
   // 128-thread block), their 32-row parts across sequence ends (T 37), over several parts (T 150), and 4, 3, 2 and 1
   // taps; with a cache the same channels take the general walks (four a thread in the forward).
   struct Case {
