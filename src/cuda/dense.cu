@@ -43,8 +43,8 @@ Tensor linear_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, 
     return dx;
   }
   if (dweight != nullptr)  // dW^T [in, out] (+)= x^T [in, rows] · dy [rows, out]
-    gemm(in, out, rows, {x.raw(), t, in, false}, {dy.raw(), t, out, true}, dweight_overwrite ? 0.f : 1.f, dweight->raw_mut(),
-         gemm_type(*dweight, kOp, "dweight"), in, nullptr);
+    gemm(in, out, rows, {x.raw(), t, in, false}, {dy.raw(), t, out, true}, dweight_overwrite ? 0.f : 1.f,
+         dweight->raw_mut(), gemm_type(*dweight, kOp, "dweight"), in, nullptr);
   if (dbias != nullptr)
     column_sum_add(dy.raw(), elem_type(dy, kOp, "dy"), rows, out, dbias->raw_mut(), elem_type(*dbias, kOp, "dbias"));
   return dx;

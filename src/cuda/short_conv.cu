@@ -278,9 +278,10 @@ __global__ void __launch_bounds__(kThreads)
 
 // The training layout (sequences of T rows each, no caches, at most 4 taps, C even and rows 2-element aligned) takes
 // leaner walks: the element type and the taps are template parameters, each thread takes two adjacent channels (one
-// 4- or 8-byte access a row) of kWalkRows rows, and a row's place in its sequence is one counter, not a division. The shared-memory tile kernels they replaced issued about 60 (forward) and 120 (backward) instructions an
-// element and were bound by that; these issue about 24 and 52 and wait on memory latency instead, two channels a thread
-// rather than four for the occupancy (H100: 29 and 61 us against 34 and 68 us at 8192 x 2048 bf16).
+// 4- or 8-byte access a row) of kWalkRows rows, and a row's place in its sequence is one counter, not a division.
+// The shared-memory tile kernels they replaced issued about 60 (forward) and 120 (backward) instructions an element
+// and were bound by that. These issue about 24 and 52 and wait on memory latency instead; two channels a thread rather
+// than four leave room for more warps (H100: 29 and 61 us against 34 and 68 us at 8192 x 2048 bf16).
 constexpr int kWalkVec = 2, kWalkThreads = 128, kWalkUnroll = 4, kWalkMaxTaps = 4;
 constexpr int64_t kWalkRows = 32;
 

@@ -1,12 +1,12 @@
 // Parameter allocation, initialisation (fla / HF rules) and lookup.
 #include "model/params.h"
 
-#include "gdn2/ops/dense.h"
-
 #include <cmath>
 #include <exception>
 #include <functional>
 #include <random>
+
+#include "gdn2/ops/dense.h"
 
 namespace gdn2 {
 
