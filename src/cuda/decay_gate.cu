@@ -136,7 +136,9 @@ DecayGateGrads decay_gate_backward(const Tensor& dg, const Tensor& f, const Tens
   float* pb = pa + parts * HK;
   const auto* bias_p = bias.defined() ? static_cast<const float*>(bias.raw()) : nullptr;
   // kVec columns a thread where every row of f, dg and df starts kVec-element aligned.
-  auto aligned = [&](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % (kVec * dtype_size(t.dtype())) == 0; };
+  auto aligned = [&](const Tensor& t) {
+    return reinterpret_cast<uintptr_t>(t.raw()) % (kVec * dtype_size(t.dtype())) == 0;
+  };
   const bool vec = HK % kVec == 0 && aligned(f) && aligned(dg) && aligned(out.df);
   auto launch = [&](auto v) {
     constexpr int V = decltype(v)::value;

@@ -308,9 +308,9 @@ __device__ __forceinline__ void store_vec(__half* p, const float (&v)[kWalkVec])
   *reinterpret_cast<__half2*>(p) = __floats2half2_rn(v[0], v[1]);
 }
 
-// A walk's part: channels c .. c + kWalkVec − 1 of rows [r0, r1), the taps and bias of those channels, and the input window: slot
-// j < W − 1 holds the input W − 1 − j rows above the current row (zero above its sequence's start), slot W − 1 the
-// current row's.
+// A walk's part: channels c .. c + kWalkVec − 1 of rows [r0, r1), the taps and bias of those channels, and the input
+// window: slot j < W − 1 holds the input W − 1 − j rows above the current row (zero above its sequence's start), slot
+// W − 1 the current row's.
 template <typename T, int W>
 struct WalkPart {
   int64_t c, r0, r1, pos;  // pos: the current row's place in its sequence
