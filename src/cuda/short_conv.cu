@@ -45,6 +45,11 @@ struct ConvRows {
 
 // One MUFU exponential and reciprocal (a few ulp), without the range fix-ups of __expf and __fdividef.
 __device__ __forceinline__ float sigmoid_f(float z) { return sigmoid_approx(z); }
+// d silu(z) / dz = s (1 + z (1 − s)) with s = sigmoid(z), for both backward walks.
+__device__ __forceinline__ float silu_slope(float z) {
+  const float s = sigmoid_f(z);
+  return s * (1.f + z * (1.f - s));
+}
 
 __device__ __forceinline__ int64_t seq_begin(const ConvRows& a, int64_t n) {
   return a.off != nullptr ? a.off[n] : n * a.T;
@@ -235,10 +240,7 @@ __global__ void __launch_bounds__(kThreads)
         dz = dyv[u];
       else
         dz = load_elem(dy, a.xt, r * a.C + c);
-      if (a.silu) {
-        const float z = pre_activation(a, b, w, win), s = sigmoid_f(z);
-        dz *= s * (1.f + z * (1.f - s));
-      }
+      if (a.silu) dz *= silu_slope(pre_activation(a, b, w, win));
 #pragma unroll
       for (int k = KW - 1; k > 0; --k) dzw[k] = dzw[k - 1];
       dzw[0] = dz;
@@ -443,10 +445,7 @@ __global__ void __launch_bounds__(kWalkThreads)
 #pragma unroll
         for (int e = 0; e < kWalkVec; ++e) {
           float dz = dyv[u][e];
-          if (a.silu) {
-            const float s = sigmoid_f(z[e]);
-            dz *= s * (1.f + z[e] * (1.f - s));
-          }
+          if (a.silu) dz *= silu_slope(z[e]);
           if (own) {
 #pragma unroll
             for (int j = 0; j < W; ++j) acc[e][j] += dz * p.win[e][j];
