@@ -12,6 +12,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
+#include "cuda/vec_io.cuh"
 
 namespace gdn2::cuda {
 
@@ -25,28 +26,6 @@ unsigned blocks_for(int64_t work) {
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// ---- storage types <-> fp32 ----
-
-template <class T>
-__device__ __forceinline__ float to_f32(T x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat162float(x);
-  else if constexpr (std::is_same_v<T, __half>)
-    return __half2float(x);
-  else
-    return x;
-}
-
-template <class T>
-__device__ __forceinline__ T from_f32(float x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(x);
-  else if constexpr (std::is_same_v<T, __half>)
-    return __float2half_rn(x);
-  else
-    return x;
-}
 
 // y[r, j] = silu(gu[r, j]) · gu[r, F + j] for the packed [rows, 2F] gate | up.
 template <class T>
@@ -89,49 +68,6 @@ __global__ void argmax_kernel(const T* x, int64_t V, int32_t* out) {
     __syncthreads();
   }
   if (threadIdx.x == 0) out[blockIdx.x] = sbad ? -1 : static_cast<int32_t>(sa[0]);
-}
-
-// Elements p[0..7] (p 16-byte aligned): one 16-byte load for 16-bit types, two for fp32.
-template <class T>
-__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
-  if constexpr (std::is_same_v<T, float>) {
-    const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-  } else {
-    const uint4 u = *reinterpret_cast<const uint4*>(p);
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float2 f;
-      if constexpr (std::is_same_v<T, __nv_bfloat16>)
-        f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[e]));
-      else
-        f = __half22float2(*reinterpret_cast<const __half2*>(&w[e]));
-      v[2 * e] = f.x, v[2 * e + 1] = f.y;
-    }
-  }
-}
-
-// p[0..7] = v, rounded to T (p 16-byte aligned).
-template <class T>
-__device__ __forceinline__ void store8(T* p, const float (&v)[8]) {
-  if constexpr (std::is_same_v<T, float>) {
-    reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
-    reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
-  } else {
-    uint32_t w[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-        const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
-        w[e] = *reinterpret_cast<const uint32_t*>(&h);
-      } else {
-        const __half2 h = __floats2half2_rn(v[2 * e], v[2 * e + 1]);
-        w[e] = *reinterpret_cast<const uint32_t*>(&h);
-      }
-    }
-    *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
-  }
 }
 
 // ---- the ops: (a, b, c) -> (y0, y1) in fp32; `inputs` and `outputs` say which are used ----
@@ -205,13 +141,13 @@ __global__ void map_kernel(const Op op, const MapOperands<A, B> p, int64_t n, bo
     const int64_t packs = n / 8;
     for (int64_t k = first; k < packs; k += stride) {
       float a[8], b[8] = {}, c[8] = {}, y0[8], y1[8] = {};
-      load8(p.a + 8 * k, a);
-      if constexpr (Op::inputs >= 2) load8(p.b + 8 * k, b);
-      if constexpr (Op::inputs >= 3) load8(p.c + 8 * k, c);
+      load_vec(p.a + 8 * k, a);
+      if constexpr (Op::inputs >= 2) load_vec(p.b + 8 * k, b);
+      if constexpr (Op::inputs >= 3) load_vec(p.c + 8 * k, c);
 #pragma unroll
       for (int e = 0; e < 8; ++e) op(a[e], b[e], c[e], y0[e], y1[e]);
-      store8(p.y0 + 8 * k, y0);
-      if constexpr (Op::outputs == 2) store8(p.y1 + 8 * k, y1);
+      store_vec(p.y0 + 8 * k, y0);
+      if constexpr (Op::outputs == 2) store_vec(p.y1 + 8 * k, y1);
     }
     tail = packs * 8;
   }
@@ -232,11 +168,6 @@ void launch_map(const Op& op, const MapOperands<A, B>& p, int64_t n) {
   map_kernel<<<blocks_for(vec ? n / 8 + 1 : n), kThreads, 0, stream()>>>(op, p, n, vec);
   GDN2_CUDA_CHECK(cudaGetLastError());
 }
-
-template <class T>
-struct Type {
-  using type = T;
-};
 
 // f(Type<T>{}) for the storage type T of dt (F32, BF16 or F16; DTypeError naming op otherwise).
 template <class F>

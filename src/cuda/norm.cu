@@ -1,7 +1,8 @@
 // CUDA row norms (L2 and gated RMSNorm, forward and backward): a group of G threads per row (G a power of two, about
 // D / 8, at most 1024), each thread holding K pieces of eight consecutive columns in registers with 16-byte loads and
-// stores where the row allows; several rows per block when G is small. The RMSNorm backward adds the weight-gradient
-// terms per block in a fixed order and then sums the blocks' partial rows in a fixed order (sum_row_parts).
+// stores where the row allows; several rows per block when G is small. The element type is a template parameter. The
+// backward walks a block's rows with each row's pieces fetched one step ahead, adds the weight-gradient terms per
+// block in a fixed order and then sums the blocks' partial rows in a fixed order (sum_row_parts).
 #include "cuda/norm.h"
 #include "cuda/reduce.h"
 
@@ -10,12 +11,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
 #include "cuda/elem.h"
 #include "cuda/fast_math.cuh"
 #include "cuda/gdn2/load.cuh"
+#include "cuda/vec_io.cuh"
 
 namespace gdn2::cuda {
 
@@ -70,35 +73,6 @@ __device__ __forceinline__ void gate_act(bool silu, float g, float& act, float& 
   }
 }
 
-// Stores v[0 .. valid) at p + i (element type t): one 16-byte store (two for fp32) when vec and all eight are valid.
-__device__ __forceinline__ void store_piece(void* p, ElemType t, int64_t i, const float (&v)[kPiece], int valid,
-                                            bool vec) {
-  if (vec && valid >= kPiece) {
-    if (t == ElemType::f32) {
-      float4* f = reinterpret_cast<float4*>(static_cast<float*>(p) + i);
-      f[0] = make_float4(v[0], v[1], v[2], v[3]);
-      f[1] = make_float4(v[4], v[5], v[6], v[7]);
-      return;
-    }
-    uint32_t w[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (t == ElemType::bf16) {
-        const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
-        w[e] = *reinterpret_cast<const uint32_t*>(&h);
-      } else {
-        const __half2 h = __floats2half2_rn(v[2 * e], v[2 * e + 1]);
-        w[e] = *reinterpret_cast<const uint32_t*>(&h);
-      }
-    }
-    *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p) + i) = make_uint4(w[0], w[1], w[2], w[3]);
-    return;
-  }
-#pragma unroll
-  for (int e = 0; e < kPiece; ++e)
-    if (e < valid) store_elem(p, t, i + e, v[e]);
-}
-
 // The weight factor of columns col .. col + 7 (1 without a weight, 1 + w when zero-centred).
 __device__ __forceinline__ void load_weight(float (&w)[kPiece], const NormRows& a, int col) {
   if (a.weight == nullptr) {
@@ -128,23 +102,54 @@ __device__ __forceinline__ float group_sum(float v, int G, float* red) {
   return s;
 }
 
-// y = x · rstd (· w · act(gate)), rstd = 1 / sqrt(Σ x² (/ D) + eps): one row per group of G threads.
-template <int K>
-__global__ void __launch_bounds__(kMaxGroup) norm_forward_kernel(NormRows a, float eps, void* y, float* rstd) {
-  __shared__ float red[kMaxGroup / 32];
-  const int lane = static_cast<int>(threadIdx.x) % a.G;
+// Piece `at` of a row: eight elements of T from p + at, zeros from `valid` on; one access when vec and all are valid.
+// Returned unconverted, so that a piece can be fetched one row ahead.
+template <class T>
+__device__ __forceinline__ Pack<T, kPiece> fetch_piece(const T* p, int64_t at, int valid, bool vec) {
+  if (vec && valid >= kPiece) return load_pack<T, kPiece>(p + at);
+  float v[kPiece];
+#pragma unroll
+  for (int e = 0; e < kPiece; ++e) v[e] = e < valid ? to_f32(p[at + e]) : 0.f;
+  return pack<T, kPiece>(v);
+}
+
+// v[0 .. valid) to p + at: one access when vec and all eight are valid.
+template <class T>
+__device__ __forceinline__ void put_piece(T* p, int64_t at, const float (&v)[kPiece], int valid, bool vec) {
+  if (vec && valid >= kPiece) {
+    store_vec(p + at, v);
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < kPiece; ++e)
+    if (e < valid) p[at + e] = from_f32<T>(v[e]);
+}
+
+// y = x · rstd (· w · act(gate)), rstd = 1 / sqrt(Σ x² (/ D) + eps): one row per group of G threads. T: the element
+// type of x, gate and y; K: pieces a thread; THREADS: the block's threads at most.
+template <class T, int K, int THREADS>
+__global__ void __launch_bounds__(THREADS) norm_forward_kernel(NormRows a, float eps, T* y, float* rstd) {
+  __shared__ float red[THREADS / 32];
+  const T* x = static_cast<const T*>(a.x);
+  const T* gate = static_cast<const T*>(a.gate);
+  const int lane = static_cast<int>(threadIdx.x) & (a.G - 1);
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / a.G) + threadIdx.x / a.G;
   const bool ok = row < a.rows;
   const int64_t base = ok ? row * a.D : 0;
-  // The row, its gate and the weights are loaded before the reduction, so the row costs one memory round trip.
-  float v[K][kPiece], w[K][kPiece], g[K][kPiece];
-  float ss = 0.f;
+  // The row and its gate are loaded before the reduction, so the row costs one memory round trip.
+  Pack<T, kPiece> xp[K], gp[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const int col = (lane + k * a.G) * kPiece, valid = ok ? a.D - col : 0;
-    load_elems<kPiece>(v[k], a.x, a.t, base + col, valid, a.vec);
-    if (a.gate != nullptr) load_elems<kPiece>(g[k], a.gate, a.t, base + col, valid, a.vec);
-    if (col < a.D) load_weight(w[k], a, col);
+    xp[k] = fetch_piece(x, base + col, valid, a.vec);
+    if (gate != nullptr) gp[k] = fetch_piece(gate, base + col, valid, a.vec);
+  }
+  float v[K][kPiece], w[K][kPiece];
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    load_weight(w[k], a, (lane + k * a.G) * kPiece);  // zeros (or ones) past D
+    unpack(xp[k], v[k]);
 #pragma unroll
     for (int e = 0; e < kPiece; ++e) ss += v[k][e] * v[k][e];
   }
@@ -156,65 +161,101 @@ __global__ void __launch_bounds__(kMaxGroup) norm_forward_kernel(NormRows a, flo
   for (int k = 0; k < K; ++k) {
     const int col = (lane + k * a.G) * kPiece;
     if (col >= a.D) break;
-    float o[kPiece];
+    float o[kPiece], g[kPiece];
+    if (gate != nullptr) unpack(gp[k], g);
 #pragma unroll
     for (int e = 0; e < kPiece; ++e) {
       float val = v[k][e] * r * w[k][e];
-      if (a.gate != nullptr) {
+      if (gate != nullptr) {
         float act, dact;
-        gate_act(a.silu, g[k][e], act, dact);
+        gate_act(a.silu, g[e], act, dact);
         val *= act;
       }
       o[e] = val;
     }
-    store_piece(y, a.t, base + col, o, a.D - col, a.vec);
+    put_piece(y, base + col, o, a.D - col, a.vec);
   }
 }
 
+// The backward's blocks of kBlock threads with 16-bit elements fetch each row one step ahead (three blocks an SM);
+// others (fp32, or rows above 2048 elements: one block an SM, 64 registers a thread) fetch a row and the weights when
+// its step comes.
+template <class T, int THREADS>
+constexpr bool kAhead = THREADS <= kBlock && sizeof(T) == 2;
+template <int THREADS>
+constexpr int kBlocksPerSm = THREADS <= kBlock ? 3 : 1;
+
 // With n = x · rstd (L2: n = y, read directly), a = act(gate), dn = dy · w · a:
 //   dx = rstd · (dn − n · Σ dn n (/ D)),  dgate = dy · n · w · act'(gate),  dweight += dy · n · a.
-// Block b takes rows [b · rows_per_block, ...), R rows at a time; with `part`, it writes its weight-gradient partial
-// row part[b, D]: each thread's sum over its rows, then the block's R row slots added in order.
-template <int K>
-__global__ void __launch_bounds__(kMaxGroup)
-    norm_backward_kernel(NormRows a, const void* dy, const float* rstd, int64_t rows_per_block, void* dx, void* dgate,
-                         float* part, const void* dres) {
-  __shared__ float red[kMaxGroup / 32];
+// Block b takes rows [b · rows_per_block, ...), R rows at a time (with kAhead, each row's pieces are fetched one step
+// ahead, in flight during the step before). With `part`, it writes its weight-gradient partial row part[b, D]: each thread's sum over
+// its rows, then the block's R row slots added in order.
+template <class T, int K, int THREADS>
+__global__ void __launch_bounds__(THREADS, kBlocksPerSm<THREADS>)
+    norm_backward_kernel(NormRows a, const T* dy, const float* rstd, int64_t rows_per_block, T* dx, T* dgate,
+                         float* part, const T* dres) {
+  __shared__ float red[THREADS / 32];
   __shared__ float slots[kBlock * kPiece];  // the R row slots' partial rows (only when R > 1, then K == 1)
+  const T* x = static_cast<const T*>(a.x);
+  const T* gate = static_cast<const T*>(a.gate);
   const int G = a.G, R = static_cast<int>(blockDim.x) / G;
-  const int lane = static_cast<int>(threadIdx.x) % G, slot = static_cast<int>(threadIdx.x) / G;
+  const int lane = static_cast<int>(threadIdx.x) & (G - 1), slot = static_cast<int>(threadIdx.x) / G;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * rows_per_block;
   const int64_t row_end = row0 + rows_per_block < a.rows ? row0 + rows_per_block : a.rows;
-  float acc[K][kPiece] = {};
+  float w[K][kPiece], acc[K][kPiece] = {};
+  auto fetch_weight = [&] {
+#pragma unroll
+    for (int k = 0; k < K; ++k) load_weight(w[k], a, (lane + k * G) * kPiece);  // zeros (or ones) past D
+  };
+  if (kAhead<T, THREADS>) fetch_weight();
+  // The next row's pieces (x, dy, gate, dres) and rstd.
+  Pack<T, kPiece> xp[K], dp[K], gp[K], rp[K];
+  float r_next = 0.f;
+  auto fetch = [&](int64_t row) {
+    const bool ok = row < row_end;
+    const int64_t base = ok ? row * a.D : 0;
+    r_next = ok ? rstd[row] : 0.f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int col = (lane + k * G) * kPiece, valid = ok ? a.D - col : 0;
+      xp[k] = fetch_piece(x, base + col, valid, a.vec);
+      dp[k] = fetch_piece(dy, base + col, valid, a.vec);
+      if (gate != nullptr) gp[k] = fetch_piece(gate, base + col, valid, a.vec);
+      rp[k] = dres != nullptr ? fetch_piece(dres, base + col, valid, a.vec) : Pack<T, kPiece>{};
+    }
+  };
+  if (kAhead<T, THREADS>) fetch(row0 + slot);
   for (int64_t it = row0; it < row_end; it += R) {  // the same trip count in every thread of the block
     const int64_t row = it + slot;
     const bool ok = row < row_end;
     const int64_t base = ok ? row * a.D : 0;
-    const float r = ok ? rstd[row] : 0.f;
-    // Every load of the row (dres too) before the reduction: one memory round trip a row.
-    float n[K][kPiece], dn[K][kPiece], g[K][kPiece], res[K][kPiece];
-    float dot = 0.f;
+    if (!kAhead<T, THREADS>) fetch(row), fetch_weight();
+    const float r = r_next;
+    // This row's elementwise terms and its gate gradient (which needs no row sum), before the next row is fetched.
+    float n[K][kPiece], dn[K][kPiece], dot = 0.f;
+    Pack<T, kPiece> res[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      const int col = (lane + k * G) * kPiece, valid = ok ? a.D - col : 0;
-      float w[kPiece];
-      load_elems<kPiece>(n[k], a.x, a.t, base + col, valid, a.vec);
-      load_elems<kPiece>(dn[k], dy, a.t, base + col, valid, a.vec);  // dy for now
-      if (a.gate != nullptr) load_elems<kPiece>(g[k], a.gate, a.t, base + col, valid, a.vec);
-      if (dres != nullptr) load_elems<kPiece>(res[k], dres, a.t, base + col, valid, a.vec);
-      load_weight(w, a, col);  // zeros (or ones) past D
+      const int col = (lane + k * G) * kPiece;
+      float dyv[kPiece], g[kPiece];
+      unpack(xp[k], n[k]);
+      unpack(dp[k], dyv);
+      if (gate != nullptr) unpack(gp[k], g);
+      res[k] = rp[k];
 #pragma unroll
       for (int e = 0; e < kPiece; ++e) {
         if (a.rms) n[k][e] *= r;
         float act = 1.f, dact = 0.f;
-        if (a.gate != nullptr) gate_act(a.silu, g[k][e], act, dact);
-        const float d = dn[k][e];
+        if (gate != nullptr) gate_act(a.silu, g[e], act, dact);
+        const float d = dyv[e];
         if (a.weight != nullptr) acc[k][e] += d * n[k][e] * act;
-        g[k][e] = d * n[k][e] * w[e] * dact;  // dgate
-        dn[k][e] = d * w[e] * act;
+        g[e] = d * n[k][e] * w[k][e] * dact;  // dgate
+        dn[k][e] = d * w[k][e] * act;
         dot += dn[k][e] * n[k][e];
       }
+      if (ok && dgate != nullptr && col < a.D) put_piece(dgate, base + col, g, a.D - col, a.vec);
     }
+    if (kAhead<T, THREADS> && it + R < row_end) fetch(row + R);
     dot = group_sum(dot, G, red);
     if (a.rms) dot /= static_cast<float>(a.D);
     if (!ok) continue;
@@ -222,11 +263,11 @@ __global__ void __launch_bounds__(kMaxGroup)
     for (int k = 0; k < K; ++k) {
       const int col = (lane + k * G) * kPiece;
       if (col >= a.D) break;
-      float o[kPiece];
+      float o[kPiece], rv[kPiece] = {};
+      if (dres != nullptr) unpack(res[k], rv);
 #pragma unroll
-      for (int e = 0; e < kPiece; ++e) o[e] = r * (dn[k][e] - n[k][e] * dot) + (dres != nullptr ? res[k][e] : 0.f);
-      store_piece(dx, a.t, base + col, o, a.D - col, a.vec);
-      if (dgate != nullptr) store_piece(dgate, a.t, base + col, g[k], a.D - col, a.vec);
+      for (int e = 0; e < kPiece; ++e) o[e] = r * (dn[k][e] - n[k][e] * dot) + rv[e];
+      put_piece(dx, base + col, o, a.D - col, a.vec);
     }
   }
   if (part == nullptr) return;
@@ -254,6 +295,27 @@ __global__ void __launch_bounds__(kMaxGroup)
   }
 }
 
+// Calls f(Type<T>{}, K, THREADS) (integral constants) for the element type of x and a layout: blocks of kBlock threads
+// take one piece a thread; larger row groups (up to kMaxGroup threads) one or two.
+template <class F>
+void with_norm_kernel(ElemType t, const Layout& l, F&& f) {
+  using std::integral_constant;
+  auto shape = [&](auto tag) {
+    if (l.threads <= kBlock)
+      f(tag, integral_constant<int, 1>{}, integral_constant<int, kBlock>{});
+    else if (l.K == 1)
+      f(tag, integral_constant<int, 1>{}, integral_constant<int, kMaxGroup>{});
+    else
+      f(tag, integral_constant<int, 2>{}, integral_constant<int, kMaxGroup>{});
+  };
+  if (t == ElemType::bf16)
+    shape(Type<__nv_bfloat16>{});
+  else if (t == ElemType::f16)
+    shape(Type<__half>{});
+  else
+    shape(Type<float>{});
+}
+
 NormRows norm_rows(const Tensor& x, const Tensor& weight, const Tensor& gate, const RmsNormOptions* o, int64_t rows,
                    int64_t D, const Layout& l, const char* op) {
   NormRows a{};
@@ -277,9 +339,11 @@ void launch_forward(NormRows a, const Layout& l, double eps, Tensor& y, Tensor& 
   a.vec = a.vec && aligned16(y.raw());
   const int64_t blocks = (a.rows + l.R - 1) / l.R;
   GDN2_CHECK(blocks < (int64_t{1} << 31), UnsupportedError, "norm on CUDA: ", a.rows, " rows");
-  const auto kernel = l.K == 1 ? norm_forward_kernel<1> : norm_forward_kernel<2>;
-  kernel<<<static_cast<unsigned>(blocks), l.threads, 0, stream()>>>(a, static_cast<float>(eps), y.raw_mut(),
-                                                       static_cast<float*>(rstd.raw_mut()));
+  with_norm_kernel(a.t, l, [&](auto tag, auto k, auto threads) {
+    using T = typename decltype(tag)::type;
+    norm_forward_kernel<T, k, threads><<<static_cast<unsigned>(blocks), l.threads, 0, stream()>>>(
+        a, static_cast<float>(eps), static_cast<T*>(y.raw_mut()), static_cast<float*>(rstd.raw_mut()));
+  });
   GDN2_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -294,11 +358,14 @@ void launch_backward(NormRows a, const Layout& l, const Tensor& dy, const Tensor
   const int64_t groups = (a.rows + l.R - 1) / l.R, iters = (groups + kGradBlocks - 1) / kGradBlocks;
   const int64_t rows_per_block = iters * l.R, blocks = (a.rows + rows_per_block - 1) / rows_per_block;
   Tensor part = dweight != nullptr ? Tensor::empty({blocks, a.D}, DType::f32, Device::cuda) : Tensor();
-  const auto kernel = l.K == 1 ? norm_backward_kernel<1> : norm_backward_kernel<2>;
-  kernel<<<static_cast<unsigned>(blocks), l.threads, 0, stream()>>>(
-      a, dy.raw(), static_cast<const float*>(rstd.raw()), rows_per_block, dx.raw_mut(),
-      dgate != nullptr ? dgate->raw_mut() : nullptr, part.defined() ? static_cast<float*>(part.raw_mut()) : nullptr,
-      dres.defined() ? dres.raw() : nullptr);
+  with_norm_kernel(a.t, l, [&](auto tag, auto k, auto threads) {
+    using T = typename decltype(tag)::type;
+    norm_backward_kernel<T, k, threads><<<static_cast<unsigned>(blocks), l.threads, 0, stream()>>>(
+        a, static_cast<const T*>(dy.raw()), static_cast<const float*>(rstd.raw()), rows_per_block,
+        static_cast<T*>(dx.raw_mut()), dgate != nullptr ? static_cast<T*>(dgate->raw_mut()) : nullptr,
+        part.defined() ? static_cast<float*>(part.raw_mut()) : nullptr,
+        dres.defined() ? static_cast<const T*>(dres.raw()) : nullptr);
+  });
   GDN2_CUDA_CHECK(cudaGetLastError());
   if (dweight != nullptr)
     sum_row_parts(static_cast<const float*>(part.raw()), blocks, a.D, a.D, static_cast<float*>(dweight->raw_mut()));

@@ -19,6 +19,7 @@
 #include "cuda/elem.h"
 #include "cuda/fast_math.cuh"
 #include "cuda/gdn2/load.cuh"
+#include "cuda/vec_io.cuh"
 #include "cuda/reduce.h"
 
 namespace gdn2::cuda {
@@ -286,29 +287,6 @@ __global__ void __launch_bounds__(kThreads)
 // than four leave room for more warps (H100: 29 and 61 us against 34 and 68 us at 8192 x 2048 bf16).
 constexpr int kWalkVec = 2, kWalkThreads = 128, kWalkUnroll = 4, kWalkMaxTaps = 4;
 constexpr int64_t kWalkRows = 32;
-
-// kWalkVec = 2 adjacent elements in one access, as floats.
-__device__ __forceinline__ void load_vec(const float* p, float (&v)[kWalkVec]) {
-  const float2 a = *reinterpret_cast<const float2*>(p);
-  v[0] = a.x, v[1] = a.y;
-}
-__device__ __forceinline__ void load_vec(const __nv_bfloat16* p, float (&v)[kWalkVec]) {
-  const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-  v[0] = a.x, v[1] = a.y;
-}
-__device__ __forceinline__ void load_vec(const __half* p, float (&v)[kWalkVec]) {
-  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(p));
-  v[0] = a.x, v[1] = a.y;
-}
-__device__ __forceinline__ void store_vec(float* p, const float (&v)[kWalkVec]) {
-  *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
-}
-__device__ __forceinline__ void store_vec(__nv_bfloat16* p, const float (&v)[kWalkVec]) {
-  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v[0], v[1]);
-}
-__device__ __forceinline__ void store_vec(__half* p, const float (&v)[kWalkVec]) {
-  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(v[0], v[1]);
-}
 
 // A walk's part: channels c .. c + kWalkVec − 1 of rows [r0, r1), the taps and bias of those channels, and the input
 // window: slot j < W − 1 holds the input W − 1 − j rows above the current row (zero above its sequence's start), slot
