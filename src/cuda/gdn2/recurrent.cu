@@ -9,6 +9,7 @@
 #include "cuda/common.cuh"
 #include "cuda/gdn2/kernels.h"
 #include "cuda/gdn2/load.cuh"
+#include "cuda/vec_io.cuh"
 
 namespace gdn2::cuda {
 
@@ -29,47 +30,30 @@ __device__ __forceinline__ float block_sum(float x, float* scratch) {
   return s;
 }
 
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename S>
-__device__ __forceinline__ S from_float(float x) {
-  if constexpr (std::is_same_v<S, float>)
-    return x;
-  else
-    return __float2bfloat16_rn(x);
-}
-
 // CPL adjacent state elements of one row, moved in one access of CPL * sizeof(S) bytes when all exist and the address
 // is aligned, else element by element. `valid` counts the columns in range from the first.
 template <typename S, int CPL>
-struct alignas(CPL * sizeof(S)) Pack {
-  S x[CPL];
-};
-
-template <typename S, int CPL>
-__device__ __forceinline__ void load_state(const S* p, int64_t i, int valid, float* x) {
-  if (valid >= CPL && reinterpret_cast<uintptr_t>(p + i) % sizeof(Pack<S, CPL>) == 0) {
-    const Pack<S, CPL> v = *reinterpret_cast<const Pack<S, CPL>*>(p + i);
-#pragma unroll
-    for (int c = 0; c < CPL; ++c) x[c] = to_float(v.x[c]);
-    return;
-  }
-#pragma unroll
-  for (int c = 0; c < CPL; ++c) x[c] = c < valid ? to_float(p[i + c]) : 0.f;
+__device__ __forceinline__ bool whole_pack(const S* p, int valid) {
+  return CPL > 1 && valid >= CPL && reinterpret_cast<uintptr_t>(p) % (CPL * sizeof(S)) == 0;
 }
 
 template <typename S, int CPL>
-__device__ __forceinline__ void store_state(S* p, int64_t i, int valid, const float* x) {
-  if (valid >= CPL && reinterpret_cast<uintptr_t>(p + i) % sizeof(Pack<S, CPL>) == 0) {
-    Pack<S, CPL> v;
+__device__ __forceinline__ void load_state(const S* p, int64_t i, int valid, float (&x)[CPL]) {
+  if constexpr (CPL > 1) {
+    if (whole_pack<S, CPL>(p + i, valid)) return load_vec(p + i, x);
+  }
 #pragma unroll
-    for (int c = 0; c < CPL; ++c) v.x[c] = from_float<S>(x[c]);
-    *reinterpret_cast<Pack<S, CPL>*>(p + i) = v;
-    return;
+  for (int c = 0; c < CPL; ++c) x[c] = c < valid ? to_f32(p[i + c]) : 0.f;
+}
+
+template <typename S, int CPL>
+__device__ __forceinline__ void store_state(S* p, int64_t i, int valid, const float (&x)[CPL]) {
+  if constexpr (CPL > 1) {
+    if (whole_pack<S, CPL>(p + i, valid)) return store_vec(p + i, x);
   }
 #pragma unroll
   for (int c = 0; c < CPL; ++c)
-    if (c < valid) p[i + c] = from_float<S>(x[c]);
+    if (c < valid) p[i + c] = from_f32<S>(x[c]);
 }
 
 // State element type S (fp32 or bf16), CPL adjacent columns per lane (32 * CPL columns a block), WARPS warps
@@ -92,7 +76,7 @@ constexpr bool kAsyncCopy = CPL * sizeof(S) >= 4;
 template <typename S, int CPL>
 __device__ __forceinline__ bool copy_state_async(S* dst, const S* src, int valid) {
   if constexpr (kAsyncCopy<S, CPL>) {
-    if (valid < CPL || reinterpret_cast<uintptr_t>(src) % sizeof(Pack<S, CPL>) != 0) return false;
+    if (valid < CPL || reinterpret_cast<uintptr_t>(src) % (CPL * sizeof(S)) != 0) return false;
     const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
     if constexpr (CPL * sizeof(S) == 16)
       asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
@@ -164,7 +148,7 @@ __global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinB
       const int r = warp * RPT + i;
       if (queued & (uint64_t{1} << i)) {
 #pragma unroll
-        for (int c = 0; c < CPL; ++c) s[i][c] = to_float(next[i * kNextRowStride + c]);
+        for (int c = 0; c < CPL; ++c) s[i][c] = to_f32(next[i * kNextRowStride + c]);
       } else if (h0 != nullptr && r < K) {
         load_state<S, CPL>(h0, state_at(n, hv, r, col), valid, s[i]);
       } else {
