@@ -435,8 +435,8 @@ Gdn2Grads chunk_bwd_tensor_cores(const Gdn2Problem& p, const Gdn2Inputs& in, con
   b.f = f;
   const BwdEnds ends(p, d_o, dht, b);
   b.h = static_cast<const float*>(h64.raw());
-  Tensor dh = Tensor::empty({std::max<int64_t>(chunks, 1), p.HV, p.K, p.V}, DType::f32, Device::cuda);
-  b.dh = static_cast<float*>(dh.raw_mut());
+  Tensor dh = Tensor::empty({std::max<int64_t>(chunks, 1), p.HV, p.K, p.V}, DType::bf16, Device::cuda);
+  b.dh = dh.raw_mut();
   // Every buffer before the first launch: an allocation waits for the device (device_memory.cu), which would hold the
   // next launch back until the previous kernel ends.
   GradBuffers g(p, in, p.grads_like_inputs);

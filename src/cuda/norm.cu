@@ -188,8 +188,8 @@ constexpr int kBlocksPerSm = THREADS <= kBlock ? 3 : 1;
 // With n = x · rstd (L2: n = y, read directly), a = act(gate), dn = dy · w · a:
 //   dx = rstd · (dn − n · Σ dn n (/ D)),  dgate = dy · n · w · act'(gate),  dweight += dy · n · a.
 // Block b takes rows [b · rows_per_block, ...), R rows at a time (with kAhead, each row's pieces are fetched one step
-// ahead, in flight during the step before). With `part`, it writes its weight-gradient partial row part[b, D]: each thread's sum over
-// its rows, then the block's R row slots added in order.
+// ahead, in flight during the step before). With `part`, it writes its weight-gradient partial row part[b, D]: each
+// thread's sum over its rows, then the block's R row slots added in order.
 template <class T, int K, int THREADS>
 __global__ void __launch_bounds__(THREADS, kBlocksPerSm<THREADS>)
     norm_backward_kernel(NormRows a, const T* dy, const float* rstd, int64_t rows_per_block, T* dx, T* dgate,

@@ -2,8 +2,9 @@
 // src/cpu/gdn2_chunk.cpp, ChunkKernel::backward, at chunk 64). It reads what the recomputed forward left in its
 // workspace (chunk_intra.cu: W, qg, kgT, U, P, γ and A = (I + T)^-1, bf16) and the states entering the chunks (h).
 // The state-gradient and gradient kernels' products are bf16 x bf16 with fp32 accumulation (mma.cuh, mma_smem:
-// operands by ldmatrix; the state gradient itself stays fp32), the pair kernel's run in one tf32 pass (mma1_rows2 and
-// mma1_rows_sum2). The solves of the fp32 path (chunk_bwd.cu) become products with the stored A.
+// operands by ldmatrix; the state gradient's running sum stays fp32, each chunk's goes to dh in bf16, as the products
+// take it), the pair kernel's run in one tf32 pass (mma1_rows2 and mma1_rows_sum2). The solves of the fp32 path
+// (chunk_bwd.cu) become products with the stored A.
 //   0. chunk_dstate64_kernel, the reverse pass over each sequence's chunks for the state gradients dh (and dh0).
 //   1. chunk_grad64_kernel, one block per (chunk, value head), over slices of 64 columns of V: V' = U - W S,
 //      dV' = Kt dS + P^T dO, dX = A^T dV' (dv = dX⊙w, dw = dX⊙v), and the sums d(q⊙Γ) = dO S^T, dKt = V' dS^T,
@@ -77,6 +78,22 @@ __device__ __forceinline__ void load_slice(float (*tile)[kLd], const float* src,
         else
           d[e] = 0.f;
       }
+    }
+  }
+}
+
+// The same for a bf16 matrix into a bf16 tile: 16-byte copies where V is a multiple of 8, else element by element.
+__device__ __forceinline__ void load_slice(bf16 (*tile)[kLd], const bf16* src, int rows, int valid, int V, int v0) {
+  const bool vec = V % 8 == 0;  // then every row start and piece is 16-byte aligned (src is)
+  for (int it = threadIdx.x; it < rows * (kCols / 8); it += blockDim.x) {
+    const int r = it / (kCols / 8), c8 = 8 * (it % (kCols / 8)), col = v0 + c8;
+    bf16* d = &tile[r][c8];
+    const bf16* s = src + static_cast<int64_t>(r) * V + col;
+    if (r < valid && vec && col + 8 <= V) {
+      cp_async_16(d, s);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) d[e] = r < valid && col + e < V ? s[e] : __float2bfloat16_rn(0.f);
     }
   }
 }
@@ -184,6 +201,23 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
         if (d < rows && col < cols) out[static_cast<int64_t>(d) * ld + col] = dS[nt][h];
       }
   };
+  // The same for a chunk's dh [K, V] in bf16: adjacent column pairs as one 4-byte store where V is even.
+  auto store_dh = [&](bf16* out) {
+#pragma unroll
+    for (int nt = 0; nt < NT2; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int d = acc_row(r2, lane, 2 * e), col = col0 + acc_col(n2, lane, nt, 0);
+        if (d >= K) continue;
+        bf16* at = out + static_cast<int64_t>(d) * V + col;
+        if (col + 1 < V && V % 2 == 0) {
+          *reinterpret_cast<uint32_t*>(at) = pack2(dS[nt][2 * e], dS[nt][2 * e + 1]);
+        } else {
+          if (col < V) at[0] = __float2bfloat16_rn(dS[nt][2 * e]);
+          if (col + 1 < V) at[1] = __float2bfloat16_rn(dS[nt][2 * e + 1]);
+        }
+      }
+  };
   const int k_key = (K + 15) / 16;  // steps of 16 over the key channels (zeros past K)
   // Without the copy, dO of a chunk is loaded into registers one chunk step ahead (pieces of eight columns, load.cuh,
   // load_value_tile).
@@ -204,7 +238,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
     if (more) stage_next(sm.st[buf ^ 1], c - 1);
     if (!dO_async) store_value_tile<kIters, kThreads>(sm.dO, o_next);
     if (more) load_dO(c - 1);  // in flight during this step
-    if (!kTransition) store_dS(bp.dh + blk_of(c) * K * V, V, K, V);
+    if (!kTransition) store_dh(static_cast<bf16*>(bp.dh) + blk_of(c) * K * V);
     if (more)
       cp_async_wait<1>();  // this chunk's stage (the group before the one just issued)
     else
@@ -242,11 +276,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dstate64_kernel(Gdn2Bwd64Pa
 template <int KMAX>
 struct GradSmem {
   static constexpr int LDK = KMAX + 8;
-  // The next slice's S and dS in fp32 as loaded (cp.async, one slice ahead); after the slices -dW and d(b⊙k⊙Γ)
-  // [kC][LDK] in bf16.
-  float stage[2][KMAX][kLd];
-  bf16 S[KMAX][kLd];   // the state entering the chunk, a column slice
-  bf16 dS[KMAX][kLd];  // the gradient wrt the state leaving it
+  // The next slice's S in fp32 as loaded (cp.async, one slice ahead); after the slices -dW [kC][LDK] in bf16.
+  float stage[KMAX][kLd];
+  bf16 S[KMAX][kLd];      // the state entering the chunk, a column slice
+  bf16 dS[2][KMAX][kLd];  // the gradient wrt the state leaving it: this slice's and the next one's (after the slices
+                          // dS[0] holds d(b⊙k⊙Γ) [kC][LDK])
   bf16 dO[2][kC][kLd];  // this slice's columns and the next one's
   bf16 Vn[kC][kLd];    // V' = U - W S, then dX = A^T dV'
   bf16 dV[kC][kLd];    // dV' = Kt dS + P^T dO
@@ -255,13 +289,14 @@ struct GradSmem {
   bf16 U[2][kC][kLd];  // this slice's columns and the next one's
   bf16 A[kC][kLd];
   bf16 P[kC][kLd];
-  static_assert(kC * LDK * sizeof(bf16) <= KMAX * kLd * sizeof(float), "a [kC][LDK] bf16 tile fits a stage");
+  static_assert(kC * LDK <= KMAX * kLd, "a [kC][LDK] bf16 tile fits a dS buffer (and so the fp32 stage)");
 };
 static_assert(sizeof(GradSmem<128>) <= 227 * 1024, "one block of the gradient kernel fits an SM");
 
 // Warp w: rows 16 (w % 4) .. +15 of the chunk; of [kC, 64] tiles columns 16 (w / 4) .. +15, of [kC, KMAX] ones key
 // channels (w / 4) KMAX/4 .. + KMAX/4. Every product is bf16 x bf16 on the tensor cores with fp32 accumulation
-// (mma_smem), its fp32 operands rounded to bf16 once when stored; the decay's gradient Σ dS ⊙ S sums the fp32 states.
+// (mma_smem), its fp32 operands rounded to bf16 once when stored; the decay's gradient Σ dS ⊙ S sums the fp32 states
+// against dS as stored (bf16), with fp32 accumulation.
 template <int KMAX>
 __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64Params bp) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -279,14 +314,14 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   // Steps of 16 over the key channels (zeros past K in every tile) and of a triangular factor from r0.
   const int k_key = (K + 15) / 16, k_tri = (kC - r0) / 16;
   const float* Sg = bp.h + blk * K * V;
-  const float* dSg = bp.dh + blk * K * V;
+  const bf16* dSg = static_cast<const bf16*>(bp.dh) + blk * K * V;
   const bf16* Ug = static_cast<const bf16*>(cw.U) + blk * kC * cw.vpad;
   // dO comes by cp.async with the slice's other tiles (dO_by_copy); otherwise through registers at the slice's start
   // (load_value_tile).
   const bool dO_async = dO_by_copy(bp);
   auto load_next = [&](int v0, int buf) {  // a slice's S, dS, U and dO, issued and committed
-    load_slice(sm.stage[0], Sg, KMAX, K, V, v0);
-    load_slice(sm.stage[1], dSg, KMAX, K, V, v0);
+    load_slice(sm.stage, Sg, KMAX, K, V, v0);
+    load_slice(sm.dS[buf], dSg, KMAX, K, V, v0);
     load_bf16_tile(&sm.U[buf][0][0], kLd, Ug + v0, cw.vpad, kC, kCols);
     if (dO_async) load_dO_tile(sm.dO[buf], bp, tok0, L, hv, v0);
     cp_async_commit();
@@ -298,8 +333,9 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   load_bf16_tile(&sm.P[0][0], kLd, static_cast<const bf16*>(cw.P) + blk * kC * kC, kC, kC, kC);
   load_next(0, 0);
 
-  // The conversion pass: thread tid takes eight columns of row (tid + u·threads) / 8 of the stage; its row's eight
-  // threads sum dS ⊙ S over the slice (dgl[u], over every slice).
+  // The conversion pass: thread tid takes eight columns of row (tid + u·threads) / 8 of the stage (S, fp32, into its
+  // bf16 tile); its row's eight threads sum dS ⊙ S over the slice (dgl[u], over every slice; dS as the products take
+  // it, bf16).
   constexpr int kConv = KMAX * (kCols / 8) / kWideThreads;
   float aQ[NK][4], aKt[NK][4], aW[NK][4], aP[2][4], aT[2][4], dgl[kConv] = {};
   zero(aQ), zero(aKt), zero(aW), zero(aP), zero(aT);
@@ -321,19 +357,18 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
 #pragma unroll
     for (int u = 0; u < kConv; ++u) {
       const int it = tid + u * kWideThreads, d = it >> 3, c8 = 8 * (it & 7);
-      const float4* s4 = reinterpret_cast<const float4*>(&sm.stage[0][d][c8]);
-      const float4* g4 = reinterpret_cast<const float4*>(&sm.stage[1][d][c8]);
-      const float4 s0 = s4[0], s1 = s4[1], g0 = g4[0], g1 = g4[1];
-      float part = s0.x * g0.x + s0.y * g0.y + s0.z * g0.z + s0.w * g0.w;
-      part += s1.x * g1.x + s1.y * g1.y + s1.z * g1.z + s1.w * g1.w;
+      const float4* s4 = reinterpret_cast<const float4*>(&sm.stage[d][c8]);
+      const float4 s0 = s4[0], s1 = s4[1];
+      const uint4 gw = *reinterpret_cast<const uint4*>(&sm.dS[buf][d][c8]);
+      const float2 g0 = unpack_bf16(gw.x), g1 = unpack_bf16(gw.y), g2 = unpack_bf16(gw.z), g3 = unpack_bf16(gw.w);
+      float part = s0.x * g0.x + s0.y * g0.y + s0.z * g1.x + s0.w * g1.y;
+      part += s1.x * g2.x + s1.y * g2.y + s1.z * g3.x + s1.w * g3.y;
       part += __shfl_xor_sync(0xffffffffu, part, 1);
       part += __shfl_xor_sync(0xffffffffu, part, 2);
       part += __shfl_xor_sync(0xffffffffu, part, 4);
       dgl[u] += part;
       *reinterpret_cast<uint4*>(&sm.S[d][c8]) =
           make_uint4(pack2(s0.x, s0.y), pack2(s0.z, s0.w), pack2(s1.x, s1.y), pack2(s1.z, s1.w));
-      *reinterpret_cast<uint4*>(&sm.dS[d][c8]) =
-          make_uint4(pack2(g0.x, g0.y), pack2(g0.z, g0.w), pack2(g1.x, g1.y), pack2(g1.z, g1.w));
     }
     __syncthreads();
     if (v0 + kCols < cw.vpad) load_next(v0 + kCols, buf ^ 1);  // in flight during this slice's products
@@ -342,7 +377,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       float vs[2][4], dv[2][4];
       zero(vs), zero(dv);
       mma_smem<2, false, false>(vs, &sm.W[0][0], LDK, r0, &sm.S[0][0], kLd, n16, 0, k_key, lane);
-      mma_smem<2, true, false>(dv, &sm.Kt[0][0], kLd, r0, &sm.dS[0][0], kLd, n16, 0, k_key, lane);
+      mma_smem<2, true, false>(dv, &sm.Kt[0][0], kLd, r0, &sm.dS[buf][0][0], kLd, n16, 0, k_key, lane);
       mma_smem<2, true, false>(dv, &sm.P[0][0], kLd, r0, &dO[0][0], kLd, n16, r0, k_tri, lane);
       store_acc(&sm.Vn[0][0], kLd, vs, r0, n16, lane, [&](int r, int cc, float x) { return bf(U[r][cc]) - x; });
       store_acc(&sm.dV[0][0], kLd, dv, r0, n16, lane);
@@ -361,7 +396,7 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
     // Sums over the slice's columns: d(q⊙Γ) += dO S^T, -dW += dV' S^T, dKt += V' dS^T, dP += dO V'^T.
     mma_smem<NK, false, true>(aQ, &dO[0][0], kLd, r0, &sm.S[0][0], kLd, nk, 0, kCols / 16, lane);
     mma_smem<NK, false, true>(aW, &sm.dV[0][0], kLd, r0, &sm.S[0][0], kLd, nk, 0, kCols / 16, lane);
-    mma_smem<NK, false, true>(aKt, &sm.Vn[0][0], kLd, r0, &sm.dS[0][0], kLd, nk, 0, kCols / 16, lane);
+    mma_smem<NK, false, true>(aKt, &sm.Vn[0][0], kLd, r0, &sm.dS[buf][0][0], kLd, nk, 0, kCols / 16, lane);
     mma_smem<2, false, true>(aP, &dO[0][0], kLd, r0, &sm.Vn[0][0], kLd, n16, 0, kCols / 16, lane);
     float dx[2][4];  // dX = A^T dV'
     zero(dx);
@@ -385,8 +420,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
   }
   __syncthreads();  // every slice is done with the stage
 
-  bf16(*dWn)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.stage[0][0][0]);  // -dW
-  bf16(*dBK)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.stage[1][0][0]);
+  bf16(*dWn)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.stage[0][0]);  // -dW
+  bf16(*dBK)[LDK] = reinterpret_cast<bf16(*)[LDK]>(&sm.dS[0][0][0]);
   store_acc(&dWn[0][0], LDK, aW, r0, nk, lane);
 #pragma unroll
   for (int nt = 0; nt < NK; ++nt)
@@ -431,7 +466,8 @@ __global__ void __launch_bounds__(kWideThreads, 1) chunk_grad64_kernel(Gdn2Bwd64
       const int r = acc_row(r0, lane, 2 * e), j = acc_col(n16, lane, nt, 0);
       const bool row = r < L;
       *reinterpret_cast<float2*>(out + r * kC + j) =
-          make_float2(row && j <= r ? p.scale * aP[nt][2 * e] : 0.f, row && j + 1 <= r ? p.scale * aP[nt][2 * e + 1] : 0.f);
+          make_float2(row && j <= r ? p.scale * aP[nt][2 * e] : 0.f,
+                      row && j + 1 <= r ? p.scale * aP[nt][2 * e + 1] : 0.f);
       *reinterpret_cast<float2*>(out + kC * kC + r * kC + j) =
           make_float2(row && j < r ? -aT[nt][2 * e] : 0.f, row && j + 1 < r ? -aT[nt][2 * e + 1] : 0.f);
     }

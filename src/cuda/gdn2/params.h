@@ -132,7 +132,9 @@ struct Gdn2Bwd64Params {
   ElemType d_o_type = ElemType::f32;
   const float* dht = nullptr;            // [N, HV, K, V] or null
   const float* h = nullptr;              // [chunks, HV, K, V]: the state entering each chunk
-  float* dh = nullptr;                   // [chunks, HV, K, V]: the gradient wrt the state leaving each chunk
+  // bf16 [chunks, HV, K, V]: the gradient wrt the state leaving each chunk, as the gradient kernel's products take it
+  // (the state-gradient pass keeps its running sum in fp32)
+  void* dh = nullptr;
   float* dh0 = nullptr;                  // [N, HV, K, V] or null
   float* dpt = nullptr;                  // [chunks, HV, 2, 64, 64]: s·dP (j <= i) and dT (j < i) of each chunk
   float* dgl = nullptr;                  // [chunks, HV, kmax]: the gradient wrt Γ_last through the state decay
