@@ -89,6 +89,12 @@ std::vector<Gdn2RandomSpec> cuda_cases() {
   long_bf16.B = 1, long_bf16.T = 1000, long_bf16.H = 2, long_bf16.HV = 2, long_bf16.K = 128, long_bf16.V = 128;
   long_bf16.dtype = DType::bf16, long_bf16.seed = 15;
   cs.push_back(long_bf16);
+  // An odd V (37) and K = 40 on the tensor-core path: rows of d_o, the states and their gradients are not 16-byte
+  // aligned, so the backward's tiles take their element-by-element loads and stores (dh among them, in bf16).
+  Gdn2RandomSpec odd_bf16;
+  odd_bf16.T = 70, odd_bf16.H = 1, odd_bf16.HV = 2, odd_bf16.K = 40, odd_bf16.V = 37;
+  odd_bf16.dtype = DType::bf16, odd_bf16.seed = 16;
+  cs.push_back(odd_bf16);
   return cs;
 }
 
