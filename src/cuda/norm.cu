@@ -102,7 +102,7 @@ __device__ __forceinline__ float group_sum(float v, int G, float* red) {
   return s;
 }
 
-// Piece `at` of a row: eight elements of T from p + at, zeros from `valid` on; one access when vec and all are valid.
+// One piece: the eight elements of T from p + at, zeros from `valid` on; one access when vec and all are valid.
 // Returned unconverted, so that a piece can be fetched one row ahead.
 template <class T>
 __device__ __forceinline__ Pack<T, kPiece> fetch_piece(const T* p, int64_t at, int valid, bool vec) {
