@@ -59,11 +59,9 @@ Layout layout_for(int64_t D, const char* op) {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-__device__ __forceinline__ float sigmoid_f(float z) { return sigmoid_approx(z); }
-
 // act(g) and act'(g) of the gate.
 __device__ __forceinline__ void gate_act(bool silu, float g, float& act, float& dact) {
-  const float s = sigmoid_f(g);
+  const float s = sigmoid_approx(g);
   if (silu) {
     act = g * s;
     dact = s * (1.f + g * (1.f - s));

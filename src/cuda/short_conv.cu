@@ -44,11 +44,9 @@ struct ConvRows {
   bool silu;
 };
 
-// One MUFU exponential and reciprocal (a few ulp), without the range fix-ups of __expf and __fdividef.
-__device__ __forceinline__ float sigmoid_f(float z) { return sigmoid_approx(z); }
 // d silu(z) / dz = s (1 + z (1 − s)) with s = sigmoid(z), for both backward walks.
 __device__ __forceinline__ float silu_slope(float z) {
-  const float s = sigmoid_f(z);
+  const float s = sigmoid_approx(z);
   return s * (1.f + z * (1.f - s));
 }
 
@@ -153,7 +151,7 @@ __global__ void __launch_bounds__(kThreads) conv_forward_kernel(ConvRows a, int6
       for (int e = 0; e < VEC; ++e) {
         win[e][KW - 1] = xin[u][e];
         const float z = pre_activation(a, b[e], w[e], win[e]);
-        out[e] = a.silu ? z * sigmoid_f(z) : z;
+        out[e] = a.silu ? z * sigmoid_approx(z) : z;
 #pragma unroll
         for (int j = 0; j < KW - 1; ++j) win[e][j] = win[e][j + 1];
       }
@@ -372,7 +370,7 @@ __global__ void __launch_bounds__(kWalkThreads) conv_forward_walk_kernel(ConvRow
         float z[kWalkVec];
         p.template enter<edge>(xin[u], z);
 #pragma unroll
-        for (int e = 0; e < kWalkVec; ++e) z[e] = a.silu ? z[e] * sigmoid_f(z[e]) : z[e];
+        for (int e = 0; e < kWalkVec; ++e) z[e] = a.silu ? z[e] * sigmoid_approx(z[e]) : z[e];
         store_vec(yr + u * C, z);
         p.leave(a.T);
       }
@@ -487,7 +485,7 @@ __global__ void conv_step_kernel(ConvRows a, void* cache, void* y) {
   z += load_elem(a.w, a.wt, c * a.W + M) * xv;
   for (int k = 0; k + 1 < M; ++k) store_elem(cache, a.ct, h + k, load_elem(cache, a.ct, h + k + 1));
   if (M > 0) store_elem(cache, a.ct, h + M - 1, xv);
-  store_elem(y, a.xt, i, a.silu ? z * sigmoid_f(z) : z);
+  store_elem(y, a.xt, i, a.silu ? z * sigmoid_approx(z) : z);
 }
 
 ConvRows conv_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& cache, ConvActivation act,
