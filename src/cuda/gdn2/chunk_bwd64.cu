@@ -60,40 +60,33 @@ __device__ __forceinline__ void load_pair(const float* p, int64_t at, int col, i
   x0 = x[0], x1 = x[1];
 }
 
-// Rows [0, rows) and columns [v0, v0 + 64) of a row-major fp32 matrix with V columns into tile[rows][kLd] by
-// cp.async; zeros past V and from row `valid` on.
-__device__ __forceinline__ void load_slice(float (*tile)[kLd], const float* src, int rows, int valid, int V, int v0) {
-  const bool vec = V % 4 == 0;
-  for (int it = threadIdx.x; it < rows * (kCols / 4); it += blockDim.x) {
-    const int r = it / (kCols / 4), c4 = 4 * (it % (kCols / 4)), col = v0 + c4;
-    float* d = &tile[r][c4];
-    const float* s = src + static_cast<int64_t>(r) * V + col;
-    if (r < valid && vec && col + 4 <= V) {
+// Rows [0, rows) and columns [v0, v0 + 64) of a row-major fp32 or bf16 matrix with V columns into tile[rows][kLd] of
+// the same type: 16-byte pieces by cp.async where V is a multiple of a piece (then every row start and piece is
+// 16-byte aligned, src is), else element by element (fp32 by 4-byte cp.async, bf16 by plain loads); zeros past V and
+// from row `valid` on.
+template <class T>
+__device__ __forceinline__ void load_slice(T (*tile)[kLd], const T* src, int rows, int valid, int V, int v0) {
+  constexpr int E = 16 / sizeof(T);  // elements a piece
+  const bool vec = V % E == 0;
+  for (int it = threadIdx.x; it < rows * (kCols / E); it += blockDim.x) {
+    const int r = it / (kCols / E), ce = E * (it % (kCols / E)), col = v0 + ce;
+    T* d = &tile[r][ce];
+    const T* s = src + static_cast<int64_t>(r) * V + col;
+    if (r < valid && vec && col + E <= V) {
       cp_async_16(d, s);
     } else {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        if (r < valid && col + e < V)
-          cp_async_4(d + e, s + e);
-        else
-          d[e] = 0.f;
+      for (int e = 0; e < E; ++e) {
+        const bool in = r < valid && col + e < V;
+        if constexpr (sizeof(T) == 4) {
+          if (in)
+            cp_async_4(d + e, s + e);
+          else
+            d[e] = 0.f;
+        } else {
+          d[e] = in ? s[e] : __float2bfloat16_rn(0.f);
+        }
       }
-    }
-  }
-}
-
-// The same for a bf16 matrix into a bf16 tile: 16-byte copies where V is a multiple of 8, else element by element.
-__device__ __forceinline__ void load_slice(bf16 (*tile)[kLd], const bf16* src, int rows, int valid, int V, int v0) {
-  const bool vec = V % 8 == 0;  // then every row start and piece is 16-byte aligned (src is)
-  for (int it = threadIdx.x; it < rows * (kCols / 8); it += blockDim.x) {
-    const int r = it / (kCols / 8), c8 = 8 * (it % (kCols / 8)), col = v0 + c8;
-    bf16* d = &tile[r][c8];
-    const bf16* s = src + static_cast<int64_t>(r) * V + col;
-    if (r < valid && vec && col + 8 <= V) {
-      cp_async_16(d, s);
-    } else {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) d[e] = r < valid && col + e < V ? s[e] : __float2bfloat16_rn(0.f);
     }
   }
 }
