@@ -38,36 +38,63 @@ __global__ void swiglu_packed_kernel(const T* gu, int64_t F, int64_t n, T* y) {
   }
 }
 
-// One block per row: the first index of the row's largest value, -1 when the row holds a NaN or an infinity.
+// One block per row: the first index of the row's largest value, -1 when the row holds a NaN or an infinity. A thread
+// reads 16-byte packs from the row's first 16-byte boundary on (the elements before it and after the last whole pack
+// one by one); the candidates merge by (value, lower index), so the order in which a thread sees them does not matter.
+constexpr int kArgmaxThreads = 1024;
+
+__device__ __forceinline__ void argmax_merge(float& best, int64_t& at, float f, int64_t v) {
+  if (f > best || (f == best && v < at)) best = f, at = v;
+}
+
 template <class T>
-__global__ void argmax_kernel(const T* x, int64_t V, int32_t* out) {
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const T* x, int64_t V, int32_t* out) {
+  constexpr int N = 16 / sizeof(T);
   const T* row = x + blockIdx.x * V;
   float best = -INFINITY;
   int64_t at = INT64_MAX;
   bool bad = false;
-  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
-    const float f = to_f32(row[v]);
-    if (!isfinite(f)) bad = true;
-    if (f > best || (f == best && v < at)) best = f, at = v;
+  auto see = [&](float f, int64_t v) {
+    bad |= !isfinite(f);
+    argmax_merge(best, at, f, v);
+  };
+  const uintptr_t mis = reinterpret_cast<uintptr_t>(row) % 16;
+  const int64_t lead = static_cast<int64_t>((16 - mis) % 16 / sizeof(T));
+  const int64_t head = mis % sizeof(T) != 0 || lead > V ? V : lead;
+  const int64_t packs = (V - head) / N, tail = head + packs * N;
+  for (int64_t v = threadIdx.x; v < head; v += blockDim.x) see(to_f32(row[v]), v);
+#pragma unroll 4
+  for (int64_t i = threadIdx.x; i < packs; i += blockDim.x) {
+    float f[N];
+    load_vec<T, N>(row + head + i * N, f);
+#pragma unroll
+    for (int e = 0; e < N; ++e) see(f[e], head + i * N + e);
   }
-  __shared__ float sb[kThreads];
-  __shared__ int64_t sa[kThreads];
-  __shared__ int sbad;
-  if (threadIdx.x == 0) sbad = 0;
-  __syncthreads();
-  if (bad) sbad = 1;
-  sb[threadIdx.x] = best;
-  sa[threadIdx.x] = at;
-  __syncthreads();
-  for (int h = blockDim.x / 2; h > 0; h /= 2) {
-    if (threadIdx.x < h) {
-      const float b2 = sb[threadIdx.x + h];
-      const int64_t a2 = sa[threadIdx.x + h];
-      if (b2 > sb[threadIdx.x] || (b2 == sb[threadIdx.x] && a2 < sa[threadIdx.x])) sb[threadIdx.x] = b2, sa[threadIdx.x] = a2;
+  for (int64_t v = tail + threadIdx.x; v < V; v += blockDim.x) see(to_f32(row[v]), v);
+  // The block's merge: within each warp, then warp 0 over the warps' candidates.
+  auto warp_merge = [&] {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float f = __shfl_xor_sync(0xffffffffu, best, o);
+      const int64_t v = __shfl_xor_sync(0xffffffffu, at, o);
+      argmax_merge(best, at, f, v);
     }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[blockIdx.x] = sbad ? -1 : static_cast<int32_t>(sa[0]);
+    bad = __any_sync(0xffffffffu, bad);
+  };
+  warp_merge();
+  __shared__ float sb[32];
+  __shared__ int64_t sa[32];
+  __shared__ bool sbad[32];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) sb[warp] = best, sa[warp] = at, sbad[warp] = bad;
+  __syncthreads();
+  if (warp != 0) return;
+  const bool have = lane < static_cast<int>(blockDim.x / 32);
+  best = have ? sb[lane] : -INFINITY;
+  at = have ? sa[lane] : INT64_MAX;
+  bad = have && sbad[lane];
+  warp_merge();
+  if (lane == 0) out[blockIdx.x] = bad ? -1 : static_cast<int32_t>(at);
 }
 
 // ---- the ops: (a, b, c) -> (y0, y1) in fp32; `inputs` and `outputs` say which are used ----
@@ -340,8 +367,8 @@ Tensor argmax_rows(const Tensor& x) {
   if (rows == 0) return out;
   with_type(x.dtype(), "argmax_rows", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    argmax_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(static_cast<const T*>(x.raw()), V,
-                                                                             static_cast<int32_t*>(out.raw_mut()));
+    argmax_kernel<T><<<static_cast<unsigned>(rows), kArgmaxThreads, 0, stream()>>>(static_cast<const T*>(x.raw()), V,
+                                                                                   static_cast<int32_t*>(out.raw_mut()));
   });
   GDN2_CUDA_CHECK(cudaGetLastError());
   return out;

@@ -84,14 +84,24 @@ TEST(AttentionDecodeCuda, CacheWriteSkipsIdleRows) {
 
 TEST(ArgmaxRowsCuda, MatchesCpu) {
   REQUIRE_GPU();
-  for (DType dt : {DType::f32, DType::bf16}) {
-    Tensor x = held({5, 30001}, 11, dt);
-    std::vector<double> v = x.to_f64_vector();
-    v[3 * 30001 + 7] = NAN;
-    v[1 * 30001 + 30000] = 5;  // the last column
-    x = Tensor::from_vector<double>({5, 30001}, v).to(dt);
-    EXPECT_EQ(argmax_rows(x.to(Device::cuda)).cpu().to_f64_vector(), argmax_rows(x).to_f64_vector());
-  }
+  // 30001 columns: rows starting off a 16-byte boundary (elements before the first pack and after the last one by
+  // one); 32000: whole packs only. One row's maximum twice (the first must win), in the head, the last column, a NaN.
+  for (int64_t V : {30001, 32000})
+    for (DType dt : {DType::f32, DType::bf16}) {
+      Tensor x = held({5, V}, 11, dt);
+      std::vector<double> v = x.to_f64_vector();
+      v[3 * V + 7] = NAN;
+      v[1 * V + V - 1] = 5;  // the last column
+      v[4 * V + 2] = v[4 * V + 20000] = 6;
+      v[2 * V + 1] = 7;
+      x = Tensor::from_vector<double>({5, V}, v).to(dt);
+      const std::vector<double> want = argmax_rows(x).to_f64_vector();
+      EXPECT_EQ(argmax_rows(x.to(Device::cuda)).cpu().to_f64_vector(), want);
+      EXPECT_EQ(want[1], V - 1);
+      EXPECT_EQ(want[2], 1);
+      EXPECT_EQ(want[3], -1);
+      EXPECT_EQ(want[4], 2);
+    }
 }
 
 std::vector<int32_t> tokens(int64_t n, int64_t V, uint64_t seed) {
