@@ -472,20 +472,41 @@ __global__ void conv_empty_cache_grad_kernel(ConvRows a, const void* dfin, ElemT
   dcache[i] = dfin != nullptr ? load_elem(dfin, dft, i) : 0.f;
 }
 
+// The decode step's output, split along the channels: channels [end[p - 1], end[p]) of row n go to row n of part p.
+struct StepParts {
+  void* part[kShortConvStepMaxParts];
+  int64_t end[kShortConvStepMaxParts];
+};
+
 // y = act(bias + Σ_{i<M} w[i] cache[i] + w[M] x), then the cache drops its oldest input and appends x.
-__global__ void conv_step_kernel(ConvRows a, void* cache, void* y) {
+__global__ void conv_step_kernel(ConvRows a, void* cache, StepParts out) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= a.N * a.C) return;
   const int64_t c = i % a.C;
   const int M = a.W - 1;
   const int64_t h = i * M;
+  // Every load is issued before the first store (a load could not pass a store to the cache): the cached inputs into
+  // registers, then the sum in tap order, then the shifted window back.
   const float xv = load_elem(a.x, a.xt, i);
+  constexpr int kMaxM = static_cast<int>(kShortConvMaxTaps) - 1;
+  float win[kMaxM], w[kMaxM];
+#pragma unroll
+  for (int k = 0; k < kMaxM; ++k)
+    if (k < M) win[k] = load_elem(cache, a.ct, h + k), w[k] = load_elem(a.w, a.wt, c * a.W + k);
+  const float w_last = load_elem(a.w, a.wt, c * a.W + M);
   float z = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
-  for (int k = 0; k < M; ++k) z += load_elem(a.w, a.wt, c * a.W + k) * load_elem(cache, a.ct, h + k);
-  z += load_elem(a.w, a.wt, c * a.W + M) * xv;
-  for (int k = 0; k + 1 < M; ++k) store_elem(cache, a.ct, h + k, load_elem(cache, a.ct, h + k + 1));
+#pragma unroll
+  for (int k = 0; k < kMaxM; ++k)
+    if (k < M) z += w[k] * win[k];
+  z += w_last * xv;
+#pragma unroll
+  for (int k = 0; k + 1 < kMaxM; ++k)
+    if (k + 1 < M) store_elem(cache, a.ct, h + k, win[k + 1]);
   if (M > 0) store_elem(cache, a.ct, h + M - 1, xv);
-  store_elem(y, a.xt, i, a.silu ? z * sigmoid_approx(z) : z);
+  int p = 0;
+  while (c >= out.end[p]) ++p;
+  const int64_t begin = p > 0 ? out.end[p - 1] : 0;
+  store_elem(out.part[p], a.xt, i / a.C * (out.end[p] - begin) + c - begin, a.silu ? z * sigmoid_approx(z) : z);
 }
 
 ConvRows conv_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& cache, ConvActivation act,
@@ -685,17 +706,27 @@ ShortConvGrads short_conv_grad(const ShortConvCall& k, const Tensor& dy, const T
   return g;
 }
 
-Tensor short_conv_decode(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
-                         ConvActivation activation) {
+std::vector<Tensor> short_conv_decode(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
+                                      ConvActivation activation, const std::vector<int64_t>& sizes) {
   const char* op = "short_conv_step";
   ConvRows a = conv_rows(x, weight, bias, cache, activation, op);
   a.N = x.size(0);
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), Device::cuda);
-  if (a.N * a.C == 0) return y;
+  GDN2_CHECK(!sizes.empty() && sizes.size() <= static_cast<size_t>(kShortConvStepMaxParts), UnsupportedError, op,
+             ": ", sizes.size(), " parts");
+  std::vector<Tensor> ys;
+  StepParts out{};
+  int64_t end = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ys.push_back(Tensor::empty({a.N, sizes[i]}, x.dtype(), Device::cuda));
+    out.part[i] = ys.back().raw_mut();
+    out.end[i] = end += sizes[i];
+  }
+  GDN2_CHECK(end == a.C, ShapeError, op, ": the parts hold ", end, " channels, x has ", a.C);
+  if (a.N * a.C == 0) return ys;
   check_grid(a.N * a.C, op);
-  conv_step_kernel<<<flat_blocks(a.N * a.C), kThreads, 0, stream()>>>(a, cache.raw_mut(), y.raw_mut());
+  conv_step_kernel<<<flat_blocks(a.N * a.C), kThreads, 0, stream()>>>(a, cache.raw_mut(), out);
   GDN2_CUDA_CHECK(cudaGetLastError());
-  return y;
+  return ys;
 }
 
 }  // namespace gdn2::cuda

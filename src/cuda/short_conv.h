@@ -2,6 +2,8 @@
 // in-place decode step on GPU tensors; arguments validated by src/ops/short_conv.cpp.
 #pragma once
 
+#include <vector>
+
 #include <cstdint>
 
 #include "gdn2/ops/short_conv.h"
@@ -31,8 +33,9 @@ ShortConvResult short_conv_apply(const ShortConvCall& c, bool want_final_cache);
 ShortConvGrads short_conv_grad(const ShortConvCall& c, const Tensor& dy, const Tensor& d_final_cache);
 
 // x [N, C] (F32, BF16 or F16); cache [N, C, W − 1] (F32 or x's dtype), updated in place in its dtype; weight [C, W] and
-// bias [C] (or undefined) F32 or x's dtype. Returns y [N, C] in x's dtype.
-Tensor short_conv_decode(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
-                         ConvActivation activation);
+// bias [C] (or undefined) F32 or x's dtype. Returns y in x's dtype as its parts along the channels, [N, sizes[i]] each
+// (sizes sum to C, at most kShortConvStepMaxParts).
+std::vector<Tensor> short_conv_decode(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
+                                      ConvActivation activation, const std::vector<int64_t>& sizes);
 
 }  // namespace gdn2::cuda

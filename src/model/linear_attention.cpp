@@ -70,16 +70,23 @@ Tensor LinearAttention::proj_back(const char* name, const Tensor& dy, const Tens
   return param_linear_backward(dy, x, p(name), bias ? &p(bias) : nullptr, into);
 }
 
-Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save) {
+std::vector<Tensor> LinearAttention::conv_step(int i, const char* name, const Tensor& x, LayerCache& cache,
+                                               const std::vector<int64_t>& sizes) {
   const Tensor& w = p(name).w();
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  const int64_t B = x.size(0), C = x.size(2);
+  Tensor& state = cache.conv[i];
+  if (!state.defined()) state = Tensor::zeros({B, C, w.size(-1) - 1}, state_dtype(x), x.device());
+  std::vector<Tensor> parts = short_conv_step_split(x.reshape({B, C}), state, w, Tensor(), ConvActivation::silu, sizes);
+  for (Tensor& part : parts) part = part.reshape({B, 1, part.size(1)});
+  return parts;
+}
+
+Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save) {
   Tensor y;
-  if (cache != nullptr && T == 1) {
-    Tensor& state = cache->conv[i];
-    if (!state.defined()) state = Tensor::zeros({B, C, w.size(-1) - 1}, state_dtype(x), x.device());
-    y = short_conv_step(x.reshape({B, C}), state, w, Tensor(), ConvActivation::silu).reshape({B, 1, C});
+  if (cache != nullptr && x.size(1) == 1) {
+    y = conv_step(i, name, x, *cache, {x.size(2)})[0];
   } else {
-    ShortConvResult r = short_conv_forward(x, w, Tensor(), ConvActivation::silu, Tensor(),
+    ShortConvResult r = short_conv_forward(x, p(name).w(), Tensor(), ConvActivation::silu, Tensor(),
                                            cache ? cache->conv[i] : Tensor(), cache != nullptr);
     if (cache != nullptr) cache->conv[i] = r.final_cache;
     y = r.y;
@@ -89,6 +96,12 @@ Tensor LinearAttention::conv(int i, const char* name, const Tensor& x, LayerCach
     saved_.post_conv[i] = y;
   }
   return y;
+}
+
+std::vector<Tensor> LinearAttention::conv_split(int i, const char* name, const Tensor& x, LayerCache* cache, bool save,
+                                                const std::vector<int64_t>& sizes) {
+  if (cache != nullptr && x.size(1) == 1 && !save) return conv_step(i, name, x, *cache, sizes);
+  return split_last(conv(i, name, x, cache, save), sizes);
 }
 
 Tensor LinearAttention::conv_back(int i, const char* name, const Tensor& dy) {
@@ -116,8 +129,8 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save, T
   Gdn2Inputs in;
   // q, k, v through projections, short causal convs and SiLU.
   if (kind_ == LayerKind::gdn) {
-    const Tensor qkv = conv(0, "conv1d.weight", proj_in("in_proj_qkv.weight"), cache, save);
-    std::vector<Tensor> parts = split_last(qkv, {H_ * K_, H_ * K_, HV_ * V_});
+    std::vector<Tensor> parts =
+        conv_split(0, "conv1d.weight", proj_in("in_proj_qkv.weight"), cache, save, {H_ * K_, H_ * K_, HV_ * V_});
     in.q = parts[0].reshape({B, T, H_, K_});
     in.k = parts[1].reshape({B, T, H_, K_});
     in.v = parts[2].reshape({B, T, HV_, V_});

@@ -37,6 +37,12 @@ class LinearAttention final : public Mixer {
   Tensor proj_back(const char* name, const Tensor& dy, const Tensor& x, const char* bias = nullptr,
                    Tensor* into = nullptr);
   Tensor conv(int i, const char* name, const Tensor& x, LayerCache* cache, bool save);
+  // The decode step of short conv i (its cache made on first use), its output split along the channels.
+  std::vector<Tensor> conv_step(int i, const char* name, const Tensor& x, LayerCache& cache,
+                                const std::vector<int64_t>& sizes);
+  // conv's output split along the channels (split_last); a decode step writes the parts itself.
+  std::vector<Tensor> conv_split(int i, const char* name, const Tensor& x, LayerCache* cache, bool save,
+                                 const std::vector<int64_t>& sizes);
   Tensor conv_back(int i, const char* name, const Tensor& dy);
 
   LayerKind kind_;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cpu/short_conv.h"
+#include "gdn2/ops/dense.h"
 #include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
 #include "cuda/short_conv.h"
@@ -146,8 +147,8 @@ ShortConvGrads short_conv_backward(const Tensor& dy, const Tensor& x, const Tens
   return g;
 }
 
-Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
-                       ConvActivation activation) {
+std::vector<Tensor> short_conv_step_split(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
+                                          ConvActivation activation, const std::vector<int64_t>& sizes) {
   const char* op = "short_conv_step";
   GDN2_CHECK(x.defined(), ValueError, op, ": x is required");
   check_float(x, op, "x");
@@ -158,9 +159,18 @@ Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, con
   GDN2_CHECK(cache.defined(), ValueError, op, ": cache is required (zeros for a fresh sequence)");
   check_cache(cache, N, C, W, op, "cache");
   GDN2_CHECK(!cache.read_only(), ValueError, op, ": cache ", cache.describe(), " is a read-only view");
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    GDN2_CHECK(s >= 0, ShapeError, op, ": a part of ", s, " channels");
+    total += s;
+  }
+  GDN2_CHECK(!sizes.empty() && total == C, ShapeError, op, ": the parts' sizes must sum to C=", C, ", got ",
+             shape_str(sizes));
   if (op_args::on_cuda(x, {&cache}, {}, {&weight, &bias, &cache}, op)) {  // the cache: F32 or x's dtype
 #ifdef GDN2_WITH_CUDA
-    return cuda::short_conv_decode(x, cache, weight.reshape({C, W}), bias, activation);
+    GDN2_CHECK(sizes.size() <= static_cast<size_t>(kShortConvStepMaxParts), UnsupportedError, op, ": at most ",
+               kShortConvStepMaxParts, " parts on CUDA, got ", sizes.size());
+    return cuda::short_conv_decode(x, cache, weight.reshape({C, W}), bias, activation, sizes);
 #endif
   }
   GDN2_CHECK(cache.dtype() == DType::f32 || cache.dtype() == DType::f64, DTypeError, op,
@@ -169,11 +179,24 @@ Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, con
   const Tensor xc = op_args::to_dtype(x, dt);
   const Tensor wc = op_args::to_dtype(weight, dt).reshape({C, W});
   const Tensor bc = op_args::to_dtype(bias, dt);
-  if (cache.dtype() == dt) return cpu::short_conv_step(xc, cache, wc, bc, activation);
-  Tensor work = cache.to(dt);  // the cache keeps its own dtype; compute in x's
-  Tensor y = cpu::short_conv_step(xc, work, wc, bc, activation);
-  dtype_convert(work.raw(), dt, cache.raw_mut(), cache.dtype(), static_cast<size_t>(cache.numel()));
-  return y;
+  Tensor y;
+  if (cache.dtype() == dt) {
+    y = cpu::short_conv_step(xc, cache, wc, bc, activation);
+  } else {
+    Tensor work = cache.to(dt);  // the cache keeps its own dtype; compute in x's
+    y = cpu::short_conv_step(xc, work, wc, bc, activation);
+    dtype_convert(work.raw(), dt, cache.raw_mut(), cache.dtype(), static_cast<size_t>(cache.numel()));
+  }
+  if (sizes.size() == 1) return {y};
+  return split_last(y, sizes);
+}
+
+Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
+                       ConvActivation activation) {
+  GDN2_CHECK(x.defined(), ValueError, "short_conv_step: x is required");
+  GDN2_CHECK(x.dim() == 2, ShapeError, "short_conv_step: x must be [N, C] (one token per sequence), got ",
+             x.describe());
+  return short_conv_step_split(x, cache, weight, bias, activation, {x.size(1)})[0];
 }
 
 }  // namespace gdn2

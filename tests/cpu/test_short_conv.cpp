@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cpu/op_test_util.h"
+#include "gdn2/ops/dense.h"
 #include "gdn2/ops/short_conv.h"
 
 namespace gdn2 {
@@ -229,6 +230,32 @@ TEST(ShortConv, DecodeStepEqualsFullForward) {
       EXPECT_LE(rel_rms_error(cache, full.final_cache), k.tol);
     }
   }
+}
+
+// The split step's parts are the whole step's output split along the channels (an empty part included), and it
+// updates the cache alike.
+TEST(ShortConv, DecodeStepSplitEqualsSplitOfStep) {
+  const int64_t N = 3, C = 11, W = 4;
+  const Tensor x = random_tensor({N, C}, 71), w = random_tensor({C, W}, 72), bias = random_tensor({C}, 73);
+  const Tensor cache0 = random_tensor({N, C, W - 1}, 74);
+  for (const std::vector<int64_t>& sizes : {std::vector<int64_t>{11}, {4, 4, 3}, {2, 0, 9}}) {
+    Tensor whole_cache = cache0.clone(), split_cache = cache0.clone();
+    const Tensor y = short_conv_step(x, whole_cache, w, bias, ConvActivation::silu);
+    const std::vector<Tensor> parts = short_conv_step_split(x, split_cache, w, bias, ConvActivation::silu, sizes);
+    ASSERT_EQ(parts.size(), sizes.size());
+    const std::vector<Tensor> want = split_last(y, sizes);
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      EXPECT_EQ(parts[i].shape(), (Shape{N, sizes[i]}));
+      EXPECT_EQ(parts[i].to_f64_vector(), want[i].to_f64_vector()) << "part " << i;
+    }
+    EXPECT_EQ(split_cache.to_f64_vector(), whole_cache.to_f64_vector());
+  }
+  Tensor cache = cache0.clone();
+  const auto silu = ConvActivation::silu;
+  EXPECT_THROW(short_conv_step_split(x, cache, w, bias, silu, {4, 4}), ShapeError);      // sum below C
+  EXPECT_THROW(short_conv_step_split(x, cache, w, bias, silu, {12, -1}), ShapeError);    // a negative part
+  EXPECT_THROW(short_conv_step_split(x, cache, w, bias, silu, {}), ShapeError);          // no part
+  EXPECT_EQ(cache.to_f64_vector(), cache0.to_f64_vector());                              // refused calls change nothing
 }
 
 // Large enough for the OpenMP paths: matches the reference, and every gradient is bitwise the same for any

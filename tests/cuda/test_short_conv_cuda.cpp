@@ -74,6 +74,30 @@ TEST(ShortConvCuda, MatchesCpu) {
       }
 }
 
+// The split decode step (the GDN layer's q | k | v after the conv) writes each part in place: the same values and cache
+// as the CPU's step, bf16 and f32 inputs, an empty part and one of an odd size.
+TEST(ShortConvCuda, DecodeStepSplitMatchesCpu) {
+  REQUIRE_GPU();
+  const int64_t N = 5, C = 37, W = 4;
+  for (DType dt : kTypes)
+    for (const std::vector<int64_t>& sizes : {std::vector<int64_t>{16, 16, 5}, {0, 30, 7}, {37}}) {
+      const Tensor x = held({N, C}, 50, dt), w = held({C, W}, 51, DType::f32), c0 = held({N, C, W - 1}, 52, DType::f32);
+      Tensor gpu_cache = c0.to(Device::cuda), cpu_cache = c0.clone();
+      const std::vector<Tensor> got =
+          short_conv_step_split(gpu(x, dt), gpu_cache, w.to(Device::cuda), Tensor(), ConvActivation::silu, sizes);
+      const std::vector<Tensor> want =
+          short_conv_step_split(gpu(x, dt).cpu(), cpu_cache, w, Tensor(), ConvActivation::silu, sizes);
+      ASSERT_EQ(got.size(), sizes.size());
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        EXPECT_EQ(got[i].shape(), (Shape{N, sizes[i]}));
+        if (sizes[i] > 0) {
+          EXPECT_CLOSE(got[i], want[i], dt, "part " + std::to_string(i));
+        }
+      }
+      EXPECT_LE(rel_rms_error(gpu_cache, cpu_cache), 1e-6);
+    }
+}
+
 TEST(ShortConvCuda, PackedSequencesMatchCpu) {
   REQUIRE_GPU();
   // Sequences of 5, 0, 1 and 61 rows packed in one [1, 67, C] row; some shorter than the taps.

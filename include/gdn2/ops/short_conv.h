@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "gdn2/tensor.h"
 
@@ -60,5 +61,11 @@ ShortConvGrads short_conv_backward(const Tensor& dy, const Tensor& x, const Tens
 // place (it drops its oldest input and appends x). Returns y [N, C]; token by token this equals short_conv_forward with the same cache.
 Tensor short_conv_step(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
                        ConvActivation activation);
+// The same step with y split along the channels into parts of the given sizes (each >= 0, summing to C), part i
+// [N, sizes[i]] contiguous: split_last(short_conv_step(...), sizes) without the copy (on CUDA the step writes each part
+// in place, at most kShortConvStepMaxParts of them), for a layer that feeds the parts to different ops.
+inline constexpr int kShortConvStepMaxParts = 8;
+std::vector<Tensor> short_conv_step_split(const Tensor& x, Tensor& cache, const Tensor& weight, const Tensor& bias,
+                                          ConvActivation activation, const std::vector<int64_t>& sizes);
 
 }  // namespace gdn2
