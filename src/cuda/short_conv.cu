@@ -479,10 +479,11 @@ struct StepParts {
 };
 
 // y = act(bias + Σ_{i<M} w[i] cache[i] + w[M] x), then the cache drops its oldest input and appends x.
-__global__ void conv_step_kernel(ConvRows a, void* cache, StepParts out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (i >= a.N * a.C) return;
-  const int64_t c = i % a.C;
+// One thread a (channel c, row n = blockIdx.y).
+__global__ void conv_step_kernel(ConvRows a, void* cache, const __grid_constant__ StepParts out) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x, n = blockIdx.y;
+  if (c >= a.C) return;
+  const int64_t i = n * a.C + c;
   const int M = a.W - 1;
   const int64_t h = i * M;
   // Every load is issued before the first store (a load could not pass a store to the cache): the cached inputs into
@@ -506,7 +507,7 @@ __global__ void conv_step_kernel(ConvRows a, void* cache, StepParts out) {
   int p = 0;
   while (c >= out.end[p]) ++p;
   const int64_t begin = p > 0 ? out.end[p - 1] : 0;
-  store_elem(out.part[p], a.xt, i / a.C * (out.end[p] - begin) + c - begin, a.silu ? z * sigmoid_approx(z) : z);
+  store_elem(out.part[p], a.xt, n * (out.end[p] - begin) + c - begin, a.silu ? z * sigmoid_approx(z) : z);
 }
 
 ConvRows conv_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& cache, ConvActivation act,
@@ -723,8 +724,10 @@ std::vector<Tensor> short_conv_decode(const Tensor& x, Tensor& cache, const Tens
   }
   GDN2_CHECK(end == a.C, ShapeError, op, ": the parts hold ", end, " channels, x has ", a.C);
   if (a.N * a.C == 0) return ys;
-  check_grid(a.N * a.C, op);
-  conv_step_kernel<<<flat_blocks(a.N * a.C), kThreads, 0, stream()>>>(a, cache.raw_mut(), out);
+  GDN2_CHECK(a.N <= kMaxParts && (a.C + kThreads - 1) / kThreads < (int64_t{1} << 31), UnsupportedError, op, ": ",
+             a.N, " rows of ", a.C, " channels");
+  const dim3 grid(static_cast<unsigned>((a.C + kThreads - 1) / kThreads), static_cast<unsigned>(a.N));
+  conv_step_kernel<<<grid, kThreads, 0, stream()>>>(a, cache.raw_mut(), out);
   GDN2_CUDA_CHECK(cudaGetLastError());
   return ys;
 }

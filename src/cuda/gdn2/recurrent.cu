@@ -15,19 +15,18 @@ namespace gdn2::cuda {
 
 namespace {
 
-// Sum over the block's WARPS warps (for the L2 norms).
+// Sums of a and of b over the block's WARPS warps (the L2 norms of q and k), in one exchange.
 template <int WARPS>
-__device__ __forceinline__ float block_sum(float x, float* scratch) {
+__device__ __forceinline__ void block_sum2(float& a, float& b, float2* scratch) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o), b += __shfl_xor_sync(0xffffffffu, b, o);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) scratch[warp] = x;
+  if (lane == 0) scratch[warp] = make_float2(a, b);
   __syncthreads();
-  float s = 0.f;
+  a = 0.f, b = 0.f;
 #pragma unroll
-  for (int w = 0; w < WARPS; ++w) s += scratch[w];
+  for (int w = 0; w < WARPS; ++w) a += scratch[w].x, b += scratch[w].y;
   __syncthreads();
-  return s;
 }
 
 // CPL adjacent state elements of one row, moved in one access of CPL * sizeof(S) bytes when all exist and the address
@@ -103,7 +102,7 @@ __global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinB
   const int K = p.K, V = p.V, group = p.HV / p.H;
   __shared__ float sq[KMAX], sk[KMAX], seg[KMAX], sbk[KMAX];
   __shared__ float red[WARPS][Sh::kCols];
-  __shared__ float scratch[WARPS];
+  __shared__ float2 scratch[WARPS];
   extern __shared__ __align__(16) unsigned char next_raw[];  // [RPT][WARPS * 32][CPL] S: the next item's state
   S* next = reinterpret_cast<S*>(next_raw) + threadIdx.x * CPL;
   constexpr int kNextRowStride = WARPS * 32 * CPL;
@@ -184,8 +183,9 @@ __global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinB
       }
       float qscale = p.scale, kscale = 1.f;
       if (p.l2norm) {
-        qscale *= rsqrtf(block_sum<WARPS>(qss, scratch) + 1e-6f);
-        kscale = rsqrtf(block_sum<WARPS>(kss, scratch) + 1e-6f);
+        block_sum2<WARPS>(qss, kss, scratch);
+        qscale *= rsqrtf(qss + 1e-6f);
+        kscale = rsqrtf(kss + 1e-6f);
       }
       __syncthreads();
       // Decay and erase read: e = S^T (b ⊙ k).
