@@ -486,23 +486,11 @@ __global__ void conv_step_kernel(ConvRows a, void* cache, const __grid_constant_
   const int64_t i = n * a.C + c;
   const int M = a.W - 1;
   const int64_t h = i * M;
-  // Every load is issued before the first store (a load could not pass a store to the cache): the cached inputs into
-  // registers, then the sum in tap order, then the shifted window back.
   const float xv = load_elem(a.x, a.xt, i);
-  constexpr int kMaxM = static_cast<int>(kShortConvMaxTaps) - 1;
-  float win[kMaxM], w[kMaxM];
-#pragma unroll
-  for (int k = 0; k < kMaxM; ++k)
-    if (k < M) win[k] = load_elem(cache, a.ct, h + k), w[k] = load_elem(a.w, a.wt, c * a.W + k);
-  const float w_last = load_elem(a.w, a.wt, c * a.W + M);
   float z = a.bias != nullptr ? load_elem(a.bias, a.bt, c) : 0.f;
-#pragma unroll
-  for (int k = 0; k < kMaxM; ++k)
-    if (k < M) z += w[k] * win[k];
-  z += w_last * xv;
-#pragma unroll
-  for (int k = 0; k + 1 < kMaxM; ++k)
-    if (k + 1 < M) store_elem(cache, a.ct, h + k, win[k + 1]);
+  for (int k = 0; k < M; ++k) z += load_elem(a.w, a.wt, c * a.W + k) * load_elem(cache, a.ct, h + k);
+  z += load_elem(a.w, a.wt, c * a.W + M) * xv;
+  for (int k = 0; k + 1 < M; ++k) store_elem(cache, a.ct, h + k, load_elem(cache, a.ct, h + k + 1));
   if (M > 0) store_elem(cache, a.ct, h + M - 1, xv);
   int p = 0;
   while (c >= out.end[p]) ++p;

@@ -75,10 +75,12 @@ TEST(ShortConvCuda, MatchesCpu) {
 }
 
 // The split decode step (the GDN layer's q | k | v after the conv) writes each part in place: the same values and cache
-// as the CPU's step, bf16 and f32 inputs, an empty part and one of an odd size.
+// as the CPU's step, bf16 and f32 inputs, an empty part and one of an odd size; 4 taps, and 20 (the step takes more
+// than the 16 of the forward).
 TEST(ShortConvCuda, DecodeStepSplitMatchesCpu) {
   REQUIRE_GPU();
-  const int64_t N = 5, C = 37, W = 4;
+  const int64_t N = 5, C = 37;
+  for (int64_t W : {4, 20})
   for (DType dt : kTypes)
     for (const std::vector<int64_t>& sizes : {std::vector<int64_t>{16, 16, 5}, {0, 30, 7}, {37}}) {
       const Tensor x = held({N, C}, 50, dt), w = held({C, W}, 51, DType::f32), c0 = held({N, C, W - 1}, 52, DType::f32);
