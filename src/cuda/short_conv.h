@@ -2,9 +2,8 @@
 // in-place decode step on GPU tensors; arguments validated by src/ops/short_conv.cpp.
 #pragma once
 
-#include <vector>
-
 #include <cstdint>
+#include <vector>
 
 #include "gdn2/ops/short_conv.h"
 
