@@ -127,20 +127,9 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save, T
   }
   auto proj_in = [&](const char* name) { return fused.empty() ? proj(name, x) : fused.at(name); };
   Gdn2Inputs in;
-  // q, k, v through projections, short causal convs and SiLU.
-  if (kind_ == LayerKind::gdn) {
-    std::vector<Tensor> parts =
-        conv_split(0, "conv1d.weight", proj_in("in_proj_qkv.weight"), cache, save, {H_ * K_, H_ * K_, HV_ * V_});
-    in.q = parts[0].reshape({B, T, H_, K_});
-    in.k = parts[1].reshape({B, T, H_, K_});
-    in.v = parts[2].reshape({B, T, HV_, V_});
-  } else {
-    in.q = conv(0, "q_conv1d.weight", proj_in("q_proj.weight"), cache, save).reshape({B, T, H_, K_});
-    in.k = conv(1, "k_conv1d.weight", proj_in("k_proj.weight"), cache, save).reshape({B, T, H_, K_});
-    in.v = conv(2, "v_conv1d.weight", proj_in("v_proj.weight"), cache, save).reshape({B, T, HV_, V_});
-  }
   // Gates: decay g (log space, formed in the recurrence op from its pre-activation f, A_log and dt_bias), erase b,
-  // write w.
+  // write w. Before q, k and v: a decode step's recurrence then directly follows the short conv, whose kernel lets it
+  // start early (the step fetches its state into L2 before it waits for q, k and v).
   Tensor f_low, b_sig, w_sig;
   in.A_log = p("A_log").w();
   in.dt_bias = p("dt_bias").w();
@@ -164,6 +153,18 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save, T
       w_sig = sigmoid_forward(proj_in("w_proj.weight"));
       in.w = w_sig.reshape({B, T, HV_, V_});
     }
+  }
+  // q, k, v through projections, short causal convs and SiLU.
+  if (kind_ == LayerKind::gdn) {
+    std::vector<Tensor> parts =
+        conv_split(0, "conv1d.weight", proj_in("in_proj_qkv.weight"), cache, save, {H_ * K_, H_ * K_, HV_ * V_});
+    in.q = parts[0].reshape({B, T, H_, K_});
+    in.k = parts[1].reshape({B, T, H_, K_});
+    in.v = parts[2].reshape({B, T, HV_, V_});
+  } else {
+    in.q = conv(0, "q_conv1d.weight", proj_in("q_proj.weight"), cache, save).reshape({B, T, H_, K_});
+    in.k = conv(1, "k_conv1d.weight", proj_in("k_proj.weight"), cache, save).reshape({B, T, H_, K_});
+    in.v = conv(2, "v_conv1d.weight", proj_in("v_proj.weight"), cache, save).reshape({B, T, HV_, V_});
   }
   // The recurrence: chunked for sequences, the in-place step for single-token decode. A training forward on the GPU
   // keeps the chunk states and workspace, so that the backward runs no forward kernel again.
