@@ -35,8 +35,6 @@ Tensor keep_last(const Tensor& a, int64_t n) {
   return out;
 }
 
-constexpr int64_t kFusedProjectionRows = 1024;  // tokens up to which inference runs q, k and v as one product
-
 }  // namespace
 
 GatedAttention::Projections GatedAttention::project(const Tensor& x, bool fused) {

@@ -12,8 +12,6 @@ namespace gdn2 {
 
 namespace {
 
-constexpr int64_t kFusedProjectionRows = 1024;  // tokens up to which inference runs the input projections as one
-
 // Decode caches (short-conv inputs, recurrent state) are kept in F32 (F64 for F64 models).
 DType state_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64 : DType::f32; }
 
