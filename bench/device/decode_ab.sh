@@ -4,17 +4,19 @@
 # run twice, with F32 and then BF16 recurrent states. The base tree is another commit's sources
 # (`git archive <commit> | tar -x -C base`), carried as a folder; it builds against this tree's deps/. JSON rows in
 # $OUT/ab/, and a table of tok/s by arm, pass and batch.
-# Usage: bench/device/decode_ab.sh [--base DIR] [--env VAR=VALUE]...
+# Usage: bench/device/decode_ab.sh [--base DIR] [--env VAR=VALUE]... [--passes N]   (N: 2 unless given)
 # e.g.   bench/device/decode_ab.sh --base base --env GDN2_PDL=0
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-/tmp}/ab"
 base=""
 envs=()
+passes=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) base="$2"; shift 2 ;;
     --env) envs+=("$2"); shift 2 ;;
+    --passes) passes="$2"; shift 2 ;;
     *) echo "decode_ab.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -28,7 +30,7 @@ fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 args=(infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32)
 for states in f32 bf16; do
-  for pass in 1 2; do
+  for pass in $(seq 1 "$passes"); do
     build/cuda/gdn2 "${args[@]}" --state-dtype "$states" --json "$out/head_${states}_p$pass.json" >/dev/null || exit 1
     if [ -n "$base" ]; then
       "$base/build/cuda/gdn2" "${args[@]}" --state-dtype "$states" --json "$out/base_${states}_p$pass.json" >/dev/null ||
