@@ -1,10 +1,22 @@
 // CUDA device discovery for backend_available/backend_describe, with a one-kernel self-test of the device.
+#include <cstdlib>
 #include <string>
 
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
 
 namespace gdn2::cuda {
+
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GDN2_PDL");
+    if (e != nullptr && std::atoi(e) == 0) return false;
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+  }();
+  return on;
+}
 
 namespace {
 

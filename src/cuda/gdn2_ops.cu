@@ -248,6 +248,9 @@ Launch make_params(const Gdn2Problem& p, const Gdn2Inputs& in, bool chunk, void*
   k.g = view(in.g_log, p.g, p.K, "g_log");
   k.b = view(in.b, p.b, p.K, "b");
   k.w = view(in.w, p.w, p.V, "w");
+  k.b.sigmoid = k.w.sigmoid = p.gates_logits;  // the token-recurrent kernel's load_gate applies it
+  GDN2_CHECK(!p.gates_logits || !chunk, UnsupportedError,
+             "CUDA GDN-2 chunk kernels take the gates b and w, not their logits (the op resolves them first)");
   k.scale = static_cast<float>(p.scale);
   k.l2norm = p.qk_l2norm;
   if (p.gate_in_op) {  // the kernels form g from f (load.cuh, load_decay)

@@ -481,6 +481,7 @@ struct StepParts {
 // y = act(bias + Σ_{i<M} w[i] cache[i] + w[M] x), then the cache drops its oldest input and appends x.
 // One thread a (channel c, row n = blockIdx.y).
 __global__ void conv_step_kernel(ConvRows a, void* cache, const __grid_constant__ StepParts out) {
+  pdl_trigger();  // the decode step's recurrence after it may start fetching its state (it waits for this output)
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x, n = blockIdx.y;
   if (c >= a.C) return;
   const int64_t i = n * a.C + c;

@@ -37,6 +37,23 @@ Tensor keep_last(const Tensor& a, int64_t n) {
 
 }  // namespace
 
+GatedAttention::Projections GatedAttention::project(const Tensor& x, bool fused) {
+  const int64_t B = x.size(0), T = x.size(1);
+  Tensor q_gate, k_raw, v;
+  if (fused) {  // inference of a few tokens (decode), where launches dominate: the layer's q | k | v as one product
+    const std::string group = prefix_ + "in";
+    std::vector<Tensor> parts = split_last(linear_forward(x, params_.group_weight(group)), params_.group_rows(group));
+    q_gate = parts[0], k_raw = parts[1], v = parts[2];
+  } else {  // training: one product per weight (the backward takes each on its own)
+    q_gate = linear_forward(x, p("q_proj.weight").w());
+    k_raw = linear_forward(x, p("k_proj.weight").w());
+    v = linear_forward(x, p("v_proj.weight").w());
+  }
+  // q_proj gives, per head, the query and the output gate side by side.
+  std::vector<Tensor> qg = split_last(q_gate.reshape({B, T, Hq_, 2 * hd_}), {hd_, hd_});
+  return {qg[0], qg[1], k_raw.reshape({B, T, Hkv_, hd_}), v.reshape({B, T, Hkv_, hd_})};
+}
+
 GatedAttention::GatedAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params)
     : prefix_(std::move(prefix)),
       params_(params),
@@ -73,15 +90,13 @@ Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache, Tensor* 
   const int64_t N = x.size(0);
   GDN2_CHECK(x.size(1) == 1 && cache.positions.defined() && cache.lengths.defined() && cache.k.defined(), ShapeError,
              prefix_, ": slot decode takes one token per sequence and a slot cache, got ", x.describe());
-  std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").w()).reshape({N, 1, Hq_, 2 * hd_}),
-                                      {hd_, hd_});
-  const Tensor k_raw = linear_forward(x, p("k_proj.weight").w()).reshape({N, 1, Hkv_, hd_});
-  const Tensor v = linear_forward(x, p("v_proj.weight").w()).reshape({N, Hkv_, hd_});
+  const Projections pr = project(x, true);
+  const Tensor v = pr.v.reshape({N, Hkv_, hd_});
   RmsNormOptions nopt;
   nopt.eps = eps_;
   nopt.zero_centred = true;
-  Tensor q = rms_norm_forward(qg[0], p("q_norm.weight").w(), Tensor(), nopt).y;
-  Tensor k = rms_norm_forward(k_raw, p("k_norm.weight").w(), Tensor(), nopt).y;
+  Tensor q = rms_norm_forward(pr.q, p("q_norm.weight").w(), Tensor(), nopt).y;
+  Tensor k = rms_norm_forward(pr.k, p("k_norm.weight").w(), Tensor(), nopt).y;
   if (rotary_dim_ > 0) {
     const Tensor pos = cache.positions.reshape({N, 1});
     q = rope_forward(q, pos, RopeOptions{theta_, rotary_dim_});
@@ -90,7 +105,7 @@ Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache, Tensor* 
   kv_cache_write(cache.k, k.reshape({N, Hkv_, hd_}), cache.positions);
   kv_cache_write(cache.v, v, cache.positions);
   const Tensor o = attention_decode(q.reshape({N, Hq_, hd_}), cache.k, cache.v, cache.lengths, attn_);
-  const Tensor gated = mul_forward(o.reshape({N, 1, Hq_, hd_}), sigmoid_forward(qg[1])).reshape({N, 1, Hq_ * hd_});
+  const Tensor gated = mul_forward(o.reshape({N, 1, Hq_, hd_}), sigmoid_forward(pr.gate)).reshape({N, 1, Hq_ * hd_});
   return mixer_output(gated, p("o_proj.weight").w(), false, residual);
 }
 
@@ -100,16 +115,13 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Te
   GDN2_CHECK(!save || cache == nullptr, ValueError, prefix_, ": training forward takes no cache");
   if (cache != nullptr && cache->lengths.defined()) return decode_slots(x, *cache, residual);
   const int64_t B = x.size(0), T = x.size(1);
-  // q_proj gives, per head, the query and the output gate side by side.
-  std::vector<Tensor> qg = split_last(linear_forward(x, p("q_proj.weight").w()).reshape({B, T, Hq_, 2 * hd_}),
-                                      {hd_, hd_});
-  const Tensor k_raw = linear_forward(x, p("k_proj.weight").w()).reshape({B, T, Hkv_, hd_});
-  const Tensor v = linear_forward(x, p("v_proj.weight").w()).reshape({B, T, Hkv_, hd_});
+  const Projections pr = project(x, !save && B * T <= kFusedProjectionRows);
+  const Tensor& v = pr.v;
   RmsNormOptions nopt;
   nopt.eps = eps_;
   nopt.zero_centred = true;
-  RmsNormResult qn = rms_norm_forward(qg[0], p("q_norm.weight").w(), Tensor(), nopt);
-  RmsNormResult kn = rms_norm_forward(k_raw, p("k_norm.weight").w(), Tensor(), nopt);
+  RmsNormResult qn = rms_norm_forward(pr.q, p("q_norm.weight").w(), Tensor(), nopt);
+  RmsNormResult kn = rms_norm_forward(pr.k, p("k_norm.weight").w(), Tensor(), nopt);
   const int64_t start = cache ? cache->length : 0;
   const Tensor q = rope(qn.y, start), k = rope(kn.y, start);
   Tensor keys = k, values = v;
@@ -127,10 +139,10 @@ Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Te
     cache->k = keep_last(cache->k, attn_.window - 1);
     cache->v = keep_last(cache->v, attn_.window - 1);
   }
-  const Tensor gate_sig = sigmoid_forward(qg[1]);
+  const Tensor gate_sig = sigmoid_forward(pr.gate);
   const Tensor gated = mul_forward(a.o, gate_sig).reshape({B, T, Hq_ * hd_});
   Tensor y = mixer_output(gated, p("o_proj.weight").w(), save, residual);
-  if (save) saved_ = Saved{x, qg[0], k_raw, qn.rstd, kn.rstd, q, k, v, a.o, a.lse, gate_sig, gated};
+  if (save) saved_ = Saved{x, pr.q, pr.k, qn.rstd, kn.rstd, q, k, v, a.o, a.lse, gate_sig, gated};
   return y;
 }
 

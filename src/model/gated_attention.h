@@ -23,6 +23,12 @@ class GatedAttention final : public Mixer {
     Tensor x, q_raw, k_raw, q_rstd, k_rstd, q, k, v, o, lse, gate_sig, gated;
   };
   Param& p(const char* name) { return params_.at(prefix_ + name); }
+  // x's projections before the norms: the query and the output gate [B, T, Hq, hd], the key and the value
+  // [B, T, Hkv, hd]; `fused`: one product with the layer's q | k | v weights and one split.
+  struct Projections {
+    Tensor q, gate, k, v;
+  };
+  Projections project(const Tensor& x, bool fused);
   Tensor rope(const Tensor& x, int64_t start) const;
   Tensor rope_back(const Tensor& dy) const;
   Tensor decode_slots(const Tensor& x, LayerCache& cache, Tensor* residual);

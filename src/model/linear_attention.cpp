@@ -12,8 +12,6 @@ namespace gdn2 {
 
 namespace {
 
-constexpr int64_t kFusedProjectionRows = 1024;  // tokens up to which inference runs the input projections as one
-
 // Decode caches (short-conv inputs, recurrent state) are kept in F32 (F64 for F64 models).
 DType state_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64 : DType::f32; }
 
@@ -127,6 +125,39 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save, T
   }
   auto proj_in = [&](const char* name) { return fused.empty() ? proj(name, x) : fused.at(name); };
   Gdn2Inputs in;
+  // Gates: decay g (log space, formed in the recurrence op from its pre-activation f, A_log and dt_bias), erase b,
+  // write w. Before q, k and v: a decode step's recurrence then directly follows the short conv, whose kernel lets it
+  // start early (the step fetches its state into L2 before it waits for q, k and v).
+  Tensor f_low, b_sig, w_sig;
+  // A decode step (one token with a cache; not the F64 path) leaves the erase and write gates' sigmoid to the step
+  // op, which applies it as it loads them (Gdn2Options::gates_logits), unless b is doubled (negative eigenvalues).
+  const bool step = cache != nullptr && T == 1 && x.dtype() != DType::f64;
+  const bool logits = step && !neg_eig_;
+  auto gate_of = [&](const Tensor& logit, Tensor& sig) {
+    if (logits) return logit;
+    sig = sigmoid_forward(logit);
+    return sig;
+  };
+  in.A_log = p("A_log").w();
+  in.dt_bias = p("dt_bias").w();
+  if (kind_ == LayerKind::gdn) {
+    in.g_log = proj_in("in_proj_a.weight");  // [B, T, HV]
+    const Tensor b = gate_of(proj_in("in_proj_b.weight"), b_sig);
+    in.b = neg_eig_ ? doubled(b) : b;
+    in.w = in.b;
+  } else {
+    f_low = proj_in("f_proj.0.weight");
+    in.g_log = proj("f_proj.1.weight", f_low).reshape({B, T, Hg_, K_});
+    if (kind_ == LayerKind::gdn2) {
+      const Tensor b = gate_of(proj_in("b_proj.weight"), b_sig);
+      in.b = (neg_eig_ ? doubled(b) : b).reshape({B, T, H_, K_});
+    } else if (kind_ == LayerKind::kda) {
+      const Tensor b = gate_of(proj_in("b_proj.weight"), b_sig);  // β [B, T, HV]
+      in.b = neg_eig_ ? doubled(b) : b;
+      in.w = in.b;
+    }
+    if (kind_ != LayerKind::kda) in.w = gate_of(proj_in("w_proj.weight"), w_sig).reshape({B, T, HV_, V_});
+  }
   // q, k, v through projections, short causal convs and SiLU.
   if (kind_ == LayerKind::gdn) {
     std::vector<Tensor> parts =
@@ -139,39 +170,14 @@ Tensor LinearAttention::forward(const Tensor& x, LayerCache* cache, bool save, T
     in.k = conv(1, "k_conv1d.weight", proj_in("k_proj.weight"), cache, save).reshape({B, T, H_, K_});
     in.v = conv(2, "v_conv1d.weight", proj_in("v_proj.weight"), cache, save).reshape({B, T, HV_, V_});
   }
-  // Gates: decay g (log space, formed in the recurrence op from its pre-activation f, A_log and dt_bias), erase b,
-  // write w.
-  Tensor f_low, b_sig, w_sig;
-  in.A_log = p("A_log").w();
-  in.dt_bias = p("dt_bias").w();
-  if (kind_ == LayerKind::gdn) {
-    in.g_log = proj_in("in_proj_a.weight");  // [B, T, HV]
-    b_sig = sigmoid_forward(proj_in("in_proj_b.weight"));
-    in.b = neg_eig_ ? doubled(b_sig) : b_sig;
-    in.w = in.b;
-  } else {
-    f_low = proj_in("f_proj.0.weight");
-    in.g_log = proj("f_proj.1.weight", f_low).reshape({B, T, Hg_, K_});
-    if (kind_ == LayerKind::gdn2) {
-      b_sig = sigmoid_forward(proj_in("b_proj.weight"));
-      in.b = (neg_eig_ ? doubled(b_sig) : b_sig).reshape({B, T, H_, K_});
-    } else if (kind_ == LayerKind::kda) {
-      b_sig = sigmoid_forward(proj_in("b_proj.weight"));  // β [B, T, HV]
-      in.b = neg_eig_ ? doubled(b_sig) : b_sig;
-      in.w = in.b;
-    }
-    if (kind_ != LayerKind::kda) {
-      w_sig = sigmoid_forward(proj_in("w_proj.weight"));
-      in.w = w_sig.reshape({B, T, HV_, V_});
-    }
-  }
   // The recurrence: chunked for sequences, the in-place step for single-token decode. A training forward on the GPU
   // keeps the chunk states and workspace, so that the backward runs no forward kernel again.
   Gdn2Options opt = rec_options(x);
   opt.chunk_states = save && !x.is_cpu();
+  opt.gates_logits = logits;
   Tensor o;
   Gdn2Outputs r;
-  if (cache != nullptr && T == 1 && x.dtype() != DType::f64) {
+  if (step) {
     if (!cache->state.defined()) cache->state = Tensor::zeros({B, HV_, K_, V_}, DType::f32, x.device());
     o = gdn2_recurrent_step(in, cache->state, opt);
   } else {

@@ -21,6 +21,10 @@ struct LayerCache {
   Tensor positions, lengths;
 };
 
+// Tokens up to which an inference forward runs a mixer's input projections as one product of its grouped weights and
+// one split (decode and small prefill pieces, where launches dominate); training runs one product a weight.
+inline constexpr int64_t kFusedProjectionRows = 1024;
+
 class Mixer {
  public:
   virtual ~Mixer() = default;

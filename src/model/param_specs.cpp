@@ -63,6 +63,7 @@ void attention_specs(const ModelConfig& c, const std::string& p, std::vector<Par
   s.push_back({p + "o_proj.weight", {D, Hq * hd}, ParamInit::normal_residual});
   s.push_back({p + "q_norm.weight", {hd}, ParamInit::zeros, false});
   s.push_back({p + "k_norm.weight", {hd}, ParamInit::zeros, false});
+  group_specs(s, p, {"q_proj.weight", "k_proj.weight", "v_proj.weight"}, "in");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "cuda/gdn2.h"
 #endif
 #include "gdn2/ops/decay_gate.h"
+#include "gdn2/ops/dense.h"
 #include "ops/gdn2_problem.h"
 
 namespace gdn2 {
@@ -16,8 +17,29 @@ namespace gdn2 {
 namespace {
 int64_t gate_head_dim(const Gdn2Problem& p) { return p.g.form == GateForm::channel ? p.K : 1; }
 
-// The CPU backend takes g itself: with the in-op gate, g = decay_gate(f) is formed here.
-Gdn2Inputs gate_resolved(const Gdn2Problem& p, const Gdn2Inputs& in) {
+// With Gdn2Options::gates_logits, b and w replaced by their sigmoid (once when w is b), for a backend that takes the
+// gates themselves.
+Gdn2Inputs logits_resolved(const Gdn2Problem& p, const Gdn2Inputs& in) {
+  if (!p.gates_logits) return in;
+  Gdn2Inputs r = in;
+  if (in.b.defined()) r.b = sigmoid_forward(in.b);
+  if (in.w.defined())
+    r.w = in.b.defined() && in.w.raw() == in.b.raw() && in.w.shape() == in.b.shape() && in.w.dtype() == in.b.dtype()
+              ? r.b
+              : sigmoid_forward(in.w);
+  return r;
+}
+
+// The same problem with its gates resolved (logits_resolved).
+Gdn2Problem gates_given(Gdn2Problem p) {
+  p.gates_logits = false;
+  return p;
+}
+
+// The CPU backend takes g, b and w themselves: with the in-op gate, g = decay_gate(f) is formed here, and the gates'
+// logits go through their sigmoid.
+Gdn2Inputs gate_resolved(const Gdn2Problem& p, const Gdn2Inputs& given) {
+  const Gdn2Inputs in = logits_resolved(p, given);
   if (!p.gate_in_op) return in;
   Gdn2Inputs r = in;
   r.g_log = decay_gate_forward(in.g_log, in.A_log, in.dt_bias, gate_head_dim(p));
@@ -96,7 +118,8 @@ Tensor gdn2_recurrent_step(const Gdn2Inputs& in, Tensor& state, const Gdn2Option
 Gdn2Outputs gdn2_chunk_fwd(const Gdn2Inputs& in, const Gdn2Options& opt) {
   const Gdn2Problem p = gdn2_problem(in, opt, "gdn2_chunk_fwd");
 #ifdef GDN2_WITH_CUDA
-  if (on_cuda(p, "gdn2_chunk_fwd", opt.compute == DType::f32)) return cuda::gdn2_chunk_fwd(p, in);
+  if (on_cuda(p, "gdn2_chunk_fwd", opt.compute == DType::f32))
+    return cuda::gdn2_chunk_fwd(gates_given(p), logits_resolved(p, in));
 #else
   on_cuda(p, "gdn2_chunk_fwd");
 #endif

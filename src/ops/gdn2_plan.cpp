@@ -37,6 +37,8 @@ Gdn2Plan::Gdn2Plan(const Gdn2Inputs& in, const Gdn2Options& opt, Gdn2Kernel kern
   GDN2_CHECK(state == nullptr || kernel == Gdn2Kernel::recurrent, ValueError,
              "Gdn2Plan: an in-place state is for the recurrent kernel");
   if (state != nullptr) gdn2_check_step_state(p, *state, "Gdn2Plan");
+  GDN2_CHECK(!opt.gates_logits || kernel == Gdn2Kernel::recurrent || p.device == Device::cpu, UnsupportedError,
+             "Gdn2Plan: a chunk plan on CUDA takes the gates b and w, not their logits (gates_logits)");
   impl_->in = in;
   impl_->opt = opt;
   impl_->kernel = kernel;

@@ -107,6 +107,7 @@ Gdn2Problem gdn2_problem(const Gdn2Inputs& in, const Gdn2Options& opt, const cha
   p.chunk_size = opt.chunk_size;
   p.chunk_states = opt.chunk_states;
   p.grads_like_inputs = opt.grads_like_inputs;
+  p.gates_logits = opt.gates_logits;
   GDN2_CHECK(opt.compute == DType::f32 || opt.compute == DType::f64, DTypeError, op,
              ": compute precision must be F32 or F64, got ", dtype_name(opt.compute));
   return p;
@@ -122,6 +123,8 @@ void gdn2_check_step_state(const Gdn2Problem& p, const Tensor& state, const char
 }
 
 void gdn2_check_cotangents(const Gdn2Problem& p, const Tensor& d_o, const Tensor& dht, const char* op) {
+  GDN2_CHECK(!p.gates_logits, ValueError, op, ": the backward takes the gates b and w, not their logits ",
+             "(gates_logits is for the forward ops)");
   GDN2_CHECK(d_o.defined(), ValueError, op, ": d_o is required");
   check_float(d_o, op, "d_o");
   GDN2_CHECK(d_o.shape() == (Shape{p.B, p.T, p.HV, p.V}), ShapeError, op, ": d_o must be [B, T, HV, V] = ",

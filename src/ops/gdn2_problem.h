@@ -28,6 +28,7 @@ struct Gdn2Problem {
   bool grads_like_inputs = false;       // chunk backward: input gradients in their inputs' dtypes
   bool has_h0 = false;
   bool gate_in_op = false;  // A_log given: g_log holds f
+  bool gates_logits = false;  // b and w hold logits (Gdn2Options::gates_logits)
   Device device = Device::cpu;  // where every input lives
 
   int64_t tokens() const { return B * T; }

@@ -1,9 +1,12 @@
 // The in-place decode step: token by token it equals the fp64 oracle, on the golden decode case and random ones.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <string>
 #include <utility>
 
+#include "gdn2/ops/dense.h"
 #include "gdn2/ops/gdn2_golden.h"
 #include "gdn2/ops/gdn2_random.h"
 
@@ -46,6 +49,41 @@ TEST(Gdn2Decode, StepByStepEqualsOracle) {
     }
     EXPECT_LE(rel_rms_error(Tensor::from_vector(in.v.shape(), o_all), ref.o), 1e-5) << mode;
     EXPECT_LE(rel_rms_error(state, ref.ht), 1e-5) << mode;
+  }
+}
+
+// Gdn2Options::gates_logits: b and w given as logits equal the op called with their sigmoid, bit for bit on the CPU
+// (the op applies the same sigmoid op first), in the step and the chunk forward, with channel gates and with w the
+// same tensor as b; the backward refuses it.
+TEST(Gdn2Decode, GateLogitsAreTheirSigmoid) {
+  for (const char* mode : {"gdn2", "gdn"}) {
+    Gdn2RandomSpec spec;
+    spec.B = 2, spec.T = 5, spec.H = 2, spec.HV = 4, spec.K = 16, spec.V = 24, spec.seed = 41;
+    if (std::string(mode) == "gdn") spec.H = 4, spec.b_form = spec.w_form = spec.g_form = "head";  // w is b: HV heads
+    Gdn2Inputs logits = gdn2_random_inputs(spec);
+    std::vector<double> b = logits.b.to_f64_vector(), w = logits.w.to_f64_vector();
+    for (size_t i = 0; i < b.size(); ++i) b[i] = 3.0 * std::sin(0.7 * static_cast<double>(i) + 0.1);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = 2.5 * std::cos(0.3 * static_cast<double>(i));
+    logits.b = Tensor::from_vector(logits.b.shape(), b).to(logits.b.dtype());
+    logits.w = std::string(mode) == "gdn" ? logits.b : Tensor::from_vector(logits.w.shape(), w).to(logits.w.dtype());
+    Gdn2Inputs gates = logits;
+    gates.b = sigmoid_forward(logits.b);
+    gates.w = std::string(mode) == "gdn" ? gates.b : sigmoid_forward(logits.w);
+    const Gdn2Options opt = gdn2_random_options(spec);
+    Gdn2Options opt_logits = opt;
+    opt_logits.gates_logits = true;
+
+    const Gdn2Outputs want = gdn2_chunk_fwd(gates, opt), got = gdn2_chunk_fwd(logits, opt_logits);
+    EXPECT_EQ(got.o.to_f64_vector(), want.o.to_f64_vector()) << mode;
+    EXPECT_EQ(got.ht.to_f64_vector(), want.ht.to_f64_vector()) << mode;
+    Tensor state = logits.h0.clone(), state_want = logits.h0.clone();
+    const Tensor o = gdn2_recurrent_step(gdn2_inputs_token(logits, 0), state, opt_logits);
+    const Tensor o_want = gdn2_recurrent_step(gdn2_inputs_token(gates, 0), state_want, opt);
+    EXPECT_EQ(o.to_f64_vector(), o_want.to_f64_vector()) << mode;
+    EXPECT_EQ(state.to_f64_vector(), state_want.to_f64_vector()) << mode;
+
+    const Tensor d_o = Tensor::zeros(want.o.shape(), DType::f32);
+    EXPECT_THROW(gdn2_chunk_bwd(logits, opt_logits, d_o, Tensor()), ValueError) << mode;
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "cuda/require_gpu.h"
 #include "gdn2/backend.h"
+#include "gdn2/ops/dense.h"
 #include "gdn2/ops/gdn2_golden.h"
 #include "gdn2/ops/gdn2_random.h"
 
@@ -220,6 +221,50 @@ TEST(Gdn2Cuda, DecodeStepWideBlocks) {
   check_decode_steps(s);
   s.B = 20, s.K = 128, s.V = 128;  // 160 blocks of 128 columns, 320 of 64
   check_decode_steps(s);
+}
+
+// Gdn2Options::gates_logits on the GPU (fp32 inputs and state): the decode step applies the sigmoid to b and w as it
+// loads them (channel gates; head gates with w the same tensor as b), against the fp64 oracle on the CPU sigmoid of
+// the same logits; the chunk forward (which the op hands the gates themselves) gives the same bits as with the sigmoid
+// op applied first.
+TEST(Gdn2Cuda, DecodeStepTakesGateLogits) {
+  REQUIRE_GPU();
+  for (const char* mode : {"gdn2", "gdn"}) {
+    Gdn2RandomSpec s;
+    s.B = 6, s.T = 3, s.H = 2, s.HV = 4, s.K = 128, s.V = 128, s.seed = 61;
+    if (std::string(mode) == "gdn") s.H = 4, s.b_form = s.w_form = s.g_form = "head";  // w is b: HV heads
+    Gdn2Inputs logits = gdn2_random_inputs(s);
+    std::vector<double> b = logits.b.to_f64_vector(), w = logits.w.to_f64_vector();
+    for (size_t i = 0; i < b.size(); ++i) b[i] = 3.0 * std::sin(0.7 * static_cast<double>(i) + 0.1);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = 2.5 * std::cos(0.3 * static_cast<double>(i));
+    logits.b = Tensor::from_vector(logits.b.shape(), b).to(DType::f32);
+    logits.w = std::string(mode) == "gdn" ? logits.b : Tensor::from_vector(logits.w.shape(), w).to(DType::f32);
+    Gdn2Inputs gates = logits;
+    gates.b = sigmoid_forward(logits.b);
+    gates.w = std::string(mode) == "gdn" ? gates.b : sigmoid_forward(logits.w);
+    const Gdn2Options opt = gdn2_random_options(s);
+    Gdn2Options opt_logits = opt;
+    opt_logits.gates_logits = true;
+    const Gdn2Outputs ref = gdn2_recurrent_ref(gates, opt);
+    Tensor state = logits.h0.to(Device::cuda);
+    std::vector<double> o_all(static_cast<size_t>(logits.v.numel()));
+    for (int64_t t = 0; t < s.T; ++t) {
+      const std::vector<double> o =
+          gdn2_recurrent_step(to_cuda(gdn2_inputs_token(logits, t)), state, opt_logits).to_f64_vector();
+      const int64_t row = s.HV * s.V;
+      for (int64_t n = 0; n < s.B; ++n)
+        std::copy(o.begin() + n * row, o.begin() + (n + 1) * row, o_all.begin() + (n * s.T + t) * row);
+    }
+    EXPECT_LE(rel_rms_error(Tensor::from_vector(logits.v.shape(), o_all), ref.o), kBudgetF32) << mode;
+    EXPECT_LE(rel_rms_error(state.to(DType::f32), ref.ht), kBudgetF32) << mode;
+
+    Gdn2Inputs sig = to_cuda(logits);
+    sig.b = sigmoid_forward(sig.b);
+    sig.w = std::string(mode) == "gdn" ? sig.b : sigmoid_forward(sig.w);
+    const Gdn2Outputs want = gdn2_chunk_fwd(sig, opt), got = gdn2_chunk_fwd(to_cuda(logits), opt_logits);
+    EXPECT_EQ(got.o.cpu().to_f64_vector(), want.o.cpu().to_f64_vector()) << mode;
+    EXPECT_EQ(got.ht.cpu().to_f64_vector(), want.ht.cpu().to_f64_vector()) << mode;
+  }
 }
 
 // The in-op decay gate (A_log, dt_bias; g_log holds f) in the kernels: fp32 chunk and recurrent paths and the bf16

@@ -47,6 +47,9 @@ struct Gdn2Options {
   // autograd frameworks keep), instead of the op's precision; dg without the in-op gate, dh0, dA_log and ddt_bias stay
   // in it. With bf16/fp16 inputs on CUDA the kernels write them so (no F32 copy).
   bool grads_like_inputs = false;
+  // b and w hold the logits of the erase and write gates: the forward ops apply the sigmoid themselves (the decode
+  // step on CUDA as it loads them, with no kernel of its own). The backward ops refuse it, and so does a chunk plan.
+  bool gates_logits = false;
 };
 
 struct Gdn2Outputs {

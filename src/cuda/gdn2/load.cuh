@@ -79,7 +79,8 @@ __device__ __forceinline__ float load_gate(const InputView& x, int64_t tok, int 
   if (x.form == Gate::absent) return absent;
   const int h = x.heads == hv_total ? hv : hv / group;
   const int64_t base = tok * x.stride_token + h * x.stride_head;
-  return load_elem(x.ptr, x.type, x.form == Gate::channel ? base + d : base);
+  const float v = load_elem(x.ptr, x.type, x.form == Gate::channel ? base + d : base);
+  return x.sigmoid ? __frcp_rn(1.f + __expf(-v)) : v;  // as the sigmoid op
 }
 
 // softplus with fla's threshold, and the in-kernel decay gate g = -exp(A_log) softplus(f + dt_bias) in log space.

@@ -17,6 +17,7 @@ struct InputView {
   int64_t stride_token = 0, stride_head = 0;  // elements
   int32_t heads = 0;                          // heads of this input (H or HV)
   Gate form = Gate::channel;
+  bool sigmoid = false;  // b, w: the tensor holds logits, load_gate applies the sigmoid (token-recurrent kernel only)
 };
 
 // The tensor-core chunk path's tables and workspace (all device memory; null W: the CUDA-core path). Chunks of 64

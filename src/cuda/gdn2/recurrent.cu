@@ -133,6 +133,17 @@ __global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinB
     }
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
+  // Launched with programmatic dependent launch: the kernel before (the short conv of q, k and v) may still run. The
+  // first item's state does not depend on it; its lines are asked into L2 now (where writes meet: nothing stale is
+  // read), and everything else waits.
+  if (blockIdx.x < items && h0 != nullptr) {
+    int col, hv, n;
+    item_at(blockIdx.x, col, hv, n);
+#pragma unroll
+    for (int i = 0; i < RPT; ++i)
+      if (warp * RPT + i < K && col < V) prefetch_l2(h0 + state_at(n, hv, warp * RPT + i, col));
+  }
+  pdl_wait();
   if (blockIdx.x < items) prefetch(blockIdx.x);
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
     int col, hv, n;
@@ -269,7 +280,17 @@ void launch_shape(const Gdn2Params& p) {
     const int slices = (p.V + Sh::kCols - 1) / Sh::kCols;
     const int64_t items = static_cast<int64_t>(slices) * p.HV * p.N;
     const int64_t grid = std::min<int64_t>(items, static_cast<int64_t>(resident) * sm_count());
-    kernel<<<static_cast<unsigned>(grid), WARPS * 32, smem, p.stream>>>(p, slices, items);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(grid));
+    cfg.blockDim = dim3(WARPS * 32);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = p.stream;
+    cudaLaunchAttribute pdl[1];
+    pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = pdl;
+    cfg.numAttrs = pdl_enabled() ? 1 : 0;
+    GDN2_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, slices, static_cast<int64_t>(items)));
   };
   if (p.K <= 32)
     go(std::integral_constant<int, 32>{});

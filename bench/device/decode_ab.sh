@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One device command: decode of the 1.43B hybrid (infer-bench, batch 1, 16, 64 and 256 after a 512-token prompt) for
+# this tree, a base source tree built beside it, and this tree under each VAR=VALUE given, the arms interleaved and
+# run twice, with F32 and then BF16 recurrent states. The base tree is another commit's sources
+# (`git archive <commit> | tar -x -C base`), carried as a folder; it builds against this tree's deps/. JSON rows in
+# $OUT/ab/, and a table of tok/s by arm, pass and batch.
+# Usage: bench/device/decode_ab.sh [--base DIR] [--env VAR=VALUE]... [--passes N]   (N: 2 unless given)
+# e.g.   bench/device/decode_ab.sh --base base --env GDN2_PDL=0
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out="${OUT:-/tmp}/ab"
+base=""
+envs=()
+passes=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --base) base="$2"; shift 2 ;;
+    --env) envs+=("$2"); shift 2 ;;
+    --passes) passes="$2"; shift 2 ;;
+    *) echo "decode_ab.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+bench/device/build.sh || exit 1
+if [ -n "$base" ]; then
+  test -d "$base" || { echo "decode_ab.sh: no base tree at $base" >&2; exit 2; }
+  ln -sfn "$PWD/deps" "$base/deps"
+  (cd "$base" && bench/device/build.sh) || exit 1
+fi
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+args=(infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32)
+for states in f32 bf16; do
+  for pass in $(seq 1 "$passes"); do
+    build/cuda/gdn2 "${args[@]}" --state-dtype "$states" --json "$out/head_${states}_p$pass.json" >/dev/null || exit 1
+    if [ -n "$base" ]; then
+      "$base/build/cuda/gdn2" "${args[@]}" --state-dtype "$states" --json "$out/base_${states}_p$pass.json" >/dev/null ||
+        exit 1
+    fi
+    for e in ${envs[@]+"${envs[@]}"}; do
+      env "$e" build/cuda/gdn2 "${args[@]}" --state-dtype "$states" --json "$out/${e//[^A-Za-z0-9]/_}_${states}_p$pass.json" \
+        >/dev/null || exit 1
+    done
+  done
+done
+python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+rows = {}
+for f in sorted(os.listdir(out)):
+    if not f.endswith('.json'):
+        continue
+    arm = f[:-5]
+    for r in json.load(open(os.path.join(out, f))):
+        rows.setdefault(arm, {})[r['B']] = r['decode_tok_s']
+batches = sorted({b for v in rows.values() for b in v})
+print('arm'.ljust(34) + ''.join(f'B{b}'.rjust(12) for b in batches))
+for arm, v in rows.items():
+    print(arm.ljust(34) + ''.join(f'{v.get(b, 0):12,.0f}' for b in batches))
+PY
