@@ -10,13 +10,21 @@
 
 namespace gdn2::cuda {
 
-__device__ __forceinline__ float load_elem(const void* p, ElemType t, int64_t i) {
+// An element's bits as stored (fp32, or fp16 / bf16 in the low half), and its value. Kernels that load several inputs
+// before using any take the bits first, so that the loads are in flight together, and convert afterwards.
+__device__ __forceinline__ uint32_t load_bits(const void* p, ElemType t, int64_t i) {
+  return t == ElemType::f32 ? static_cast<const uint32_t*>(p)[i] : static_cast<const uint16_t*>(p)[i];
+}
+
+__device__ __forceinline__ float bits_value(uint32_t b, ElemType t) {
   switch (t) {
-    case ElemType::bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case ElemType::f16: return __half2float(static_cast<const __half*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
+    case ElemType::bf16: return __uint_as_float(b << 16);
+    case ElemType::f16: return __half2float(__ushort_as_half(static_cast<unsigned short>(b)));
+    default: return __uint_as_float(b);
   }
 }
+
+__device__ __forceinline__ float load_elem(const void* p, ElemType t, int64_t i) { return bits_value(load_bits(p, t, i), t); }
 
 __device__ __forceinline__ void store_elem(void* p, ElemType t, int64_t i, float x) {
   switch (t) {
@@ -73,14 +81,24 @@ __device__ __forceinline__ void store_elems(void* p, ElemType t, int64_t i, cons
   }
 }
 
-// Element d of a gate at flat token `tok` for value head hv (channel: [tok, head, d]; head: broadcast; absent: fill).
-__device__ __forceinline__ float load_gate(const InputView& x, int64_t tok, int hv, int group, int hv_total, int d,
-                                           float absent) {
-  if (x.form == Gate::absent) return absent;
+// Element d of a gate at flat token `tok` for value head hv (channel: [tok, head, d]; head: broadcast; absent: fill),
+// in two steps (gate_bits: the load, none for an absent gate; gate_value: the value) or one (load_gate).
+__device__ __forceinline__ uint32_t gate_bits(const InputView& x, int64_t tok, int hv, int group, int hv_total, int d) {
+  if (x.form == Gate::absent) return 0u;
   const int h = x.heads == hv_total ? hv : hv / group;
   const int64_t base = tok * x.stride_token + h * x.stride_head;
-  const float v = load_elem(x.ptr, x.type, x.form == Gate::channel ? base + d : base);
+  return load_bits(x.ptr, x.type, x.form == Gate::channel ? base + d : base);
+}
+
+__device__ __forceinline__ float gate_value(const InputView& x, uint32_t bits, float absent) {
+  if (x.form == Gate::absent) return absent;
+  const float v = bits_value(bits, x.type);
   return x.sigmoid ? __frcp_rn(1.f + __expf(-v)) : v;  // as the sigmoid op
+}
+
+__device__ __forceinline__ float load_gate(const InputView& x, int64_t tok, int hv, int group, int hv_total, int d,
+                                           float absent) {
+  return gate_value(x, gate_bits(x, tok, hv, group, hv_total, d), absent);
 }
 
 // softplus with fla's threshold, and the in-kernel decay gate g = -exp(A_log) softplus(f + dt_bias) in log space.
@@ -94,14 +112,28 @@ __device__ __forceinline__ float decay_from_f(float f, float a_log, float dt) {
 
 namespace gdn2::cuda {
 
-// The log decay g[tok, hv, d]: read as given, or formed from f by the in-kernel decay gate.
-__device__ __forceinline__ float load_decay(const Gdn2Params& p, int64_t tok, int hv, int d) {
+// The log decay g[tok, hv, d]: read as given, or formed from f by the in-kernel decay gate. In two steps like a gate:
+// decay_bits loads (g or f, and A_log and dt_bias when the kernel forms g), decay_value forms the value.
+struct DecayBits {
+  uint32_t g = 0;
+  float a_log = 0.f, dt = 0.f;
+};
+
+__device__ __forceinline__ DecayBits decay_bits(const Gdn2Params& p, int64_t tok, int hv, int d) {
   const int group = p.HV / p.H;
-  const float raw = load_gate(p.g, tok, hv, group, p.HV, d, 0.f);
-  if (p.a_log == nullptr) return raw;
-  const int h = p.g.heads == p.HV ? hv : hv / group;
-  const float dt = p.dt_bias == nullptr ? 0.f : p.dt_bias[p.g.form == Gate::channel ? h * p.K + d : h];
-  return decay_from_f(raw, p.a_log[h], dt);
+  DecayBits r;
+  r.g = gate_bits(p.g, tok, hv, group, p.HV, d);
+  if (p.a_log != nullptr) {
+    const int h = p.g.heads == p.HV ? hv : hv / group;
+    r.a_log = p.a_log[h];
+    r.dt = p.dt_bias == nullptr ? 0.f : p.dt_bias[p.g.form == Gate::channel ? h * p.K + d : h];
+  }
+  return r;
+}
+
+__device__ __forceinline__ float decay_value(const Gdn2Params& p, const DecayBits& r) {
+  const float raw = gate_value(p.g, r.g, 0.f);
+  return p.a_log == nullptr ? raw : decay_from_f(raw, r.a_log, r.dt);
 }
 
 }  // namespace gdn2::cuda

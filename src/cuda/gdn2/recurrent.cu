@@ -89,6 +89,15 @@ __device__ __forceinline__ bool copy_state_async(S* dst, const S* src, int valid
   }
 }
 
+// One token's inputs as loaded, converted when used: every load of a token is issued before any value is used, so
+// their latencies overlap (one L2 round trip a token instead of one per input). A lane's CPL columns of w and v; a
+// thread's rows threadIdx.x + j * blockDim.x (j < DPT) of q, k, b and the decay.
+template <int CPL, int DPT>
+struct TokenIn {
+  uint32_t w[CPL], v[CPL], q[DPT], k[DPT], b[DPT];
+  DecayBits g[DPT];
+};
+
 // Work items are (column slice, value head, sequence), slices fastest. Blocks stay resident and walk the items
 // gridDim.x apart; while one item computes, the next item's state slice comes into shared memory (each lane its own
 // values, so no barrier guards it), so the state traffic overlaps the compute of the items before it instead of
@@ -115,6 +124,27 @@ __global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinB
   };
   auto state_at = [&](int n, int hv, int r, int col) {
     return ((static_cast<int64_t>(n) * p.HV + hv) * K + r) * V + col;
+  };
+  constexpr int DPT = (KMAX + WARPS * 32 - 1) / (WARPS * 32);
+  auto issue = [&](int64_t tok, int hv, int hq, int col, int valid) {
+    TokenIn<CPL, DPT> in;
+#pragma unroll
+    for (int c = 0; c < CPL; ++c) {
+      const bool ok = c < valid;
+      const int64_t vi = tok * p.v.stride_token + hv * p.v.stride_head + col + c;
+      in.v[c] = ok ? load_bits(p.v.ptr, p.v.type, vi) : 0u;
+      in.w[c] = ok ? gate_bits(p.w, tok, hv, group, p.HV, col + c) : 0u;
+    }
+#pragma unroll
+    for (int j = 0; j < DPT; ++j) {
+      const int d = threadIdx.x + j * WARPS * 32;
+      const bool ok = d < K;
+      in.q[j] = ok ? load_bits(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d) : 0u;
+      in.k[j] = ok ? load_bits(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d) : 0u;
+      in.b[j] = ok ? gate_bits(p.b, tok, hv, group, p.HV, d) : 0u;
+      in.g[j] = ok ? decay_bits(p, tok, hv, d) : DecayBits{};
+    }
+    return in;
   };
   // Starts the copies of an item's state slice (bit i of `queued`: row i's copy is on its way); rows whose copy cannot
   // go asynchronously are loaded when used.
@@ -173,24 +203,26 @@ __global__ void __launch_bounds__(WARPS * 32, (Shape<S, CPL, WARPS, KMAX>::kMinB
     int64_t t0, t1;
     sequence_range(p, n, t0, t1);
     for (int64_t tok = t0; tok < t1; ++tok) {
-      // w ⊙ v on this lane's columns, loaded before the barriers below (it does not depend on the state).
+      const TokenIn<CPL, DPT> in = issue(tok, hv, hq, col, valid);
+      // w ⊙ v on this lane's columns; q, k, exp(g), b for this token, shared by the block; the norms of q and k are
+      // folded in below.
       float x[CPL];
 #pragma unroll
-      for (int c = 0; c < CPL; ++c) {
-        const int64_t vi = tok * p.v.stride_token + hv * p.v.stride_head + col + c;
-        x[c] = c < valid ? load_gate(p.w, tok, hv, group, p.HV, col + c, 1.f) * load_elem(p.v.ptr, p.v.type, vi) : 0.f;
-      }
-      // q, k, exp(g), b for this token, shared by the block; the norms of q and k are folded in below.
+      for (int c = 0; c < CPL; ++c)
+        x[c] = c < valid ? gate_value(p.w, in.w[c], 1.f) * bits_value(in.v[c], p.v.type) : 0.f;
       float qss = 0.f, kss = 0.f;
-      for (int d = threadIdx.x; d < K; d += blockDim.x) {
-        const float qd = load_elem(p.q.ptr, p.q.type, tok * p.q.stride_token + hq * p.q.stride_head + d);
-        const float kd = load_elem(p.k.ptr, p.k.type, tok * p.k.stride_token + hq * p.k.stride_head + d);
-        sq[d] = qd;
-        sk[d] = kd;
-        qss += qd * qd;
-        kss += kd * kd;
-        seg[d] = __expf(load_decay(p, tok, hv, d));
-        sbk[d] = load_gate(p.b, tok, hv, group, p.HV, d, 0.f);
+#pragma unroll
+      for (int j = 0; j < DPT; ++j) {
+        const int d = threadIdx.x + j * WARPS * 32;
+        if (d < K) {
+          const float qd = bits_value(in.q[j], p.q.type), kd = bits_value(in.k[j], p.k.type);
+          sq[d] = qd;
+          sk[d] = kd;
+          qss += qd * qd;
+          kss += kd * kd;
+          seg[d] = __expf(decay_value(p, in.g[j]));
+          sbk[d] = gate_value(p.b, in.b[j], 0.f);
+        }
       }
       float qscale = p.scale, kscale = 1.f;
       if (p.l2norm) {
