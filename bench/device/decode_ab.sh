@@ -4,7 +4,8 @@
 # run twice, with F32 and then BF16 recurrent states. The base tree is another commit's sources
 # (`git archive <commit> | tar -x -C base`), carried as a folder; it builds against this tree's deps/. JSON rows in
 # $OUT/ab/, and a table of tok/s by arm, pass and batch.
-# Usage: bench/device/decode_ab.sh [--base DIR] [--env VAR=VALUE]... [--passes N]   (N: 2 unless given)
+# Usage: bench/device/decode_ab.sh [--base DIR|BINARY] [--env VAR=VALUE]... [--passes N]   (N: 2 unless given)
+# (--base BINARY: a gdn2 binary built from the other commit on a machine with the same CUDA toolkit, carried along)
 # e.g.   bench/device/decode_ab.sh --base base --env GDN2_PDL=0
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,18 +23,25 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out"
 bench/device/build.sh || exit 1
-if [ -n "$base" ]; then
-  test -d "$base" || { echo "decode_ab.sh: no base tree at $base" >&2; exit 2; }
+base_bin=""
+if [ -f "$base" ] && [ -x "$base" ]; then  # a gdn2 binary built elsewhere: it finds its libraries where this tree's does
+  base_bin="$base"
+  LD_LIBRARY_PATH="$(ldd build/cuda/gdn2 | awk '/=> \//{print $3}' | xargs -n1 dirname | sort -u | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH
+  "$base_bin" --help >/dev/null || { echo "decode_ab.sh: the base binary $base does not run here" >&2; exit 1; }
+elif [ -n "$base" ]; then
+  test -d "$base" || { echo "decode_ab.sh: no base tree or binary at $base" >&2; exit 2; }
   ln -sfn "$PWD/deps" "$base/deps"
   (cd "$base" && bench/device/build.sh) || exit 1
+  base_bin="$base/build/cuda/gdn2"
 fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 args=(infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32)
 for states in f32 bf16; do
   for pass in $(seq 1 "$passes"); do
     build/cuda/gdn2 "${args[@]}" --state-dtype "$states" --json "$out/head_${states}_p$pass.json" >/dev/null || exit 1
-    if [ -n "$base" ]; then
-      "$base/build/cuda/gdn2" "${args[@]}" --state-dtype "$states" --json "$out/base_${states}_p$pass.json" >/dev/null ||
+    if [ -n "$base_bin" ]; then
+      "$base_bin" "${args[@]}" --state-dtype "$states" --json "$out/base_${states}_p$pass.json" >/dev/null ||
         exit 1
     fi
     for e in ${envs[@]+"${envs[@]}"}; do
