@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "cpu/gate_logits.h"
 #include "gdn2/ops/dense.h"
 #include "gdn2/ops/gdn2_golden.h"
 #include "gdn2/ops/gdn2_random.h"
@@ -60,15 +61,7 @@ TEST(Gdn2Decode, GateLogitsAreTheirSigmoid) {
     Gdn2RandomSpec spec;
     spec.B = 2, spec.T = 5, spec.H = 2, spec.HV = 4, spec.K = 16, spec.V = 24, spec.seed = 41;
     if (std::string(mode) == "gdn") spec.H = 4, spec.b_form = spec.w_form = spec.g_form = "head";  // w is b: HV heads
-    Gdn2Inputs logits = gdn2_random_inputs(spec);
-    std::vector<double> b = logits.b.to_f64_vector(), w = logits.w.to_f64_vector();
-    for (size_t i = 0; i < b.size(); ++i) b[i] = 3.0 * std::sin(0.7 * static_cast<double>(i) + 0.1);
-    for (size_t i = 0; i < w.size(); ++i) w[i] = 2.5 * std::cos(0.3 * static_cast<double>(i));
-    logits.b = Tensor::from_vector(logits.b.shape(), b).to(logits.b.dtype());
-    logits.w = std::string(mode) == "gdn" ? logits.b : Tensor::from_vector(logits.w.shape(), w).to(logits.w.dtype());
-    Gdn2Inputs gates = logits;
-    gates.b = sigmoid_forward(logits.b);
-    gates.w = std::string(mode) == "gdn" ? gates.b : sigmoid_forward(logits.w);
+    const auto [logits, gates] = test::gate_logit_inputs(spec, std::string(mode) == "gdn");
     const Gdn2Options opt = gdn2_random_options(spec);
     Gdn2Options opt_logits = opt;
     opt_logits.gates_logits = true;

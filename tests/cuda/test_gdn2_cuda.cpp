@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/gate_logits.h"
 #include "cuda/require_gpu.h"
 #include "gdn2/backend.h"
 #include "gdn2/ops/dense.h"
@@ -233,15 +234,7 @@ TEST(Gdn2Cuda, DecodeStepTakesGateLogits) {
     Gdn2RandomSpec s;
     s.B = 6, s.T = 3, s.H = 2, s.HV = 4, s.K = 128, s.V = 128, s.seed = 61;
     if (std::string(mode) == "gdn") s.H = 4, s.b_form = s.w_form = s.g_form = "head";  // w is b: HV heads
-    Gdn2Inputs logits = gdn2_random_inputs(s);
-    std::vector<double> b = logits.b.to_f64_vector(), w = logits.w.to_f64_vector();
-    for (size_t i = 0; i < b.size(); ++i) b[i] = 3.0 * std::sin(0.7 * static_cast<double>(i) + 0.1);
-    for (size_t i = 0; i < w.size(); ++i) w[i] = 2.5 * std::cos(0.3 * static_cast<double>(i));
-    logits.b = Tensor::from_vector(logits.b.shape(), b).to(DType::f32);
-    logits.w = std::string(mode) == "gdn" ? logits.b : Tensor::from_vector(logits.w.shape(), w).to(DType::f32);
-    Gdn2Inputs gates = logits;
-    gates.b = sigmoid_forward(logits.b);
-    gates.w = std::string(mode) == "gdn" ? gates.b : sigmoid_forward(logits.w);
+    const auto [logits, gates] = test::gate_logit_inputs(s, std::string(mode) == "gdn");
     const Gdn2Options opt = gdn2_random_options(s);
     Gdn2Options opt_logits = opt;
     opt_logits.gates_logits = true;
