@@ -1,6 +1,8 @@
 // Qwen3.5 gated attention layer on the attention and RoPE ops.
 #include "model/gated_attention.h"
 
+#include <optional>
+
 #include "gdn2/ops/dense.h"
 #include "gdn2/ops/norm.h"
 #include "gdn2/ops/rope.h"
@@ -91,20 +93,15 @@ Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache, Tensor* 
   GDN2_CHECK(x.size(1) == 1 && cache.positions.defined() && cache.lengths.defined() && cache.k.defined(), ShapeError,
              prefix_, ": slot decode takes one token per sequence and a slot cache, got ", x.describe());
   const Projections pr = project(x, true);
-  const Tensor v = pr.v.reshape({N, Hkv_, hd_});
   RmsNormOptions nopt;
   nopt.eps = eps_;
   nopt.zero_centred = true;
-  Tensor q = rms_norm_forward(pr.q, p("q_norm.weight").w(), Tensor(), nopt).y;
-  Tensor k = rms_norm_forward(pr.k, p("k_norm.weight").w(), Tensor(), nopt).y;
-  if (rotary_dim_ > 0) {
-    const Tensor pos = cache.positions.reshape({N, 1});
-    q = rope_forward(q, pos, RopeOptions{theta_, rotary_dim_});
-    k = rope_forward(k, pos, RopeOptions{theta_, rotary_dim_});
-  }
-  kv_cache_write(cache.k, k.reshape({N, Hkv_, hd_}), cache.positions);
-  kv_cache_write(cache.v, v, cache.positions);
-  const Tensor o = attention_decode(q.reshape({N, Hq_, hd_}), cache.k, cache.v, cache.lengths, attn_);
+  const std::optional<RopeOptions> rope =
+      rotary_dim_ > 0 ? std::optional<RopeOptions>(RopeOptions{theta_, rotary_dim_}) : std::nullopt;
+  const Tensor q = attention_decode_inputs(pr.q.reshape({N, Hq_, hd_}), pr.k.reshape({N, Hkv_, hd_}),
+                                           pr.v.reshape({N, Hkv_, hd_}), p("q_norm.weight").w(),
+                                           p("k_norm.weight").w(), nopt, rope, cache.k, cache.v, cache.positions);
+  const Tensor o = attention_decode(q, cache.k, cache.v, cache.lengths, attn_);
   const Tensor gated = mul_forward(o.reshape({N, 1, Hq_, hd_}), sigmoid_forward(pr.gate)).reshape({N, 1, Hq_ * hd_});
   return mixer_output(gated, p("o_proj.weight").w(), false, residual);
 }

@@ -1,7 +1,9 @@
 // Public decode-attention ops on KV caches of fixed capacity: check the shape contract of
-// include/gdn2/ops/attention.h (attention_decode, kv_cache_write), then dispatch.
+// include/gdn2/ops/attention.h (attention_decode, kv_cache_write, attention_decode_inputs), then dispatch.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cpu/attention.h"
@@ -14,6 +16,16 @@
 namespace gdn2 {
 
 namespace {
+
+// GDN2_FUSED_DECODE_INPUTS=0 runs attention_decode_inputs on the GPU as the ops in turn (five launches instead of
+// one), to compare the two; read once.
+bool fused_decode_inputs() {
+  static const bool on = [] {
+    const char* e = std::getenv("GDN2_FUSED_DECODE_INPUTS");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
 
 // lengths or positions: I32 [N].
 void check_index_vector(const Tensor& t, int64_t N, const char* op, const char* name) {
@@ -96,6 +108,66 @@ void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions) {
   const auto* src = static_cast<const std::byte*>(x.raw());
   for (int64_t n = 0; n < N; ++n)
     std::memcpy(dst + (n * L + pos[static_cast<size_t>(n)]) * row, src + n * row, row);
+}
+
+Tensor attention_decode_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& q_weight,
+                               const Tensor& k_weight, const RmsNormOptions& norm,
+                               const std::optional<RopeOptions>& rope, Tensor& k_cache, Tensor& v_cache,
+                               const Tensor& positions) {
+  const char* op = "attention_decode_inputs";
+  GDN2_CHECK(q.defined() && q.dim() == 3 && k.defined() && k.dim() == 3 && v.defined() && v.shape() == k.shape() &&
+                 k.size(0) == q.size(0) && k.size(2) == q.size(2),
+             ShapeError, op, ": q must be [N, Hq, D] and k, v [N, Hkv, D], got ", q.describe(), ", ", k.describe(),
+             ", ", v.describe());
+  GDN2_CHECK(k_cache.defined() && v_cache.defined() && v_cache.shape() == k_cache.shape(), ShapeError, op,
+             ": the caches must be defined and alike, got ", k_cache.describe(), " and ", v_cache.describe());
+  GDN2_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(), DTypeError, op, ": q, k and v must share a dtype, got ",
+             q.describe(), ", ", k.describe(), ", ", v.describe());
+  GDN2_CHECK(k.device() == q.device() && v.device() == q.device() && k_cache.device() == q.device(), ShapeError, op,
+             ": q, k, v and the caches must be on one device");
+  const int64_t N = q.size(0), Hq = q.size(1), Hkv = k.size(1), D = q.size(2);
+  for (const Tensor* w : {&q_weight, &k_weight})
+    if (w->defined()) {
+      GDN2_CHECK(w->shape() == Shape{D}, ShapeError, op, ": a norm weight must be [", D, "], got ", w->describe());
+      GDN2_CHECK(w->device() == q.device(), ShapeError, op, ": the norm weights must be on q's device");
+    }
+  const int64_t rd = rope ? (rope->rotary_dim == 0 ? D : rope->rotary_dim) : 0;
+  if (rope)
+    GDN2_CHECK(std::isfinite(rope->theta) && rope->theta > 0 && rd >= 2 && rd <= D && rd % 2 == 0, ValueError, op,
+               ": RoPE needs theta > 0 and an even rotary_dim in [2, ", D, "], got theta ", rope->theta,
+               ", rotary_dim ", rope->rotary_dim);
+  if (q.is_cpu() || N == 0 || !fused_decode_inputs()) {
+    // The ops in turn, each result in q's dtype as the GPU stores it (the caches' checks are kv_cache_write's).
+    const DType dt = q.dtype();
+    auto as_dt = [dt](const Tensor& t) { return t.dtype() == dt ? t : t.to(dt); };
+    Tensor qn = as_dt(rms_norm_forward(q, q_weight, Tensor(), norm).y);
+    Tensor kn = as_dt(rms_norm_forward(k, k_weight, Tensor(), norm).y);
+    if (rope) {
+      const Tensor pos = positions.reshape({N, 1});
+      qn = as_dt(rope_forward(qn.reshape({N, 1, Hq, D}), pos, *rope)).reshape({N, Hq, D});
+      kn = as_dt(rope_forward(kn.reshape({N, 1, Hkv, D}), pos, *rope)).reshape({N, Hkv, D});
+    }
+    kv_cache_write(k_cache, kn, positions);
+    kv_cache_write(v_cache, v, positions);
+    return qn;
+  }
+  GDN2_CHECK(k_cache.dim() == 4 && k_cache.size(0) >= N && k_cache.size(2) == Hkv && k_cache.size(3) == D, ShapeError,
+             op, ": the caches must be [S, L, ", Hkv, ", ", D, "] with S >= ", N, ", got ", k_cache.describe());
+  GDN2_CHECK(k_cache.dtype() == q.dtype() && v_cache.dtype() == q.dtype(), DTypeError, op,
+             ": the caches must have q's dtype ", dtype_name(q.dtype()), ", got ", k_cache.describe());
+  GDN2_CHECK(!k_cache.read_only() && !v_cache.read_only(), ValueError, op, ": a cache is a read-only view");
+  GDN2_CHECK(v_cache.device() == q.device(), ShapeError, op, ": the caches must be on q's device");
+  GDN2_CHECK(!q_weight.defined() || !k_weight.defined() || q_weight.dtype() == k_weight.dtype(), DTypeError, op,
+             ": the norm weights must share a dtype, got ", q_weight.describe(), " and ", k_weight.describe());
+  check_index_vector(positions, N, op, "positions");
+  GDN2_CHECK(positions.device() == q.device(), ShapeError, op, ": positions must be on q's device, got ",
+             positions.describe());
+#ifdef GDN2_WITH_CUDA
+  return cuda::attention_decode_inputs(q, k, v, q_weight, k_weight, norm.eps, norm.zero_centred,
+                                       rope ? rope->theta : 0.0, rd, k_cache, v_cache, positions);
+#else
+  GDN2_THROW(UnsupportedError, op, ": this build has no CUDA backend");
+#endif
 }
 
 }  // namespace gdn2

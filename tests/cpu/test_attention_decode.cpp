@@ -1,8 +1,10 @@
 // Decode attention on KV caches of fixed capacity against the causal attention op: each sequence's one query over its
 // own length (and window) equals attention_forward's last row on that sequence's keys; kv_cache_write places rows;
-// bad calls refused.
+// attention_decode_inputs against the norm, rotation and cache writes worked out here in double; bad calls refused.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <optional>
 #include <vector>
 
 #include "cpu/op_test_util.h"
@@ -82,6 +84,83 @@ TEST(KvCacheWrite, PlacesRowsAtPositions) {
   EXPECT_THROW(kv_cache_write(cache, random_tensor({4, 2, 3}, 9).to(DType::f32),
                               Tensor::from_vector<int32_t>({4}, {0, 0, 0, 0})),
                ShapeError);
+}
+
+// Row r of [rows, D] values: RMS-normed with weight w (as 1 + w when zero-centred), rotated at position p by the first
+// rd features (rd 0: none), in double.
+std::vector<double> norm_rope_row(const std::vector<double>& x, int64_t r, int64_t D, const std::vector<double>& w,
+                                  bool zero_centred, double eps, double theta, int64_t rd, int64_t p) {
+  double ss = 0;
+  for (int64_t d = 0; d < D; ++d) ss += x[static_cast<size_t>(r * D + d)] * x[static_cast<size_t>(r * D + d)];
+  const double inv = 1.0 / std::sqrt(ss / static_cast<double>(D) + eps);
+  std::vector<double> y(static_cast<size_t>(D));
+  for (int64_t d = 0; d < D; ++d)
+    y[static_cast<size_t>(d)] =
+        x[static_cast<size_t>(r * D + d)] * inv * (zero_centred ? 1.0 + w[static_cast<size_t>(d)] : w[static_cast<size_t>(d)]);
+  std::vector<double> out = y;
+  for (int64_t i = 0; i < rd / 2; ++i) {
+    const double a = static_cast<double>(p) * std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(rd));
+    const double x1 = y[static_cast<size_t>(i)], x2 = y[static_cast<size_t>(i + rd / 2)];
+    out[static_cast<size_t>(i)] = x1 * std::cos(a) - x2 * std::sin(a);
+    out[static_cast<size_t>(i + rd / 2)] = x2 * std::cos(a) + x1 * std::sin(a);
+  }
+  return out;
+}
+
+TEST(AttentionDecodeInputs, NormsRotatesAndWritesTheCaches) {
+  const int64_t N = 3, Hq = 4, Hkv = 2, D = 12, S = 4, L = 6;
+  const Tensor q = random_tensor({N, Hq, D}, 31).to(DType::f32), k = random_tensor({N, Hkv, D}, 32).to(DType::f32);
+  const Tensor v = random_tensor({N, Hkv, D}, 33).to(DType::f32);
+  const Tensor qw = random_tensor({D}, 34, -0.5, 0.5).to(DType::f32), kw = random_tensor({D}, 35, -0.5, 0.5).to(DType::f32);
+  const std::vector<int32_t> pos{5, 0, 2};
+  RmsNormOptions norm;
+  norm.eps = 1e-6;
+  for (const auto& [zero_centred, rd] : std::vector<std::pair<bool, int64_t>>{{true, 4}, {false, 0}, {true, -1}}) {
+    norm.zero_centred = zero_centred;
+    const std::optional<RopeOptions> rope =
+        rd < 0 ? std::nullopt : std::optional<RopeOptions>(RopeOptions{1e4, rd});  // rd 0: all of D
+    const int64_t rot = rd < 0 ? 0 : rd == 0 ? D : rd;
+    Tensor kc = Tensor::zeros({S, L, Hkv, D}, DType::f32), vc = Tensor::zeros({S, L, Hkv, D}, DType::f32);
+    const Tensor qo = attention_decode_inputs(q, k, v, qw, kw, norm, rope, kc, vc,
+                                              Tensor::from_vector<int32_t>({N}, pos));
+    ASSERT_EQ(qo.shape(), (Shape{N, Hq, D}));
+    const std::vector<double> qv = q.to_f64_vector(), kv = k.to_f64_vector(), vv = v.to_f64_vector();
+    const std::vector<double> got = qo.to_f64_vector(), kcv = kc.to_f64_vector(), vcv = vc.to_f64_vector();
+    const std::vector<double> qwv = qw.to_f64_vector(), kwv = kw.to_f64_vector();
+    double err = 0, scale = 0, written = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t p = pos[static_cast<size_t>(n)];
+      for (int64_t h = 0; h < Hq; ++h) {
+        const std::vector<double> want = norm_rope_row(qv, n * Hq + h, D, qwv, zero_centred, 1e-6, 1e4, rot, p);
+        for (int64_t d = 0; d < D; ++d) {
+          err = std::max(err, std::abs(got[static_cast<size_t>((n * Hq + h) * D + d)] - want[static_cast<size_t>(d)]));
+          scale = std::max(scale, std::abs(want[static_cast<size_t>(d)]));
+        }
+      }
+      for (int64_t h = 0; h < Hkv; ++h) {
+        const std::vector<double> want = norm_rope_row(kv, n * Hkv + h, D, kwv, zero_centred, 1e-6, 1e4, rot, p);
+        const int64_t at = ((n * L + p) * Hkv + h) * D;
+        for (int64_t d = 0; d < D; ++d) {
+          err = std::max(err, std::abs(kcv[static_cast<size_t>(at + d)] - want[static_cast<size_t>(d)]));
+          EXPECT_EQ(vcv[static_cast<size_t>(at + d)], vv[static_cast<size_t>((n * Hkv + h) * D + d)]);
+        }
+      }
+    }
+    for (double x : vcv) written += x != 0;
+    EXPECT_EQ(written, static_cast<double>(N * Hkv * D)) << "v rows written elsewhere";
+    EXPECT_LE(err, 1e-5 * scale) << "zero_centred " << zero_centred << " rotary_dim " << rd;
+  }
+  Tensor kc = Tensor::zeros({S, L, Hkv, D}, DType::f32), vc = kc.clone();
+  const Tensor p = Tensor::from_vector<int32_t>({N}, pos);
+  const std::optional<RopeOptions> rope = RopeOptions{1e4, 4};
+  EXPECT_THROW(attention_decode_inputs(q, q, v, qw, kw, norm, rope, kc, vc, p), ShapeError);  // k unlike v
+  EXPECT_THROW(attention_decode_inputs(q, k, v.to(DType::f64), qw, kw, norm, rope, kc, vc, p), DTypeError);
+  EXPECT_THROW(attention_decode_inputs(q, k, v, random_tensor({D + 1}, 36).to(DType::f32), kw, norm, rope, kc, vc, p),
+               ShapeError);
+  EXPECT_THROW(attention_decode_inputs(q, k, v, qw, kw, norm, RopeOptions{1e4, 3}, kc, vc, p), ValueError);
+  EXPECT_THROW(attention_decode_inputs(q, k, v, qw, kw, norm, rope, kc, vc,
+                                       Tensor::from_vector<int32_t>({N}, {6, 0, 1})),
+               ValueError);  // a position past L
 }
 
 }  // namespace

@@ -32,7 +32,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
+#include "gdn2/ops/norm.h"
+#include "gdn2/ops/rope.h"
 #include "gdn2/tensor.h"
 
 namespace gdn2 {
@@ -81,5 +84,19 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
 // in [0, L) (ValueError); on the GPU they are read without a wait and a row whose position is outside [0, L) is
 // skipped.
 void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions);
+
+// A decode step's attention inputs, one token per sequence (the gated attention layer's decode): q [N, Hq, D] and
+// k [N, Hkv, D] RMS-normed over D, each with its weight ([D], or undefined for none; options.zero_centred applies it
+// as 1 + weight), then, with `rope`, rotated at positions[n] (RopeOptions, rotary_dim 0: all of D); k and v [N, Hkv, D]
+// written into the caches at positions[n] as kv_cache_write does. Returns the rotated q [N, Hq, D] in q's dtype.
+// q, k, v and the caches share one dtype and device; the weights share one dtype. The CPU runs rms_norm_forward,
+// rope_forward and kv_cache_write in turn, rounding the norm and the rotation to q's dtype; the GPU does the same
+// arithmetic (cos and sin in double) in one launch, D <= 256, reading positions without a wait, and a position outside
+// [0, L) there writes nothing (the CPU refuses it: ValueError). GDN2_FUSED_DECODE_INPUTS=0 makes the GPU run the ops in
+// turn as well.
+Tensor attention_decode_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& q_weight,
+                               const Tensor& k_weight, const RmsNormOptions& norm,
+                               const std::optional<RopeOptions>& rope, Tensor& k_cache, Tensor& v_cache,
+                               const Tensor& positions);
 
 }  // namespace gdn2

@@ -1,0 +1,142 @@
+// A decode step's attention inputs in one launch (include/gdn2/ops/attention.h attention_decode_inputs): one warp per
+// row of q, k or v (token n, head h). A q or k row is RMS-normed over D as the norm kernel does (y = x · rstd · w,
+// rounded to the element type), then rotated by RoPE at the token's position as the rope kernel does (cos and sin in
+// double, the rotation in fp32, rounded again); k and v rows go into the caches at that position (a position outside
+// [0, L) writes nothing, as kv_cache_write), q rows into the result.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "cuda/attention.h"
+#include "cuda/common.cuh"
+#include "cuda/elem.h"
+#include "cuda/gdn2/load.cuh"
+#include "cuda/stream.h"
+
+namespace gdn2::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxD = 256;           // head dim at most: kMaxD / 32 values a lane
+constexpr int kPer = kMaxD / 32;
+
+struct InputsArgs {
+  const void *q, *k, *v;          // [N, Hq, D], [N, Hkv, D], [N, Hkv, D]
+  const void *qw, *kw;            // [D] norm weights
+  void *q_out, *k_cache, *v_cache;  // [N, Hq, D], [S, L, Hkv, D] twice
+  const int32_t* pos;             // [N]
+  ElemType t, wt;
+  int64_t N, L;
+  int Hq, Hkv, D, rd;
+  float eps;
+  bool zero_centred;
+  double theta;
+};
+
+__device__ __forceinline__ float round_to(ElemType t, float x) {
+  switch (t) {
+    case ElemType::bf16: return __bfloat162float(__float2bfloat16_rn(x));
+    case ElemType::f16: return __half2float(__float2half_rn(x));
+    default: return x;
+  }
+}
+
+__global__ void __launch_bounds__(kWarps * 32) decode_inputs_kernel(InputsArgs a) {
+  __shared__ float rows[kWarps][kMaxD];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int heads = a.Hq + 2 * a.Hkv;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;  // token * heads + head
+  if (row >= a.N * heads) return;
+  const int64_t n = row / heads;
+  const int h = static_cast<int>(row % heads);
+  const bool is_q = h < a.Hq, is_v = h >= a.Hq + a.Hkv;
+  const int hk = is_q ? h : is_v ? h - a.Hq - a.Hkv : h - a.Hq;  // head within its tensor
+  const int64_t p = a.pos[n];
+  const int64_t src = (n * (is_q ? a.Hq : a.Hkv) + hk) * a.D;
+  const void* x = is_q ? a.q : is_v ? a.v : a.k;
+  const bool in_cache = p >= 0 && p < a.L;
+  const int64_t dst = ((n * a.L + p) * a.Hkv + hk) * a.D;  // the cache row (k and v)
+  if (is_v) {
+    if (in_cache)
+      for (int d = lane; d < a.D; d += 32) store_elem(a.v_cache, a.t, dst + d, load_elem(x, a.t, src + d));
+    return;
+  }
+  // RMS norm: the row's loads first, then the sum of squares across the warp.
+  float v[kPer];
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int d = lane + 32 * j;
+    v[j] = d < a.D ? load_elem(x, a.t, src + d) : 0.f;
+    ss += v[j] * v[j];
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  const float r = 1.f / sqrtf(ss / static_cast<float>(a.D) + a.eps);
+  const void* w = is_q ? a.qw : a.kw;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int d = lane + 32 * j;
+    if (d < a.D) {
+      float wd = w != nullptr ? load_elem(w, a.wt, d) : 1.f;
+      if (w != nullptr && a.zero_centred) wd += 1.f;
+      rows[warp][d] = round_to(a.t, v[j] * r * wd);  // the norm's output as stored
+    }
+  }
+  __syncwarp();
+  // RoPE on the first rd features: pair (i, i + rd/2) at angle p · theta^(−2i / rd).
+  const int half = a.rd / 2;
+  void* out = is_q ? a.q_out : a.k_cache;
+  const int64_t base = is_q ? src : dst;
+  if (!is_q && !in_cache) return;
+  for (int d = lane; d < a.D; d += 32) {
+    float y = rows[warp][d];
+    if (d < a.rd) {
+      const int i = d < half ? d : d - half;
+      const double angle = static_cast<double>(p) * pow(a.theta, -static_cast<double>(2 * i) / static_cast<double>(a.rd));
+      double s, c;
+      sincos(angle, &s, &c);
+      const float cf = static_cast<float>(c), sf = static_cast<float>(s);
+      const float x1 = rows[warp][i], x2 = rows[warp][i + half];
+      y = d < half ? x1 * cf - x2 * sf : x2 * cf + x1 * sf;
+    }
+    store_elem(out, a.t, base + d, y);
+  }
+}
+
+}  // namespace
+
+Tensor attention_decode_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& q_weight,
+                               const Tensor& k_weight, double eps, bool zero_centred, double theta, int64_t rotary_dim,
+                               Tensor& k_cache, Tensor& v_cache, const Tensor& positions) {
+  const char* op = "attention_decode_inputs";
+  GDN2_CHECK(q.size(2) <= kMaxD, UnsupportedError, op, " on CUDA: head dim ", q.size(2), " above ", kMaxD);
+  Tensor out = Tensor::empty(q.shape(), q.dtype(), Device::cuda);
+  InputsArgs a{};
+  a.q = q.raw(), a.k = k.raw(), a.v = v.raw();
+  a.qw = q_weight.defined() ? q_weight.raw() : nullptr;
+  a.kw = k_weight.defined() ? k_weight.raw() : nullptr;
+  a.wt = q_weight.defined()   ? elem_type(q_weight, op, "q_weight")
+         : k_weight.defined() ? elem_type(k_weight, op, "k_weight")
+                              : ElemType::f32;
+  a.q_out = out.raw_mut(), a.k_cache = k_cache.raw_mut(), a.v_cache = v_cache.raw_mut();
+  a.pos = static_cast<const int32_t*>(positions.raw());
+  a.t = elem_type(q, op, "q");
+  a.N = q.size(0), a.L = k_cache.size(1);
+  a.Hq = static_cast<int>(q.size(1)), a.Hkv = static_cast<int>(k.size(1)), a.D = static_cast<int>(q.size(2));
+  a.rd = static_cast<int>(rotary_dim);
+  a.eps = static_cast<float>(eps);
+  a.zero_centred = zero_centred;
+  a.theta = theta;
+  const int64_t rows = a.N * (a.Hq + 2 * a.Hkv);
+  if (rows == 0) return out;
+  const int64_t blocks = (rows + kWarps - 1) / kWarps;
+  GDN2_CHECK(blocks < (int64_t{1} << 31), UnsupportedError, op, " on CUDA: ", rows, " rows");
+  decode_inputs_kernel<<<static_cast<unsigned>(blocks), kWarps * 32, 0, stream()>>>(a);
+  GDN2_CUDA_CHECK(cudaGetLastError());
+  return out;
+}
+
+}  // namespace gdn2::cuda
