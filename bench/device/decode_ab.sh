@@ -4,7 +4,8 @@
 # run twice, with F32 and then BF16 recurrent states. The base tree is another commit's sources
 # (`git archive <commit> | tar -x -C base`), carried as a folder; it builds against this tree's deps/. JSON rows in
 # $OUT/ab/, and a table of tok/s by arm, pass and batch.
-# Usage: bench/device/decode_ab.sh [--base DIR|BINARY] [--env VAR=VALUE]... [--passes N]   (N: 2 unless given)
+# Usage: bench/device/decode_ab.sh [--base DIR|BINARY] [--env VAR=VALUE]... [--passes N] [--no-build]
+# (N: 2 unless given; --no-build: time build/cuda/gdn2 as it is, e.g. a binary built elsewhere and unpacked there)
 # (--base BINARY: a gdn2 binary built from the other commit on a machine with the same CUDA toolkit, carried along)
 # e.g.   bench/device/decode_ab.sh --base base --env GDN2_PDL=0
 set -uo pipefail
@@ -13,16 +14,19 @@ out="${OUT:-/tmp}/ab"
 base=""
 envs=()
 passes=2
+build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) base="$2"; shift 2 ;;
     --env) envs+=("$2"); shift 2 ;;
     --passes) passes="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
     *) echo "decode_ab.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$out"
-bench/device/build.sh || exit 1
+if [ "$build" = 1 ]; then bench/device/build.sh || exit 1; fi
+test -x build/cuda/gdn2 || { echo "decode_ab.sh: no build/cuda/gdn2" >&2; exit 1; }
 base_bin=""
 if [ -f "$base" ] && [ -x "$base" ]; then  # a gdn2 binary built elsewhere: it finds its libraries where this tree's does
   base_bin="$base"
