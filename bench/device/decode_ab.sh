@@ -7,6 +7,7 @@
 # Usage: bench/device/decode_ab.sh [--base DIR|BINARY] [--env VAR=VALUE]... [--passes N] [--no-build]
 # (N: 2 unless given; --no-build: time build/cuda/gdn2 as it is, e.g. a binary built elsewhere and unpacked there)
 # (--base BINARY: a gdn2 binary built from the other commit on a machine with the same CUDA toolkit, carried along)
+# (--env "A=0 B=0": one arm with both set)
 # e.g.   bench/device/decode_ab.sh --base base --env GDN2_PDL=0
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -49,7 +50,7 @@ for states in f32 bf16; do
         exit 1
     fi
     for e in ${envs[@]+"${envs[@]}"}; do
-      env "$e" build/cuda/gdn2 "${args[@]}" --state-dtype "$states" --json "$out/${e//[^A-Za-z0-9]/_}_${states}_p$pass.json" \
+      env $e build/cuda/gdn2 "${args[@]}" --state-dtype "$states" --json "$out/${e//[^A-Za-z0-9]/_}_${states}_p$pass.json" \
         >/dev/null || exit 1
     done
   done
