@@ -3,7 +3,8 @@
 # this tree, a base source tree built beside it, and this tree under each VAR=VALUE given, the arms interleaved and
 # run twice, with F32 and then BF16 recurrent states. The base tree is another commit's sources
 # (`git archive <commit> | tar -x -C base`), carried as a folder; it builds against this tree's deps/. JSON rows in
-# $OUT/ab/, and a table of tok/s by arm, pass and batch.
+# $OUT/ab/decode_ab.json (rows by arm), and a table of tok/s by arm, pass and batch (also in
+# $OUT/ab/decode_ab.txt).
 # Usage: bench/device/decode_ab.sh [--base DIR|BINARY] [--env VAR=VALUE]... [--passes N] [--no-build]
 # (N: 2 unless given; --no-build: time build/cuda/gdn2 as it is, e.g. a binary built elsewhere and unpacked there)
 # (--base BINARY: a gdn2 binary built from the other commit on a machine with the same CUDA toolkit, carried along)
@@ -56,17 +57,25 @@ for states in f32 bf16; do
   done
 done
 python3 - "$out" <<'PY'
+# One table (decode_ab.txt) and one file of rows by arm (decode_ab.json) in place of the per-arm files, so that few
+# files come back from the device.
 import json, os, sys
 out = sys.argv[1]
-rows = {}
+rows, full = {}, {}
 for f in sorted(os.listdir(out)):
-    if not f.endswith('.json'):
+    if not f.endswith('.json') or f == 'decode_ab.json':
         continue
     arm = f[:-5]
-    for r in json.load(open(os.path.join(out, f))):
+    full[arm] = json.load(open(os.path.join(out, f)))
+    for r in full[arm]:
         rows.setdefault(arm, {})[r['B']] = r['decode_tok_s']
 batches = sorted({b for v in rows.values() for b in v})
-print('arm'.ljust(34) + ''.join(f'B{b}'.rjust(12) for b in batches))
+lines = ['arm'.ljust(34) + ''.join(f'B{b}'.rjust(12) for b in batches)]
 for arm, v in rows.items():
-    print(arm.ljust(34) + ''.join(f'{v.get(b, 0):12,.0f}' for b in batches))
+    lines.append(arm.ljust(34) + ''.join(f'{v.get(b, 0):12,.0f}' for b in batches))
+print('\n'.join(lines))
+open(os.path.join(out, 'decode_ab.txt'), 'w').write('\n'.join(lines) + '\n')
+json.dump(full, open(os.path.join(out, 'decode_ab.json'), 'w'), indent=1)
+for arm in full:
+    os.remove(os.path.join(out, arm + '.json'))
 PY
