@@ -6,7 +6,8 @@
 # $OUT/ab/decode_ab.json (rows by arm), and a table of tok/s by arm, pass and batch (also in
 # $OUT/ab/decode_ab.txt).
 # Usage: bench/device/decode_ab.sh [--base DIR|BINARY] [--env VAR=VALUE]... [--passes N] [--no-build]
-# (N: 2 unless given; --no-build: time build/cuda/gdn2 as it is, e.g. a binary built elsewhere and unpacked there)
+# (N: 2 unless given; --no-build: time build/cuda/gdn2 as it is, e.g. a binary built elsewhere and laid out by
+# bench/device/unpack_binaries.sh)
 # (--base BINARY: a gdn2 binary built from the other commit on a machine with the same CUDA toolkit, carried along)
 # (--env "A=0 B=0": one arm with both set)
 # e.g.   bench/device/decode_ab.sh --base base --env GDN2_PDL=0
