@@ -17,8 +17,8 @@ namespace gdn2 {
 
 namespace {
 
-// GDN2_FUSED_DECODE_INPUTS=0 runs attention_decode_inputs on the GPU as the ops in turn (five launches instead of
-// one), to compare the two; read once.
+// GDN2_FUSED_DECODE_INPUTS=0 runs attention_decode_inputs on the GPU as the ops in turn (six launches instead of
+// one, four without rotation), to compare the two; read once.
 bool fused_decode_inputs() {
   static const bool on = [] {
     const char* e = std::getenv("GDN2_FUSED_DECODE_INPUTS");
@@ -32,6 +32,24 @@ void check_index_vector(const Tensor& t, int64_t N, const char* op, const char* 
   GDN2_CHECK(t.defined(), ValueError, op, ": ", name, " is required");
   GDN2_CHECK(t.dtype() == DType::i32, DTypeError, op, ": ", name, " must be I32, got ", t.describe());
   GDN2_CHECK(t.shape() == Shape{N}, ShapeError, op, ": ", name, " must be [", N, "], got ", t.describe());
+}
+
+// kv_cache_write's contract for rows [N, Hkv, D] of dtype dt on device dev: a writable cache [S, L, Hkv, D] with
+// S >= N of that dtype and device, and positions I32 [N] on it.
+void check_cache_write(const Tensor& cache, int64_t N, int64_t Hkv, int64_t D, DType dt, Device dev,
+                       const Tensor& positions, const char* op) {
+  GDN2_CHECK(cache.defined() && cache.dim() == 4, ShapeError, op, ": cache must be [S, L, Hkv, D], got ",
+             cache.describe());
+  GDN2_CHECK(!cache.read_only(), ValueError, op, ": cache ", cache.describe(), " is a read-only view");
+  GDN2_CHECK(N <= cache.size(0) && Hkv == cache.size(2) && D == cache.size(3), ShapeError, op, ": rows [", N, ", ",
+             Hkv, ", ", D, "] do not fit the cache ", cache.describe(), " (N <= S, one Hkv and D)");
+  GDN2_CHECK(dt == cache.dtype(), DTypeError, op, ": rows of ", dtype_name(dt), " for the cache ", cache.describe(),
+             " (one dtype)");
+  GDN2_CHECK(dev == cache.device(), ShapeError, op, ": the rows and the cache ", cache.describe(),
+             " are on different devices");
+  check_index_vector(positions, N, op, "positions");
+  GDN2_CHECK(positions.device() == cache.device(), ShapeError, op, ": positions ", positions.describe(),
+             " must be on the cache's device");
 }
 
 // Host values of an I32 vector, each in [lo, hi] (ValueError).
@@ -81,21 +99,10 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
 
 void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions) {
   const char* op = "kv_cache_write";
-  GDN2_CHECK(cache.defined() && cache.dim() == 4, ShapeError, op, ": cache must be [S, L, Hkv, D], got ",
-             cache.describe());
-  GDN2_CHECK(!cache.read_only(), ValueError, op, ": cache ", cache.describe(), " is a read-only view");
-  GDN2_CHECK(x.defined() && x.dim() == 3 && x.size(0) <= cache.size(0) && x.size(1) == cache.size(2) &&
-                 x.size(2) == cache.size(3),
-             ShapeError, op, ": x must be [N, Hkv, D] with N <= S for the cache ", cache.describe(), ", got ",
-             x.describe());
-  GDN2_CHECK(x.dtype() == cache.dtype(), DTypeError, op, ": x ", x.describe(), " must have the cache's dtype ",
-             dtype_name(cache.dtype()));
-  GDN2_CHECK(x.device() == cache.device(), ShapeError, op, ": x ", x.describe(), " and the cache ", cache.describe(),
-             " are on different devices");
+  GDN2_CHECK(x.defined() && x.dim() == 3, ShapeError, op, ": x must be [N, Hkv, D], got ",
+             x.defined() ? x.describe() : std::string("an undefined tensor"));
+  check_cache_write(cache, x.size(0), x.size(1), x.size(2), x.dtype(), x.device(), positions, op);
   const int64_t N = x.size(0), L = cache.size(1);
-  check_index_vector(positions, N, op, "positions");
-  GDN2_CHECK(positions.device() == cache.device(), ShapeError, op, ": positions ", positions.describe(),
-             " must be on the cache's device");
   if (!cache.is_cpu()) {
 #ifdef GDN2_WITH_CUDA
     cuda::kv_cache_write(cache, x, positions);
@@ -151,17 +158,10 @@ Tensor attention_decode_inputs(const Tensor& q, const Tensor& k, const Tensor& v
     kv_cache_write(v_cache, v, positions);
     return qn;
   }
-  GDN2_CHECK(k_cache.dim() == 4 && k_cache.size(0) >= N && k_cache.size(2) == Hkv && k_cache.size(3) == D, ShapeError,
-             op, ": the caches must be [S, L, ", Hkv, ", ", D, "] with S >= ", N, ", got ", k_cache.describe());
-  GDN2_CHECK(k_cache.dtype() == q.dtype() && v_cache.dtype() == q.dtype(), DTypeError, op,
-             ": the caches must have q's dtype ", dtype_name(q.dtype()), ", got ", k_cache.describe());
-  GDN2_CHECK(!k_cache.read_only() && !v_cache.read_only(), ValueError, op, ": a cache is a read-only view");
-  GDN2_CHECK(v_cache.device() == q.device(), ShapeError, op, ": the caches must be on q's device");
+  check_cache_write(k_cache, N, Hkv, D, q.dtype(), q.device(), positions, op);
+  check_cache_write(v_cache, N, Hkv, D, q.dtype(), q.device(), positions, op);
   GDN2_CHECK(!q_weight.defined() || !k_weight.defined() || q_weight.dtype() == k_weight.dtype(), DTypeError, op,
              ": the norm weights must share a dtype, got ", q_weight.describe(), " and ", k_weight.describe());
-  check_index_vector(positions, N, op, "positions");
-  GDN2_CHECK(positions.device() == q.device(), ShapeError, op, ": positions must be on q's device, got ",
-             positions.describe());
 #ifdef GDN2_WITH_CUDA
   return cuda::attention_decode_inputs(q, k, v, q_weight, k_weight, norm.eps, norm.zero_centred,
                                        rope ? rope->theta : 0.0, rd, k_cache, v_cache, positions);
