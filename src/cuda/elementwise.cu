@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/fast_math.cuh"
 #include "cuda/stream.h"
 #include "cuda/vec_io.cuh"
 
@@ -98,8 +99,6 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const T* x, int6
 }
 
 // ---- the ops: (a, b, c) -> (y0, y1) in fp32; `inputs` and `outputs` say which are used ----
-
-__device__ __forceinline__ float sigmoid(float x) { return __frcp_rn(1.f + __expf(-x)); }  // 0 for x -> -inf
 
 struct SigmoidOp {
   static constexpr int inputs = 1, outputs = 1;

@@ -1,5 +1,5 @@
 // One-instruction device math for kernels bound by their instruction stream: 2^x and 1/x on the MUFU unit, and the
-// sigmoid built from them.
+// sigmoid built from them; and the sigmoid op's own formula, for the kernels that must match it.
 #pragma once
 
 namespace gdn2::cuda {
@@ -23,5 +23,9 @@ __device__ __forceinline__ float rcp_approx(float x) {
 
 // 1 / (1 + e^-z) in four instructions, a few ulp; 0 for z -> -inf, 1 for z -> +inf.
 __device__ __forceinline__ float sigmoid_approx(float z) { return rcp_approx(1.f + ex2(-kLog2e * z)); }
+
+// The sigmoid op's formula (elementwise sigmoid, SiLU, SwiGLU), which kernels that apply a sigmoid on the way (the
+// recurrent kernel's gate logits) use too, so that they give the op's bits: 0 for x -> -inf.
+__device__ __forceinline__ float sigmoid(float x) { return __frcp_rn(1.f + __expf(-x)); }
 
 }  // namespace gdn2::cuda

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "cuda/fast_math.cuh"
 #include "cuda/gdn2/params.h"
 
 namespace gdn2::cuda {
@@ -93,7 +94,7 @@ __device__ __forceinline__ uint32_t gate_bits(const InputView& x, int64_t tok, i
 __device__ __forceinline__ float gate_value(const InputView& x, uint32_t bits, float absent) {
   if (x.form == Gate::absent) return absent;
   const float v = bits_value(bits, x.type);
-  return x.sigmoid ? __frcp_rn(1.f + __expf(-v)) : v;  // as the sigmoid op
+  return x.sigmoid ? sigmoid(v) : v;  // as the sigmoid op
 }
 
 __device__ __forceinline__ float load_gate(const InputView& x, int64_t tok, int hv, int group, int hv_total, int d,
