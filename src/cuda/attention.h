@@ -26,11 +26,13 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
                         double scale, int64_t window);
 // cache [S, L, Hkv, D], x [N, Hkv, D] of one dtype, positions I32 [N] on the GPU.
 void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions);
-// include/gdn2/ops/attention.h attention_decode_inputs, checked by the op: q [N, Hq, D], k and v [N, Hkv, D], caches
-// [S, L, Hkv, D] of one dtype on the GPU, D <= 256; weights [D] of one dtype or undefined; rotary_dim resolved (0: no
-// rotation); positions I32 [N] on the GPU. src/cuda/attention_decode_inputs.cu.
-Tensor attention_decode_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& q_weight,
-                               const Tensor& k_weight, double eps, bool zero_centred, double theta, int64_t rotary_dim,
-                               Tensor& k_cache, Tensor& v_cache, const Tensor& positions);
+// include/gdn2/ops/attention.h attention_decode_inputs, checked by the op: qkv [N, (2 Hq + 2 Hkv) D] (per row q and
+// its gate per head side by side, then k, then v), caches [S, L, Hkv, D] of qkv's dtype on the GPU, D <= 256; weights
+// [D] of one dtype or undefined; rotary_dim resolved (0: no rotation); positions I32 [N] on the GPU. Returns q and the
+// gate's sigmoid, [N, Hq, D] each. src/cuda/attention_decode_inputs.cu.
+AttentionDecodeInputs attention_decode_inputs(const Tensor& qkv, int64_t Hq, int64_t Hkv, const Tensor& q_weight,
+                                              const Tensor& k_weight, double eps, bool zero_centred, double theta,
+                                              int64_t rotary_dim, Tensor& k_cache, Tensor& v_cache,
+                                              const Tensor& positions);
 
 }  // namespace gdn2::cuda

@@ -25,7 +25,8 @@ __device__ __forceinline__ float rcp_approx(float x) {
 __device__ __forceinline__ float sigmoid_approx(float z) { return rcp_approx(1.f + ex2(-kLog2e * z)); }
 
 // The sigmoid op's formula (elementwise sigmoid, SiLU, SwiGLU), which kernels that apply a sigmoid on the way (the
-// recurrent kernel's gate logits) use too, so that they give the op's bits: 0 for x -> -inf.
+// recurrent kernel's gate logits, the decode inputs' output gate) use too, so that they give the op's bits: 0 for
+// x -> -inf.
 __device__ __forceinline__ float sigmoid(float x) { return __frcp_rn(1.f + __expf(-x)); }
 
 }  // namespace gdn2::cuda

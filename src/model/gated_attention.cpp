@@ -42,9 +42,8 @@ Tensor keep_last(const Tensor& a, int64_t n) {
 GatedAttention::Projections GatedAttention::project(const Tensor& x, bool fused) {
   const int64_t B = x.size(0), T = x.size(1);
   Tensor q_gate, k_raw, v;
-  if (fused) {  // inference of a few tokens (decode), where launches dominate: the layer's q | k | v as one product
-    const std::string group = prefix_ + "in";
-    std::vector<Tensor> parts = split_last(linear_forward(x, params_.group_weight(group)), params_.group_rows(group));
+  if (fused) {  // inference of a few tokens, where launches dominate: the layer's q | k | v as one product
+    std::vector<Tensor> parts = split_last(project_fused(x), params_.group_rows(prefix_ + "in"));
     q_gate = parts[0], k_raw = parts[1], v = parts[2];
   } else {  // training: one product per weight (the backward takes each on its own)
     q_gate = linear_forward(x, p("q_proj.weight").w());
@@ -55,6 +54,8 @@ GatedAttention::Projections GatedAttention::project(const Tensor& x, bool fused)
   std::vector<Tensor> qg = split_last(q_gate.reshape({B, T, Hq_, 2 * hd_}), {hd_, hd_});
   return {qg[0], qg[1], k_raw.reshape({B, T, Hkv_, hd_}), v.reshape({B, T, Hkv_, hd_})};
 }
+
+Tensor GatedAttention::project_fused(const Tensor& x) { return linear_forward(x, params_.group_weight(prefix_ + "in")); }
 
 GatedAttention::GatedAttention(const ModelConfig& c, LayerKind kind, std::string prefix, ParamStore& params)
     : prefix_(std::move(prefix)),
@@ -92,17 +93,18 @@ Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache, Tensor* 
   const int64_t N = x.size(0);
   GDN2_CHECK(x.size(1) == 1 && cache.positions.defined() && cache.lengths.defined() && cache.k.defined(), ShapeError,
              prefix_, ": slot decode takes one token per sequence and a slot cache, got ", x.describe());
-  const Projections pr = project(x, true);
   RmsNormOptions nopt;
   nopt.eps = eps_;
   nopt.zero_centred = true;
   const std::optional<RopeOptions> rope =
       rotary_dim_ > 0 ? std::optional<RopeOptions>(RopeOptions{theta_, rotary_dim_}) : std::nullopt;
-  const Tensor q = attention_decode_inputs(pr.q.reshape({N, Hq_, hd_}), pr.k.reshape({N, Hkv_, hd_}),
-                                           pr.v.reshape({N, Hkv_, hd_}), p("q_norm.weight").w(),
-                                           p("k_norm.weight").w(), nopt, rope, cache.k, cache.v, cache.positions);
-  const Tensor o = attention_decode(q, cache.k, cache.v, cache.lengths, attn_);
-  const Tensor gated = mul_forward(o.reshape({N, 1, Hq_, hd_}), sigmoid_forward(pr.gate)).reshape({N, 1, Hq_ * hd_});
+  // The fused product's rows straight into the norms, rotation and cache writes, and the gate's sigmoid: one launch.
+  const AttentionDecodeInputs in =
+      attention_decode_inputs(project_fused(x).reshape({N, (2 * Hq_ + 2 * Hkv_) * hd_}), Hq_, Hkv_,
+                              p("q_norm.weight").w(), p("k_norm.weight").w(), nopt, rope, cache.k, cache.v,
+                              cache.positions);
+  const Tensor o = attention_decode(in.q, cache.k, cache.v, cache.lengths, attn_);
+  const Tensor gated = mul_forward(o, in.gate).reshape({N, 1, Hq_ * hd_});
   return mixer_output(gated, p("o_proj.weight").w(), false, residual);
 }
 

@@ -29,6 +29,9 @@ class GatedAttention final : public Mixer {
     Tensor q, gate, k, v;
   };
   Projections project(const Tensor& x, bool fused);
+  // x's q | k | v as one product with the layer's grouped weights: [.., (2 Hq + 2 Hkv) hd], per head q and its output
+  // gate side by side, then k, then v.
+  Tensor project_fused(const Tensor& x);
   Tensor rope(const Tensor& x, int64_t start) const;
   Tensor rope_back(const Tensor& dy) const;
   Tensor decode_slots(const Tensor& x, LayerCache& cache, Tensor* residual);

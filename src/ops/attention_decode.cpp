@@ -8,6 +8,7 @@
 
 #include "cpu/attention.h"
 #include "gdn2/ops/attention.h"
+#include "gdn2/ops/dense.h"
 #include "ops/op_args.h"
 #ifdef GDN2_WITH_CUDA
 #include "cuda/attention.h"
@@ -17,8 +18,9 @@ namespace gdn2 {
 
 namespace {
 
-// GDN2_FUSED_DECODE_INPUTS=0 runs attention_decode_inputs on the GPU as the ops in turn (six launches instead of
-// one, four without rotation), to compare the two; read once.
+// GDN2_FUSED_DECODE_INPUTS=0 runs attention_decode_inputs on the GPU as the ops in turn (twelve launches instead of
+// one, ten without rotation: five row copies of the splits, the norms, the rotations, the cache writes, the sigmoid),
+// to compare the two; read once.
 bool fused_decode_inputs() {
   static const bool on = [] {
     const char* e = std::getenv("GDN2_FUSED_DECODE_INPUTS");
@@ -117,53 +119,56 @@ void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions) {
     std::memcpy(dst + (n * L + pos[static_cast<size_t>(n)]) * row, src + n * row, row);
 }
 
-Tensor attention_decode_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& q_weight,
-                               const Tensor& k_weight, const RmsNormOptions& norm,
-                               const std::optional<RopeOptions>& rope, Tensor& k_cache, Tensor& v_cache,
-                               const Tensor& positions) {
+AttentionDecodeInputs attention_decode_inputs(const Tensor& qkv, int64_t Hq, int64_t Hkv, const Tensor& q_weight,
+                                              const Tensor& k_weight, const RmsNormOptions& norm,
+                                              const std::optional<RopeOptions>& rope, Tensor& k_cache,
+                                              Tensor& v_cache, const Tensor& positions) {
   const char* op = "attention_decode_inputs";
-  GDN2_CHECK(q.defined() && q.dim() == 3 && k.defined() && k.dim() == 3 && v.defined() && v.shape() == k.shape() &&
-                 k.size(0) == q.size(0) && k.size(2) == q.size(2),
-             ShapeError, op, ": q must be [N, Hq, D] and k, v [N, Hkv, D], got ", q.describe(), ", ", k.describe(),
-             ", ", v.describe());
+  GDN2_CHECK(qkv.defined() && qkv.dim() == 2, ShapeError, op, ": qkv must be [N, (2 Hq + 2 Hkv) D], got ",
+             qkv.defined() ? qkv.describe() : std::string("an undefined tensor"));
+  op_args::check_float(qkv, op, "qkv");
+  GDN2_CHECK(Hq >= 1 && Hkv >= 1 && Hq % Hkv == 0, ValueError, op, ": heads Hq ", Hq, " and Hkv ", Hkv,
+             " must be >= 1 with Hq % Hkv == 0");
+  const int64_t N = qkv.size(0), heads = 2 * Hq + 2 * Hkv;
+  GDN2_CHECK(qkv.size(1) % heads == 0 && qkv.size(1) >= heads, ShapeError, op, ": qkv ", qkv.describe(),
+             " is not [N, (2 Hq + 2 Hkv) D] for Hq ", Hq, ", Hkv ", Hkv);
+  const int64_t D = qkv.size(1) / heads;
   GDN2_CHECK(k_cache.defined() && v_cache.defined() && v_cache.shape() == k_cache.shape(), ShapeError, op,
              ": the caches must be defined and alike, got ", k_cache.describe(), " and ", v_cache.describe());
-  GDN2_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(), DTypeError, op, ": q, k and v must share a dtype, got ",
-             q.describe(), ", ", k.describe(), ", ", v.describe());
-  GDN2_CHECK(k.device() == q.device() && v.device() == q.device() && k_cache.device() == q.device(), ShapeError, op,
-             ": q, k, v and the caches must be on one device");
-  const int64_t N = q.size(0), Hq = q.size(1), Hkv = k.size(1), D = q.size(2);
+  GDN2_CHECK(k_cache.device() == qkv.device(), ShapeError, op, ": qkv and the caches must be on one device");
   for (const Tensor* w : {&q_weight, &k_weight})
     if (w->defined()) {
       GDN2_CHECK(w->shape() == Shape{D}, ShapeError, op, ": a norm weight must be [", D, "], got ", w->describe());
-      GDN2_CHECK(w->device() == q.device(), ShapeError, op, ": the norm weights must be on q's device");
+      GDN2_CHECK(w->device() == qkv.device(), ShapeError, op, ": the norm weights must be on qkv's device");
     }
   const int64_t rd = rope ? (rope->rotary_dim == 0 ? D : rope->rotary_dim) : 0;
   if (rope)
     GDN2_CHECK(std::isfinite(rope->theta) && rope->theta > 0 && rd >= 2 && rd <= D && rd % 2 == 0, ValueError, op,
                ": RoPE needs theta > 0 and an even rotary_dim in [2, ", D, "], got theta ", rope->theta,
                ", rotary_dim ", rope->rotary_dim);
-  if (q.is_cpu() || N == 0 || !fused_decode_inputs()) {
-    // The ops in turn, each result in q's dtype as the GPU stores it (the caches' checks are kv_cache_write's).
-    const DType dt = q.dtype();
+  if (qkv.is_cpu() || N == 0 || !fused_decode_inputs()) {
+    // The ops in turn, each result in qkv's dtype as the GPU stores it (the caches' checks are kv_cache_write's).
+    const DType dt = qkv.dtype();
     auto as_dt = [dt](const Tensor& t) { return t.dtype() == dt ? t : t.to(dt); };
-    Tensor qn = as_dt(rms_norm_forward(q, q_weight, Tensor(), norm).y);
-    Tensor kn = as_dt(rms_norm_forward(k, k_weight, Tensor(), norm).y);
+    const std::vector<Tensor> parts = split_last(qkv, {Hq * 2 * D, Hkv * D, Hkv * D});
+    const std::vector<Tensor> qg = split_last(parts[0].reshape({N, Hq, 2 * D}), {D, D});
+    Tensor qn = as_dt(rms_norm_forward(qg[0], q_weight, Tensor(), norm).y);
+    Tensor kn = as_dt(rms_norm_forward(parts[1].reshape({N, Hkv, D}), k_weight, Tensor(), norm).y);
     if (rope) {
       const Tensor pos = positions.reshape({N, 1});
       qn = as_dt(rope_forward(qn.reshape({N, 1, Hq, D}), pos, *rope)).reshape({N, Hq, D});
       kn = as_dt(rope_forward(kn.reshape({N, 1, Hkv, D}), pos, *rope)).reshape({N, Hkv, D});
     }
     kv_cache_write(k_cache, kn, positions);
-    kv_cache_write(v_cache, v, positions);
-    return qn;
+    kv_cache_write(v_cache, parts[2].reshape({N, Hkv, D}), positions);
+    return {qn, as_dt(sigmoid_forward(qg[1]))};
   }
-  check_cache_write(k_cache, N, Hkv, D, q.dtype(), q.device(), positions, op);
-  check_cache_write(v_cache, N, Hkv, D, q.dtype(), q.device(), positions, op);
+  check_cache_write(k_cache, N, Hkv, D, qkv.dtype(), qkv.device(), positions, op);
+  check_cache_write(v_cache, N, Hkv, D, qkv.dtype(), qkv.device(), positions, op);
   GDN2_CHECK(!q_weight.defined() || !k_weight.defined() || q_weight.dtype() == k_weight.dtype(), DTypeError, op,
              ": the norm weights must share a dtype, got ", q_weight.describe(), " and ", k_weight.describe());
 #ifdef GDN2_WITH_CUDA
-  return cuda::attention_decode_inputs(q, k, v, q_weight, k_weight, norm.eps, norm.zero_centred,
+  return cuda::attention_decode_inputs(qkv, Hq, Hkv, q_weight, k_weight, norm.eps, norm.zero_centred,
                                        rope ? rope->theta : 0.0, rd, k_cache, v_cache, positions);
 #else
   GDN2_THROW(UnsupportedError, op, ": this build has no CUDA backend");

@@ -1,6 +1,7 @@
 // Decode attention on KV caches of fixed capacity against the causal attention op: each sequence's one query over its
 // own length (and window) equals attention_forward's last row on that sequence's keys; kv_cache_write places rows;
-// attention_decode_inputs against the norm, rotation and cache writes worked out here in double; bad calls refused.
+// attention_decode_inputs (from the fused projection's rows) against the norm, rotation, cache writes and the gate's
+// sigmoid worked out here in double; bad calls refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "cpu/op_test_util.h"
+#include "cpu/packed_qkv.h"
 #include "gdn2/ops/attention.h"
 
 namespace gdn2 {
@@ -111,6 +113,8 @@ TEST(AttentionDecodeInputs, NormsRotatesAndWritesTheCaches) {
   const int64_t N = 3, Hq = 4, Hkv = 2, D = 12, S = 4, L = 6;
   const Tensor q = random_tensor({N, Hq, D}, 31).to(DType::f32), k = random_tensor({N, Hkv, D}, 32).to(DType::f32);
   const Tensor v = random_tensor({N, Hkv, D}, 33).to(DType::f32);
+  const Tensor gate = random_tensor({N, Hq, D}, 37, -4.0, 4.0).to(DType::f32);
+  const Tensor qkv = test::packed_qkv(q, gate, k, v);
   const Tensor qw = random_tensor({D}, 34, -0.5, 0.5).to(DType::f32), kw = random_tensor({D}, 35, -0.5, 0.5).to(DType::f32);
   const std::vector<int32_t> pos{5, 0, 2};
   RmsNormOptions norm;
@@ -121,20 +125,26 @@ TEST(AttentionDecodeInputs, NormsRotatesAndWritesTheCaches) {
         rd < 0 ? std::nullopt : std::optional<RopeOptions>(RopeOptions{1e4, rd});  // rd 0: all of D
     const int64_t rot = rd < 0 ? 0 : rd == 0 ? D : rd;
     Tensor kc = Tensor::zeros({S, L, Hkv, D}, DType::f32), vc = Tensor::zeros({S, L, Hkv, D}, DType::f32);
-    const Tensor qo = attention_decode_inputs(q, k, v, qw, kw, norm, rope, kc, vc,
-                                              Tensor::from_vector<int32_t>({N}, pos));
-    ASSERT_EQ(qo.shape(), (Shape{N, Hq, D}));
+    const AttentionDecodeInputs got =
+        attention_decode_inputs(qkv, Hq, Hkv, qw, kw, norm, rope, kc, vc, Tensor::from_vector<int32_t>({N}, pos));
+    ASSERT_EQ(got.q.shape(), (Shape{N, Hq, D}));
+    ASSERT_EQ(got.gate.shape(), (Shape{N, Hq, D}));
+    EXPECT_EQ(got.q.dtype(), DType::f32);
+    EXPECT_EQ(got.gate.dtype(), DType::f32);
     const std::vector<double> qv = q.to_f64_vector(), kv = k.to_f64_vector(), vv = v.to_f64_vector();
-    const std::vector<double> got = qo.to_f64_vector(), kcv = kc.to_f64_vector(), vcv = vc.to_f64_vector();
+    const std::vector<double> qo = got.q.to_f64_vector(), kcv = kc.to_f64_vector(), vcv = vc.to_f64_vector();
+    const std::vector<double> gv = gate.to_f64_vector(), go = got.gate.to_f64_vector();
     const std::vector<double> qwv = qw.to_f64_vector(), kwv = kw.to_f64_vector();
-    double err = 0, scale = 0, written = 0;
+    double err = 0, scale = 0, written = 0, gate_err = 0;
     for (int64_t n = 0; n < N; ++n) {
       const int64_t p = pos[static_cast<size_t>(n)];
       for (int64_t h = 0; h < Hq; ++h) {
         const std::vector<double> want = norm_rope_row(qv, n * Hq + h, D, qwv, zero_centred, 1e-6, 1e4, rot, p);
         for (int64_t d = 0; d < D; ++d) {
-          err = std::max(err, std::abs(got[static_cast<size_t>((n * Hq + h) * D + d)] - want[static_cast<size_t>(d)]));
+          const size_t i = static_cast<size_t>((n * Hq + h) * D + d);
+          err = std::max(err, std::abs(qo[i] - want[static_cast<size_t>(d)]));
           scale = std::max(scale, std::abs(want[static_cast<size_t>(d)]));
+          gate_err = std::max(gate_err, std::abs(go[i] - 1.0 / (1.0 + std::exp(-gv[i]))));
         }
       }
       for (int64_t h = 0; h < Hkv; ++h) {
@@ -149,16 +159,22 @@ TEST(AttentionDecodeInputs, NormsRotatesAndWritesTheCaches) {
     for (double x : vcv) written += x != 0;
     EXPECT_EQ(written, static_cast<double>(N * Hkv * D)) << "v rows written elsewhere";
     EXPECT_LE(err, 1e-5 * scale) << "zero_centred " << zero_centred << " rotary_dim " << rd;
+    EXPECT_LE(gate_err, 1e-6) << "the gate's sigmoid";
   }
   Tensor kc = Tensor::zeros({S, L, Hkv, D}, DType::f32), vc = kc.clone();
   const Tensor p = Tensor::from_vector<int32_t>({N}, pos);
   const std::optional<RopeOptions> rope = RopeOptions{1e4, 4};
-  EXPECT_THROW(attention_decode_inputs(q, q, v, qw, kw, norm, rope, kc, vc, p), ShapeError);  // k unlike v
-  EXPECT_THROW(attention_decode_inputs(q, k, v.to(DType::f64), qw, kw, norm, rope, kc, vc, p), DTypeError);
-  EXPECT_THROW(attention_decode_inputs(q, k, v, random_tensor({D + 1}, 36).to(DType::f32), kw, norm, rope, kc, vc, p),
+  EXPECT_THROW(attention_decode_inputs(qkv, Hq, 3, qw, kw, norm, rope, kc, vc, p), ValueError);  // Hq % Hkv
+  EXPECT_THROW(attention_decode_inputs(qkv, 2 * Hq, Hkv, qw, kw, norm, rope, kc, vc, p), ShapeError);  // the width
+  EXPECT_THROW(attention_decode_inputs(qkv.reshape({N, 1, (2 * Hq + 2 * Hkv) * D}), Hq, Hkv, qw, kw, norm, rope, kc,
+                                       vc, p),
                ShapeError);
-  EXPECT_THROW(attention_decode_inputs(q, k, v, qw, kw, norm, RopeOptions{1e4, 3}, kc, vc, p), ValueError);
-  EXPECT_THROW(attention_decode_inputs(q, k, v, qw, kw, norm, rope, kc, vc,
+  EXPECT_THROW(attention_decode_inputs(qkv.to(DType::f64), Hq, Hkv, qw, kw, norm, rope, kc, vc, p), DTypeError);
+  EXPECT_THROW(attention_decode_inputs(qkv, Hq, Hkv, random_tensor({D + 1}, 36).to(DType::f32), kw, norm, rope, kc, vc,
+                                       p),
+               ShapeError);
+  EXPECT_THROW(attention_decode_inputs(qkv, Hq, Hkv, qw, kw, norm, RopeOptions{1e4, 3}, kc, vc, p), ValueError);
+  EXPECT_THROW(attention_decode_inputs(qkv, Hq, Hkv, qw, kw, norm, rope, kc, vc,
                                        Tensor::from_vector<int32_t>({N}, {6, 0, 1})),
                ValueError);  // a position past L
 }

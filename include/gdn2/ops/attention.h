@@ -85,18 +85,23 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
 // skipped.
 void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions);
 
-// A decode step's attention inputs, one token per sequence (the gated attention layer's decode): q [N, Hq, D] and
-// k [N, Hkv, D] RMS-normed over D, each with its weight ([D], or undefined for none; options.zero_centred applies it
-// as 1 + weight), then, with `rope`, rotated at positions[n] (RopeOptions, rotary_dim 0: all of D); k and v [N, Hkv, D]
-// written into the caches at positions[n] as kv_cache_write does. Returns the rotated q [N, Hq, D] in q's dtype.
-// q, k, v and the caches share one dtype and device; the weights share one dtype. The CPU runs rms_norm_forward,
-// rope_forward and kv_cache_write in turn, rounding the norm and the rotation to q's dtype; the GPU does the same
-// arithmetic (cos and sin in double) in one launch, D <= 256, reading positions without a wait, and a position outside
-// [0, L) there writes nothing (the CPU refuses it: ValueError). GDN2_FUSED_DECODE_INPUTS=0 makes the GPU run the ops in
-// turn as well.
-Tensor attention_decode_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& q_weight,
-                               const Tensor& k_weight, const RmsNormOptions& norm,
-                               const std::optional<RopeOptions>& rope, Tensor& k_cache, Tensor& v_cache,
-                               const Tensor& positions);
+// A decode step's attention inputs, one token per sequence, from the gated attention layer's fused projection:
+//   qkv [N, (2 Hq + 2 Hkv) D], each row holding per query head q and its output gate side by side ([Hq, 2, D]), then
+//   k [Hkv, D], then v [Hkv, D] (q_proj | k_proj | v_proj as one product).
+// q and k are RMS-normed over D, each with its weight ([D], or undefined for none; norm.zero_centred applies it as
+// 1 + weight), then, with `rope`, rotated at positions[n] (RopeOptions, rotary_dim 0: all of D); k and v are written
+// into the caches [S, L, Hkv, D] at positions[n] as kv_cache_write does. Returns the rotated q [N, Hq, D] and the
+// sigmoid of the output gate [N, Hq, D], in qkv's dtype. qkv and the caches share one dtype and device; the weights
+// share one dtype. The CPU splits the rows and runs rms_norm_forward, rope_forward, kv_cache_write and
+// sigmoid_forward in turn, rounding each result to qkv's dtype; the GPU does the same arithmetic (cos and sin in
+// double) in one launch, D <= 256, reading positions without a wait, and a position outside [0, L) there writes
+// nothing (the CPU refuses it: ValueError). GDN2_FUSED_DECODE_INPUTS=0 makes the GPU run the ops in turn as well.
+struct AttentionDecodeInputs {
+  Tensor q, gate;
+};
+AttentionDecodeInputs attention_decode_inputs(const Tensor& qkv, int64_t Hq, int64_t Hkv, const Tensor& q_weight,
+                                              const Tensor& k_weight, const RmsNormOptions& norm,
+                                              const std::optional<RopeOptions>& rope, Tensor& k_cache,
+                                              Tensor& v_cache, const Tensor& positions);
 
 }  // namespace gdn2
