@@ -21,9 +21,10 @@ AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tens
 
 // Decode against KV caches (include/gdn2/ops/attention.h attention_decode): q [N, Hq, D], caches [S, L, Hkv, D], one
 // dtype; lengths I32 [N] on the GPU, read in place. Split over the cache's length (flash-decoding) with a fixed split
-// count for a given (N, L, heads), so that a captured graph stays valid for any lengths.
+// count for a given (N, L, heads), so that a captured graph stays valid for any lengths. gate (optional, like q)
+// multiplies the output as it is written.
 Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
-                        double scale, int64_t window);
+                        double scale, int64_t window, const Tensor& gate = Tensor());
 // cache [S, L, Hkv, D], x [N, Hkv, D] of one dtype, positions I32 [N] on the GPU.
 void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions);
 // include/gdn2/ops/attention.h attention_decode_inputs, checked by the op: qkv [N, (2 Hq + 2 Hkv) D] (per row q and

@@ -52,6 +52,7 @@ struct DecodeArgs {
   const void* v;
   const int32_t* len;  // [N]
   void* o;             // [N, Hq, D]
+  const void* gate;    // [N, Hq, D] or null: o ⊙ gate is written
   float* part_o;       // [N, Hq, splits, D] (splits > 1)
   float* part_lse;     // [N, Hq, splits]
   int64_t L, window;
@@ -121,11 +122,18 @@ __device__ __forceinline__ DecodeBlock decode_block(const DecodeArgs& a, int row
   return b;
 }
 
-// Element d of query row `row` (n · Hq + h) of a split's result: into o with one split, else into the split's part.
+// Element d of query row `row` (n · Hq + h) of the result, times the gate's element where there is one, into o.
+template <class T>
+__device__ __forceinline__ void store_final(const DecodeArgs& a, int64_t row, int d, float x) {
+  const int64_t at = row * a.D + d;
+  if (a.gate != nullptr) x *= to_f(static_cast<const T*>(a.gate)[at]);
+  static_cast<T*>(a.o)[at] = from_f<T>(x);
+}
+// Element d of query row `row` of a split's result: into o with one split, else into the split's part.
 template <class T>
 __device__ __forceinline__ void store_out(const DecodeArgs& a, int64_t row, int split, int d, float x) {
   if (a.splits == 1)
-    static_cast<T*>(a.o)[row * a.D + d] = from_f<T>(x);
+    store_final<T>(a, row, d, x);
   else
     a.part_o[(row * a.splits + split) * a.D + d] = x;
 }
@@ -404,7 +412,7 @@ __global__ void combine_kernel(const DecodeArgs a) {
         sum += f;
         out += f * a.part_o[(row * a.splits + s) * a.D + d];
       }
-    static_cast<T*>(a.o)[row * a.D + d] = from_f<T>(sum > 0.f ? out / sum : 0.f);
+    store_final<T>(a, row, d, sum > 0.f ? out / sum : 0.f);
   }
 }
 
@@ -459,7 +467,7 @@ void launch_decode(void (*kernel)(DecodeArgs), size_t smem, DecodeArgs a, int64_
 }  // namespace
 
 Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
-                        double scale, int64_t window) {
+                        double scale, int64_t window, const Tensor& gate) {
   const int64_t N = q.size(0), Hq = q.size(1), D = q.size(2), L = k_cache.size(1), Hkv = k_cache.size(2);
   Tensor o = Tensor::empty(q.shape(), q.dtype(), Device::cuda);
   if (N == 0 || Hq == 0) return o;
@@ -469,6 +477,7 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   a.v = v_cache.raw();
   a.len = static_cast<const int32_t*>(lengths.raw());
   a.o = o.raw_mut();
+  a.gate = gate.defined() ? gate.raw() : nullptr;
   a.L = L;
   a.window = window;
   a.Hq = static_cast<int>(Hq);

@@ -98,14 +98,14 @@ Tensor GatedAttention::decode_slots(const Tensor& x, LayerCache& cache, Tensor* 
   nopt.zero_centred = true;
   const std::optional<RopeOptions> rope =
       rotary_dim_ > 0 ? std::optional<RopeOptions>(RopeOptions{theta_, rotary_dim_}) : std::nullopt;
-  // The fused product's rows straight into the norms, rotation and cache writes, and the gate's sigmoid: one launch.
+  // The fused product's rows straight into the norms, rotation and cache writes, and the gate's sigmoid: one launch;
+  // the attention multiplies its output by the gate as it writes it.
   const AttentionDecodeInputs in =
       attention_decode_inputs(project_fused(x).reshape({N, (2 * Hq_ + 2 * Hkv_) * hd_}), Hq_, Hkv_,
                               p("q_norm.weight").w(), p("k_norm.weight").w(), nopt, rope, cache.k, cache.v,
                               cache.positions);
-  const Tensor o = attention_decode(in.q, cache.k, cache.v, cache.lengths, attn_);
-  const Tensor gated = mul_forward(o, in.gate).reshape({N, 1, Hq_ * hd_});
-  return mixer_output(gated, p("o_proj.weight").w(), false, residual);
+  const Tensor gated = attention_decode(in.q, cache.k, cache.v, cache.lengths, attn_, in.gate);
+  return mixer_output(gated.reshape({N, 1, Hq_ * hd_}), p("o_proj.weight").w(), false, residual);
 }
 
 Tensor GatedAttention::forward(const Tensor& x, LayerCache* cache, bool save, Tensor* residual) {

@@ -68,7 +68,7 @@ std::vector<int64_t> host_values(const Tensor& t, int64_t lo, int64_t hi, const 
 }  // namespace
 
 Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
-                        const AttentionOptions& options) {
+                        const AttentionOptions& options, const Tensor& gate) {
   const char* op = "attention_decode";
   for (const auto& [t, name] : {std::pair{&q, "q"}, {&k_cache, "k_cache"}, {&v_cache, "v_cache"}}) {
     GDN2_CHECK(t->defined(), ValueError, op, ": ", name, " is required");
@@ -85,18 +85,27 @@ Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_
   GDN2_CHECK(std::isfinite(options.scale) && options.scale >= 0, ValueError, op, ": scale must be finite and >= 0");
   GDN2_CHECK(options.window >= 0, ValueError, op, ": window must be >= 0, got ", options.window);
   check_index_vector(lengths, N, op, "lengths");
+  if (gate.defined()) {
+    GDN2_CHECK(gate.shape() == q.shape(), ShapeError, op, ": gate must be like q ", q.describe(), ", got ",
+               gate.describe());
+    GDN2_CHECK(gate.dtype() == q.dtype(), DTypeError, op, ": gate ", gate.describe(), " must have q's dtype (",
+               q.describe(), ")");
+    GDN2_CHECK(gate.device() == q.device(), ShapeError, op, ": gate ", gate.describe(), " and q ", q.describe(),
+               " are on different devices");
+  }
   const double scale = options.scale > 0 ? options.scale : 1.0 / std::sqrt(static_cast<double>(D));
   if (op_args::on_cuda(q, {&lengths}, {&k_cache, &v_cache}, {}, op)) {
 #ifdef GDN2_WITH_CUDA
     GDN2_CHECK(D <= cuda::kAttentionMaxHeadDim, UnsupportedError, op, ": head dim ", D, " above ",
                cuda::kAttentionMaxHeadDim, " on the GPU");
-    return cuda::attention_decode(q, k_cache, v_cache, lengths, scale, options.window);
+    return cuda::attention_decode(q, k_cache, v_cache, lengths, scale, options.window, gate);
 #endif
   }
   const std::vector<int64_t> len = host_values(lengths, 1, L, op, "lengths");
   const DType dt = op_args::compute_dtype(q);
-  return cpu::attention_decode(op_args::to_dtype(q, dt), op_args::to_dtype(k_cache, dt),
-                               op_args::to_dtype(v_cache, dt), len, scale, options.window);
+  const Tensor o = cpu::attention_decode(op_args::to_dtype(q, dt), op_args::to_dtype(k_cache, dt),
+                                         op_args::to_dtype(v_cache, dt), len, scale, options.window);
+  return gate.defined() ? mul_forward(o, op_args::to_dtype(gate, dt)) : o;
 }
 
 void kv_cache_write(Tensor& cache, const Tensor& x, const Tensor& positions) {

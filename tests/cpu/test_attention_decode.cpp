@@ -1,5 +1,6 @@
 // Decode attention on KV caches of fixed capacity against the causal attention op: each sequence's one query over its
-// own length (and window) equals attention_forward's last row on that sequence's keys; kv_cache_write places rows;
+// own length (and window) equals attention_forward's last row on that sequence's keys, and times its output gate where
+// one is given; kv_cache_write places rows;
 // attention_decode_inputs (from the fused projection's rows) against the norm, rotation, cache writes and the gate's
 // sigmoid worked out here in double; bad calls refused.
 #include <gtest/gtest.h>
@@ -65,6 +66,24 @@ TEST(AttentionDecode, Float32AndBadCalls) {
   EXPECT_THROW(attention_decode(random_tensor({2, 3, 8}, 7).to(DType::f32), kc2, kc2,
                                 Tensor::from_vector<int32_t>({2}, {1, 1})),
                ShapeError);  // Hq % Hkv
+}
+
+TEST(AttentionDecode, GateMultipliesTheOutput) {
+  const Tensor kc = random_tensor({3, 6, 2, 5}, 11), vc = random_tensor({3, 6, 2, 5}, 12);
+  const Tensor q = random_tensor({3, 4, 5}, 13), gate = random_tensor({3, 4, 5}, 14);
+  const Tensor len = Tensor::from_vector<int32_t>({3}, {6, 1, 4});
+  const std::vector<double> o = attention_decode(q, kc, vc, len).to_f64_vector();
+  const std::vector<double> g = gate.to_f64_vector();
+  const std::vector<double> got = attention_decode(q, kc, vc, len, {}, gate).to_f64_vector();
+  ASSERT_EQ(got.size(), o.size());
+  for (size_t i = 0; i < o.size(); ++i) EXPECT_NEAR(got[i], o[i] * g[i], 1e-15) << i;
+  // F32: the gate in q's dtype; the product in F32.
+  const Tensor q32 = q.to(DType::f32), g32 = gate.to(DType::f32);
+  EXPECT_LE(rel_rms_error(attention_decode(q32, kc.to(DType::f32), vc.to(DType::f32), len, {}, g32),
+                          Tensor::from_vector<double>({3, 4, 5}, got)),
+            1e-6);
+  EXPECT_THROW(attention_decode(q, kc, vc, len, {}, random_tensor({3, 4, 4}, 15)), ShapeError);
+  EXPECT_THROW(attention_decode(q, kc, vc, len, {}, g32), DTypeError);  // not q's dtype
 }
 
 TEST(KvCacheWrite, PlacesRowsAtPositions) {

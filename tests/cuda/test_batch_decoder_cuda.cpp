@@ -1,6 +1,6 @@
 // Continuous-batching decode on the GPU: decode attention on KV caches (both kernels: tensor cores for BF16 and F16 at
 // head dim 64 and 128, CUDA cores otherwise; split over long caches, windows, GQA groups above one block, odd head dims,
-// idle rows) and the cache write against the CPU; greedy picks; slot decode of the
+// idle rows; with and without an output gate) and the cache write against the CPU; greedy picks; slot decode of the
 // model against the CPU model; the batch decoder with CUDA graphs and without, each token checked against the CPU
 // model's full forward.
 #include <gtest/gtest.h>
@@ -49,12 +49,16 @@ TEST(AttentionDecodeCuda, MatchesCpu) {
       AttentionOptions o;
       o.window = c.window;
       const Tensor len = Tensor::from_vector<int32_t>({N}, c.lengths);
-      const Tensor got = attention_decode(q.to(dt).to(Device::cuda), kc.to(dt).to(Device::cuda),
-                                          vc.to(dt).to(Device::cuda), len.to(Device::cuda), o);
-      const Tensor want = attention_decode(q, kc, vc, len, o);
-      EXPECT_EQ(got.dtype(), dt);
-      EXPECT_LE(rel_rms_error(got, want), budget(dt)) << "L " << c.L << " Hq " << c.Hq << " D " << c.D << " "
-                                                      << dtype_name(dt);
+      const Tensor gate = held({N, c.Hq, c.D}, ++seed, dt);
+      for (bool gated : {false, true}) {  // the output gate multiplied in as the output is written
+        const Tensor got = attention_decode(q.to(dt).to(Device::cuda), kc.to(dt).to(Device::cuda),
+                                            vc.to(dt).to(Device::cuda), len.to(Device::cuda), o,
+                                            gated ? gate.to(dt).to(Device::cuda) : Tensor());
+        const Tensor want = attention_decode(q, kc, vc, len, o, gated ? gate : Tensor());
+        EXPECT_EQ(got.dtype(), dt);
+        EXPECT_LE(rel_rms_error(got, want), budget(dt)) << "L " << c.L << " Hq " << c.Hq << " D " << c.D << " "
+                                                        << dtype_name(dt) << (gated ? " gated" : "");
+      }
     }
   // An idle row (length 0) comes out zero.
   const Tensor kc = Tensor::full({2, 8, 1, 64}, DType::bf16, 1.0).to(Device::cuda);

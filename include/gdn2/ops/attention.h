@@ -72,12 +72,14 @@ AttentionGrads attention_backward(const Tensor& d_o, const Tensor& q, const Tens
 //   k_cache   [S, L, Hkv, D] with S >= N; sequence n owns row n; v_cache likewise
 //   lengths   I32 [N] on q's device: sequence n's query sits at position lengths[n] − 1 and sees the keys
 //             [max(0, lengths[n] − W), lengths[n]) of its row (its own key already written there; W the window, 0: all)
+//   gate      optional [N, Hq, D] of q's dtype and device: the output is o ⊙ gate (a gated attention's output gate,
+//             multiplied in before the output is rounded to its dtype)
 // Returns o [N, Hq, D] in q's dtype (the CPU: F32, F64 for F64 q). q, k_cache and v_cache share one dtype.
 // Values of `lengths` are checked on the CPU (1 <= len <= L, ValueError); on the GPU they are read by the kernels
 // without a wait (so that a decode step can be captured in a CUDA graph): the caller vouches for them, and a length
 // outside [0, L] is clamped into it (0: a zero output row).
 Tensor attention_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& lengths,
-                        const AttentionOptions& options = {});
+                        const AttentionOptions& options = {}, const Tensor& gate = Tensor());
 
 // Writes one new key (or value) per sequence into a cache: cache [S, L, Hkv, D], x [N, Hkv, D] (N <= S) in the
 // cache's dtype, positions I32 [N] on the cache's device: cache[n, positions[n]] = x[n]. On the CPU positions must be
