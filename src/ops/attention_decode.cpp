@@ -170,7 +170,9 @@ AttentionDecodeInputs attention_decode_inputs(const Tensor& qkv, int64_t Hq, int
     }
     kv_cache_write(k_cache, kn, positions);
     kv_cache_write(v_cache, parts[2].reshape({N, Hkv, D}), positions);
-    return {qn, as_dt(sigmoid_forward(qg[1]))};
+    // The CPU's sigmoid takes F32 or F64: a BF16 or F16 gate goes through F32 and back.
+    const Tensor g = qkv.is_cpu() ? op_args::to_dtype(qg[1], op_args::compute_dtype(qg[1])) : qg[1];
+    return {qn, as_dt(sigmoid_forward(g))};
   }
   check_cache_write(k_cache, N, Hkv, D, qkv.dtype(), qkv.device(), positions, op);
   check_cache_write(v_cache, N, Hkv, D, qkv.dtype(), qkv.device(), positions, op);

@@ -198,5 +198,28 @@ TEST(AttentionDecodeInputs, NormsRotatesAndWritesTheCaches) {
                ValueError);  // a position past L
 }
 
+// BF16 rows (the GPU tests' reference): each result in BF16. Against the same values in F32: the gate and v exactly
+// the F32 results rounded; q and k within BF16's rounding (the norm's output is rounded before the rotation).
+TEST(AttentionDecodeInputs, Bf16RowsGiveBf16Results) {
+  const int64_t N = 2, Hq = 2, Hkv = 1, D = 8;
+  const Tensor q = random_tensor({N, Hq, D}, 61), k = random_tensor({N, Hkv, D}, 62), v = random_tensor({N, Hkv, D}, 63);
+  const Tensor gate = random_tensor({N, Hq, D}, 64, -4.0, 4.0);
+  const Tensor qkv = test::packed_qkv(q, gate, k, v).to(DType::bf16), qkv32 = qkv.to(DType::f32);
+  const Tensor p = Tensor::from_vector<int32_t>({N}, {1, 3});
+  RmsNormOptions norm;
+  const std::optional<RopeOptions> rope = RopeOptions{1e4, 4};
+  Tensor kc = Tensor::zeros({N, 4, Hkv, D}, DType::bf16), vc = kc.clone();
+  Tensor kc32 = Tensor::zeros({N, 4, Hkv, D}, DType::f32), vc32 = kc32.clone();
+  const AttentionDecodeInputs got = attention_decode_inputs(qkv, Hq, Hkv, Tensor(), Tensor(), norm, rope, kc, vc, p);
+  const AttentionDecodeInputs want =
+      attention_decode_inputs(qkv32, Hq, Hkv, Tensor(), Tensor(), norm, rope, kc32, vc32, p);
+  EXPECT_EQ(got.q.dtype(), DType::bf16);
+  EXPECT_EQ(got.gate.dtype(), DType::bf16);
+  EXPECT_LE(rel_rms_error(got.q, want.q), 8e-3);
+  EXPECT_LE(rel_rms_error(kc, kc32), 8e-3);
+  EXPECT_EQ(rel_rms_error(got.gate, want.gate.to(DType::bf16)), 0.0);
+  EXPECT_EQ(rel_rms_error(vc, vc32.to(DType::bf16)), 0.0);
+}
+
 }  // namespace
 }  // namespace gdn2

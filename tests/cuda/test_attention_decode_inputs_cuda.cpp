@@ -81,7 +81,7 @@ TEST(AttentionDecodeInputsCuda, PositionOutsideTheCacheWritesNothing) {
   const Tensor qn = rms_norm_forward(q.to(dt), Tensor(), Tensor(), norm).y;
   const Tensor want = rope_forward(qn.reshape({2, 1, 2, 64}), Tensor::from_vector<int32_t>({2, 1}, {4, -1}), ro);
   EXPECT_CLOSE(got.q, want.reshape({2, 2, 64}), dt, "q");
-  EXPECT_CLOSE(got.gate, sigmoid_forward(gate.to(dt)), dt, "gate");
+  EXPECT_CLOSE(got.gate, sigmoid_forward(gate), dt, "gate");  // gate: dt's values in F32
   // Bad calls: caches of another dtype, positions on the CPU, a head dim above 256.
   Tensor k32 = Tensor::zeros({2, 4, 1, 64}, DType::f32, Device::cuda);
   EXPECT_THROW(attention_decode_inputs(qkv, 2, 1, Tensor(), Tensor(), norm, ro, k32, k32,
