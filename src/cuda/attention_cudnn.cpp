@@ -3,9 +3,6 @@
 // gdn2's [B, T, H, D] layout through strides; cuDNN's Stats are the forward's log-sum-exp.
 #include "cuda/attention_cudnn.h"
 
-#include <cstdlib>
-#include <cstring>
-
 #ifdef GDN2_WITH_CUDNN
 #include <cudnn_frontend.h>
 
@@ -16,6 +13,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "core/env_switch.h"
 #include "gdn2/error.h"
 #include "cuda/stream.h"
 #include "gdn2/tensor.h"
@@ -30,10 +28,7 @@ namespace {
 namespace fe = cudnn_frontend;
 
 std::atomic<bool>& switched_on() {
-  static std::atomic<bool> on = [] {
-    const char* e = std::getenv("GDN2_CUDNN_ATTENTION");
-    return e == nullptr || std::strcmp(e, "0") != 0;
-  }();
+  static std::atomic<bool> on = env_switch_on("GDN2_CUDNN_ATTENTION");
   return on;
 }
 

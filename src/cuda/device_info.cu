@@ -1,7 +1,7 @@
 // CUDA device discovery for backend_available/backend_describe, with a one-kernel self-test of the device.
-#include <cstdlib>
 #include <string>
 
+#include "core/env_switch.h"
 #include "cuda/common.cuh"
 #include "cuda/stream.h"
 
@@ -9,8 +9,7 @@ namespace gdn2::cuda {
 
 bool pdl_enabled() {
   static const bool on = [] {
-    const char* e = std::getenv("GDN2_PDL");
-    if (e != nullptr && std::atoi(e) == 0) return false;
+    if (!env_switch_on("GDN2_PDL")) return false;
     int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;

@@ -1,11 +1,11 @@
 // Public decode-attention ops on KV caches of fixed capacity: check the shape contract of
 // include/gdn2/ops/attention.h (attention_decode, kv_cache_write, attention_decode_inputs), then dispatch.
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "core/env_switch.h"
 #include "cpu/attention.h"
 #include "gdn2/ops/attention.h"
 #include "gdn2/ops/dense.h"
@@ -22,10 +22,7 @@ namespace {
 // one, ten without rotation: five row copies of the splits, the norms, the rotations, the cache writes, the sigmoid),
 // to compare the two; read once.
 bool fused_decode_inputs() {
-  static const bool on = [] {
-    const char* e = std::getenv("GDN2_FUSED_DECODE_INPUTS");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool on = env_switch_on("GDN2_FUSED_DECODE_INPUTS");
   return on;
 }
 
