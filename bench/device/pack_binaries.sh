@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Off the device: brings the CUDA build up to date, then packs its gdn2 and CUDA test binary (stripped, xz) into DIR
-# with the source root they were built in and the commit, so that a device command runs them without building
+# Off the device: brings the CUDA build up to date, then packs its gdn2 and CUDA test binary (stripped, xz) and the
+# timeline's tracer library (bench/device/gpu_timeline.sh) into DIR with the source root they were built in and the
+# commit, so that a device command runs them without building
 # (bench/device/unpack_binaries.sh there; carry DIR). The build must target sm_90a, as the device's does:
 #   cmake --preset cuda -DCMAKE_PREFIX_PATH=$PWD/deps -DGDN2_CUDA_ARCHS=90a
 # Usage: bench/device/pack_binaries.sh [DIR]   (DIR: build-pack unless given; about 17 MB)
@@ -19,6 +20,7 @@ for b in gdn2 tests/test_cuda; do
   mv "$dir/$(basename "$b").xz.part" "$dir/$(basename "$b").xz"
 done
 rm -f "$dir/.stripped"
+if [ -f build/cuda/libgdn2_kernel_trace.so ]; then cp build/cuda/libgdn2_kernel_trace.so "$dir/"; fi
 echo "$PWD" >"$dir/source_root"
 git rev-parse HEAD >"$dir/commit"
 du -sh "$dir"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the device: lays out what bench/device/pack_binaries.sh packed (DIR, carried) as a build would leave it, so that
 # build/cuda/gdn2 and build/cuda/tests/test_cuda run here without building:
-#   - the two binaries into build/cuda;
+#   - the two binaries into build/cuda, with the timeline's tracer library where it was packed;
 #   - the test data they read, joined and unpacked into build/cuda/tests/data as tests/CMakeLists.txt does;
 #   - a link from the source root they were built in to this tree (their paths to the test data and the CLI);
 #   - build/cuda/env.sh, which sets LD_LIBRARY_PATH to the CUDA toolkit's and PyTorch's cuDNN and NCCL libraries.
@@ -17,6 +17,7 @@ mkdir -p build/cuda/tests/data/tokenizers
 xz -dc "$dir/gdn2.xz" >build/cuda/gdn2
 xz -dc "$dir/test_cuda.xz" >build/cuda/tests/test_cuda
 chmod +x build/cuda/gdn2 build/cuda/tests/test_cuda
+if [ -f "$dir/libgdn2_kernel_trace.so" ]; then cp "$dir/libgdn2_kernel_trace.so" build/cuda/; fi
 cat tests/data/gdn2_ops.safetensors.part1 tests/data/gdn2_ops.safetensors.part2 >build/cuda/tests/data/gdn2_ops.safetensors
 want="$(sed -n 's/^set(GDN2_GOLDEN_SHA256 "\([0-9a-f]*\)")$/\1/p' tests/CMakeLists.txt)"
 test "$(sha256sum build/cuda/tests/data/gdn2_ops.safetensors | cut -d' ' -f1)" = "$want" ||
