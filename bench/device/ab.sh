@@ -52,16 +52,13 @@ if [ "$part" = decode ]; then
 else
   settings=(paper_1.3b_gdn2 paper_1.3b_hybrid)
 fi
-# The arguments of one setting's run.
-run_args() {
-  if [ "$part" = decode ]; then
-    echo infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32 --state-dtype "$1"
-  else
-    echo train-bench --config "configs/$1.json" --batch 2 --seq-len 4096
-  fi
-}
 for s in "${settings[@]}"; do
-  args=($(run_args "$s"))
+  if [ "$part" = decode ]; then
+    args=(infer-bench --config configs/qwen35_1.4b_hybrid.json --batch 1 16 64 256 --prompt 512 --steps 32
+          --state-dtype "$s")
+  else
+    args=(train-bench --config "configs/$s.json" --batch 2 --seq-len 4096)
+  fi
   for pass in $(seq 1 "$passes"); do
     build/cuda/gdn2 "${args[@]}" --json "$out/head_${s}_p$pass.json" >/dev/null || exit 1
     if [ -n "$base_bin" ]; then
